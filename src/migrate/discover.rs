@@ -1,0 +1,227 @@
+//! Finding migration files and turning them into ordered [`Migration`]s.
+
+use super::naming::{classify_name, compare_versions, natural_cmp, NameInfo};
+use super::{alembic, directives, liquibase, sha256_hex, MigrateError, Migration, SourceFormat, TxWrap};
+use crate::model::Engine;
+use crate::sql::split::split;
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+
+/// How to read the given paths.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Forces the engine; otherwise per file: directive, path hint, content sniffing.
+    pub engine: Option<Engine>,
+    /// Forces the source format; otherwise detected per file.
+    pub format: Option<SourceFormat>,
+}
+
+/// Reads files and directories (recursively, `*.sql`) into migrations in apply order.
+pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<Migration>, MigrateError> {
+    let mut files: Vec<(PathBuf, NameInfo)> = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|source| MigrateError::Io {
+            path: p.display().to_string(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            for f in found {
+                if let Some(info) = classify_name(&f) {
+                    files.push((f, info));
+                }
+            }
+        } else {
+            // A file named explicitly is read even without a conventional name.
+            let info = classify_name(p).unwrap_or_else(|| NameInfo {
+                format: SourceFormat::Plain,
+                version: p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+                description: String::new(),
+                repeatable: false,
+            });
+            files.push((p.clone(), info));
+        }
+    }
+    files.sort_by(|(pa, a), (pb, b)| file_order(pa, a, pb, b));
+    files.dedup_by(|a, b| a.0 == b.0);
+
+    let mut out = Vec::new();
+    for (path, info) in files {
+        load_file(&path, info, opts, &mut out)?;
+    }
+    check_duplicates(&out)?;
+    Ok(out)
+}
+
+fn file_order(pa: &Path, a: &NameInfo, pb: &Path, b: &NameInfo) -> Ordering {
+    a.repeatable
+        .cmp(&b.repeatable)
+        .then_with(|| compare_versions(&a.version, &b.version))
+        .then_with(|| natural_cmp(&pa.to_string_lossy(), &pb.to_string_lossy()))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), MigrateError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| MigrateError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    for entry in rd {
+        let entry = entry.map_err(|source| MigrateError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let p = entry.path();
+        let ft = entry.file_type().map_err(|source| MigrateError::Io {
+            path: p.display().to_string(),
+            source,
+        })?;
+        if ft.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("sql")) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn load_file(path: &Path, info: NameInfo, opts: &LoadOptions, out: &mut Vec<Migration>) -> Result<(), MigrateError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| MigrateError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        MigrateError::Syntax {
+            path: shown.clone(),
+            line: upto.iter().filter(|&&b| b == b'\n').count() + 1,
+            message: "file is not valid UTF-8".into(),
+        }
+    })?;
+    let format = opts.format.unwrap_or(if liquibase::is_formatted_sql(&text) {
+        SourceFormat::Liquibase
+    } else if alembic::is_offline_sql(&text) {
+        SourceFormat::Alembic
+    } else {
+        info.format
+    });
+    let file_directives = directives::parse(&text, &shown, 1)?;
+    let engine = opts
+        .engine
+        .or(file_directives.engine)
+        .unwrap_or_else(|| sniff_engine(path, &text));
+
+    let make = |version: String, description: String, body: &str, first_line: usize, tx: TxWrap, delim: &str, split_statements: bool| -> Result<Migration, MigrateError> {
+        let d = directives::parse(body, &shown, first_line)?;
+        let tx = match d.transaction.as_deref() {
+            Some("none") => TxWrap::AsWritten,
+            Some("whole") => TxWrap::Whole,
+            _ => tx,
+        };
+        let statements = if split_statements {
+            split(body, engine, first_line, delim)
+        } else {
+            let lead = body.len() - body.trim_start().len();
+            let first = first_line + body[..lead].matches('\n').count();
+            vec![crate::sql::split::RawStatement {
+                sql: body.trim().trim_end_matches(';').trim().to_string(),
+                line: first,
+            }]
+            .into_iter()
+            .filter(|s| !s.sql.is_empty())
+            .collect()
+        };
+        Ok(Migration {
+            version,
+            description,
+            path: path.to_path_buf(),
+            checksum: sha256_hex(body.as_bytes()),
+            engine,
+            format,
+            repeatable: info.repeatable,
+            tx,
+            directives: d,
+            statements,
+            text: body.to_string(),
+        })
+    };
+
+    match format {
+        SourceFormat::Liquibase => {
+            for cs in liquibase::changesets(&text, &shown)? {
+                let tx = if cs.run_in_transaction { TxWrap::Whole } else { TxWrap::AsWritten };
+                let delim = cs.end_delimiter.clone().unwrap_or_else(|| ";".into());
+                out.push(make(
+                    format!("{}:{}", cs.author, cs.id),
+                    format!("changeset {}:{}", cs.author, cs.id),
+                    &cs.text,
+                    cs.first_line,
+                    tx,
+                    &delim,
+                    cs.split_statements,
+                )?);
+            }
+        }
+        SourceFormat::Alembic => {
+            let pre = format!("{}-preamble", info.version);
+            for r in alembic::revisions(&text, &pre) {
+                out.push(make(r.version, r.description, &r.text, r.first_line, TxWrap::AsWritten, ";", true)?);
+            }
+        }
+        _ => {
+            let tx = match format {
+                SourceFormat::Flyway | SourceFormat::Diesel => TxWrap::Whole,
+                SourceFormat::GolangMigrate if !shown.contains(".autocommit.") => TxWrap::Whole,
+                _ => TxWrap::AsWritten,
+            };
+            let mut m = make(info.version, info.description, &text, 1, tx, ";", true)?;
+            // The whole file's bytes, exactly as Flyway and friends checksum them.
+            m.checksum = sha256_hex(text.as_bytes());
+            out.push(m);
+        }
+    }
+    Ok(())
+}
+
+/// Guesses the engine from path words, then from dialect-only syntax.
+fn sniff_engine(path: &Path, text: &str) -> Engine {
+    let p = path.to_string_lossy().to_ascii_lowercase();
+    let has = |w: &str| p.split(|c: char| !c.is_ascii_alphanumeric()).any(|s| s == w);
+    if has("mysql") || has("mariadb") {
+        return Engine::Mysql;
+    }
+    if has("postgres") || has("postgresql") || has("pg") || has("pgsql") {
+        return Engine::Postgres;
+    }
+    let t = text.to_ascii_lowercase();
+    let my = ["`", "auto_increment", "engine=innodb", "engine = innodb", "delimiter ", "unsigned"]
+        .iter()
+        .filter(|k| t.contains(*k))
+        .count();
+    let pg = ["$$", "::", "concurrently", "serial", "jsonb", "timestamptz", "plpgsql"]
+        .iter()
+        .filter(|k| t.contains(*k))
+        .count();
+    if my > pg { Engine::Mysql } else { Engine::Postgres }
+}
+
+fn check_duplicates(ms: &[Migration]) -> Result<(), MigrateError> {
+    let mut seen: std::collections::HashMap<&str, &Migration> = std::collections::HashMap::new();
+    for m in ms {
+        if m.format != SourceFormat::Flyway {
+            continue;
+        }
+        if let Some(prev) = seen.insert(m.version.as_str(), m) {
+            return Err(MigrateError::Other {
+                path: m.path.display().to_string(),
+                message: format!(
+                    "Flyway version {} is also used by {}: versions must be unique",
+                    m.version,
+                    prev.path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}

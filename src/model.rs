@@ -1,0 +1,308 @@
+//! The plan's vocabulary: engines, risk levels, locks, estimates and verdicts.
+//!
+//! These types are the JSON contract of `cutover plan --format json` (documented in
+//! the README) and what every later stage (approval, Slack, console) consumes, so
+//! field names are stable and serialised in snake_case.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The SQL engine family a migration targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgres,
+    /// MySQL and MariaDB share one dialect; the version says which server.
+    Mysql,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        })
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" => Ok(Engine::Postgres),
+            "mysql" | "mariadb" => Ok(Engine::Mysql),
+            other => Err(format!(
+                "unknown engine '{other}' (expected postgres or mysql)"
+            )),
+        }
+    }
+}
+
+/// A server flavour and version; engine facts differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "flavor", rename_all = "lowercase")]
+pub enum EngineVersion {
+    Postgres { major: u32 },
+    Mariadb { major: u32, minor: u32 },
+    Mysql { major: u32, minor: u32, patch: u32 },
+}
+
+impl EngineVersion {
+    /// The documented defaults: PostgreSQL 15 and MariaDB 10.11.
+    pub fn default_for(engine: Engine) -> Self {
+        match engine {
+            Engine::Postgres => EngineVersion::Postgres { major: 15 },
+            Engine::Mysql => EngineVersion::Mariadb {
+                major: 10,
+                minor: 11,
+            },
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            EngineVersion::Postgres { .. } => Engine::Postgres,
+            _ => Engine::Mysql,
+        }
+    }
+
+    pub fn is_mariadb(&self) -> bool {
+        matches!(self, EngineVersion::Mariadb { .. })
+    }
+
+    /// Parses `postgres-15`, `mariadb-10.11`, `mysql-8.0`, `mysql-8.0.29`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (flavor, ver) = s.trim().split_once('-')?;
+        let nums: Vec<u32> = ver.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let n = |i: usize| nums.get(i).copied().unwrap_or(0);
+        match flavor.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" => Some(EngineVersion::Postgres { major: n(0) }),
+            "mariadb" => Some(EngineVersion::Mariadb {
+                major: n(0),
+                minor: n(1),
+            }),
+            "mysql" => Some(EngineVersion::Mysql {
+                major: n(0),
+                minor: n(1),
+                // Without a patch level assume the oldest 8.0 instant rules (fail safe).
+                patch: n(2),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Parses what the server reports (`SHOW server_version_num`, `SELECT VERSION()`).
+    pub fn from_server_string(engine: Engine, s: &str) -> Option<Self> {
+        match engine {
+            Engine::Postgres => {
+                let num: u32 = s.trim().parse().ok()?;
+                Some(EngineVersion::Postgres { major: num / 10000 })
+            }
+            Engine::Mysql => {
+                let head = s.split('-').next()?;
+                let nums: Vec<u32> = head.split('.').filter_map(|p| p.parse().ok()).collect();
+                let n = |i: usize| nums.get(i).copied().unwrap_or(0);
+                if s.to_ascii_lowercase().contains("mariadb") {
+                    Some(EngineVersion::Mariadb {
+                        major: n(0),
+                        minor: n(1),
+                    })
+                } else {
+                    Some(EngineVersion::Mysql {
+                        major: n(0),
+                        minor: n(1),
+                        patch: n(2),
+                    })
+                }
+            }
+        }
+    }
+
+    /// MySQL at or after a given 8.0 patch level.
+    pub fn mysql_at_least(&self, major: u32, minor: u32, patch: u32) -> bool {
+        match *self {
+            EngineVersion::Mysql {
+                major: a,
+                minor: b,
+                patch: c,
+            } => (a, b, c) >= (major, minor, patch),
+            _ => false,
+        }
+    }
+
+    pub fn pg_major(&self) -> Option<u32> {
+        match *self {
+            EngineVersion::Postgres { major } => Some(major),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EngineVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineVersion::Postgres { major } => write!(f, "postgres-{major}"),
+            EngineVersion::Mariadb { major, minor } => write!(f, "mariadb-{major}.{minor}"),
+            EngineVersion::Mysql {
+                major,
+                minor,
+                patch,
+            } => write!(f, "mysql-{major}.{minor}.{patch}"),
+        }
+    }
+}
+
+/// Risk level; ordered so that `max` gives the worst.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    #[default]
+    Low,
+    Medium,
+    High,
+}
+
+impl Risk {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        }
+    }
+    /// One level down (for size-scaled rules on small tables).
+    pub fn lower(self) -> Risk {
+        match self {
+            Risk::High => Risk::Medium,
+            _ => Risk::Low,
+        }
+    }
+}
+
+impl fmt::Display for Risk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Risk {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Ok(Risk::Low),
+            "medium" => Ok(Risk::Medium),
+            "high" => Ok(Risk::High),
+            other => Err(format!("unknown risk '{other}' (expected low, medium or high)")),
+        }
+    }
+}
+
+/// What ordinary traffic cannot do while the statement holds its strongest lock.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Blocks {
+    #[default]
+    Nothing,
+    Writes,
+    ReadsAndWrites,
+}
+
+impl Blocks {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Blocks::Nothing => "nothing",
+            Blocks::Writes => "writes",
+            Blocks::ReadsAndWrites => "reads_and_writes",
+        }
+    }
+}
+
+/// A lock taken on a table other than the statement's main one (FK parents, indexes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherLock {
+    pub table: String,
+    pub mode: String,
+    pub blocks: Blocks,
+}
+
+/// The strongest lock a statement takes on its table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Lock {
+    /// The engine's own name, e.g. `AccessExclusiveLock` or `INPLACE, LOCK=NONE`.
+    pub mode: String,
+    pub blocks: Blocks,
+    pub table: Option<String>,
+    #[serde(default)]
+    pub other_locks: Vec<OtherLock>,
+}
+
+/// Estimated time holding the blocking lock and total duration, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub lock_seconds: f64,
+    pub duration_seconds: f64,
+}
+
+/// One rule's verdict on a statement or a migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub risk: Risk,
+    pub reason: String,
+    pub safe_alternative: Option<String>,
+}
+
+/// The verdict on one statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementVerdict {
+    /// Counts from 0 within its migration.
+    pub index: usize,
+    /// 1-based line in the migration file where the statement starts.
+    pub line: usize,
+    /// The statement text with secrets redacted.
+    pub sql: String,
+    pub risk: Risk,
+    pub lock: Lock,
+    pub rewrites_table: bool,
+    /// `None` when the table size is unknown.
+    pub estimate: Option<Estimate>,
+    pub findings: Vec<Finding>,
+}
+
+/// The verdict on one migration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationVerdict {
+    pub version: String,
+    pub description: String,
+    pub path: String,
+    /// SHA-256 of the file's bytes (of the changeset/revision text for multi-migration files).
+    pub checksum: String,
+    pub engine: Engine,
+    /// The source format that was detected or forced.
+    pub format: String,
+    /// Executor requested by a `-- cutover: executor=` directive, if any.
+    pub executor: Option<String>,
+    pub risk: Risk,
+    /// Transaction-level findings (they count toward the migration, not a statement).
+    pub findings: Vec<Finding>,
+    pub statements: Vec<StatementVerdict>,
+}
+
+/// Version of the JSON contract; bump on incompatible change.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// The whole plan: what `cutover plan` prints and what approvals bind to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    /// SHA-256 over the ordered (version, checksum) pairs and the rules digest.
+    pub plan_digest: String,
+    pub rules_digest: String,
+    pub engine_version: String,
+    pub risk: Risk,
+    pub migrations: Vec<MigrationVerdict>,
+}

@@ -1,0 +1,8 @@
+//! SQL text → statements → operation facts.
+
+pub mod analyze;
+pub mod fallback;
+pub mod names;
+pub mod ops;
+pub mod redact;
+pub mod split;

@@ -1,0 +1,324 @@
+//! Lexical statement splitter.
+//!
+//! Splits a file into statements at top-level terminators while skipping comments,
+//! quoted strings and identifiers, PostgreSQL dollar-quoted bodies and MySQL `#`
+//! comments, and honouring MySQL `DELIMITER` lines. It never fails: an unterminated
+//! quote just runs to the end of the file, and the parser then reports that
+//! statement as unanalyzable, with its line.
+
+use crate::model::Engine;
+
+/// One statement as written, with the 1-based line where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawStatement {
+    pub sql: String,
+    pub line: usize,
+}
+
+/// Splits `text` (whose first line is `first_line`) into statements.
+///
+/// `delimiter` is the initial terminator (`;`, or a Liquibase `endDelimiter`).
+pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> Vec<RawStatement> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut delim = delimiter.to_string();
+    let mut i = 0usize;
+    let mut line = first_line;
+    // Start of the current statement's significant text, and its line.
+    let mut start: Option<(usize, usize)> = None;
+    let mysql = engine == Engine::Mysql;
+    let at_line_start = |i: usize| i == 0 || bytes[i - 1] == b'\n';
+
+    while i < bytes.len() {
+        let c = bytes[i];
+        // MySQL client `DELIMITER x` lines (only between statements).
+        if mysql && start.is_none() && at_line_start(i) && starts_with_ci(&bytes[i..], b"delimiter ") {
+            let end = find_byte(bytes, i, b'\n').unwrap_or(bytes.len());
+            let d = text[i + 10..end].trim();
+            if !d.is_empty() {
+                delim = d.to_string();
+            }
+            i = end;
+            continue;
+        }
+        if mysql && start.is_some() && at_line_start_ws(bytes, i) && starts_with_ci(skip_ws(bytes, i), b"delimiter ") {
+            // A DELIMITER line ends a statement that lacked its terminator.
+            push(&mut out, text, &mut start, i);
+            continue;
+        }
+        // A delimiter that starts with white space (Liquibase `\nGO`) is checked first.
+        if start.is_some() && bytes[i..].starts_with(delim.as_bytes()) {
+            push(&mut out, text, &mut start, i);
+            line += count_newlines(delim.as_bytes());
+            i += delim.len();
+            continue;
+        }
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | 0x0c => {
+                i += 1;
+                continue;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = find_byte(bytes, i, b'\n').unwrap_or(bytes.len());
+                continue;
+            }
+            b'#' if mysql => {
+                i = find_byte(bytes, i, b'\n').unwrap_or(bytes.len());
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                // MySQL executable comments `/*! ... */` are statements' text, keep them.
+                let exec = mysql && bytes.get(i + 2) == Some(&b'!');
+                if exec && start.is_none() {
+                    start = Some((i, line));
+                }
+                let end = skip_block_comment(bytes, i, !mysql);
+                line += count_newlines(&bytes[i..end]);
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        if start.is_none() {
+            start = Some((i, line));
+        }
+        // Terminator?
+        if bytes[i..].starts_with(delim.as_bytes()) {
+            push(&mut out, text, &mut start, i);
+            line += count_newlines(delim.as_bytes());
+            i += delim.len();
+            continue;
+        }
+        match c {
+            b'\'' => {
+                let backslash = mysql || (i > 0 && (bytes[i - 1] == b'E' || bytes[i - 1] == b'e'));
+                let end = skip_quoted(bytes, i, b'\'', backslash);
+                line += count_newlines(&bytes[i..end]);
+                i = end;
+            }
+            b'"' => {
+                let end = skip_quoted(bytes, i, b'"', mysql);
+                line += count_newlines(&bytes[i..end]);
+                i = end;
+            }
+            b'`' if mysql => {
+                let end = skip_quoted(bytes, i, b'`', false);
+                line += count_newlines(&bytes[i..end]);
+                i = end;
+            }
+            b'$' if !mysql => {
+                if let Some(tag_end) = dollar_tag(bytes, i) {
+                    let tag = &bytes[i..tag_end];
+                    let body_end = find_sub(bytes, tag_end, tag)
+                        .map(|p| p + tag.len())
+                        .unwrap_or(bytes.len());
+                    line += count_newlines(&bytes[i..body_end]);
+                    i = body_end;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => i += char_len(c),
+        }
+    }
+    push(&mut out, text, &mut start, bytes.len());
+    out
+}
+
+fn push(out: &mut Vec<RawStatement>, text: &str, start: &mut Option<(usize, usize)>, end: usize) {
+    if let Some((s, line)) = start.take() {
+        let sql = text[s..end].trim();
+        if !sql.is_empty() {
+            out.push(RawStatement {
+                sql: sql.to_string(),
+                line,
+            });
+        }
+    }
+}
+
+fn char_len(first: u8) -> usize {
+    match first {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
+fn at_line_start_ws(bytes: &[u8], i: usize) -> bool {
+    let mut j = i;
+    while j > 0 {
+        match bytes[j - 1] {
+            b' ' | b'\t' => j -= 1,
+            b'\n' => return true,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> &[u8] {
+    while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+        i += 1;
+    }
+    &bytes[i..]
+}
+
+fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
+}
+
+fn find_byte(bytes: &[u8], from: usize, b: u8) -> Option<usize> {
+    bytes[from..].iter().position(|&x| x == b).map(|p| p + from)
+}
+
+fn find_sub(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || from >= bytes.len() {
+        return None;
+    }
+    bytes[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+fn count_newlines(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+/// Returns the index after the closing `*/` (PostgreSQL block comments nest).
+fn skip_block_comment(bytes: &[u8], i: usize, nested: bool) -> usize {
+    let mut depth = 0usize;
+    let mut j = i;
+    while j + 1 < bytes.len() {
+        if bytes[j] == b'/' && bytes[j + 1] == b'*' {
+            depth += 1;
+            j += 2;
+            if !nested && depth > 1 {
+                depth = 1;
+            }
+        } else if bytes[j] == b'*' && bytes[j + 1] == b'/' {
+            depth -= 1;
+            j += 2;
+            if depth == 0 {
+                return j;
+            }
+        } else {
+            j += 1;
+        }
+    }
+    bytes.len()
+}
+
+/// Returns the index after the closing quote; a doubled quote is an escaped quote.
+fn skip_quoted(bytes: &[u8], i: usize, q: u8, backslash: bool) -> usize {
+    let mut j = i + 1;
+    while j < bytes.len() {
+        let c = bytes[j];
+        if backslash && c == b'\\' {
+            j += 2;
+            continue;
+        }
+        if c == q {
+            if bytes.get(j + 1) == Some(&q) {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    bytes.len()
+}
+
+/// If a dollar-quote tag (`$$` or `$tag$`) starts at `i`, returns the index after it.
+fn dollar_tag(bytes: &[u8], i: usize) -> Option<usize> {
+    // `$1` is a parameter, and `a$b` part of an identifier.
+    if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < bytes.len() {
+        let c = bytes[j];
+        if c == b'$' {
+            return Some(j + 1);
+        }
+        if !(c.is_ascii_alphanumeric() || c == b'_') || (j == i + 1 && c.is_ascii_digit()) {
+            return None;
+        }
+        j += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqls(text: &str, engine: Engine) -> Vec<(String, usize)> {
+        split(text, engine, 1, ";")
+            .into_iter()
+            .map(|s| (s.sql, s.line))
+            .collect()
+    }
+
+    #[test]
+    fn splits_on_semicolons_with_lines() {
+        let got = sqls("-- head\nCREATE TABLE a (id int);\n\nALTER TABLE a ADD b int;\n", Engine::Postgres);
+        assert_eq!(
+            got,
+            vec![
+                ("CREATE TABLE a (id int)".to_string(), 2),
+                ("ALTER TABLE a ADD b int".to_string(), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn dollar_quotes_hide_semicolons() {
+        let text = "CREATE FUNCTION f() RETURNS int AS $body$ BEGIN RETURN 1; END; $body$ LANGUAGE plpgsql;\nDO $$ BEGIN PERFORM 1; END $$;";
+        let got = sqls(text, Engine::Postgres);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].1, 2);
+    }
+
+    #[test]
+    fn quotes_and_comments_hide_semicolons() {
+        let text = "INSERT INTO t VALUES ('a;b', 'it''s');\n/* x; y */ SELECT \"a;b\" FROM t; -- ; \nSELECT 1";
+        let got = sqls(text, Engine::Postgres);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2], ("SELECT 1".to_string(), 3));
+    }
+
+    #[test]
+    fn mysql_delimiter_and_hash_comments() {
+        let text = "# c;\nDELIMITER $$\nCREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END$$\nDELIMITER ;\nCALL p();\nSELECT 'a\\';b';";
+        let got = sqls(text, Engine::Mysql);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].0.starts_with("CREATE PROCEDURE"));
+        assert_eq!(got[0].1, 3);
+        assert_eq!(got[1], ("CALL p()".to_string(), 5));
+        assert_eq!(got[2].0, "SELECT 'a\\';b'");
+    }
+
+    #[test]
+    fn custom_end_delimiter() {
+        let got: Vec<_> = split("SELECT 1\nGO\nSELECT 2\nGO", Engine::Postgres, 10, "\nGO")
+            .into_iter()
+            .map(|s| (s.sql, s.line))
+            .collect();
+        assert_eq!(got, vec![("SELECT 1".into(), 10), ("SELECT 2".into(), 12)]);
+    }
+
+    #[test]
+    fn unterminated_quote_runs_to_end_without_panic() {
+        let got = sqls("SELECT 'abc;\nSELECT 2;", Engine::Postgres);
+        assert_eq!(got.len(), 1);
+    }
+}
