@@ -1,1 +1,23 @@
-fn main() {}
+//! The binary: parse arguments, dispatch, map the outcome to an exit code.
+
+use clap::Parser;
+use cutover::cli::{Cli, Command};
+use cutover::cmd;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // clap exits 2 on usage errors and 0 on --help, as documented.
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Plan(a) => cmd::plan::run(a),
+        Command::Demo(a) => cmd::plan::demo(a.format),
+        Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("cutover: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -73,7 +73,10 @@ impl EngineVersion {
     /// Parses `postgres-15`, `mariadb-10.11`, `mysql-8.0`, `mysql-8.0.29`.
     pub fn parse(s: &str) -> Option<Self> {
         let (flavor, ver) = s.trim().split_once('-')?;
-        let nums: Vec<u32> = ver.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let nums: Vec<u32> = ver
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
         let n = |i: usize| nums.get(i).copied().unwrap_or(0);
         match flavor.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" | "pg" => Some(EngineVersion::Postgres { major: n(0) }),
@@ -194,7 +197,9 @@ impl std::str::FromStr for Risk {
             "low" => Ok(Risk::Low),
             "medium" => Ok(Risk::Medium),
             "high" => Ok(Risk::High),
-            other => Err(format!("unknown risk '{other}' (expected low, medium or high)")),
+            other => Err(format!(
+                "unknown risk '{other}' (expected low, medium or high)"
+            )),
         }
     }
 }

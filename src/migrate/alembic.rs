@@ -67,7 +67,10 @@ mod tests {
         let t = "BEGIN;\nCREATE TABLE alembic_version (v varchar(32));\n-- Running upgrade  -> a1\nCREATE TABLE x (id int);\n-- Running upgrade a1 -> b2\nALTER TABLE x ADD y int;\nCOMMIT;\n";
         assert!(is_offline_sql(t));
         let r = revisions(t, "pre");
-        assert_eq!(r.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), vec!["pre", "a1", "b2"]);
+        assert_eq!(
+            r.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(),
+            vec!["pre", "a1", "b2"]
+        );
         assert_eq!(r[2].first_line, 6);
         assert_eq!(r[2].description, "a1 -> b2");
     }

@@ -37,7 +37,13 @@ pub struct Directives {
 }
 
 const EXECUTORS: &[&str] = &["native", "gh-ost", "pt-osc", "sim"];
-const OPTION_KEYS: &[&str] = &["chunk-size", "max-lag", "postpone-cut-over", "alter", "table"];
+const OPTION_KEYS: &[&str] = &[
+    "chunk-size",
+    "max-lag",
+    "postpone-cut-over",
+    "alter",
+    "table",
+];
 
 /// Reads the directives in `text`; `first_line` is the line number of its first line.
 pub fn parse(text: &str, path: &str, first_line: usize) -> Result<Directives, MigrateError> {
@@ -61,13 +67,16 @@ pub fn parse(text: &str, path: &str, first_line: usize) -> Result<Directives, Mi
         if iter.peek().map(|w| w.as_str()) == Some("backfill") {
             iter.next();
             let kv: BTreeMap<String, String> = iter
-                .map(|w| split_kv(&w).ok_or_else(|| err(format!("expected key=value, found '{w}'"))))
+                .map(|w| {
+                    split_kv(&w).ok_or_else(|| err(format!("expected key=value, found '{w}'")))
+                })
                 .collect::<Result<_, _>>()?;
             d.backfills.push(backfill(&kv, line).map_err(err)?);
             continue;
         }
         for w in iter {
-            let (k, v) = split_kv(&w).ok_or_else(|| err(format!("expected key=value, found '{w}'")))?;
+            let (k, v) =
+                split_kv(&w).ok_or_else(|| err(format!("expected key=value, found '{w}'")))?;
             match k.as_str() {
                 "executor" => {
                     if !EXECUTORS.contains(&v.as_str()) {
@@ -103,12 +112,19 @@ pub fn parse(text: &str, path: &str, first_line: usize) -> Result<Directives, Mi
 fn backfill(kv: &BTreeMap<String, String>, line: usize) -> Result<BackfillDirective, String> {
     for k in kv.keys() {
         if !["table", "set", "key", "where", "batch"].contains(&k.as_str()) {
-            return Err(format!("unknown backfill key '{k}' (known: table, set, key, where, batch)"));
+            return Err(format!(
+                "unknown backfill key '{k}' (known: table, set, key, where, batch)"
+            ));
         }
     }
-    let get = |k: &str| kv.get(k).cloned().ok_or_else(|| format!("backfill needs {k}="));
+    let get = |k: &str| {
+        kv.get(k)
+            .cloned()
+            .ok_or_else(|| format!("backfill needs {k}="))
+    };
     let batch = kv.get("batch").map(String::as_str).unwrap_or("1s");
-    let batch_seconds = parse_seconds(batch).ok_or_else(|| format!("batch must be a duration like 500ms or 2s, not '{batch}'"))?;
+    let batch_seconds = parse_seconds(batch)
+        .ok_or_else(|| format!("batch must be a duration like 500ms or 2s, not '{batch}'"))?;
     Ok(BackfillDirective {
         table: get("table")?,
         set: get("set")?,
@@ -180,7 +196,10 @@ mod tests {
         assert_eq!(d.executor.as_deref(), Some("gh-ost"));
         assert_eq!(d.options.get("chunk-size").map(String::as_str), Some("500"));
         let b = &d.backfills[0];
-        assert_eq!((b.table.as_str(), b.set.as_str(), b.key.as_str(), b.line), ("t", "c = 0", "id", 3));
+        assert_eq!(
+            (b.table.as_str(), b.set.as_str(), b.key.as_str(), b.line),
+            ("t", "c = 0", "id", 3)
+        );
         assert!((b.batch_seconds - 0.5).abs() < 1e-9);
         assert_eq!(b.predicate.as_deref(), Some("c IS NULL"));
     }
@@ -188,7 +207,11 @@ mod tests {
     #[test]
     fn unknown_keys_name_the_line() {
         let e = parse("\n-- cutover: exector=gh-ost\n", "m.sql", 1).unwrap_err();
-        assert!(e.to_string().starts_with("m.sql:2: unknown cutover directive 'exector'"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("m.sql:2: unknown cutover directive 'exector'"),
+            "{e}"
+        );
         let e = parse("-- cutover: executor=ghost\n", "m.sql", 1).unwrap_err();
         assert!(e.to_string().contains("unknown executor"));
     }

@@ -1,7 +1,9 @@
 //! Finding migration files and turning them into ordered [`Migration`]s.
 
-use super::naming::{classify_name, compare_versions, natural_cmp, NameInfo};
-use super::{alembic, directives, liquibase, sha256_hex, MigrateError, Migration, SourceFormat, TxWrap};
+use super::naming::{NameInfo, classify_name, compare_versions, natural_cmp};
+use super::{
+    MigrateError, Migration, SourceFormat, TxWrap, alembic, directives, liquibase, sha256_hex,
+};
 use crate::model::Engine;
 use crate::sql::split::split;
 use std::cmp::Ordering;
@@ -36,7 +38,10 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<Migration
             // A file named explicitly is read even without a conventional name.
             let info = classify_name(p).unwrap_or_else(|| NameInfo {
                 format: SourceFormat::Plain,
-                version: p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+                version: p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default(),
                 description: String::new(),
                 repeatable: false,
             });
@@ -85,7 +90,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), MigrateError> {
     Ok(())
 }
 
-fn load_file(path: &Path, info: NameInfo, opts: &LoadOptions, out: &mut Vec<Migration>) -> Result<(), MigrateError> {
+fn load_file(
+    path: &Path,
+    info: NameInfo,
+    opts: &LoadOptions,
+    out: &mut Vec<Migration>,
+) -> Result<(), MigrateError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| MigrateError::Io {
         path: shown.clone(),
@@ -99,20 +109,29 @@ fn load_file(path: &Path, info: NameInfo, opts: &LoadOptions, out: &mut Vec<Migr
             message: "file is not valid UTF-8".into(),
         }
     })?;
-    let format = opts.format.unwrap_or(if liquibase::is_formatted_sql(&text) {
-        SourceFormat::Liquibase
-    } else if alembic::is_offline_sql(&text) {
-        SourceFormat::Alembic
-    } else {
-        info.format
-    });
+    let format = opts
+        .format
+        .unwrap_or(if liquibase::is_formatted_sql(&text) {
+            SourceFormat::Liquibase
+        } else if alembic::is_offline_sql(&text) {
+            SourceFormat::Alembic
+        } else {
+            info.format
+        });
     let file_directives = directives::parse(&text, &shown, 1)?;
     let engine = opts
         .engine
         .or(file_directives.engine)
         .unwrap_or_else(|| sniff_engine(path, &text));
 
-    let make = |version: String, description: String, body: &str, first_line: usize, tx: TxWrap, delim: &str, split_statements: bool| -> Result<Migration, MigrateError> {
+    let make = |version: String,
+                description: String,
+                body: &str,
+                first_line: usize,
+                tx: TxWrap,
+                delim: &str,
+                split_statements: bool|
+     -> Result<Migration, MigrateError> {
         let d = directives::parse(body, &shown, first_line)?;
         let tx = match d.transaction.as_deref() {
             Some("none") => TxWrap::AsWritten,
@@ -150,7 +169,11 @@ fn load_file(path: &Path, info: NameInfo, opts: &LoadOptions, out: &mut Vec<Migr
     match format {
         SourceFormat::Liquibase => {
             for cs in liquibase::changesets(&text, &shown)? {
-                let tx = if cs.run_in_transaction { TxWrap::Whole } else { TxWrap::AsWritten };
+                let tx = if cs.run_in_transaction {
+                    TxWrap::Whole
+                } else {
+                    TxWrap::AsWritten
+                };
                 let delim = cs.end_delimiter.clone().unwrap_or_else(|| ";".into());
                 out.push(make(
                     format!("{}:{}", cs.author, cs.id),
@@ -166,7 +189,15 @@ fn load_file(path: &Path, info: NameInfo, opts: &LoadOptions, out: &mut Vec<Migr
         SourceFormat::Alembic => {
             let pre = format!("{}-preamble", info.version);
             for r in alembic::revisions(&text, &pre) {
-                out.push(make(r.version, r.description, &r.text, r.first_line, TxWrap::AsWritten, ";", true)?);
+                out.push(make(
+                    r.version,
+                    r.description,
+                    &r.text,
+                    r.first_line,
+                    TxWrap::AsWritten,
+                    ";",
+                    true,
+                )?);
             }
         }
         _ => {
@@ -187,7 +218,10 @@ fn load_file(path: &Path, info: NameInfo, opts: &LoadOptions, out: &mut Vec<Migr
 /// Guesses the engine from path words, then from dialect-only syntax.
 fn sniff_engine(path: &Path, text: &str) -> Engine {
     let p = path.to_string_lossy().to_ascii_lowercase();
-    let has = |w: &str| p.split(|c: char| !c.is_ascii_alphanumeric()).any(|s| s == w);
+    let has = |w: &str| {
+        p.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|s| s == w)
+    };
     if has("mysql") || has("mariadb") {
         return Engine::Mysql;
     }
@@ -195,15 +229,34 @@ fn sniff_engine(path: &Path, text: &str) -> Engine {
         return Engine::Postgres;
     }
     let t = text.to_ascii_lowercase();
-    let my = ["`", "auto_increment", "engine=innodb", "engine = innodb", "delimiter ", "unsigned"]
-        .iter()
-        .filter(|k| t.contains(*k))
-        .count();
-    let pg = ["$$", "::", "concurrently", "serial", "jsonb", "timestamptz", "plpgsql"]
-        .iter()
-        .filter(|k| t.contains(*k))
-        .count();
-    if my > pg { Engine::Mysql } else { Engine::Postgres }
+    let my = [
+        "`",
+        "auto_increment",
+        "engine=innodb",
+        "engine = innodb",
+        "delimiter ",
+        "unsigned",
+    ]
+    .iter()
+    .filter(|k| t.contains(*k))
+    .count();
+    let pg = [
+        "$$",
+        "::",
+        "concurrently",
+        "serial",
+        "jsonb",
+        "timestamptz",
+        "plpgsql",
+    ]
+    .iter()
+    .filter(|k| t.contains(*k))
+    .count();
+    if my > pg {
+        Engine::Mysql
+    } else {
+        Engine::Postgres
+    }
 }
 
 fn check_duplicates(ms: &[Migration]) -> Result<(), MigrateError> {

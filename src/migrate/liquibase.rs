@@ -24,7 +24,10 @@ pub fn is_formatted_sql(text: &str) -> bool {
 }
 
 fn normalize(l: &str) -> String {
-    l.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
+    l.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// Splits a formatted-SQL file into changesets.
@@ -33,14 +36,19 @@ pub fn changesets(text: &str, path: &str) -> Result<Vec<Changeset>, MigrateError
     for (n, line) in text.lines().enumerate() {
         let t = line.trim_start();
         let lower = t.to_ascii_lowercase();
-        if let Some(rest) = lower.strip_prefix("--changeset").map(|_| &t["--changeset".len()..]) {
+        if let Some(rest) = lower
+            .strip_prefix("--changeset")
+            .map(|_| &t["--changeset".len()..])
+        {
             let err = |message: String| MigrateError::Syntax {
                 path: path.to_string(),
                 line: n + 1,
                 message,
             };
             let mut words = rest.split_whitespace();
-            let head = words.next().ok_or_else(|| err("--changeset needs author:id".into()))?;
+            let head = words
+                .next()
+                .ok_or_else(|| err("--changeset needs author:id".into()))?;
             let (author, id) = head
                 .split_once(':')
                 .ok_or_else(|| err(format!("--changeset needs author:id, found '{head}'")))?;
@@ -54,11 +62,19 @@ pub fn changesets(text: &str, path: &str) -> Result<Vec<Changeset>, MigrateError
                 run_in_transaction: true,
             };
             for w in words {
-                let Some((k, v)) = w.split_once(':') else { continue };
+                let Some((k, v)) = w.split_once(':') else {
+                    continue;
+                };
                 match k.to_ascii_lowercase().as_str() {
-                    "splitstatements" => cs.split_statements = parse_bool(v).ok_or_else(|| err(format!("splitStatements must be true or false, not '{v}'")))?,
+                    "splitstatements" => {
+                        cs.split_statements = parse_bool(v).ok_or_else(|| {
+                            err(format!("splitStatements must be true or false, not '{v}'"))
+                        })?
+                    }
                     "rungintransaction" | "runintransaction" => {
-                        cs.run_in_transaction = parse_bool(v).ok_or_else(|| err(format!("runInTransaction must be true or false, not '{v}'")))?
+                        cs.run_in_transaction = parse_bool(v).ok_or_else(|| {
+                            err(format!("runInTransaction must be true or false, not '{v}'"))
+                        })?
                     }
                     "enddelimiter" => cs.end_delimiter = Some(unescape_delimiter(v)),
                     _ => {}
@@ -105,7 +121,10 @@ mod tests {
         assert!(is_formatted_sql(text));
         let cs = changesets(text, "x.sql").unwrap();
         assert_eq!(cs.len(), 2);
-        assert_eq!((cs[0].author.as_str(), cs[0].id.as_str(), cs[0].first_line), ("alice", "1", 4));
+        assert_eq!(
+            (cs[0].author.as_str(), cs[0].id.as_str(), cs[0].first_line),
+            ("alice", "1", 4)
+        );
         assert!(!cs[1].split_statements && !cs[1].run_in_transaction);
         assert_eq!(cs[1].end_delimiter.as_deref(), Some("/"));
     }

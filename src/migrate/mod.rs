@@ -12,7 +12,7 @@ mod liquibase;
 mod naming;
 
 pub use directives::Directives;
-pub use discover::{load_paths, LoadOptions};
+pub use discover::{LoadOptions, load_paths};
 pub use naming::compare_versions;
 
 use crate::model::Engine;

@@ -21,7 +21,12 @@ pub fn classify_name(path: &Path) -> Option<NameInfo> {
     if !lower.ends_with(".sql") {
         return None;
     }
-    if lower == "down.sql" || lower.ends_with(".down.sql") || file.starts_with("U") && file.contains("__") && is_flyway_version(&file[1..file.find("__").unwrap_or(1)]) {
+    if lower == "down.sql"
+        || lower.ends_with(".down.sql")
+        || file.starts_with("U")
+            && file.contains("__")
+            && is_flyway_version(&file[1..file.find("__").unwrap_or(1)])
+    {
         return None;
     }
     let stem = &file[..file.len() - 4];
@@ -78,7 +83,8 @@ pub fn classify_name(path: &Path) -> Option<NameInfo> {
 
 fn is_flyway_version(v: &str) -> bool {
     !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '_')
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '_')
         && v.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
@@ -90,9 +96,14 @@ fn split_leading_version(name: &str) -> (String, String) {
         .unwrap_or(name.len());
     let ver = name[..end].trim_end_matches(['-', '.']);
     if ver.is_empty() || !ver.starts_with(|c: char| c.is_ascii_digit()) {
-        return (name.to_string(), name.replace(['_', '-'], " ").trim().to_string());
+        return (
+            name.to_string(),
+            name.replace(['_', '-'], " ").trim().to_string(),
+        );
     }
-    let desc = name[end..].trim_start_matches(['_', '-', '.']).replace('_', " ");
+    let desc = name[end..]
+        .trim_start_matches(['_', '-', '.'])
+        .replace('_', " ");
     (ver.to_string(), desc)
 }
 
@@ -131,8 +142,10 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
             (None, _) => return Ordering::Less,
             (_, None) => return Ordering::Greater,
             (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
-                let na: String = std::iter::from_fn(|| ia.next_if(|c| c.is_ascii_digit())).collect();
-                let nb: String = std::iter::from_fn(|| ib.next_if(|c| c.is_ascii_digit())).collect();
+                let na: String =
+                    std::iter::from_fn(|| ia.next_if(|c| c.is_ascii_digit())).collect();
+                let nb: String =
+                    std::iter::from_fn(|| ib.next_if(|c| c.is_ascii_digit())).collect();
                 let (ta, tb) = (na.trim_start_matches('0'), nb.trim_start_matches('0'));
                 let o = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb));
                 if o != Ordering::Equal {
@@ -166,17 +179,29 @@ mod tests {
     #[test]
     fn names_are_classified() {
         let n = classify_name(&PathBuf::from("db/V1_2__add_orders.sql")).unwrap();
-        assert_eq!((n.format, n.version.as_str(), n.description.as_str()), (SourceFormat::Flyway, "1.2", "add orders"));
+        assert_eq!(
+            (n.format, n.version.as_str(), n.description.as_str()),
+            (SourceFormat::Flyway, "1.2", "add orders")
+        );
         let n = classify_name(&PathBuf::from("R__views.sql")).unwrap();
         assert!(n.repeatable);
         assert!(classify_name(&PathBuf::from("m/2019-01-01-000000_x/down.sql")).is_none());
         assert!(classify_name(&PathBuf::from("1_x.down.sql")).is_none());
         assert!(classify_name(&PathBuf::from("U1__undo.sql")).is_none());
         let n = classify_name(&PathBuf::from("m/2019-11-15-182353_Add email/up.sql")).unwrap();
-        assert_eq!((n.format, n.version.as_str()), (SourceFormat::Diesel, "2019-11-15-182353"));
+        assert_eq!(
+            (n.format, n.version.as_str()),
+            (SourceFormat::Diesel, "2019-11-15-182353")
+        );
         let n = classify_name(&PathBuf::from("000080_posts_createat_id.up.sql")).unwrap();
-        assert_eq!((n.format, n.version.as_str()), (SourceFormat::GolangMigrate, "000080"));
+        assert_eq!(
+            (n.format, n.version.as_str()),
+            (SourceFormat::GolangMigrate, "000080")
+        );
         let n = classify_name(&PathBuf::from("schema.sql")).unwrap();
-        assert_eq!((n.format, n.version.as_str()), (SourceFormat::Plain, "schema"));
+        assert_eq!(
+            (n.format, n.version.as_str()),
+            (SourceFormat::Plain, "schema")
+        );
     }
 }

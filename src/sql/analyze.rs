@@ -51,7 +51,11 @@ pub fn analyze(sql: &str, engine: Engine) -> Analysis {
             parsed_by: ParsedBy::Sqlparser,
             parse_error: None,
         },
-        Ok(_) => fallback_or_unanalyzable(sql, engine, "several statements where one was expected".into()),
+        Ok(_) => fallback_or_unanalyzable(
+            sql,
+            engine,
+            "several statements where one was expected".into(),
+        ),
         Err(e) => fallback_or_unanalyzable(sql, engine, e.to_string()),
     }
 }
@@ -99,7 +103,11 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
             }
         }
         Statement::CreateIndex(ci) => {
-            let using = ci.using.as_ref().map(|u| u.to_string().to_ascii_lowercase()).unwrap_or_default();
+            let using = ci
+                .using
+                .as_ref()
+                .map(|u| u.to_string().to_ascii_lowercase())
+                .unwrap_or_default();
             Op::CreateIndex {
                 table: norm_name(&ci.table_name, e),
                 name: ci.name.as_ref().map(|n| norm_name(n, e)),
@@ -112,7 +120,11 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
                 } else {
                     IndexKind::Normal
                 },
-                columns: ci.columns.iter().map(|c| c.column.expr.to_string()).collect(),
+                columns: ci
+                    .columns
+                    .iter()
+                    .map(|c| c.column.expr.to_string())
+                    .collect(),
             }
         }
         Statement::AlterTable(at) => {
@@ -121,8 +133,12 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
             let mut lock = None;
             for op in &at.operations {
                 match op {
-                    AlterTableOperation::Algorithm { algorithm: a, .. } => algorithm = Some(a.to_string().to_ascii_uppercase()),
-                    AlterTableOperation::Lock { lock: l, .. } => lock = Some(l.to_string().to_ascii_uppercase()),
+                    AlterTableOperation::Algorithm { algorithm: a, .. } => {
+                        algorithm = Some(a.to_string().to_ascii_uppercase())
+                    }
+                    AlterTableOperation::Lock { lock: l, .. } => {
+                        lock = Some(l.to_string().to_ascii_uppercase())
+                    }
                     other => actions.push(map_alter(other, e)),
                 }
             }
@@ -164,11 +180,21 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
             }
         }
         Statement::Truncate(t) => Op::Truncate {
-            tables: t.table_names.iter().map(|t| norm_name(&t.name, e)).collect(),
-            cascade: t.cascade.as_ref().is_some_and(|c| c.to_string().eq_ignore_ascii_case("cascade")),
+            tables: t
+                .table_names
+                .iter()
+                .map(|t| norm_name(&t.name, e))
+                .collect(),
+            cascade: t
+                .cascade
+                .as_ref()
+                .is_some_and(|c| c.to_string().eq_ignore_ascii_case("cascade")),
         },
         Statement::RenameTable(rs) => Op::RenameTables {
-            pairs: rs.iter().map(|r| (norm_name(&r.old_name, e), norm_name(&r.new_name, e))).collect(),
+            pairs: rs
+                .iter()
+                .map(|r| (norm_name(&r.old_name, e), norm_name(&r.new_name, e)))
+                .collect(),
         },
         Statement::Update(u) => Op::Update {
             table: table_factor_name(&u.table.relation, e),
@@ -205,7 +231,9 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
         Statement::StartTransaction { .. } => Op::Begin,
         Statement::Commit { .. } => Op::Commit,
         Statement::Rollback { .. } => Op::Rollback,
-        Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => Op::Benign("savepoint".into()),
+        Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
+            Op::Benign("savepoint".into())
+        }
         Statement::Vacuum(v) => Op::Vacuum {
             full: v.full,
             table: v.table_name.as_ref().map(|n| norm_name(n, e)),
@@ -255,32 +283,58 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
         Statement::Call(_) => Op::OpaqueCode("CALL".into()),
         Statement::Analyze(_) => Op::Benign("analyze".into()),
         Statement::CreateView(_) => Op::Benign("create view".into()),
-        Statement::CreateFunction(_) | Statement::CreateProcedure { .. } => Op::Benign("create function".into()),
-        Statement::DropFunction(_) | Statement::DropProcedure { .. } => Op::Benign("drop function".into()),
+        Statement::CreateFunction(_) | Statement::CreateProcedure { .. } => {
+            Op::Benign("create function".into())
+        }
+        Statement::DropFunction(_) | Statement::DropProcedure { .. } => {
+            Op::Benign("drop function".into())
+        }
         Statement::CreateSequence { .. } => Op::Benign("create sequence".into()),
         Statement::CreateExtension(_) => Op::Benign("create extension".into()),
         Statement::DropExtension(_) => Op::Benign("drop extension".into()),
         Statement::CreateSchema { .. } => Op::Benign("create schema".into()),
         Statement::CreateDatabase { .. } => Op::Benign("create database".into()),
         Statement::CreateType { .. } => Op::Benign("create type".into()),
-        Statement::CreateRole(_) | Statement::CreateUser(_) | Statement::AlterUser(_) | Statement::AlterRole { .. } => Op::Benign("role".into()),
-        Statement::Grant(_) | Statement::Revoke(_) | Statement::GrantRole(_) | Statement::RevokeRole(_) | Statement::AlterDefaultPrivileges(_) => Op::Benign("grant".into()),
+        Statement::CreateRole(_)
+        | Statement::CreateUser(_)
+        | Statement::AlterUser(_)
+        | Statement::AlterRole { .. } => Op::Benign("role".into()),
+        Statement::Grant(_)
+        | Statement::Revoke(_)
+        | Statement::GrantRole(_)
+        | Statement::RevokeRole(_)
+        | Statement::AlterDefaultPrivileges(_) => Op::Benign("grant".into()),
         Statement::Comment { .. } => Op::Benign("comment".into()),
-        Statement::CreatePolicy(_) | Statement::AlterPolicy(_) | Statement::DropPolicy(_) => Op::Benign("policy".into()),
+        Statement::CreatePolicy(_) | Statement::AlterPolicy(_) | Statement::DropPolicy(_) => {
+            Op::Benign("policy".into())
+        }
         Statement::AlterSchema(_) => Op::Benign("alter schema".into()),
         Statement::AlterView(_) => Op::Benign("alter view".into()),
         Statement::AlterFunction(_) => Op::Benign("alter function".into()),
         Statement::AlterIndex { .. } => Op::Benign("alter index".into()),
-        Statement::CreateCollation(_) | Statement::AlterCollation(_) => Op::Benign("collation".into()),
+        Statement::CreateCollation(_) | Statement::AlterCollation(_) => {
+            Op::Benign("collation".into())
+        }
         Statement::Use(_) => Op::Benign("use".into()),
         Statement::Deallocate { .. } => Op::Benign("deallocate".into()),
         Statement::Execute { .. } => Op::Benign("execute".into()),
-        Statement::ShowVariable { .. } | Statement::ShowVariables { .. } | Statement::ShowCreate { .. } | Statement::ShowColumns { .. } | Statement::ShowTables { .. } => Op::Benign("show".into()),
+        Statement::ShowVariable { .. }
+        | Statement::ShowVariables { .. }
+        | Statement::ShowCreate { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowTables { .. } => Op::Benign("show".into()),
         Statement::Flush { .. } => Op::Benign("flush".into()),
         Statement::Declare { .. } => Op::Benign("declare".into()),
         Statement::CreateRule(_) | Statement::DropRule(_) => Op::Benign("rule".into()),
-        Statement::CreateOperator(_) | Statement::CreateOperatorClass(_) | Statement::CreateOperatorFamily(_) | Statement::CreateAggregate(_) | Statement::CreateTextSearch(_) => Op::Benign("create operator".into()),
-        Statement::DropDomain(_) | Statement::DropOperator(_) | Statement::DropOperatorClass(_) | Statement::DropOperatorFamily(_) => Op::Benign("drop object".into()),
+        Statement::CreateOperator(_)
+        | Statement::CreateOperatorClass(_)
+        | Statement::CreateOperatorFamily(_)
+        | Statement::CreateAggregate(_)
+        | Statement::CreateTextSearch(_) => Op::Benign("create operator".into()),
+        Statement::DropDomain(_)
+        | Statement::DropOperator(_)
+        | Statement::DropOperatorClass(_)
+        | Statement::DropOperatorFamily(_) => Op::Benign("drop object".into()),
         Statement::AlterTrigger(_) => Op::Benign("alter trigger".into()),
         Statement::Copy { .. } => Op::Insert {
             table: "copy".into(),
@@ -290,7 +344,10 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
             message: "KILL in a migration".into(),
         },
         _ => Op::Unanalyzable {
-            message: format!("statement kind not modelled: {}", first_words(&s.to_string(), 3)),
+            message: format!(
+                "statement kind not modelled: {}",
+                first_words(&s.to_string(), 3)
+            ),
         },
     }
 }
@@ -308,7 +365,9 @@ fn table_factor_name(t: &ast::TableFactor, e: Engine) -> String {
 
 fn map_set(set: &ast::Set, e: Engine) -> Op {
     match set {
-        ast::Set::SingleAssignment { variable, values, .. } => {
+        ast::Set::SingleAssignment {
+            variable, values, ..
+        } => {
             let name = variable.to_string();
             if name.starts_with('@') && !name.starts_with("@@") {
                 let mut embedded = Vec::new();
@@ -318,15 +377,27 @@ fn map_set(set: &ast::Set, e: Engine) -> Op {
                 return Op::SetUserVar { name, embedded };
             }
             let name = name.trim_start_matches("@@").to_ascii_lowercase();
-            let name = name.strip_prefix("session.").or_else(|| name.strip_prefix("local.")).unwrap_or(&name).to_string();
-            let value = values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+            let name = name
+                .strip_prefix("session.")
+                .or_else(|| name.strip_prefix("local."))
+                .unwrap_or(&name)
+                .to_string();
+            let value = values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             Op::Set { name, value }
         }
         ast::Set::MultipleAssignments { assignments } => {
             // `SET a = 1, b = 2`: keep the first that matters for the rules.
             let mut first = None;
             for a in assignments {
-                let name = a.name.to_string().trim_start_matches("@@").to_ascii_lowercase();
+                let name = a
+                    .name
+                    .to_string()
+                    .trim_start_matches("@@")
+                    .to_ascii_lowercase();
                 let value = a.value.to_string();
                 if name.contains("timeout") || first.is_none() {
                     first = Some(Op::Set { name, value });
@@ -346,7 +417,8 @@ pub fn collect_sql_strings(text: &str, out: &mut Vec<String>) {
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\'' {
+        if b[i] == b'\'' || b[i] == b'"' {
+            let q = b[i];
             let mut j = i + 1;
             let mut s = String::new();
             while j < b.len() {
@@ -355,9 +427,9 @@ pub fn collect_sql_strings(text: &str, out: &mut Vec<String>) {
                     j += 2;
                     continue;
                 }
-                if b[j] == b'\'' {
-                    if b.get(j + 1) == Some(&b'\'') {
-                        s.push('\'');
+                if b[j] == q {
+                    if b.get(j + 1) == Some(&q) {
+                        s.push(q as char);
                         j += 2;
                         continue;
                     }
@@ -367,13 +439,27 @@ pub fn collect_sql_strings(text: &str, out: &mut Vec<String>) {
                 j += 1;
             }
             let head = s.trim_start().to_ascii_uppercase();
-            if ["ALTER ", "CREATE ", "DROP ", "RENAME ", "TRUNCATE ", "UPDATE ", "DELETE ", "INSERT ", "OPTIMIZE "]
-                .iter()
-                .any(|k| head.starts_with(k))
+            if [
+                "ALTER ",
+                "CREATE ",
+                "DROP ",
+                "RENAME ",
+                "TRUNCATE ",
+                "UPDATE ",
+                "DELETE ",
+                "INSERT ",
+                "OPTIMIZE ",
+            ]
+            .iter()
+            .any(|k| head.starts_with(k))
             {
                 // Re-read as UTF-8 from the original slice to keep non-ASCII intact.
                 let raw = &text[i + 1..j.min(text.len())];
-                let unescaped = raw.replace("''", "'").replace("\\'", "'");
+                let unescaped = if q == b'"' {
+                    raw.replace("\"\"", "\"")
+                } else {
+                    raw.replace("''", "'").replace("\\'", "'")
+                };
                 out.push(unescaped);
             }
             i = j + 1;
@@ -413,7 +499,9 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
                     default: default_kind(value, e),
                 },
                 AlterColumnOperation::DropDefault => Action::DropDefault { column },
-                AlterColumnOperation::SetDataType { data_type, using, .. } => Action::AlterColumnType {
+                AlterColumnOperation::SetDataType {
+                    data_type, using, ..
+                } => Action::AlterColumnType {
                     column,
                     new_type: data_type.to_string().to_ascii_uppercase(),
                     using: using.is_some(),
@@ -478,8 +566,15 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
                 spec,
             }
         }
-        A::AddConstraint { constraint, not_valid } => map_constraint(constraint, *not_valid, e),
-        A::DropConstraint { name, drop_behavior, .. } => Action::DropConstraint {
+        A::AddConstraint {
+            constraint,
+            not_valid,
+        } => map_constraint(constraint, *not_valid, e),
+        A::DropConstraint {
+            name,
+            drop_behavior,
+            ..
+        } => Action::DropConstraint {
             name: norm_ident(name, e),
             cascade: is_cascade(drop_behavior),
         },
@@ -502,19 +597,25 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
         },
         A::RenameTable { table_name } => Action::RenameTo {
             to: match table_name {
-                ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => norm_name(n, e),
+                ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => {
+                    norm_name(n, e)
+                }
             },
         },
         A::RenameConstraint { .. } => Action::RenameIndex,
         A::SetLogged => Action::PgRewrite("SET LOGGED".into()),
         A::SetUnlogged => Action::PgRewrite("SET UNLOGGED".into()),
-        A::SetOptionsParens { .. } | A::ResetOptions { .. } | A::SetTblProperties { .. } => Action::PgSetStorage,
+        A::SetOptionsParens { .. } | A::ResetOptions { .. } | A::SetTblProperties { .. } => {
+            Action::PgSetStorage
+        }
         A::AttachPartitionOf { partition, .. } => Action::AttachPartition {
             partition: norm_name(partition, e),
         },
         A::DetachPartitionOf { partition, mode } => Action::DetachPartition {
             partition: norm_name(partition, e),
-            concurrently: mode.as_ref().is_some_and(|m| m.to_string().to_ascii_uppercase().contains("CONCURRENTLY")),
+            concurrently: mode
+                .as_ref()
+                .is_some_and(|m| m.to_string().to_ascii_uppercase().contains("CONCURRENTLY")),
         },
         A::AddPartitions { .. } => Action::AddPartition,
         A::DropPartitions { .. } => Action::DropPartition,
@@ -526,7 +627,10 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
         | A::EnableRule { .. }
         | A::EnableAlwaysRule { .. }
         | A::EnableReplicaRule { .. } => Action::Trigger,
-        A::EnableRowLevelSecurity | A::DisableRowLevelSecurity | A::ForceRowLevelSecurity | A::NoForceRowLevelSecurity => Action::RowLevelSecurity,
+        A::EnableRowLevelSecurity
+        | A::DisableRowLevelSecurity
+        | A::ForceRowLevelSecurity
+        | A::NoForceRowLevelSecurity => Action::RowLevelSecurity,
         A::OwnerTo { .. } | A::ReplicaIdentity { .. } => Action::Owner,
         A::AutoIncrement { .. } => Action::TableOption(TableOption::AutoIncrement),
         A::Inherit { .. } | A::NoInherit { .. } => Action::PgSetStorage,
@@ -535,7 +639,8 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
 }
 
 fn is_cascade(b: &Option<ast::DropBehavior>) -> bool {
-    b.as_ref().is_some_and(|b| b.to_string().eq_ignore_ascii_case("cascade"))
+    b.as_ref()
+        .is_some_and(|b| b.to_string().eq_ignore_ascii_case("cascade"))
 }
 
 fn index_cols(cols: &[ast::IndexColumn]) -> Vec<String> {
@@ -562,22 +667,58 @@ fn map_constraint(c: &TableConstraint, not_valid: bool, e: Engine) -> Action {
             false,
             false,
         ),
-        TableConstraint::Unique(u) => (ConstraintKind::Unique, u.name.as_ref(), index_cols(&u.columns), true, false),
-        TableConstraint::PrimaryKey(p) => (ConstraintKind::PrimaryKey, p.name.as_ref(), index_cols(&p.columns), true, false),
-        TableConstraint::Index(i) => (ConstraintKind::Index(IndexKind::Normal), i.name.as_ref(), index_cols(&i.columns), false, false),
+        TableConstraint::Unique(u) => (
+            ConstraintKind::Unique,
+            u.name.as_ref(),
+            index_cols(&u.columns),
+            true,
+            false,
+        ),
+        TableConstraint::PrimaryKey(p) => (
+            ConstraintKind::PrimaryKey,
+            p.name.as_ref(),
+            index_cols(&p.columns),
+            true,
+            false,
+        ),
+        TableConstraint::Index(i) => (
+            ConstraintKind::Index(IndexKind::Normal),
+            i.name.as_ref(),
+            index_cols(&i.columns),
+            false,
+            false,
+        ),
         TableConstraint::FulltextOrSpatial(f) => (
-            ConstraintKind::Index(if f.fulltext { IndexKind::Fulltext } else { IndexKind::Spatial }),
+            ConstraintKind::Index(if f.fulltext {
+                IndexKind::Fulltext
+            } else {
+                IndexKind::Spatial
+            }),
             f.opt_index_name.as_ref(),
             index_cols(&f.columns),
             false,
             false,
         ),
-        TableConstraint::PrimaryKeyUsingIndex(u) => (ConstraintKind::PrimaryKey, u.name.as_ref(), vec![], true, true),
-        TableConstraint::UniqueUsingIndex(u) => (ConstraintKind::Unique, u.name.as_ref(), vec![], true, true),
-        TableConstraint::Exclude(x) => (ConstraintKind::Exclude, None::<&ast::Ident>.or(None), {
-            let _ = x;
-            vec![]
-        }, false, false),
+        TableConstraint::PrimaryKeyUsingIndex(u) => (
+            ConstraintKind::PrimaryKey,
+            u.name.as_ref(),
+            vec![],
+            true,
+            true,
+        ),
+        TableConstraint::UniqueUsingIndex(u) => {
+            (ConstraintKind::Unique, u.name.as_ref(), vec![], true, true)
+        }
+        TableConstraint::Exclude(x) => (
+            ConstraintKind::Exclude,
+            None::<&ast::Ident>.or(None),
+            {
+                let _ = x;
+                vec![]
+            },
+            false,
+            false,
+        ),
     };
     Action::AddConstraint {
         kind,
@@ -594,7 +735,10 @@ fn column_spec(def: &ast::ColumnDef, e: Engine, _modify: bool) -> ColumnSpec {
     let data_type = def.data_type.to_string().to_ascii_uppercase();
     let mut spec = ColumnSpec {
         name: norm_ident(&def.name, e),
-        auto_increment: matches!(data_type.as_str(), "SERIAL" | "BIGSERIAL" | "SMALLSERIAL" | "SERIAL4" | "SERIAL8" | "SERIAL2"),
+        auto_increment: matches!(
+            data_type.as_str(),
+            "SERIAL" | "BIGSERIAL" | "SMALLSERIAL" | "SERIAL4" | "SERIAL8" | "SERIAL2"
+        ),
         data_type,
         ..Default::default()
     };
@@ -610,7 +754,9 @@ fn column_spec(def: &ast::ColumnDef, e: Engine, _modify: bool) -> ColumnSpec {
             ColumnOption::Unique(_) => spec.unique = true,
             ColumnOption::ForeignKey(fk) => spec.references = Some(norm_name(&fk.foreign_table, e)),
             ColumnOption::Check(_) => spec.check = true,
-            ColumnOption::CharacterSet(cs) => spec.charset = Some(cs.to_string().to_ascii_lowercase()),
+            ColumnOption::CharacterSet(cs) => {
+                spec.charset = Some(cs.to_string().to_ascii_lowercase())
+            }
             ColumnOption::Collation(c) => spec.collate = Some(c.to_string().to_ascii_lowercase()),
             ColumnOption::Identity(_) => spec.auto_increment = true,
             ColumnOption::Generated {
@@ -631,7 +777,12 @@ fn column_spec(def: &ast::ColumnDef, e: Engine, _modify: bool) -> ColumnSpec {
                 }
             }
             ColumnOption::DialectSpecific(tokens) => {
-                let t: String = tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+                let t: String = tokens
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_ascii_uppercase();
                 if t.contains("AUTO_INCREMENT") || t.contains("AUTOINCREMENT") {
                     spec.auto_increment = true;
                 }
@@ -646,12 +797,34 @@ fn column_spec(def: &ast::ColumnDef, e: Engine, _modify: bool) -> ColumnSpec {
 }
 
 const VOLATILE: &[&str] = &[
-    "random", "clock_timestamp", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4",
-    "nextval", "timeofday", "txid_current", "uuid", "rand", "uuid_short", "sysdate",
+    "random",
+    "clock_timestamp",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "nextval",
+    "timeofday",
+    "txid_current",
+    "uuid",
+    "rand",
+    "uuid_short",
+    "sysdate",
 ];
 const STABLE: &[&str] = &[
-    "now", "current_timestamp", "transaction_timestamp", "statement_timestamp", "localtimestamp", "current_date",
-    "current_time", "localtime", "current_user", "session_user", "utc_timestamp", "curdate", "curtime",
+    "now",
+    "current_timestamp",
+    "transaction_timestamp",
+    "statement_timestamp",
+    "localtimestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "current_user",
+    "session_user",
+    "utc_timestamp",
+    "curdate",
+    "curtime",
 ];
 
 /// Classifies a default expression by how often it is evaluated.
@@ -668,9 +841,22 @@ pub fn classify_default_text(text: &str, e: Engine, parenthesised: bool) -> Defa
         .filter(|w| !w.is_empty())
         .collect();
     let calls = |list: &[&str]| -> Option<String> {
-        list.iter().find(|f| {
-            words.contains(f) && (lower.contains(&format!("{f}(")) || matches!(**f, "current_timestamp" | "localtimestamp" | "current_date" | "current_time" | "localtime" | "current_user" | "session_user"))
-        }).map(|s| s.to_string())
+        list.iter()
+            .find(|f| {
+                words.contains(f)
+                    && (lower.contains(&format!("{f}("))
+                        || matches!(
+                            **f,
+                            "current_timestamp"
+                                | "localtimestamp"
+                                | "current_date"
+                                | "current_time"
+                                | "localtime"
+                                | "current_user"
+                                | "session_user"
+                        ))
+            })
+            .map(|s| s.to_string())
     };
     if let Some(v) = calls(VOLATILE) {
         if e == Engine::Mysql && parenthesised {

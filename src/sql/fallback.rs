@@ -43,8 +43,14 @@ fn tokens(sql: &str, engine: Engine) -> Option<Vec<T>> {
         toks.into_iter()
             .filter_map(|t| match t {
                 Token::Whitespace(_) | Token::EOF => None,
-                Token::Word(w) => Some(T::W(w.value.to_ascii_uppercase(), w.value, w.quote_style.is_some())),
-                Token::SingleQuotedString(s) | Token::EscapedStringLiteral(s) | Token::DoubleQuotedString(s) => Some(T::S(s)),
+                Token::Word(w) => Some(T::W(
+                    w.value.to_ascii_uppercase(),
+                    w.value,
+                    w.quote_style.is_some(),
+                )),
+                Token::SingleQuotedString(s)
+                | Token::EscapedStringLiteral(s)
+                | Token::DoubleQuotedString(s) => Some(T::S(s)),
                 Token::DollarQuotedString(d) => Some(T::S(d.value)),
                 Token::Number(n, _) => Some(T::N(n)),
                 other => Some(T::P(other.to_string())),
@@ -55,7 +61,11 @@ fn tokens(sql: &str, engine: Engine) -> Option<Vec<T>> {
 
 /// Statements handled before the parser: dynamic SQL and code blocks.
 pub fn pre_parse(sql: &str, engine: Engine) -> Option<Op> {
-    let head: Vec<String> = sql.split_whitespace().take(4).map(|w| w.to_ascii_uppercase()).collect();
+    let head: Vec<String> = sql
+        .split_whitespace()
+        .take(4)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
     let first = head.first()?.as_str();
     match (engine, first) {
         (Engine::Mysql, "PREPARE") => {
@@ -75,7 +85,9 @@ pub fn pre_parse(sql: &str, engine: Engine) -> Option<Op> {
                 })
             }
         }
-        (Engine::Mysql, "EXECUTE") | (Engine::Mysql, "DEALLOCATE") => Some(Op::Benign(first.to_ascii_lowercase())),
+        (Engine::Mysql, "EXECUTE") | (Engine::Mysql, "DEALLOCATE") => {
+            Some(Op::Benign(first.to_ascii_lowercase()))
+        }
         (Engine::Postgres, "DO") => Some(do_block(sql, engine)),
         _ => None,
     }
@@ -86,14 +98,22 @@ pub fn pre_parse(sql: &str, engine: Engine) -> Option<Op> {
 fn do_block(sql: &str, engine: Engine) -> Op {
     let body = match (sql.find('$'), sql.rfind('$')) {
         (Some(a), Some(b)) if b > a => {
-            let tag_end = sql[a + 1..].find('$').map(|p| a + 1 + p + 1).unwrap_or(a + 1);
+            let tag_end = sql[a + 1..]
+                .find('$')
+                .map(|p| a + 1 + p + 1)
+                .unwrap_or(a + 1);
             let close = sql[..=b].rfind(&sql[a..tag_end]).unwrap_or(b);
-            if close > tag_end { &sql[tag_end..close] } else { "" }
+            if close > tag_end {
+                &sql[tag_end..close]
+            } else {
+                ""
+            }
         }
         _ => "",
     };
     let upper = body.to_ascii_uppercase();
-    if upper.contains("EXECUTE ") || upper.contains("EXECUTE\n") || upper.contains("EXECUTE FORMAT") {
+    if upper.contains("EXECUTE ") || upper.contains("EXECUTE\n") || upper.contains("EXECUTE FORMAT")
+    {
         return Op::OpaqueCode("DO block with dynamic SQL (EXECUTE)".into());
     }
     let mut inner = Vec::new();
@@ -102,9 +122,21 @@ fn do_block(sql: &str, engine: Engine) -> Op {
         // Strip PL/pgSQL wrappers so the inner statement is seen.
         let s = strip_plpgsql_prefix(s);
         let u = s.to_ascii_uppercase();
-        if ["ALTER ", "CREATE ", "DROP ", "UPDATE ", "DELETE ", "INSERT ", "TRUNCATE ", "REINDEX ", "VACUUM ", "REFRESH ", "COMMENT "]
-            .iter()
-            .any(|k| u.starts_with(k))
+        if [
+            "ALTER ",
+            "CREATE ",
+            "DROP ",
+            "UPDATE ",
+            "DELETE ",
+            "INSERT ",
+            "TRUNCATE ",
+            "REINDEX ",
+            "VACUUM ",
+            "REFRESH ",
+            "COMMENT ",
+        ]
+        .iter()
+        .any(|k| u.starts_with(k))
         {
             inner.push(analyze(s, engine).op);
         }
@@ -143,7 +175,11 @@ fn strip_plpgsql_prefix(s: &str) -> &str {
 /// Identifies a statement sqlparser could not parse; `None` if it cannot.
 pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
     let t = tokens(sql, engine)?;
-    let mut c = Cursor { t: &t, i: 0, e: engine };
+    let mut c = Cursor {
+        t: &t,
+        i: 0,
+        e: engine,
+    };
     let first = c.peek_up().to_string();
     match first.as_str() {
         "CREATE" => c.create(),
@@ -215,7 +251,11 @@ pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
                 c.eat(k);
             }
             let name = c.raw_word().unwrap_or_default();
-            if let Some(var) = sql.split_whitespace().nth(1).filter(|w| w.starts_with('@') && !w.starts_with("@@")) {
+            if let Some(var) = sql
+                .split_whitespace()
+                .nth(1)
+                .filter(|w| w.starts_with('@') && !w.starts_with("@@"))
+            {
                 let mut embedded = Vec::new();
                 collect_sql_strings(sql, &mut embedded);
                 return Some(Op::SetUserVar {
@@ -226,20 +266,24 @@ pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
             let value = c.rest_text();
             Some(Op::Set {
                 name: name.trim_start_matches("@@").to_ascii_lowercase(),
-                value: value.trim_start_matches(['=', ' ']).trim_start_matches("TO ").to_string(),
+                value: value
+                    .trim_start_matches(['=', ' '])
+                    .trim_start_matches("TO ")
+                    .to_string(),
             })
         }
         "BEGIN" | "START" => Some(Op::Begin),
         "COMMIT" | "END" => Some(Op::Commit),
         "ROLLBACK" | "ABORT" => Some(Op::Rollback),
-        "GRANT" | "REVOKE" | "COMMENT" | "ANALYZE" | "USE" | "CHECKPOINT" | "NOTIFY" | "LISTEN" | "DISCARD" | "RESET" | "SAVEPOINT" | "RELEASE" | "SECURITY" | "DECLARE" | "DEALLOCATE" | "CHECK" | "FLUSH" => {
-            Some(Op::Benign(first.to_ascii_lowercase()))
-        }
+        "GRANT" | "REVOKE" | "COMMENT" | "ANALYZE" | "USE" | "CHECKPOINT" | "NOTIFY" | "LISTEN"
+        | "DISCARD" | "RESET" | "SAVEPOINT" | "RELEASE" | "SECURITY" | "DECLARE" | "DEALLOCATE"
+        | "CHECK" | "FLUSH" => Some(Op::Benign(first.to_ascii_lowercase())),
         "REINDEX" => {
             c.bump();
             let level = c.peek_up().to_string();
             c.bump();
-            let concurrently = c.eat("CONCURRENTLY") || sql.to_ascii_uppercase().contains("CONCURRENTLY");
+            let concurrently =
+                c.eat("CONCURRENTLY") || sql.to_ascii_uppercase().contains("CONCURRENTLY");
             let target = c.name().unwrap_or_default();
             Some(Op::Reindex {
                 target,
@@ -314,7 +358,9 @@ impl Cursor<'_> {
         true
     }
     fn contains(&self, k: &str) -> bool {
-        self.t[self.i.min(self.t.len())..].iter().any(|t| t.up() == k)
+        self.t[self.i.min(self.t.len())..]
+            .iter()
+            .any(|t| t.up() == k)
     }
     fn raw_word(&mut self) -> Option<String> {
         match self.t.get(self.i) {
@@ -383,12 +429,15 @@ impl Cursor<'_> {
         loop {
             match self.peek_up() {
                 "TEMP" | "TEMPORARY" | "GLOBAL" | "LOCAL" => temporary = true,
-                "UNLOGGED" | "DEFINER" | "ALGORITHM" | "SQL" | "SECURITY" | "AGGREGATE" | "RECURSIVE" | "CONSTRAINT" | "TRUSTED" | "PROCEDURAL" | "ONLINE" | "OFFLINE" => {}
+                "UNLOGGED" | "DEFINER" | "ALGORITHM" | "SQL" | "SECURITY" | "AGGREGATE"
+                | "RECURSIVE" | "CONSTRAINT" | "TRUSTED" | "PROCEDURAL" | "ONLINE" | "OFFLINE" => {}
                 "=" => {
                     // DEFINER = user@host
                     self.bump();
                     self.bump();
-                    while matches!(self.peek_up(), "@") || matches!(self.t.get(self.i), Some(T::S(_))) {
+                    while matches!(self.peek_up(), "@")
+                        || matches!(self.t.get(self.i), Some(T::S(_)))
+                    {
                         self.bump();
                     }
                     continue;
@@ -428,7 +477,11 @@ impl Cursor<'_> {
             "INDEX" | "KEY" => {
                 let concurrently = self.eat("CONCURRENTLY");
                 self.skip_if_exists();
-                let name = if self.peek_up() != "ON" { self.name() } else { None };
+                let name = if self.peek_up() != "ON" {
+                    self.name()
+                } else {
+                    None
+                };
                 if !self.eat("ON") {
                     return None;
                 }
@@ -448,12 +501,18 @@ impl Cursor<'_> {
                     self.bump();
                 }
                 self.eat("ON");
-                Some(Op::CreateTrigger { table: self.name()? })
+                Some(Op::CreateTrigger {
+                    table: self.name()?,
+                })
             }
             "DOMAIN" => Some(Op::CreateDomain {
                 check: self.contains("CHECK"),
             }),
-            "VIEW" | "MATERIALIZED" | "FUNCTION" | "PROCEDURE" | "SEQUENCE" | "EXTENSION" | "SCHEMA" | "DATABASE" | "TYPE" | "ROLE" | "USER" | "EVENT" | "AGGREGATE" | "OPERATOR" | "CAST" | "COLLATION" | "LANGUAGE" | "POLICY" | "RULE" | "PUBLICATION" | "SUBSCRIPTION" | "SERVER" | "STATISTICS" | "TEXT" | "ACCESS" | "CONVERSION" | "FOREIGN" | "TABLESPACE" | "GROUP" => {
+            "VIEW" | "MATERIALIZED" | "FUNCTION" | "PROCEDURE" | "SEQUENCE" | "EXTENSION"
+            | "SCHEMA" | "DATABASE" | "TYPE" | "ROLE" | "USER" | "EVENT" | "AGGREGATE"
+            | "OPERATOR" | "CAST" | "COLLATION" | "LANGUAGE" | "POLICY" | "RULE"
+            | "PUBLICATION" | "SUBSCRIPTION" | "SERVER" | "STATISTICS" | "TEXT" | "ACCESS"
+            | "CONVERSION" | "FOREIGN" | "TABLESPACE" | "GROUP" => {
                 Some(Op::Benign(format!("create {}", obj.to_ascii_lowercase())))
             }
             _ => None,
@@ -537,13 +596,20 @@ impl Cursor<'_> {
                 });
             }
             "DOMAIN" => {
-                return Some(if self.contains("ADD") && (self.contains("CHECK") || self.contains("CONSTRAINT")) {
-                    Op::AlterDomainAddConstraint
-                } else {
-                    Op::Benign("alter domain".into())
-                });
+                return Some(
+                    if self.contains("ADD")
+                        && (self.contains("CHECK") || self.contains("CONSTRAINT"))
+                    {
+                        Op::AlterDomainAddConstraint
+                    } else {
+                        Op::Benign("alter domain".into())
+                    },
+                );
             }
-            "INDEX" | "SEQUENCE" | "VIEW" | "FUNCTION" | "PROCEDURE" | "SCHEMA" | "DATABASE" | "ROLE" | "USER" | "EXTENSION" | "MATERIALIZED" | "DEFAULT" | "POLICY" | "TRIGGER" | "EVENT" | "COLLATION" | "PUBLICATION" | "AGGREGATE" | "OPERATOR" | "STATISTICS" | "SERVER" | "LANGUAGE" | "GROUP" => {
+            "INDEX" | "SEQUENCE" | "VIEW" | "FUNCTION" | "PROCEDURE" | "SCHEMA" | "DATABASE"
+            | "ROLE" | "USER" | "EXTENSION" | "MATERIALIZED" | "DEFAULT" | "POLICY" | "TRIGGER"
+            | "EVENT" | "COLLATION" | "PUBLICATION" | "AGGREGATE" | "OPERATOR" | "STATISTICS"
+            | "SERVER" | "LANGUAGE" | "GROUP" => {
                 return Some(Op::Benign(format!("alter {}", obj.to_ascii_lowercase())));
             }
             _ => return None,
@@ -563,7 +629,11 @@ impl Cursor<'_> {
         let mut algorithm = None;
         let mut lock = None;
         for clause in split_top_level(&self.t[self.i..]) {
-            let mut cl = Cursor { t: clause, i: 0, e: self.e };
+            let mut cl = Cursor {
+                t: clause,
+                i: 0,
+                e: self.e,
+            };
             let head = cl.peek_up().to_string();
             if head == "ALGORITHM" || head == "LOCK" {
                 cl.bump();
@@ -587,7 +657,11 @@ impl Cursor<'_> {
     }
 
     fn clause_text(&self) -> String {
-        let save = Cursor { t: self.t, i: 0, e: self.e };
+        let save = Cursor {
+            t: self.t,
+            i: 0,
+            e: self.e,
+        };
         save.rest_text()
     }
 
@@ -598,7 +672,8 @@ impl Cursor<'_> {
         match head.as_str() {
             "ADD" => {
                 match self.peek_up() {
-                    "CONSTRAINT" | "PRIMARY" | "UNIQUE" | "FOREIGN" | "CHECK" | "INDEX" | "KEY" | "FULLTEXT" | "SPATIAL" | "EXCLUDE" => self.add_constraint(),
+                    "CONSTRAINT" | "PRIMARY" | "UNIQUE" | "FOREIGN" | "CHECK" | "INDEX" | "KEY"
+                    | "FULLTEXT" | "SPATIAL" | "EXCLUDE" => self.add_constraint(),
                     "PARTITION" => Action::AddPartition,
                     _ => {
                         self.eat("COLUMN");
@@ -620,18 +695,25 @@ impl Cursor<'_> {
                     self.bump();
                     self.eat("KEY");
                     self.skip_if_exists();
-                    Action::DropForeignKey { name: self.ident().unwrap_or_default() }
+                    Action::DropForeignKey {
+                        name: self.ident().unwrap_or_default(),
+                    }
                 }
                 "INDEX" | "KEY" => {
                     self.bump();
                     self.skip_if_exists();
-                    Action::DropIndex { name: self.ident().unwrap_or_default() }
+                    Action::DropIndex {
+                        name: self.ident().unwrap_or_default(),
+                    }
                 }
                 "CONSTRAINT" | "CHECK" => {
                     self.bump();
                     self.skip_if_exists();
                     let name = self.ident().unwrap_or_default();
-                    Action::DropConstraint { name, cascade: self.contains("CASCADE") }
+                    Action::DropConstraint {
+                        name,
+                        cascade: self.contains("CASCADE"),
+                    }
                 }
                 "PARTITION" => Action::DropPartition,
                 "DEFAULT" => unknown,
@@ -639,7 +721,10 @@ impl Cursor<'_> {
                     self.eat("COLUMN");
                     self.skip_if_exists();
                     match self.ident() {
-                        Some(n) => Action::DropColumn { names: vec![n], cascade: self.contains("CASCADE") },
+                        Some(n) => Action::DropColumn {
+                            names: vec![n],
+                            cascade: self.contains("CASCADE"),
+                        },
                         None => unknown,
                     }
                 }
@@ -655,7 +740,11 @@ impl Cursor<'_> {
                     match self.column_def() {
                         Some(spec) => {
                             let new_name = (spec.name != old).then(|| spec.name.clone());
-                            Action::ModifyColumn { column: old, new_name, spec }
+                            Action::ModifyColumn {
+                                column: old,
+                                new_name,
+                                spec,
+                            }
                         }
                         None => {
                             self.i = save;
@@ -665,21 +754,33 @@ impl Cursor<'_> {
                 } else {
                     self.i -= 1;
                     match self.column_def() {
-                        Some(spec) => Action::ModifyColumn { column: old, new_name: None, spec },
+                        Some(spec) => Action::ModifyColumn {
+                            column: old,
+                            new_name: None,
+                            spec,
+                        },
                         None => unknown,
                     }
                 }
             }
             "ALTER" => {
                 self.eat("COLUMN");
-                let Some(column) = self.ident() else { return unknown };
-                match (self.peek_up().to_string().as_str(), self.t.get(self.i + 1).map(T::up).unwrap_or("")) {
+                let Some(column) = self.ident() else {
+                    return unknown;
+                };
+                match (
+                    self.peek_up().to_string().as_str(),
+                    self.t.get(self.i + 1).map(T::up).unwrap_or(""),
+                ) {
                     ("SET", "NOT") => Action::SetNotNull { column },
                     ("DROP", "NOT") => Action::DropNotNull { column },
                     ("SET", "DEFAULT") => {
                         self.i += 2;
                         let text = self.rest_text();
-                        Action::SetDefault { column, default: classify_default_text(&text, self.e, text.starts_with('(')) }
+                        Action::SetDefault {
+                            column,
+                            default: classify_default_text(&text, self.e, text.starts_with('(')),
+                        }
                     }
                     ("DROP", "DEFAULT") => Action::DropDefault { column },
                     ("SET", "DATA") | ("TYPE", _) => {
@@ -687,10 +788,22 @@ impl Cursor<'_> {
                         self.eat("DATA");
                         self.eat("TYPE");
                         let ty = self.type_text();
-                        Action::AlterColumnType { column, new_type: ty, using: self.contains("USING") }
+                        Action::AlterColumnType {
+                            column,
+                            new_type: ty,
+                            using: self.contains("USING"),
+                        }
                     }
-                    ("SET", "STATISTICS") | ("SET", "STORAGE") | ("SET", "(") | ("RESET", _) | ("SET", "COMPRESSION") => Action::PgSetStorage,
-                    ("ADD", "GENERATED") => Action::AddColumn(ColumnSpec { name: column, auto_increment: true, ..Default::default() }),
+                    ("SET", "STATISTICS")
+                    | ("SET", "STORAGE")
+                    | ("SET", "(")
+                    | ("RESET", _)
+                    | ("SET", "COMPRESSION") => Action::PgSetStorage,
+                    ("ADD", "GENERATED") => Action::AddColumn(ColumnSpec {
+                        name: column,
+                        auto_increment: true,
+                        ..Default::default()
+                    }),
                     ("DROP", "IDENTITY") | ("DROP", "EXPRESSION") => Action::DropDefault { column },
                     ("SET", "INVISIBLE") | ("SET", "VISIBLE") => Action::DropDefault { column },
                     _ => unknown,
@@ -700,7 +813,10 @@ impl Cursor<'_> {
                 if self.eat("COLUMN") {
                     let from = self.ident().unwrap_or_default();
                     self.eat("TO");
-                    return Action::RenameColumn { from, to: self.ident().unwrap_or_default() };
+                    return Action::RenameColumn {
+                        from,
+                        to: self.ident().unwrap_or_default(),
+                    };
                 }
                 if self.eat("INDEX") || self.eat("KEY") || self.eat("CONSTRAINT") {
                     return Action::RenameIndex;
@@ -711,7 +827,10 @@ impl Cursor<'_> {
                     Some(to) if self.peek_up() == "TO" => {
                         // PostgreSQL RENAME a TO b (column without the keyword)
                         self.bump();
-                        Action::RenameColumn { from: to, to: self.ident().unwrap_or_default() }
+                        Action::RenameColumn {
+                            from: to,
+                            to: self.ident().unwrap_or_default(),
+                        }
                     }
                     Some(to) => Action::RenameTo { to },
                     None => unknown,
@@ -719,7 +838,9 @@ impl Cursor<'_> {
             }
             "ENGINE" | "TYPE" => {
                 self.eat("=");
-                Action::TableOption(TableOption::Engine(self.raw_word().unwrap_or_default().to_ascii_lowercase()))
+                Action::TableOption(TableOption::Engine(
+                    self.raw_word().unwrap_or_default().to_ascii_lowercase(),
+                ))
             }
             "ROW_FORMAT" => Action::TableOption(TableOption::RowFormat),
             "KEY_BLOCK_SIZE" => Action::TableOption(TableOption::KeyBlockSize),
@@ -727,17 +848,26 @@ impl Cursor<'_> {
             "AUTO_INCREMENT" => Action::TableOption(TableOption::AutoIncrement),
             "COMMENT" => Action::TableOption(TableOption::Comment),
             "CONVERT" => Action::TableOption(TableOption::ConvertCharset),
-            "DEFAULT" | "CHARACTER" | "CHARSET" | "COLLATE" => Action::TableOption(TableOption::DefaultCharset),
-            "ORDER" | "STATS_PERSISTENT" | "STATS_AUTO_RECALC" | "STATS_SAMPLE_PAGES" | "PACK_KEYS" | "CHECKSUM" | "DELAY_KEY_WRITE" | "MAX_ROWS" | "MIN_ROWS" | "AVG_ROW_LENGTH" | "PAGE_CHECKSUM" | "TRANSACTIONAL" => Action::TableOption(TableOption::Comment),
+            "DEFAULT" | "CHARACTER" | "CHARSET" | "COLLATE" => {
+                Action::TableOption(TableOption::DefaultCharset)
+            }
+            "ORDER" | "STATS_PERSISTENT" | "STATS_AUTO_RECALC" | "STATS_SAMPLE_PAGES"
+            | "PACK_KEYS" | "CHECKSUM" | "DELAY_KEY_WRITE" | "MAX_ROWS" | "MIN_ROWS"
+            | "AVG_ROW_LENGTH" | "PAGE_CHECKSUM" | "TRANSACTIONAL" => {
+                Action::TableOption(TableOption::Comment)
+            }
             "PARTITION" => Action::Repartition,
             "REMOVE" => Action::Repartition,
-            "COALESCE" | "REORGANIZE" | "REBUILD" | "OPTIMIZE" | "ANALYZE" | "CHECK" | "REPAIR" | "EXCHANGE" | "DISCARD" | "IMPORT" => {
+            "COALESCE" | "REORGANIZE" | "REBUILD" | "OPTIMIZE" | "ANALYZE" | "CHECK" | "REPAIR"
+            | "EXCHANGE" | "DISCARD" | "IMPORT" => {
                 Action::PartitionMaintenance(head.to_ascii_lowercase())
             }
             "TRUNCATE" => Action::TruncatePartition,
             "VALIDATE" => {
                 self.eat("CONSTRAINT");
-                Action::ValidateConstraint { name: self.ident().unwrap_or_default() }
+                Action::ValidateConstraint {
+                    name: self.ident().unwrap_or_default(),
+                }
             }
             "SET" => match self.peek_up() {
                 "LOGGED" => Action::PgRewrite("SET LOGGED".into()),
@@ -761,12 +891,17 @@ impl Cursor<'_> {
             "OWNER" | "REPLICA" => Action::Owner,
             "ATTACH" => {
                 self.eat("PARTITION");
-                Action::AttachPartition { partition: self.name().unwrap_or_default() }
+                Action::AttachPartition {
+                    partition: self.name().unwrap_or_default(),
+                }
             }
             "DETACH" => {
                 self.eat("PARTITION");
                 let partition = self.name().unwrap_or_default();
-                Action::DetachPartition { partition, concurrently: self.contains("CONCURRENTLY") }
+                Action::DetachPartition {
+                    partition,
+                    concurrently: self.contains("CONCURRENTLY"),
+                }
             }
             _ => unknown,
         }
@@ -775,12 +910,18 @@ impl Cursor<'_> {
     fn add_constraint(&mut self) -> Action {
         let mut name = None;
         if self.eat("CONSTRAINT") {
-            if !matches!(self.peek_up(), "PRIMARY" | "UNIQUE" | "FOREIGN" | "CHECK" | "EXCLUDE") {
+            if !matches!(
+                self.peek_up(),
+                "PRIMARY" | "UNIQUE" | "FOREIGN" | "CHECK" | "EXCLUDE"
+            ) {
                 name = self.ident();
             }
         }
         let not_valid = self.contains("NOT") && self.t.iter().any(|t| t.up() == "VALID");
-        let using_index = self.t.windows(2).any(|w| w[0].up() == "USING" && w[1].up() == "INDEX");
+        let using_index = self
+            .t
+            .windows(2)
+            .any(|w| w[0].up() == "USING" && w[1].up() == "INDEX");
         let kw = self.peek_up().to_string();
         self.bump();
         let kind = match kw.as_str() {
@@ -791,16 +932,27 @@ impl Cursor<'_> {
                     self.bump();
                 }
                 self.eat("REFERENCES");
-                ConstraintKind::ForeignKey { references: self.name().unwrap_or_default() }
+                ConstraintKind::ForeignKey {
+                    references: self.name().unwrap_or_default(),
+                }
             }
-            "CHECK" => ConstraintKind::Check { expr: self.rest_text() },
+            "CHECK" => ConstraintKind::Check {
+                expr: self.rest_text(),
+            },
             "EXCLUDE" => ConstraintKind::Exclude,
             "FULLTEXT" => ConstraintKind::Index(IndexKind::Fulltext),
             "SPATIAL" => ConstraintKind::Index(IndexKind::Spatial),
             _ => ConstraintKind::Index(IndexKind::Normal),
         };
         let unique = matches!(kind, ConstraintKind::Unique | ConstraintKind::PrimaryKey);
-        Action::AddConstraint { kind, name, not_valid, using_index, columns: vec![], unique }
+        Action::AddConstraint {
+            kind,
+            name,
+            not_valid,
+            using_index,
+            columns: vec![],
+            unique,
+        }
     }
 
     /// Type text up to the first column option keyword.
@@ -810,7 +962,33 @@ impl Cursor<'_> {
         while let Some(t) = self.t.get(self.i) {
             let u = t.up();
             if depth == 0
-                && matches!(u, "NOT" | "NULL" | "DEFAULT" | "PRIMARY" | "UNIQUE" | "REFERENCES" | "CHECK" | "AUTO_INCREMENT" | "COMMENT" | "COLLATE" | "CHARACTER" | "CHARSET" | "GENERATED" | "AS" | "FIRST" | "AFTER" | "USING" | "CONSTRAINT" | "ON" | "INVISIBLE" | "VISIBLE" | "STORED" | "VIRTUAL" | "PERSISTENT")
+                && matches!(
+                    u,
+                    "NOT"
+                        | "NULL"
+                        | "DEFAULT"
+                        | "PRIMARY"
+                        | "UNIQUE"
+                        | "REFERENCES"
+                        | "CHECK"
+                        | "AUTO_INCREMENT"
+                        | "COMMENT"
+                        | "COLLATE"
+                        | "CHARACTER"
+                        | "CHARSET"
+                        | "GENERATED"
+                        | "AS"
+                        | "FIRST"
+                        | "AFTER"
+                        | "USING"
+                        | "CONSTRAINT"
+                        | "ON"
+                        | "INVISIBLE"
+                        | "VISIBLE"
+                        | "STORED"
+                        | "VIRTUAL"
+                        | "PERSISTENT"
+                )
             {
                 break;
             }
@@ -828,7 +1006,11 @@ impl Cursor<'_> {
                 T::S(s) => format!("'{s}'"),
                 T::N(n) => n.clone(),
             };
-            if !out.is_empty() && !matches!(piece.as_str(), "(" | ")" | ",") && !out.ends_with('(') && !out.ends_with(',') {
+            if !out.is_empty()
+                && !matches!(piece.as_str(), "(" | ")" | ",")
+                && !out.ends_with('(')
+                && !out.ends_with(',')
+            {
                 out.push(' ');
             }
             out.push_str(&piece);
@@ -865,7 +1047,26 @@ impl Cursor<'_> {
                     let mut depth = 0;
                     while let Some(t) = self.t.get(self.i) {
                         let tu = t.up();
-                        if depth == 0 && self.i > start && matches!(tu, "NOT" | "NULL" | "PRIMARY" | "UNIQUE" | "REFERENCES" | "CHECK" | "AUTO_INCREMENT" | "COMMENT" | "COLLATE" | "ON" | "FIRST" | "AFTER" | "CONSTRAINT" | "GENERATED") {
+                        if depth == 0
+                            && self.i > start
+                            && matches!(
+                                tu,
+                                "NOT"
+                                    | "NULL"
+                                    | "PRIMARY"
+                                    | "UNIQUE"
+                                    | "REFERENCES"
+                                    | "CHECK"
+                                    | "AUTO_INCREMENT"
+                                    | "COMMENT"
+                                    | "COLLATE"
+                                    | "ON"
+                                    | "FIRST"
+                                    | "AFTER"
+                                    | "CONSTRAINT"
+                                    | "GENERATED"
+                            )
+                        {
                             break;
                         }
                         if tu == "(" {
@@ -875,8 +1076,17 @@ impl Cursor<'_> {
                         }
                         self.bump();
                     }
-                    let text = Cursor { t: &self.t[start..self.i], i: 0, e: self.e }.rest_text();
-                    spec.default = Some(classify_default_text(&text.replace(" ( ", "(").replace(" (", "("), self.e, paren));
+                    let text = Cursor {
+                        t: &self.t[start..self.i],
+                        i: 0,
+                        e: self.e,
+                    }
+                    .rest_text();
+                    spec.default = Some(classify_default_text(
+                        &text.replace(" ( ", "(").replace(" (", "("),
+                        self.e,
+                        paren,
+                    ));
                 }
                 "PRIMARY" => {
                     spec.primary_key = true;
@@ -887,18 +1097,29 @@ impl Cursor<'_> {
                 "CHECK" => spec.check = true,
                 "AUTO_INCREMENT" | "IDENTITY" => spec.auto_increment = true,
                 "GENERATED" => {
-                    if self.contains("IDENTITY") && !self.t[self.i..].iter().any(|t| t.up() == "(" ) {
+                    if self.contains("IDENTITY") && !self.t[self.i..].iter().any(|t| t.up() == "(")
+                    {
                         spec.auto_increment = true;
                     } else {
-                        spec.generated = Some(if self.contains("STORED") || self.contains("PERSISTENT") || self.e == Engine::Postgres {
+                        spec.generated = Some(
+                            if self.contains("STORED")
+                                || self.contains("PERSISTENT")
+                                || self.e == Engine::Postgres
+                            {
+                                Generated::Stored
+                            } else {
+                                Generated::Virtual
+                            },
+                        );
+                    }
+                }
+                "AS" => {
+                    spec.generated =
+                        Some(if self.contains("STORED") || self.contains("PERSISTENT") {
                             Generated::Stored
                         } else {
                             Generated::Virtual
                         });
-                    }
-                }
-                "AS" => {
-                    spec.generated = Some(if self.contains("STORED") || self.contains("PERSISTENT") { Generated::Stored } else { Generated::Virtual });
                 }
                 "FIRST" | "AFTER" => spec.positioned = true,
                 "CHARACTER" | "CHARSET" => {
@@ -942,33 +1163,56 @@ mod tests {
     #[test]
     fn recognizes_mysql_alter_clauses() {
         let op = recognize("ALTER TABLE `Events` ADD COLUMN `x` int NOT NULL DEFAULT 0 AFTER `id`, CONVERT TO CHARACTER SET utf8mb4, ALGORITHM=INPLACE, LOCK=NONE", Engine::Mysql).unwrap();
-        let Op::AlterTable { table, actions, algorithm, lock } = op else { panic!("not alter") };
+        let Op::AlterTable {
+            table,
+            actions,
+            algorithm,
+            lock,
+        } = op
+        else {
+            panic!("not alter")
+        };
         assert_eq!(table, "Events");
         assert_eq!(algorithm.as_deref(), Some("INPLACE"));
         assert_eq!(lock.as_deref(), Some("NONE"));
-        assert!(matches!(&actions[0], Action::AddColumn(c) if c.not_null && c.positioned && c.default == Some(DefaultKind::Constant)));
+        assert!(
+            matches!(&actions[0], Action::AddColumn(c) if c.not_null && c.positioned && c.default == Some(DefaultKind::Constant))
+        );
         assert_eq!(actions[1], Action::TableOption(TableOption::ConvertCharset));
     }
 
     #[test]
     fn unknown_clause_is_kept_as_unknown() {
         let op = recognize("ALTER TABLE t FROBNICATE everything", Engine::Postgres).unwrap();
-        assert!(matches!(op, Op::AlterTable { ref actions, .. } if matches!(actions[0], Action::Unknown(_))));
+        assert!(
+            matches!(op, Op::AlterTable { ref actions, .. } if matches!(actions[0], Action::Unknown(_)))
+        );
     }
 
     #[test]
     fn prepare_from_variable() {
         assert_eq!(
             pre_parse("PREPARE stmt FROM @s", Engine::Mysql),
-            Some(Op::Prepare { var: Some("@s".into()), sql: None })
+            Some(Op::Prepare {
+                var: Some("@s".into()),
+                sql: None
+            })
         );
     }
 
     #[test]
     fn do_block_inner_ddl_is_analyzed() {
-        let op = pre_parse("DO $$ BEGIN ALTER TABLE t ADD COLUMN c int; END $$", Engine::Postgres).unwrap();
+        let op = pre_parse(
+            "DO $$ BEGIN ALTER TABLE t ADD COLUMN c int; END $$",
+            Engine::Postgres,
+        )
+        .unwrap();
         assert!(matches!(op, Op::AlterTable { .. }), "{op:?}");
-        let op = pre_parse("DO $$ BEGIN EXECUTE format('DROP TABLE %I', x); END $$", Engine::Postgres).unwrap();
+        let op = pre_parse(
+            "DO $$ BEGIN EXECUTE format('DROP TABLE %I', x); END $$",
+            Engine::Postgres,
+        )
+        .unwrap();
         assert!(matches!(op, Op::OpaqueCode(_)));
     }
 }

@@ -77,7 +77,10 @@ mod tests {
     fn folds_like_the_engine() {
         assert_eq!(norm_user_name("Orders", Engine::Postgres), "orders");
         assert_eq!(norm_user_name("\"Orders\"", Engine::Postgres), "Orders");
-        assert_eq!(norm_user_name("Public.\"Orders\"", Engine::Postgres), "public.Orders");
+        assert_eq!(
+            norm_user_name("Public.\"Orders\"", Engine::Postgres),
+            "public.Orders"
+        );
         assert_eq!(norm_user_name("`Orders`", Engine::Mysql), "Orders");
         assert_eq!(base_name("public.orders"), "orders");
     }

@@ -59,8 +59,12 @@ pub enum IndexKind {
 /// Kinds of constraint added by ALTER TABLE.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum ConstraintKind {
-    Check { expr: String },
-    ForeignKey { references: String },
+    Check {
+        expr: String,
+    },
+    ForeignKey {
+        references: String,
+    },
     Unique,
     PrimaryKey,
     Exclude,
@@ -72,22 +76,63 @@ pub enum ConstraintKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Action {
     AddColumn(ColumnSpec),
-    DropColumn { names: Vec<String>, cascade: bool },
-    AlterColumnType { column: String, new_type: String, using: bool },
+    DropColumn {
+        names: Vec<String>,
+        cascade: bool,
+    },
+    AlterColumnType {
+        column: String,
+        new_type: String,
+        using: bool,
+    },
     /// MySQL MODIFY / CHANGE: a full new definition.
-    ModifyColumn { column: String, new_name: Option<String>, spec: ColumnSpec },
-    SetNotNull { column: String },
-    DropNotNull { column: String },
-    SetDefault { column: String, default: DefaultKind },
-    DropDefault { column: String },
-    AddConstraint { kind: ConstraintKind, name: Option<String>, not_valid: bool, using_index: bool, columns: Vec<String>, unique: bool },
-    DropConstraint { name: String, cascade: bool },
+    ModifyColumn {
+        column: String,
+        new_name: Option<String>,
+        spec: ColumnSpec,
+    },
+    SetNotNull {
+        column: String,
+    },
+    DropNotNull {
+        column: String,
+    },
+    SetDefault {
+        column: String,
+        default: DefaultKind,
+    },
+    DropDefault {
+        column: String,
+    },
+    AddConstraint {
+        kind: ConstraintKind,
+        name: Option<String>,
+        not_valid: bool,
+        using_index: bool,
+        columns: Vec<String>,
+        unique: bool,
+    },
+    DropConstraint {
+        name: String,
+        cascade: bool,
+    },
     DropPrimaryKey,
-    DropForeignKey { name: String },
-    DropIndex { name: String },
-    ValidateConstraint { name: String },
-    RenameColumn { from: String, to: String },
-    RenameTo { to: String },
+    DropForeignKey {
+        name: String,
+    },
+    DropIndex {
+        name: String,
+    },
+    ValidateConstraint {
+        name: String,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTo {
+        to: String,
+    },
     RenameIndex,
     /// PostgreSQL storage changes that rewrite: SET LOGGED/UNLOGGED, TABLESPACE, ACCESS METHOD.
     PgRewrite(String),
@@ -95,8 +140,13 @@ pub enum Action {
     PgSetStorage,
     /// MySQL table options: ENGINE=, ROW_FORMAT=, FORCE, CONVERT TO CHARACTER SET …
     TableOption(TableOption),
-    AttachPartition { partition: String },
-    DetachPartition { partition: String, concurrently: bool },
+    AttachPartition {
+        partition: String,
+    },
+    DetachPartition {
+        partition: String,
+        concurrently: bool,
+    },
     AddPartition,
     DropPartition,
     TruncatePartition,
@@ -128,49 +178,135 @@ pub enum TableOption {
 /// What a statement does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Op {
-    CreateTable { table: String, or_replace: bool, temporary: bool, references: Vec<String>, as_select: bool, partition_of: Option<String> },
-    CreateIndex { table: String, name: Option<String>, unique: bool, concurrently: bool, kind: IndexKind, columns: Vec<String> },
-    DropIndex { names: Vec<String>, table: Option<String>, concurrently: bool, cascade: bool },
-    DropTable { tables: Vec<String>, cascade: bool },
+    CreateTable {
+        table: String,
+        or_replace: bool,
+        temporary: bool,
+        references: Vec<String>,
+        as_select: bool,
+        partition_of: Option<String>,
+    },
+    CreateIndex {
+        table: String,
+        name: Option<String>,
+        unique: bool,
+        concurrently: bool,
+        kind: IndexKind,
+        columns: Vec<String>,
+    },
+    DropIndex {
+        names: Vec<String>,
+        table: Option<String>,
+        concurrently: bool,
+        cascade: bool,
+    },
+    DropTable {
+        tables: Vec<String>,
+        cascade: bool,
+    },
     /// DROP SCHEMA / DATABASE.
-    DropSchema { names: Vec<String>, cascade: bool },
+    DropSchema {
+        names: Vec<String>,
+        cascade: bool,
+    },
     /// DROP VIEW / SEQUENCE / TYPE / FUNCTION / …: the object kind.
-    DropOther { kind: String, names: Vec<String>, cascade: bool },
-    Truncate { tables: Vec<String>, cascade: bool },
-    RenameTables { pairs: Vec<(String, String)> },
-    AlterTable { table: String, actions: Vec<Action>, algorithm: Option<String>, lock: Option<String> },
-    Reindex { target: String, table_level: bool, concurrently: bool },
-    Vacuum { full: bool, table: Option<String> },
-    Cluster { table: Option<String> },
-    Optimize { table: String },
-    RefreshMatView { name: String, concurrently: bool },
-    CreateTrigger { table: String },
-    DropTrigger { table: Option<String> },
-    AlterTypeAddValue { name: String },
-    AlterTypeRenameValue { name: String },
-    CreateDomain { check: bool },
+    DropOther {
+        kind: String,
+        names: Vec<String>,
+        cascade: bool,
+    },
+    Truncate {
+        tables: Vec<String>,
+        cascade: bool,
+    },
+    RenameTables {
+        pairs: Vec<(String, String)>,
+    },
+    AlterTable {
+        table: String,
+        actions: Vec<Action>,
+        algorithm: Option<String>,
+        lock: Option<String>,
+    },
+    Reindex {
+        target: String,
+        table_level: bool,
+        concurrently: bool,
+    },
+    Vacuum {
+        full: bool,
+        table: Option<String>,
+    },
+    Cluster {
+        table: Option<String>,
+    },
+    Optimize {
+        table: String,
+    },
+    RefreshMatView {
+        name: String,
+        concurrently: bool,
+    },
+    CreateTrigger {
+        table: String,
+    },
+    DropTrigger {
+        table: Option<String>,
+    },
+    AlterTypeAddValue {
+        name: String,
+    },
+    AlterTypeRenameValue {
+        name: String,
+    },
+    CreateDomain {
+        check: bool,
+    },
     AlterDomainAddConstraint,
-    Update { table: String, has_where: bool },
-    Delete { table: String, has_where: bool },
-    Insert { table: String, from_select: bool },
+    Update {
+        table: String,
+        has_where: bool,
+    },
+    Delete {
+        table: String,
+        has_where: bool,
+    },
+    Insert {
+        table: String,
+        from_select: bool,
+    },
     Select,
     /// `SET [LOCAL|SESSION] name = value`.
-    Set { name: String, value: String },
+    Set {
+        name: String,
+        value: String,
+    },
     /// MySQL `SET @var = …` with SQL found inside its string literals.
-    SetUserVar { name: String, embedded: Vec<String> },
+    SetUserVar {
+        name: String,
+        embedded: Vec<String>,
+    },
     /// `PREPARE name FROM @var` / `FROM '…'`: the SQL it will run, when known.
-    Prepare { var: Option<String>, sql: Option<String> },
+    Prepare {
+        var: Option<String>,
+        sql: Option<String>,
+    },
     Begin,
     Commit,
     Rollback,
-    LockTable { tables: Vec<String>, mode: String },
+    LockTable {
+        tables: Vec<String>,
+        mode: String,
+    },
     /// Other statements that take no table lock of note (CREATE VIEW/FUNCTION/
     /// SEQUENCE/EXTENSION/SCHEMA, GRANT, COMMENT, ANALYZE, …): the kind.
     Benign(String),
     /// A PostgreSQL `DO` block or procedure call: runs unknown SQL.
     OpaqueCode(String),
     /// Nothing could be made of it.
-    Unanalyzable { message: String },
+    Unanalyzable {
+        message: String,
+    },
 }
 
 impl Op {
@@ -185,9 +321,15 @@ impl Op {
             | Op::Update { table, .. }
             | Op::Delete { table, .. }
             | Op::Insert { table, .. } => Some(table),
-            Op::DropTable { tables, .. } | Op::Truncate { tables, .. } | Op::LockTable { tables, .. } => tables.first().map(String::as_str),
+            Op::DropTable { tables, .. }
+            | Op::Truncate { tables, .. }
+            | Op::LockTable { tables, .. } => tables.first().map(String::as_str),
             Op::RenameTables { pairs } => pairs.first().map(|p| p.0.as_str()),
-            Op::Reindex { target, table_level: true, .. } => Some(target),
+            Op::Reindex {
+                target,
+                table_level: true,
+                ..
+            } => Some(target),
             Op::Vacuum { table, .. } | Op::Cluster { table } => table.as_deref(),
             Op::RefreshMatView { name, .. } => Some(name),
             Op::DropIndex { table, .. } | Op::DropTrigger { table } => table.as_deref(),

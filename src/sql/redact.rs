@@ -28,8 +28,10 @@ pub fn redact(sql: &str) -> String {
 
 /// Masks the password in a connection URL or DSN (`postgres://u:secret@h/db`).
 pub fn redact_dsn(dsn: &str) -> String {
-    static URL: Lazy<Regex> = Lazy::new(|| Regex::new(r"(://[^:/@]*:)([^@]*)(@)").expect("static regex"));
-    static KV: Lazy<Regex> = Lazy::new(|| Regex::new(r"(?i)(password\s*=\s*)(\S+)").expect("static regex"));
+    static URL: Lazy<Regex> =
+        Lazy::new(|| Regex::new(r"(://[^:/@]*:)([^@]*)(@)").expect("static regex"));
+    static KV: Lazy<Regex> =
+        Lazy::new(|| Regex::new(r"(?i)(password\s*=\s*)(\S+)").expect("static regex"));
     let s = URL.replace_all(dsn, "$1***$3");
     KV.replace_all(&s, "$1***").into_owned()
 }
@@ -40,10 +42,22 @@ mod tests {
 
     #[test]
     fn masks_passwords() {
-        assert_eq!(redact("CREATE USER u IDENTIFIED BY 's3cret'"), "CREATE USER u IDENTIFIED BY '***'");
-        assert_eq!(redact("ALTER ROLE r WITH ENCRYPTED PASSWORD 'x''y'"), "ALTER ROLE r WITH ENCRYPTED PASSWORD '***'");
+        assert_eq!(
+            redact("CREATE USER u IDENTIFIED BY 's3cret'"),
+            "CREATE USER u IDENTIFIED BY '***'"
+        );
+        assert_eq!(
+            redact("ALTER ROLE r WITH ENCRYPTED PASSWORD 'x''y'"),
+            "ALTER ROLE r WITH ENCRYPTED PASSWORD '***'"
+        );
         assert!(!redact("CHANGE MASTER TO MASTER_PASSWORD='repl'").contains("repl'"));
-        assert_eq!(redact_dsn("postgres://app:hunter2@db:5432/x"), "postgres://app:***@db:5432/x");
-        assert_eq!(redact_dsn("host=db password=hunter2 user=x"), "host=db password=*** user=x");
+        assert_eq!(
+            redact_dsn("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_dsn("host=db password=hunter2 user=x"),
+            "host=db password=*** user=x"
+        );
     }
 }

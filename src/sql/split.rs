@@ -28,11 +28,21 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
     let mut start: Option<(usize, usize)> = None;
     let mysql = engine == Engine::Mysql;
     let at_line_start = |i: usize| i == 0 || bytes[i - 1] == b'\n';
+    // MySQL routines sent without DELIMITER (multi-statement drivers): `;` inside
+    // BEGIN … END does not end the CREATE PROCEDURE/FUNCTION/TRIGGER/EVENT.
+    let mut routine = false;
+    let mut words_seen = 0usize;
+    let mut depth = 0i32;
+    let mut last_word = String::new();
 
     while i < bytes.len() {
         let c = bytes[i];
         // MySQL client `DELIMITER x` lines (only between statements).
-        if mysql && start.is_none() && at_line_start(i) && starts_with_ci(&bytes[i..], b"delimiter ") {
+        if mysql
+            && start.is_none()
+            && at_line_start(i)
+            && starts_with_ci(&bytes[i..], b"delimiter ")
+        {
             let end = find_byte(bytes, i, b'\n').unwrap_or(bytes.len());
             let d = text[i + 10..end].trim();
             if !d.is_empty() {
@@ -41,13 +51,25 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
             i = end;
             continue;
         }
-        if mysql && start.is_some() && at_line_start_ws(bytes, i) && starts_with_ci(skip_ws(bytes, i), b"delimiter ") {
+        if mysql
+            && start.is_some()
+            && at_line_start_ws(bytes, i)
+            && starts_with_ci(skip_ws(bytes, i), b"delimiter ")
+        {
             // A DELIMITER line ends a statement that lacked its terminator.
             push(&mut out, text, &mut start, i);
             continue;
         }
         // A delimiter that starts with white space (Liquibase `\nGO`) is checked first.
-        if start.is_some() && bytes[i..].starts_with(delim.as_bytes()) {
+        if routine && last_word == "END" && bytes[i..].starts_with(delim.as_bytes()) {
+            // A bare END right before the terminator closes a BEGIN block.
+            depth -= 1;
+            last_word.clear();
+        }
+        if start.is_some() && bytes[i..].starts_with(delim.as_bytes()) && !(routine && depth > 0) {
+            routine = false;
+            words_seen = 0;
+            depth = 0;
             push(&mut out, text, &mut start, i);
             line += count_newlines(delim.as_bytes());
             i += delim.len();
@@ -88,7 +110,15 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
             start = Some((i, line));
         }
         // Terminator?
-        if bytes[i..].starts_with(delim.as_bytes()) {
+        if routine && last_word == "END" && bytes[i..].starts_with(delim.as_bytes()) {
+            // A bare END right before the terminator closes a BEGIN block.
+            depth -= 1;
+            last_word.clear();
+        }
+        if bytes[i..].starts_with(delim.as_bytes()) && !(routine && depth > 0) {
+            routine = false;
+            words_seen = 0;
+            depth = 0;
             push(&mut out, text, &mut start, i);
             line += count_newlines(delim.as_bytes());
             i += delim.len();
@@ -122,6 +152,48 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
                 } else {
                     i += 1;
                 }
+            }
+            c if mysql
+                && delim == ";"
+                && (c.is_ascii_alphabetic() || c == b'_')
+                && (i == 0
+                    || !(bytes[i - 1].is_ascii_alphanumeric()
+                        || bytes[i - 1] == b'_'
+                        || bytes[i - 1] == b'@')) =>
+            {
+                let mut j = i;
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'$')
+                {
+                    j += 1;
+                }
+                let w = text[i..j].to_ascii_uppercase();
+                if words_seen < 8 {
+                    words_seen += 1;
+                    if matches!(w.as_str(), "PROCEDURE" | "FUNCTION" | "TRIGGER" | "EVENT")
+                        && text[start.map(|s| s.0).unwrap_or(i)..i]
+                            .to_ascii_uppercase()
+                            .trim_start()
+                            .starts_with("CREATE")
+                    {
+                        routine = true;
+                    }
+                }
+                if routine {
+                    match w.as_str() {
+                        "BEGIN" | "CASE" => depth += 1,
+                        "IF" | "LOOP" | "WHILE" | "REPEAT" if last_word == "END" => {}
+                        _ => {}
+                    }
+                    if last_word == "END"
+                        && !matches!(w.as_str(), "IF" | "LOOP" | "WHILE" | "REPEAT")
+                    {
+                        depth -= 1;
+                    }
+                }
+                last_word = w;
+                i = j;
+                continue;
             }
             _ => i += char_len(c),
         }
@@ -270,7 +342,10 @@ mod tests {
 
     #[test]
     fn splits_on_semicolons_with_lines() {
-        let got = sqls("-- head\nCREATE TABLE a (id int);\n\nALTER TABLE a ADD b int;\n", Engine::Postgres);
+        let got = sqls(
+            "-- head\nCREATE TABLE a (id int);\n\nALTER TABLE a ADD b int;\n",
+            Engine::Postgres,
+        );
         assert_eq!(
             got,
             vec![
@@ -305,6 +380,15 @@ mod tests {
         assert_eq!(got[0].1, 3);
         assert_eq!(got[1], ("CALL p()".to_string(), 5));
         assert_eq!(got[2].0, "SELECT 'a\\';b'");
+    }
+
+    #[test]
+    fn mysql_routine_without_delimiter_stays_whole() {
+        let text = "CREATE PROCEDURE p ()\nBEGIN\nDECLARE x INT;\nIF x > 0 THEN\n  UPDATE t SET a = 1;\nEND IF;\nEND;\nCALL p();\nDROP PROCEDURE IF EXISTS p;";
+        let got = sqls(text, Engine::Mysql);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].0.ends_with("END"));
+        assert_eq!(got[1], ("CALL p()".to_string(), 8));
     }
 
     #[test]

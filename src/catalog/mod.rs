@@ -1,0 +1,187 @@
+//! Table facts: sizes, column types and constraints that decide what a statement costs.
+//!
+//! Facts come from a stats file (`--stats`, for CI without a database) or live and
+//! read-only from the target's primary (`--target`). A run's verdicts always use
+//! live facts; the stats file is only for `plan`.
+
+pub mod live;
+
+use crate::model::{Engine, EngineVersion};
+use crate::sql::names::norm_user_name;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// One column as the catalog knows it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ColumnFacts {
+    /// Upper-case type as the engine names it, e.g. `CHARACTER VARYING(10)` or `VARCHAR(10)`.
+    pub data_type: String,
+    pub nullable: bool,
+    /// PostgreSQL: a validated `CHECK (col IS NOT NULL)` exists (SET NOT NULL skips its scan).
+    pub valid_not_null_check: bool,
+    /// MySQL: bytes per character of the column's character set.
+    pub bytes_per_char: Option<u32>,
+}
+
+/// What is known about one table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableFacts {
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    pub columns: BTreeMap<String, ColumnFacts>,
+    pub has_triggers: bool,
+    /// Foreign keys with ON DELETE/UPDATE CASCADE or SET NULL (MySQL: no LOCK=NONE).
+    pub cascading_fks: bool,
+}
+
+/// Where the facts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactSource {
+    None,
+    StatsFile,
+    Live,
+}
+
+/// Facts for the tables of a plan, keyed by normalised name.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub engine: Engine,
+    pub tables: HashMap<String, TableFacts>,
+    pub source: FactSource,
+    /// The server's version, when read live.
+    pub server_version: Option<EngineVersion>,
+}
+
+impl Catalog {
+    pub fn empty(engine: Engine) -> Self {
+        Catalog {
+            engine,
+            tables: HashMap::new(),
+            source: FactSource::None,
+            server_version: None,
+        }
+    }
+
+    /// Looks a table up as the engine would resolve the name: an unqualified name
+    /// also matches `public.<name>` on PostgreSQL, and a qualified one its base name.
+    pub fn lookup(&self, name: &str) -> Option<&TableFacts> {
+        if let Some(t) = self.tables.get(name) {
+            return Some(t);
+        }
+        if !name.contains('.') {
+            if self.engine == Engine::Postgres
+                && let Some(t) = self.tables.get(&format!("public.{name}"))
+            {
+                return Some(t);
+            }
+            return None;
+        }
+        let base = crate::sql::names::base_name(name);
+        let schema = &name[..name.len() - base.len() - 1];
+        if self.engine == Engine::Postgres && schema == "public" {
+            return self.tables.get(base);
+        }
+        None
+    }
+}
+
+/// A bad stats file, with file and line.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct StatsError {
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsFile {
+    #[serde(default)]
+    tables: BTreeMap<String, StatsTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsTable {
+    rows: Option<u64>,
+    bytes: Option<u64>,
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+    #[serde(default)]
+    has_triggers: bool,
+}
+
+/// Reads a `--stats` TOML file: `[tables."orders"] rows = …, bytes = …`, optionally
+/// `columns = { status = "varchar(10)" }`.
+pub fn load_stats(text: &str, path: &str, engine: Engine) -> Result<Catalog, StatsError> {
+    let f: StatsFile = toml::from_str(text).map_err(|e| StatsError {
+        path: path.to_string(),
+        line: e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+        message: e.message().to_string(),
+    })?;
+    let mut cat = Catalog::empty(engine);
+    cat.source = FactSource::StatsFile;
+    for (name, t) in f.tables {
+        let columns = t
+            .columns
+            .into_iter()
+            .map(|(c, ty)| {
+                let upper = ty.to_ascii_uppercase();
+                (
+                    norm_user_name(&c, engine),
+                    ColumnFacts {
+                        nullable: !upper.contains("NOT NULL"),
+                        data_type: upper.replace("NOT NULL", "").trim().to_string(),
+                        valid_not_null_check: false,
+                        bytes_per_char: None,
+                    },
+                )
+            })
+            .collect();
+        cat.tables.insert(
+            norm_user_name(&name, engine),
+            TableFacts {
+                rows: t.rows,
+                bytes: t.bytes,
+                columns,
+                has_triggers: t.has_triggers,
+                cascading_fks: false,
+            },
+        );
+    }
+    Ok(cat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_file_names_fold_like_the_engine() {
+        let c = load_stats(
+            "[tables.'\"Orders\"']\nrows = 5\n[tables.Items]\nrows = 7\nbytes = 100\n",
+            "s.toml",
+            Engine::Postgres,
+        )
+        .unwrap();
+        assert_eq!(c.lookup("items").and_then(|t| t.rows), Some(7));
+        assert_eq!(c.lookup("public.items").and_then(|t| t.bytes), Some(100));
+        assert_eq!(c.lookup("Orders").and_then(|t| t.rows), Some(5));
+        assert!(c.lookup("orders").is_none());
+    }
+
+    #[test]
+    fn stats_errors_name_the_line() {
+        let e = load_stats(
+            "[tables.t]\nrows = 5\nrowz = 6\n",
+            "s.toml",
+            Engine::Postgres,
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.to_string().starts_with("s.toml:3:"));
+    }
+}

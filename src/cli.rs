@@ -1,0 +1,90 @@
+//! Command-line definitions (clap). Parsing only: resolution and validation of the
+//! options happen in `cmd::*`, so `--help` and behaviour stay in one place each.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// cutover — coordinate production schema migrations: classify their risk before a
+/// window, gate them on approval, run and watch them, and keep an audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None, after_help = "Exit codes: 0 success, 1 --fail-on threshold met (plan) or run failed, 2 bad input or usage.\nDocs: README.md. Example config: examples/cutover.toml.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify migrations: risk, lock, rewrite, estimate and safer alternative per statement.
+    #[command(
+        after_help = "Examples:\n  cutover plan db/migration                       # Flyway dir, engine guessed per file\n  cutover plan migrations --engine mysql --stats stats.toml --format json\n  cutover plan db/migration --target prod --fail-on high   # live table facts, CI gate\n\nExit codes: 0 ok, 1 --fail-on met, 2 bad input (message names file:line)."
+    )]
+    Plan(PlanArgs),
+    /// Show the plan of a bundled example migration set (the console demo lands later).
+    Demo(DemoArgs),
+    /// List the rules in force (built-in rules.toml plus overrides).
+    Rules(RulesArgs),
+}
+
+/// Output formats of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+/// Options shared by everything that classifies.
+#[derive(Debug, Args, Clone)]
+pub struct PlanOpts {
+    /// Migration files or directories (searched recursively for *.sql).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// SQL dialect; guessed per file from directives, path and syntax otherwise.
+    #[arg(long, value_parser = ["postgres", "mysql", "mariadb"])]
+    pub engine: Option<String>,
+    /// Engine version facts: postgres-15, mariadb-10.11, mysql-8.0 (read from the server with --target).
+    #[arg(long)]
+    pub engine_version: Option<String>,
+    /// Force the migration source format instead of detecting it per file.
+    #[arg(long, value_parser = ["flyway", "golang-migrate", "diesel", "liquibase", "alembic", "plain"])]
+    pub source_format: Option<String>,
+    /// Target in cutover.toml: table facts are read live (read-only) from its primary.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Table facts from a TOML file ([tables."orders"] rows = …, bytes = …).
+    #[arg(long, conflicts_with = "target")]
+    pub stats: Option<PathBuf>,
+    /// Rule overrides on top of the built-in rules.toml.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Config file (default: cutover.toml in this directory or a parent).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub opts: PlanOpts,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 1 when the plan's risk is at or above this level.
+    #[arg(long, value_parser = ["low", "medium", "high"])]
+    pub fail_on: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output format of the demo plan.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Rule overrides on top of the built-in rules.toml.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}

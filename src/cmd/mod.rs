@@ -1,0 +1,4 @@
+//! Subcommand implementations: resolve options, call the library, render.
+
+pub mod plan;
+pub mod rules;

@@ -1,0 +1,204 @@
+//! `cutover plan` and `cutover demo`: options → migrations + facts + rules → plan.
+
+use crate::catalog::{self, Catalog};
+use crate::cli::{Format, PlanArgs, PlanOpts};
+use crate::config::{self, Config};
+use crate::migrate::{self, LoadOptions};
+use crate::model::{Engine, EngineVersion, Plan, Risk};
+use crate::report;
+use crate::risk::{self, Context, RuleSet};
+use std::path::{Path, PathBuf};
+
+/// Bad input or usage: exit code 2, message names file:line where it can.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+fn input<E: std::fmt::Display>(e: E) -> InputError {
+    InputError(e.to_string())
+}
+
+/// Loads the rule set: built-in, then cutover.toml's `[rules] path`, then `--rules`.
+pub fn load_rules(cfg: Option<&Config>, cli: Option<&Path>) -> Result<RuleSet, InputError> {
+    let mut rs = RuleSet::default_rules();
+    if let Some(c) = cfg
+        && let Some(p) = &c.rules.path
+    {
+        let p = c.path.parent().unwrap_or(Path::new(".")).join(p);
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+        rs = rs
+            .with_overrides(&text, &p.display().to_string())
+            .map_err(input)?;
+    }
+    if let Some(p) = cli {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+        rs = rs
+            .with_overrides(&text, &p.display().to_string())
+            .map_err(input)?;
+    }
+    Ok(rs)
+}
+
+/// Builds the plan for the given options.
+pub fn build(opts: &PlanOpts) -> Result<(Plan, RuleSet), InputError> {
+    let cfg_path = opts.config.clone().or_else(config::discover);
+    let cfg = match &cfg_path {
+        Some(p) => Some(Config::load(p).map_err(input)?),
+        None => None,
+    };
+    let mut rules = load_rules(cfg.as_ref(), opts.rules.as_deref())?;
+    let target = match &opts.target {
+        Some(name) => {
+            let c = cfg.as_ref().ok_or_else(|| {
+                InputError(format!(
+                    "--target {name}: no cutover.toml found (use --config)"
+                ))
+            })?;
+            Some(c.target(name).map_err(input)?.clone())
+        }
+        None => None,
+    };
+    if let Some(tp) = target.as_ref().and_then(|t| t.throughput) {
+        rules.throughput = tp;
+    }
+    let engine: Option<Engine> = match (&opts.engine, &target) {
+        (Some(e), _) => Some(e.parse().map_err(InputError)?),
+        (None, Some(t)) => Some(t.engine),
+        _ => None,
+    };
+    let format = opts
+        .source_format
+        .as_deref()
+        .or(target.as_ref().and_then(|t| t.format.as_deref()))
+        .map(|f| f.parse().map_err(InputError))
+        .transpose()?;
+    let migrations =
+        migrate::load_paths(&opts.paths, &LoadOptions { engine, format }).map_err(input)?;
+    let plan_engine = engine
+        .or_else(|| migrations.first().map(|m| m.engine))
+        .unwrap_or(Engine::Postgres);
+
+    let catalog = if let Some(t) = &target {
+        let dsn = config::interpolate(&t.primary)
+            .map_err(|m| InputError(format!("target '{}': {m}", t.name)))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(input)?;
+        rt.block_on(catalog::live::read(t.engine, &dsn, &t.name))
+            .map_err(input)?
+    } else if let Some(p) = &opts.stats {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+        catalog::load_stats(&text, &p.display().to_string(), plan_engine).map_err(input)?
+    } else {
+        Catalog::empty(plan_engine)
+    };
+
+    let mut pg_version = EngineVersion::default_for(Engine::Postgres);
+    let mut mysql_version = EngineVersion::default_for(Engine::Mysql);
+    if let Some(v) = &opts.engine_version {
+        let v = EngineVersion::parse(v).ok_or_else(|| {
+            InputError(format!(
+                "--engine-version '{v}': expected postgres-15, mariadb-10.11 or mysql-8.0"
+            ))
+        })?;
+        match v.engine() {
+            Engine::Postgres => pg_version = v,
+            Engine::Mysql => mysql_version = v,
+        }
+    }
+    if let Some(v) = catalog.server_version {
+        match v.engine() {
+            Engine::Postgres => pg_version = v,
+            Engine::Mysql => mysql_version = v,
+        }
+    }
+    let ctx = Context {
+        rules: &rules,
+        catalog: &catalog,
+        pg_version,
+        mysql_version,
+    };
+    let plan = risk::classify(&migrations, &ctx);
+    Ok((plan, rules))
+}
+
+/// Renders in the chosen format.
+pub fn render(plan: &Plan, rules: &RuleSet, format: Format) -> String {
+    match format {
+        Format::Text => {
+            use std::io::IsTerminal;
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            report::text::render(plan, color)
+        }
+        Format::Json => report::json(plan),
+        Format::Sarif => report::sarif::render(plan, rules),
+    }
+}
+
+/// `cutover plan`: returns the exit code (0, or 1 when --fail-on is met).
+pub fn run(args: &PlanArgs) -> Result<i32, InputError> {
+    let (plan, rules) = build(&args.opts)?;
+    println!("{}", render(&plan, &rules, args.format).trim_end());
+    let threshold: Option<Risk> = args
+        .fail_on
+        .as_deref()
+        .map(|r| r.parse().map_err(InputError))
+        .transpose()?;
+    Ok(match threshold {
+        Some(t) if plan.risk >= t => 1,
+        _ => 0,
+    })
+}
+
+const DEMO_FILES: &[(&str, &str)] = &[
+    (
+        "V2__orders_add_region.sql",
+        include_str!("../../examples/demo/V2__orders_add_region.sql"),
+    ),
+    (
+        "V3__orders_tighten.sql",
+        include_str!("../../examples/demo/V3__orders_tighten.sql"),
+    ),
+    ("stats.toml", include_str!("../../examples/demo/stats.toml")),
+];
+
+/// Writes the bundled demo migrations to a fresh directory and returns it.
+pub fn demo_dir() -> Result<(tempfile::TempDir, PathBuf), InputError> {
+    let dir = tempfile::Builder::new()
+        .prefix("cutover-demo")
+        .tempdir()
+        .map_err(input)?;
+    let mig = dir.path().join("db/migration");
+    std::fs::create_dir_all(&mig).map_err(input)?;
+    for (name, text) in DEMO_FILES {
+        let p = if name.ends_with(".toml") {
+            dir.path().join(name)
+        } else {
+            mig.join(name)
+        };
+        std::fs::write(&p, text).map_err(input)?;
+    }
+    Ok((dir, mig))
+}
+
+/// `cutover demo`: the plan of the bundled example (the console takes over later).
+pub fn demo(format: Format) -> Result<i32, InputError> {
+    let (dir, mig) = demo_dir()?;
+    let opts = PlanOpts {
+        paths: vec![mig],
+        engine: Some("postgres".into()),
+        engine_version: None,
+        source_format: None,
+        target: None,
+        stats: Some(dir.path().join("stats.toml")),
+        rules: None,
+        config: Some(PathBuf::from("/dev/null")),
+    };
+    let (plan, rules) = build(&opts)?;
+    println!("{}", render(&plan, &rules, format).trim_end());
+    Ok(0)
+}

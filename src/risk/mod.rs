@@ -1,0 +1,371 @@
+//! The pre-flight classifier: migrations + rules + table facts → a [`Plan`].
+//!
+//! Each statement is analyzed into operation facts, then the rule families add
+//! findings, the strongest lock and the work it does. Risk is the worst finding;
+//! the transaction checks add findings to the migration. See the README's risk
+//! policy for the order in which the rules decide.
+
+mod alter_mysql;
+mod alter_pg;
+mod estimate;
+mod locks;
+pub mod rules;
+mod statements;
+mod txn;
+
+use crate::catalog::Catalog;
+use crate::migrate::{Migration, TxWrap};
+use crate::model::*;
+use crate::sql::analyze::analyze;
+use crate::sql::ops::{Analysis, Op};
+use crate::sql::redact::redact;
+pub use locks::PgLock;
+pub use rules::RuleSet;
+use std::collections::{HashMap, HashSet};
+
+/// Everything the classifier needs besides the migrations.
+pub struct Context<'a> {
+    pub rules: &'a RuleSet,
+    /// Facts per engine (a plan may mix engines only in odd set-ups).
+    pub catalog: &'a Catalog,
+    pub pg_version: EngineVersion,
+    pub mysql_version: EngineVersion,
+}
+
+/// How much work a statement does on a table while holding its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkKind {
+    /// Catalog only.
+    Meta,
+    /// Reads the table (validation).
+    Scan,
+    /// Builds an index.
+    Build,
+    /// Rewrites or copies the table.
+    Rewrite,
+    /// Changes rows.
+    Dml,
+}
+
+/// A statement under evaluation: the rule families fill it in.
+pub struct Eval<'a> {
+    pub ctx: &'a Context<'a>,
+    pub engine: Engine,
+    pub version: EngineVersion,
+    pub sql: &'a str,
+    /// Tables created earlier in the plan (they count as empty).
+    pub created: &'a HashSet<String>,
+    pub findings: Vec<Finding>,
+    pub lock: Lock,
+    pub rewrites: bool,
+    pub work: Vec<(WorkKind, bool)>,
+    /// Tables whose unknown size was already reported.
+    pub size_reported: HashSet<String>,
+}
+
+impl<'a> Eval<'a> {
+    fn new(
+        ctx: &'a Context<'a>,
+        engine: Engine,
+        sql: &'a str,
+        created: &'a HashSet<String>,
+    ) -> Self {
+        Eval {
+            ctx,
+            engine,
+            version: match engine {
+                Engine::Postgres => ctx.pg_version,
+                Engine::Mysql => ctx.mysql_version,
+            },
+            sql,
+            created,
+            findings: Vec::new(),
+            lock: Lock {
+                mode: "none".into(),
+                blocks: Blocks::Nothing,
+                table: None,
+                other_locks: vec![],
+            },
+            rewrites: false,
+            work: Vec::new(),
+            size_reported: HashSet::new(),
+        }
+    }
+
+    /// True if the table existed before this plan.
+    pub fn exists(&self, table: &str) -> bool {
+        !self.created.contains(table)
+    }
+
+    /// Large for size-scaled rules: known size over a threshold, or unknown (and then said).
+    pub fn large(&mut self, table: &str) -> bool {
+        if !self.exists(table) {
+            return false;
+        }
+        let th = self.ctx.rules.thresholds;
+        match self.ctx.catalog.lookup(table) {
+            Some(f) if f.rows.is_some() || f.bytes.is_some() => {
+                f.rows.is_some_and(|r| r >= th.large_rows)
+                    || f.bytes.is_some_and(|b| b >= th.large_bytes)
+            }
+            _ => {
+                if self.size_reported.insert(table.to_string()) {
+                    self.add("table-size-unknown", false, &[("table", table)]);
+                }
+                true
+            }
+        }
+    }
+
+    /// Adds a finding of rule `id` (if enabled for this engine).
+    pub fn add(&mut self, id: &str, large: bool, vars: &[(&str, &str)]) {
+        if let Some(f) = self.ctx.rules.finding(id, self.engine, large, vars)
+            && !self
+                .findings
+                .iter()
+                .any(|g| g.rule == f.rule && g.reason == f.reason)
+        {
+            self.findings.push(f);
+        }
+    }
+
+    /// Records a lock; the strongest one on an existing table is the statement's lock.
+    pub fn take_lock(&mut self, table: &str, mode: &str, blocks: Blocks) {
+        let blocks = if self.exists(table) {
+            blocks
+        } else {
+            Blocks::Nothing
+        };
+        if self.lock.table.is_none() || blocks > self.lock.blocks || (self.lock.mode == "none") {
+            if let Some(prev) = self.lock.table.take()
+                && prev != table
+            {
+                self.lock.other_locks.push(OtherLock {
+                    table: prev,
+                    mode: self.lock.mode.clone(),
+                    blocks: self.lock.blocks,
+                });
+            }
+            self.lock.mode = mode.to_string();
+            self.lock.blocks = blocks;
+            self.lock.table = Some(table.to_string());
+        } else if self.lock.table.as_deref() != Some(table)
+            && !self.lock.other_locks.iter().any(|o| o.table == table)
+        {
+            self.lock.other_locks.push(OtherLock {
+                table: table.to_string(),
+                mode: mode.to_string(),
+                blocks,
+            });
+        }
+    }
+
+    /// Records a lock on another table (FK parent) without making it the main lock.
+    pub fn other_lock(&mut self, table: &str, mode: &str, blocks: Blocks) {
+        let blocks = if self.exists(table) {
+            blocks
+        } else {
+            Blocks::Nothing
+        };
+        if !self.lock.other_locks.iter().any(|o| o.table == table)
+            && self.lock.table.as_deref() != Some(table)
+        {
+            self.lock.other_locks.push(OtherLock {
+                table: table.to_string(),
+                mode: mode.to_string(),
+                blocks,
+            });
+        }
+    }
+
+    /// Records work done on the statement's table; `blocking` = under a lock that blocks traffic.
+    pub fn work(&mut self, kind: WorkKind, blocking: bool) {
+        self.work.push((kind, blocking));
+        if kind == WorkKind::Rewrite {
+            self.rewrites = true;
+        }
+    }
+}
+
+/// Classifies migrations into a plan.
+pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
+    let mut created: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for m in migrations {
+        out.push(classify_migration(m, ctx, &mut created));
+    }
+    let risk = out.iter().map(|m| m.risk).max().unwrap_or(Risk::Low);
+    let version = if migrations.iter().all(|m| m.engine == Engine::Mysql) && !migrations.is_empty()
+    {
+        ctx.mysql_version
+    } else {
+        ctx.pg_version
+    };
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        plan_digest: plan_digest(migrations, &ctx.rules.digest),
+        rules_digest: ctx.rules.digest.clone(),
+        engine_version: version.to_string(),
+        risk,
+        migrations: out,
+    }
+}
+
+/// SHA-256 over the ordered (version, checksum) pairs and the rules digest.
+pub fn plan_digest(migrations: &[Migration], rules_digest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for m in migrations {
+        h.update(m.version.as_bytes());
+        h.update([0]);
+        h.update(m.checksum.as_bytes());
+        h.update([b'\n']);
+    }
+    h.update(b"rules:");
+    h.update(rules_digest.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn classify_migration(
+    m: &Migration,
+    ctx: &Context,
+    created: &mut HashSet<String>,
+) -> MigrationVerdict {
+    let mut statements = Vec::new();
+    let mut analyses: Vec<Analysis> = Vec::new();
+    let mut facts: Vec<txn::StmtFacts> = Vec::new();
+    // MySQL user variables holding SQL text, for PREPARE … FROM @var.
+    let mut vars: HashMap<String, Vec<String>> = HashMap::new();
+    for (index, raw) in m.statements.iter().enumerate() {
+        let analysis = analyze(&raw.sql, m.engine);
+        if let Op::SetUserVar { name, embedded } = &analysis.op {
+            vars.insert(name.to_ascii_lowercase(), embedded.clone());
+        }
+        let created_before = created.clone();
+        let mut ev = Eval::new(ctx, m.engine, &raw.sql, &created_before);
+        evaluate(&mut ev, &analysis, &vars);
+        if let Op::CreateTable { table, .. } = &analysis.op {
+            created.insert(table.clone());
+        }
+        // Size-scaled rules are moot on a table this plan creates: nobody uses it yet.
+        let main_table = ev
+            .lock
+            .table
+            .clone()
+            .or_else(|| analysis.op.table().map(str::to_string));
+        let existing_table = main_table.as_ref().is_some_and(|t| ev.exists(t));
+        if let Some(t) = &main_table
+            && !ev.exists(t)
+        {
+            ev.findings
+                .retain(|f| !ctx.rules.rules.get(&f.rule).is_some_and(|r| r.scales));
+        }
+        let risk = ev
+            .findings
+            .iter()
+            .map(|f| f.risk)
+            .max()
+            .unwrap_or(Risk::Low);
+        let est = estimate::estimate(&ev, &analysis.op);
+        facts.push(txn::StmtFacts {
+            work: ev.work.clone(),
+            existing_table,
+        });
+        statements.push(StatementVerdict {
+            index,
+            line: raw.line,
+            sql: redact(&raw.sql),
+            risk,
+            lock: ev.lock,
+            rewrites_table: ev.rewrites,
+            estimate: est,
+            findings: ev.findings,
+        });
+        analyses.push(analysis);
+    }
+    let findings = txn::check(m, &analyses, &statements, &facts, ctx);
+    let risk = statements
+        .iter()
+        .map(|s| s.risk)
+        .chain(findings.iter().map(|f| f.risk))
+        .max()
+        .unwrap_or(Risk::Low);
+    MigrationVerdict {
+        version: m.version.clone(),
+        description: m.description.clone(),
+        path: m.path.display().to_string(),
+        checksum: m.checksum.clone(),
+        engine: m.engine,
+        format: m.format.as_str().to_string(),
+        executor: m.directives.executor.clone(),
+        risk,
+        findings,
+        statements,
+    }
+}
+
+/// Runs the rule families on one analyzed statement.
+fn evaluate(ev: &mut Eval, a: &Analysis, vars: &HashMap<String, Vec<String>>) {
+    match &a.op {
+        Op::Unanalyzable { message } => {
+            let detail = match &a.parse_error {
+                Some(e) if e != message => format!("{message}; parser: {e}"),
+                _ => message.clone(),
+            };
+            ev.add("unanalyzable-sql", true, &[("detail", &detail)]);
+            worst_case(ev);
+        }
+        Op::Prepare { var, sql } => {
+            let texts: Vec<String> = match (var, sql) {
+                (_, Some(s)) => vec![s.clone()],
+                (Some(v), None) => vars
+                    .get(&v.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => vec![],
+            };
+            if texts.is_empty() {
+                ev.add(
+                    "dynamic-sql",
+                    true,
+                    &[("detail", "PREPARE from a variable whose SQL is not known")],
+                );
+                worst_case(ev);
+            }
+            // IF(cond, 'ALTER …', 'SELECT 1'): every alternative is classified; the worst wins.
+            for t in texts {
+                let inner = analyze(&t, ev.engine);
+                evaluate(ev, &inner, vars);
+            }
+        }
+        Op::OpaqueCode(what) => {
+            ev.add("dynamic-sql", true, &[("detail", what)]);
+            worst_case(ev);
+        }
+        op => {
+            if let Op::AlterTable { .. } = op {
+                match ev.engine {
+                    Engine::Postgres => alter_pg::evaluate(ev, op),
+                    Engine::Mysql => alter_mysql::evaluate(ev, op),
+                }
+            } else {
+                statements::evaluate(ev, op);
+            }
+        }
+    }
+}
+
+/// What cannot be understood reports the worst case.
+pub(crate) fn worst_case(ev: &mut Eval) {
+    let table = statements::guess_table(ev.sql).unwrap_or_else(|| "?".into());
+    ev.lock.mode = "unknown".into();
+    ev.lock.blocks = Blocks::ReadsAndWrites;
+    ev.lock.table = Some(table);
+    ev.rewrites = true;
+    ev.work.push((WorkKind::Rewrite, true));
+}
+
+/// True for migrations whose tool wraps them in one transaction.
+pub fn wraps_whole(m: &Migration) -> bool {
+    m.tx == TxWrap::Whole
+}
