@@ -1,0 +1,112 @@
+//! Robustness over real third-party migrations (../shared/corpus): every file is
+//! planned without a panic, and at most 2% of a dialect's statements may be
+//! unanalyzable. Prints the figures.
+
+use cutover::catalog::Catalog;
+use cutover::migrate::{LoadOptions, load_paths};
+use cutover::model::{Engine, EngineVersion};
+use cutover::risk::{Context, RuleSet, classify};
+use std::path::{Path, PathBuf};
+
+fn corpus_dir() -> PathBuf {
+    std::env::var_os("CUTOVER_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"))
+}
+
+fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            sql_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "sql") {
+            out.push(p);
+        }
+    }
+}
+
+const UNANALYZED: &[&str] = &["unanalyzable-sql", "dynamic-sql", "unknown-alter-action"];
+
+#[test]
+fn corpus_is_analyzable_per_dialect() {
+    let root = corpus_dir();
+    assert!(
+        root.is_dir(),
+        "corpus not found at {} (set CUTOVER_CORPUS)",
+        root.display()
+    );
+    let rules = RuleSet::default_rules();
+    for engine in [Engine::Postgres, Engine::Mysql] {
+        let catalog = Catalog::empty(engine);
+        let ctx = Context {
+            rules: &rules,
+            catalog: &catalog,
+            pg_version: EngineVersion::default_for(Engine::Postgres),
+            mysql_version: EngineVersion::default_for(Engine::Mysql),
+        };
+        let (mut total, mut bad, mut files) = (0usize, 0usize, 0usize);
+        let mut examples = Vec::new();
+        let mut dirs: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let name = dir.file_name().unwrap().to_string_lossy().to_string();
+            let is_mysql = name.contains("mysql");
+            if is_mysql != (engine == Engine::Mysql) {
+                continue;
+            }
+            let mut fs = Vec::new();
+            sql_files(&dir, &mut fs);
+            fs.sort();
+            for f in fs {
+                files += 1;
+                let ms = load_paths(
+                    &[f.clone()],
+                    &LoadOptions {
+                        engine: Some(engine),
+                        format: None,
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                let plan = classify(&ms, &ctx);
+                for m in &plan.migrations {
+                    for s in &m.statements {
+                        total += 1;
+                        if s.findings
+                            .iter()
+                            .any(|x| UNANALYZED.contains(&x.rule.as_str()))
+                        {
+                            bad += 1;
+                            assert_eq!(
+                                s.risk,
+                                cutover::model::Risk::High,
+                                "unanalyzed but not high: {}:{}",
+                                f.display(),
+                                s.line
+                            );
+                            if examples.len() < 5 {
+                                examples.push(format!("{}:{}", f.display(), s.line));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let pct = 100.0 * bad as f64 / total.max(1) as f64;
+        println!(
+            "corpus {engine}: {files} files, {total} statements, {bad} unanalyzable ({pct:.2}%); e.g. {examples:?}"
+        );
+        assert!(
+            total > 1000,
+            "{engine}: suspiciously few statements ({total})"
+        );
+        assert!(
+            pct <= 2.0,
+            "{engine}: {pct:.2}% unanalyzable (> 2%), e.g. {examples:?}"
+        );
+    }
+}

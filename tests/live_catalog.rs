@@ -1,0 +1,123 @@
+//! Live, read-only table facts from the throwaway PostgreSQL and MariaDB primaries
+//! started by scripts/test (URLs in CUTOVER_TEST_*). With CUTOVER_TEST_REQUIRE_DB=1 a
+//! missing server fails the test instead of skipping it.
+
+use std::process::Command;
+
+fn url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
+                "{var} is not set but CUTOVER_TEST_REQUIRE_DB is"
+            );
+            eprintln!("skipping: {var} not set (run through scripts/test)");
+            None
+        }
+    }
+}
+
+fn plan_with_target(engine: &str, dsn: &str, sql: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cutover.toml"), format!("[[targets]]\nname = \"t\"\nengine = \"{engine}\"\nenvironment = \"staging\"\nprimary = \"{dsn}\"\n")).unwrap();
+    std::fs::write(dir.path().join("V1__m.sql"), sql).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["plan", "V1__m.sql", "--target", "t", "--format", "json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "plan failed: {err}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn postgres_facts_drive_the_verdict() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("connect to test PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS live_facts;
+             CREATE TABLE live_facts (id int PRIMARY KEY, v varchar(10), n int);
+             INSERT INTO live_facts SELECT g, 'x', g FROM generate_series(1, 5000) g;
+             ALTER TABLE live_facts ADD CONSTRAINT live_facts_n_nn CHECK (n IS NOT NULL);
+             ANALYZE live_facts;",
+        )
+        .await
+        .unwrap();
+    let cat = cutover::catalog::live::read(cutover::model::Engine::Postgres, &dsn, "t")
+        .await
+        .unwrap();
+    let t = cat.lookup("live_facts").expect("table found via public");
+    assert_eq!(t.rows, Some(5000));
+    assert!(t.bytes.unwrap() > 100_000);
+    assert_eq!(t.columns["v"].data_type, "CHARACTER VARYING(10)");
+    assert!(t.columns["n"].valid_not_null_check);
+    assert!(cat.server_version.and_then(|v| v.pg_major()).is_some());
+
+    let p = plan_with_target(
+        "postgres",
+        &dsn,
+        "SET lock_timeout = '2s';\nALTER TABLE live_facts ALTER COLUMN v TYPE varchar(20);\nALTER TABLE live_facts ALTER COLUMN n SET NOT NULL;\n",
+    );
+    let s = &p["migrations"][0]["statements"];
+    // varchar widening is binary-coercible: catalog-only, medium, no rewrite.
+    assert_eq!(s[1]["rewrites_table"], false, "{}", s[1]);
+    assert_eq!(s[1]["risk"], "medium");
+    // A validated CHECK (n IS NOT NULL) exists: SET NOT NULL skips its scan.
+    assert_eq!(s[2]["risk"], "medium", "{}", s[2]);
+    assert!(s[2]["estimate"].is_object());
+    client.batch_execute("DROP TABLE live_facts").await.unwrap();
+}
+
+#[tokio::test]
+async fn mariadb_facts_drive_the_verdict() {
+    use mysql_async::prelude::*;
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let pool = mysql_async::Pool::new(dsn.as_str());
+    let mut c = pool.get_conn().await.expect("connect to test MariaDB");
+    c.query_drop("DROP TABLE IF EXISTS live_facts")
+        .await
+        .unwrap();
+    c.query_drop("CREATE TABLE live_facts (id INT PRIMARY KEY, v VARCHAR(50) CHARACTER SET utf8mb4, w VARCHAR(10) CHARACTER SET utf8mb4)").await.unwrap();
+    c.query_drop("INSERT INTO live_facts SELECT seq, 'x', 'y' FROM seq_1_to_3000")
+        .await
+        .unwrap();
+    c.query_drop("ANALYZE TABLE live_facts").await.unwrap();
+    let cat = cutover::catalog::live::read(cutover::model::Engine::Mysql, &dsn, "t")
+        .await
+        .unwrap();
+    let t = cat
+        .lookup("live_facts")
+        .expect("table found in the current database");
+    assert!(t.rows.unwrap() > 0);
+    assert_eq!(t.columns["v"].bytes_per_char, Some(4));
+    assert!(cat.server_version.is_some_and(|v| v.is_mariadb()));
+
+    // utf8mb4 VARCHAR(50) → (100): 200 B → 400 B crosses 255 B from 128–255: COPY.
+    // VARCHAR(10) → (20): 40 B → 80 B: INSTANT.
+    let p = plan_with_target(
+        "mysql",
+        &dsn,
+        "ALTER TABLE live_facts MODIFY v VARCHAR(100);\nALTER TABLE live_facts MODIFY w VARCHAR(20);\n",
+    );
+    let s = &p["migrations"][0]["statements"];
+    assert!(
+        s[0]["lock"]["mode"].as_str().unwrap().starts_with("COPY"),
+        "{}",
+        s[0]
+    );
+    assert_eq!(s[0]["rewrites_table"], true);
+    assert_eq!(s[1]["lock"]["mode"], "INSTANT", "{}", s[1]);
+    c.query_drop("DROP TABLE live_facts").await.unwrap();
+    drop(c);
+    pool.disconnect().await.unwrap();
+}

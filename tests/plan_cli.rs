@@ -1,0 +1,310 @@
+//! `cutover plan` end to end: the binary on fixtures of every source format.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn cutover(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .current_dir(fixtures())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cutover");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn plan_json(args: &[&str]) -> Value {
+    let mut a = vec!["plan", "--format", "json", "--config", "/dev/null"];
+    a.extend_from_slice(args);
+    let (code, out, err) = cutover(&a);
+    assert_eq!(code, 0, "stderr: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+}
+
+fn versions(p: &Value) -> Vec<String> {
+    p["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn stmt<'a>(p: &'a Value, m: usize, s: usize) -> &'a Value {
+    &p["migrations"][m]["statements"][s]
+}
+
+fn rules_of(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn json_contract_has_every_documented_field() {
+    let p = plan_json(&["flyway", "--stats", "stats.toml"]);
+    for k in ["format_version", "plan_digest", "risk", "migrations"] {
+        assert!(p.get(k).is_some(), "missing {k}");
+    }
+    let m = &p["migrations"][0];
+    for k in [
+        "version",
+        "description",
+        "path",
+        "checksum",
+        "engine",
+        "risk",
+        "findings",
+        "statements",
+    ] {
+        assert!(m.get(k).is_some(), "missing migration.{k}");
+    }
+    let s = stmt(&p, 0, 0);
+    for k in [
+        "index",
+        "line",
+        "sql",
+        "risk",
+        "lock",
+        "rewrites_table",
+        "estimate",
+        "findings",
+    ] {
+        assert!(s.get(k).is_some(), "missing statement.{k}");
+    }
+    for k in ["mode", "blocks", "table", "other_locks"] {
+        assert!(s["lock"].get(k).is_some(), "missing lock.{k}");
+    }
+    assert_eq!(p["plan_digest"].as_str().unwrap().len(), 64);
+    assert_eq!(m["checksum"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn flyway_versions_order_numerically_with_repeatables_last() {
+    let p = plan_json(&["flyway", "--stats", "stats.toml"]);
+    assert_eq!(versions(&p), ["1", "1.9", "1.10", "R__views"]);
+    // accounts is created in V1 of the same plan, so it counts as empty: the
+    // blocking index build is not high.
+    let idx = stmt(&p, 1, 0);
+    assert_eq!(idx["risk"], "low", "{idx}");
+}
+
+#[test]
+fn blocking_index_on_a_large_existing_table_is_high_with_the_concurrent_alternative() {
+    let p = plan_json(&[
+        "flyway/V1_9__index.sql",
+        "--stats",
+        "stats.toml",
+        "--engine",
+        "postgres",
+    ]);
+    let s = stmt(&p, 0, 0);
+    assert_eq!(s["risk"], "high");
+    assert_eq!(s["lock"]["mode"], "ShareLock");
+    assert_eq!(s["lock"]["blocks"], "writes");
+    let f = &s["findings"][0];
+    assert_eq!(f["rule"], "create-index-blocking");
+    assert!(
+        f["safe_alternative"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE INDEX CONCURRENTLY accounts_email_idx")
+    );
+    assert!(s["estimate"]["lock_seconds"].as_f64().unwrap() > 1.0);
+    // Without facts the size is unknown: still high, estimate null, and it says why.
+    let p = plan_json(&["flyway/V1_9__index.sql", "--engine", "postgres"]);
+    let s = stmt(&p, 0, 0);
+    assert_eq!(s["risk"], "high");
+    assert!(s["estimate"].is_null());
+    assert!(rules_of(s).contains(&"table-size-unknown".to_string()));
+}
+
+#[test]
+fn liquibase_changesets_are_migrations_with_their_own_transactions() {
+    let p = plan_json(&["liquibase", "--engine", "postgres", "--stats", "stats.toml"]);
+    assert_eq!(versions(&p), ["alice:1", "bob:2"]);
+    let m0 = &p["migrations"][0];
+    assert_eq!(m0["format"], "liquibase");
+    // NOT VALID then VALIDATE in the same changeset transaction.
+    assert!(
+        rules_of(m0).contains(&"validate-in-same-transaction".to_string()),
+        "{m0}"
+    );
+    assert_eq!(m0["risk"], "high");
+    // runInTransaction:false lets CONCURRENTLY run.
+    let m1 = &p["migrations"][1];
+    assert!(
+        !rules_of(m1).contains(&"concurrently-in-transaction".to_string()),
+        "{m1}"
+    );
+    assert_eq!(m1["statements"][0]["line"], 9);
+}
+
+#[test]
+fn alembic_offline_sql_splits_per_revision() {
+    let p = plan_json(&["alembic", "--engine", "postgres", "--stats", "stats.toml"]);
+    assert_eq!(versions(&p), ["upgrade-preamble", "1a2b3c", "4d5e6f"]);
+    let not_null = stmt(&p, 2, 0);
+    assert_eq!(not_null["line"], 16);
+    assert!(rules_of(not_null).contains(&"set-not-null".to_string()));
+    // orders is small (100 rows): a scan under ACCESS EXCLUSIVE is medium, not high.
+    assert_eq!(not_null["risk"], "medium");
+}
+
+#[test]
+fn golang_migrate_mysql_skips_down_files_and_reads_ddl_inside_strings() {
+    let p = plan_json(&["golang", "--stats", "stats.toml"]);
+    assert_eq!(versions(&p), ["000001", "000002"]);
+    assert_eq!(p["migrations"][1]["engine"], "mysql");
+    // Planned alone, orders already exists (in the whole plan V1 creates it).
+    let p = plan_json(&["golang/000002_widen.up.sql", "--stats", "stats.toml"]);
+    // VARCHAR(10) → (100) on utf8mb4 MariaDB: 40 → 400 bytes, instant.
+    let widen = stmt(&p, 0, 0);
+    assert_eq!(widen["lock"]["mode"], "INSTANT", "{widen}");
+    // The PREPARE runs the ALTER hidden in the string: CONVERT TO CHARACTER SET copies.
+    let prep = stmt(&p, 0, 3);
+    assert!(
+        rules_of(prep).contains(&"charset-conversion".to_string()),
+        "{prep}"
+    );
+    assert_eq!(prep["rewrites_table"], true);
+}
+
+#[test]
+fn diesel_dirs_and_plain_files_load() {
+    let p = plan_json(&["diesel", "--engine", "postgres"]);
+    assert_eq!(versions(&p), ["2024-01-02-000000"]);
+    assert_eq!(p["migrations"][0]["format"], "diesel");
+    let p = plan_json(&["plain", "--engine", "postgres"]);
+    assert_eq!(versions(&p), ["001", "002"]);
+    let del = stmt(&p, 1, 1);
+    assert_eq!(del["risk"], "high");
+    assert!(rules_of(del).contains(&"dml-without-where".to_string()));
+    // Secrets never reach any output.
+    let all = serde_json::to_string(&p).unwrap();
+    assert!(!all.contains("hunter2"), "password leaked");
+}
+
+#[test]
+fn directive_selects_executor() {
+    let p = plan_json(&["ghost", "--engine", "mysql", "--stats", "stats.toml"]);
+    assert_eq!(p["migrations"][0]["executor"], "gh-ost");
+}
+
+#[test]
+fn bad_directive_is_exit_2_with_file_and_line() {
+    let (code, _, err) = cutover(&["plan", "bad", "--config", "/dev/null"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("V1__typo.sql:2:") && err.contains("chunksize"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fail_on_sets_exit_1_and_bad_input_wins_with_2() {
+    let (code, _, _) = cutover(&[
+        "plan",
+        "plain",
+        "--engine",
+        "postgres",
+        "--fail-on",
+        "high",
+        "--config",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 1);
+    let (code, _, _) = cutover(&[
+        "plan",
+        "flyway/V1_10__later.sql",
+        "--engine",
+        "postgres",
+        "--stats",
+        "stats.toml",
+        "--fail-on",
+        "high",
+        "--config",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 0, "a low plan passes --fail-on high");
+    let (code, _, err) = cutover(&[
+        "plan",
+        "no-such-dir",
+        "--fail-on",
+        "low",
+        "--config",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-dir"), "{err}");
+}
+
+#[test]
+fn rules_override_changes_digest_and_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o.toml");
+    std::fs::write(&o, "[rules.dml-without-where]\nrisk = \"medium\"\n").unwrap();
+    let base = plan_json(&["plain", "--engine", "postgres"]);
+    let over = plan_json(&[
+        "plain",
+        "--engine",
+        "postgres",
+        "--rules",
+        o.to_str().unwrap(),
+    ]);
+    assert_ne!(base["plan_digest"], over["plan_digest"]);
+    assert_eq!(stmt(&over, 1, 1)["risk"], "medium");
+}
+
+#[test]
+fn sarif_and_text_render() {
+    let (code, out, _) = cutover(&[
+        "plan",
+        "plain",
+        "--engine",
+        "postgres",
+        "--format",
+        "sarif",
+        "--config",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["ruleId"] == "dml-without-where"
+        && r["level"] == "error"
+        && r["locations"][0]["physicalLocation"]["region"]["startLine"] == 2));
+    let (code, out, _) = cutover(&[
+        "plan",
+        "plain",
+        "--engine",
+        "postgres",
+        "--config",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("dml-without-where") && !out.contains("\x1b["),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_prints_a_plan() {
+    let (code, out, err) = cutover(&["demo"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("create-index-blocking"), "{out}");
+}
