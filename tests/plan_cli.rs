@@ -39,7 +39,7 @@ fn versions(p: &Value) -> Vec<String> {
         .collect()
 }
 
-fn stmt<'a>(p: &'a Value, m: usize, s: usize) -> &'a Value {
+fn stmt(p: &Value, m: usize, s: usize) -> &Value {
     &p["migrations"][m]["statements"][s]
 }
 

@@ -107,6 +107,17 @@ async fn read_pg(dsn: &str) -> Result<Catalog, String> {
     Ok(cat)
 }
 
+/// schema, table, column, type, nullable, max chars, max octets
+type MyColumnRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<u64>,
+    Option<u64>,
+);
+
 async fn read_mysql(dsn: &str) -> Result<Catalog, String> {
     use mysql_async::prelude::*;
     let opts = mysql_async::Opts::from_url(dsn).map_err(|e| e.to_string())?;
@@ -143,7 +154,7 @@ async fn read_mysql(dsn: &str) -> Result<Catalog, String> {
         }
         cat.tables.insert(format!("{schema}.{name}"), facts);
     }
-    let cols: Vec<(String, String, String, String, String, Option<u64>, Option<u64>)> = conn
+    let cols: Vec<MyColumnRow> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, UPPER(COLUMN_TYPE), IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH
                FROM information_schema.COLUMNS

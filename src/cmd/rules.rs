@@ -6,10 +6,7 @@ use std::path::Path;
 /// Prints one line per rule: id, engines, risk (and whether it scales), enabled.
 pub fn run(overrides: Option<&Path>) -> Result<i32, InputError> {
     let rs = load_rules(None, overrides)?;
-    println!(
-        "{:<36} {:<16} {:<14} {}",
-        "RULE", "ENGINES", "RISK", "ENABLED"
-    );
+    println!("{:<36} {:<16} {:<14} ENABLED", "RULE", "ENGINES", "RISK");
     for (id, r) in &rs.rules {
         let engines = r
             .engines

@@ -579,13 +579,11 @@ fn modify_column(
             }
         }
     }
-    if spec.positioned {
-        if matches!(v, EngineVersion::Mysql { .. }) {
-            let large = ev.large(t);
-            ev.add("column-reorder", large, &[("table", t), ("column", column)]);
-            cost = cost.combine(MyCost::REBUILD);
-            why.push("column reorder".into());
-        }
+    if spec.positioned && matches!(v, EngineVersion::Mysql { .. }) {
+        let large = ev.large(t);
+        ev.add("column-reorder", large, &[("table", t), ("column", column)]);
+        cost = cost.combine(MyCost::REBUILD);
+        why.push("column reorder".into());
     }
     (cost, why.join("; "))
 }

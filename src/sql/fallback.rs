@@ -162,11 +162,11 @@ fn strip_plpgsql_prefix(s: &str) -> &str {
             s = s[n..].trim_start();
             continue;
         }
-        if u.starts_with("IF ") || u.starts_with("ELSIF ") {
-            if let Some(p) = u.find(" THEN") {
-                s = s[p + 5..].trim_start();
-                continue;
-            }
+        if (u.starts_with("IF ") || u.starts_with("ELSIF "))
+            && let Some(p) = u.find(" THEN")
+        {
+            s = s[p + 5..].trim_start();
+            continue;
         }
         return s;
     }
@@ -909,13 +909,13 @@ impl Cursor<'_> {
 
     fn add_constraint(&mut self) -> Action {
         let mut name = None;
-        if self.eat("CONSTRAINT") {
-            if !matches!(
+        if self.eat("CONSTRAINT")
+            && !matches!(
                 self.peek_up(),
                 "PRIMARY" | "UNIQUE" | "FOREIGN" | "CHECK" | "EXCLUDE"
-            ) {
-                name = self.ident();
-            }
+            )
+        {
+            name = self.ident();
         }
         let not_valid = self.contains("NOT") && self.t.iter().any(|t| t.up() == "VALID");
         let using_index = self
@@ -1035,11 +1035,7 @@ impl Cursor<'_> {
             let u = self.peek_up().to_string();
             self.bump();
             match u.as_str() {
-                "NOT" => {
-                    if self.eat("NULL") {
-                        spec.not_null = true;
-                    }
-                }
+                "NOT" if self.eat("NULL") => spec.not_null = true,
                 "NULL" => spec.null = true,
                 "DEFAULT" => {
                     let start = self.i;
