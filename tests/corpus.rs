@@ -65,7 +65,7 @@ fn corpus_is_analyzable_per_dialect() {
             for f in fs {
                 files += 1;
                 let ms = load_paths(
-                    &[f.clone()],
+                    std::slice::from_ref(&f),
                     &LoadOptions {
                         engine: Some(engine),
                         format: None,
