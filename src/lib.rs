@@ -4,6 +4,12 @@
 //! The library holds every piece; `main.rs` only parses arguments and maps
 //! outcomes to exit codes.
 
+pub mod audit;
+pub mod exec;
+pub mod lag;
 pub mod migrate;
 pub mod model;
+pub mod policy;
+pub mod run;
 pub mod sql;
+pub mod supervisor;
