@@ -600,3 +600,32 @@ fn the_generator_reaches_started_and_voided_approvals() {
     assert!(voided > 5, "voided {voided}");
     assert!(self_refused > 5, "self-approval refusals {self_refused}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Folding the trail as read back from the audit file reproduces the state.
+    #[test]
+    fn the_trail_read_back_from_disk_folds_to_the_same_state(
+        risk in prop_oneof![Just(Risk::Medium), Just(Risk::High)],
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        use cutover::audit::{AuditKey, Entry, Trail, read_file};
+        let mut sim = Sim::new(risk, Environment::Prod, true);
+        run_steps(&mut sim, steps)?;
+        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let path = dir.path().join("audit.jsonl");
+        let key = AuditKey::new(b"0123456789abcdef0123".to_vec()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (mut trail, _) = Trail::open(&path, key.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for r in &sim.trail {
+            trail.append(&Entry::Run { record: r.clone() }).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let (entries, report) = read_file(&path, &key).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(report.ok());
+        let records: Vec<EventRecord> = entries
+            .into_iter()
+            .filter_map(|e| match e.entry { Entry::Run { record } => Some(record), _ => None })
+            .collect();
+        prop_assert_eq!(RunState::replay(&records), sim.state.clone());
+    }
+}
