@@ -218,22 +218,18 @@ pub fn verify_bytes(
     if problem.is_none()
         && let Some(a) = anchor
     {
+        if a.records > n {
+            problem = Some(Problem::Truncated {
+                expected: a.records,
+                found: n,
+            });
+        } else if a.records > 0
+            && entries.get(a.records as usize - 1).map(|e| e.tag.as_str()) != Some(a.tag.as_str())
         {
-            if a.records > n {
-                problem = Some(Problem::Truncated {
-                    expected: a.records,
-                    found: n,
-                });
-            } else if a.records > 0
-                && entries.get(a.records as usize - 1).map(|e| e.tag.as_str())
-                    != Some(a.tag.as_str())
-            {
-                problem = Some(Problem::BadRecord {
-                    line: a.records,
-                    reason: "does not match the published head tag (the trail was rewritten)"
-                        .into(),
-                });
-            }
+            problem = Some(Problem::BadRecord {
+                line: a.records,
+                reason: "does not match the published head tag (the trail was rewritten)".into(),
+            });
         }
     }
     let report = VerifyReport {

@@ -141,7 +141,7 @@ impl Span {
         let s = self.start.with_timezone(&tz);
         let e = self.end.with_timezone(&tz);
         format!(
-            "{}{} {}–{} {}",
+            "{}{}–{} {} ({})",
             self.name
                 .as_deref()
                 .map(|n| format!("{n} "))
