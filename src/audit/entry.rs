@@ -1,0 +1,60 @@
+//! What a trail record holds.
+
+use crate::policy::Environment;
+use crate::run::{Event, EventRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One record's payload.
+// Nearly every entry is a run event; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// An event of a run.
+    Run {
+        /// The event.
+        record: EventRecord,
+    },
+    /// A torn last line (a crash mid-append) was moved aside on open.
+    TornTailRepaired {
+        /// 1-based record number the torn line would have had.
+        line: u64,
+        /// Its length in bytes.
+        bytes: u64,
+        /// SHA-256 of its bytes.
+        sha256: String,
+        /// Where it was moved.
+        quarantine: String,
+    },
+}
+
+/// Plan digests that succeeded on a staging target, for the promotion rule.
+pub fn staging_successes<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BTreeSet<String> {
+    // Per run: its environment and current digest (plan revisions move it).
+    let mut runs: BTreeMap<&str, (Environment, String)> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for e in entries {
+        let Entry::Run { record } = e else { continue };
+        match &record.event {
+            Event::Created { spec } => {
+                runs.insert(
+                    &record.run,
+                    (spec.environment, spec.binding.plan_digest.clone()),
+                );
+            }
+            Event::PlanRevised { binding, .. } => {
+                if let Some(r) = runs.get_mut(record.run.as_str()) {
+                    r.1 = binding.plan_digest.clone();
+                }
+            }
+            Event::Succeeded => {
+                if let Some((Environment::Staging, digest)) = runs.get(record.run.as_str()) {
+                    out.insert(digest.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}

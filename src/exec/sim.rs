@@ -1,0 +1,1 @@
+//! Simulated executor (filled in step 4).

@@ -1,0 +1,1 @@
+//! Simulated replicas (filled in step 4).

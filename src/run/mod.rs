@@ -1,0 +1,22 @@
+//! A migration run as an append-only stream of events.
+//!
+//! - [`events`]: the event and sample types (the trail's vocabulary);
+//! - [`command`]: what surfaces send;
+//! - [`state`]: the pure fold of events into a [`RunState`];
+//! - [`decide`]: the pure decision — a command or an executor update in, events out;
+//! - [`sampling`]: which samples are worth recording, at a bounded rate;
+//! - [`fanout`]: per-subscriber queues that never block the run;
+//! - [`core`]: the async loop that owns one run.
+
+pub mod command;
+pub mod core;
+pub mod decide;
+pub mod events;
+pub mod fanout;
+pub mod sampling;
+pub mod state;
+
+pub use command::{Command, CommandEnvelope, CommandKind, OverrideScope};
+pub use decide::{Context, Decision, decide, decide_exec};
+pub use events::{EVENT_SCHEMA, Event, EventRecord, RunSpec, Sample};
+pub use state::{Phase, RunState};

@@ -1,0 +1,1 @@
+//! sampling (later step).

@@ -1,0 +1,1 @@
+//! Supervisor (step 6).
