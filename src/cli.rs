@@ -24,6 +24,44 @@ pub enum Command {
     Demo(DemoArgs),
     /// List the rules in force (built-in rules.toml plus overrides).
     Rules(RulesArgs),
+    /// Check, read and export the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `cutover audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the whole HMAC chain; names the first bad record. Exit 1 if it does not verify.
+    Verify(AuditOpts),
+    /// Readable timeline of all runs, or of one run id or migration version.
+    Show {
+        #[command(flatten)]
+        opts: AuditOpts,
+        /// A run id or a migration version.
+        filter: Option<String>,
+    },
+    /// Export verified records for compliance.
+    Export {
+        #[command(flatten)]
+        opts: AuditOpts,
+        #[arg(long, value_parser = ["json", "csv"], default_value = "json")]
+        format: String,
+        /// Only records at or after this UTC time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+/// Where the trail and its key are.
+#[derive(Debug, Args, Clone)]
+pub struct AuditOpts {
+    /// The trail file (default: .cutover/audit.jsonl).
+    #[arg(long, default_value = ".cutover/audit.jsonl")]
+    pub trail: std::path::PathBuf,
+    /// File holding the HMAC key (default: the CUTOVER_AUDIT_KEY environment variable).
+    #[arg(long)]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// Output formats of `plan`.

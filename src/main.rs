@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Demo(a) => cmd::plan::demo(a.format),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
+        Command::Audit(c) => cmd::audit::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -320,3 +320,45 @@ fn kill_9_during_appends_keeps_every_complete_record() {
     let after = verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
     assert!(after.ok(), "{:?}", after.problem);
 }
+
+/// `cutover audit verify|show|export` on a real trail, then on a tampered copy.
+#[test]
+fn audit_cli_verifies_shows_exports_and_names_the_tampered_record() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = trail(dir.path(), 4);
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "test-key-0123456789abcdef\n").unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .arg("audit")
+            .args(args)
+            .args([
+                "--trail",
+                p.to_str().unwrap_or_default(),
+                "--key-file",
+                key_file.to_str().unwrap_or_default(),
+            ])
+            .env_remove("CUTOVER_AUDIT_KEY")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("4 record(s) verify"), "{out}");
+    let (code, out) = run(&["show", "r1"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("reason 3"), "{out}");
+    let (code, out) = run(&["export", "--format", "csv"]);
+    assert_eq!(code, Some(0));
+    assert!(out.lines().count() >= 5, "{out}");
+    // Edit one byte of record 3's reason: verify exits 1 and names it.
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&p, text.replacen("reason 3", "reason 9", 1)).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out) = run(&["verify"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("record 3"), "{out}");
+}

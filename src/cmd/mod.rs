@@ -1,4 +1,5 @@
 //! Subcommand implementations: resolve options, call the library, render.
 
+pub mod audit;
 pub mod plan;
 pub mod rules;
