@@ -241,12 +241,8 @@ fn classify_migration(
         if let Op::SetUserVar { name, embedded } = &analysis.op {
             vars.insert(name.to_ascii_lowercase(), embedded.clone());
         }
-        let created_before = created.clone();
-        let mut ev = Eval::new(ctx, m.engine, &raw.sql, &created_before);
+        let mut ev = Eval::new(ctx, m.engine, &raw.sql, created);
         evaluate(&mut ev, &analysis, &vars);
-        if let Op::CreateTable { table, .. } = &analysis.op {
-            created.insert(table.clone());
-        }
         // Size-scaled rules are moot on a table this plan creates: nobody uses it yet.
         let main_table = ev
             .lock
@@ -281,6 +277,10 @@ fn classify_migration(
             estimate: est,
             findings: ev.findings,
         });
+        // The table exists for the statements after this one.
+        if let Op::CreateTable { table, .. } = &analysis.op {
+            created.insert(table.clone());
+        }
         analyses.push(analysis);
     }
     let findings = txn::check(m, &analyses, &statements, &facts, ctx);
