@@ -334,6 +334,11 @@ impl Trail {
         }
     }
 
+    /// The trail's key.
+    pub fn key(&self) -> &AuditKey {
+        &self.key
+    }
+
     /// The trail's path.
     pub fn path(&self) -> &Path {
         &self.path
