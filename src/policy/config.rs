@@ -315,3 +315,80 @@ impl PolicyConfig {
             .find(|r| r.environment == env && r.risk == risk && r.count > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Root {
+        #[serde(default)]
+        policy: PolicyConfig,
+    }
+
+    #[test]
+    fn the_documented_toml_parses_and_typos_are_errors() {
+        let text = r#"
+[policy.approvals]
+expire_after_hours = 12
+auto_start_in_window = true
+
+[[policy.approvals.rules]]
+environment = "prod"
+risk = "high"
+count = 2
+roles = ["dba"]
+
+[[policy.people]]
+id = "alice"
+name = "Alice Adams"
+role = "dba"
+local = ["alice"]
+slack = "U024BE7LH"
+
+[[policy.groups]]
+slack = "S0614TZR7"
+role = "owner"
+
+[policy.permissions]
+owner = ["request", "approve_medium", "pause", "resume"]
+
+[policy.windows]
+timezone = "Europe/Berlin"
+on_close = "pause"
+during_peak = { low = "allow", medium = "block", high = "block" }
+
+[[policy.windows.peak]]
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "09:00"
+end = "18:00"
+
+[[policy.windows.freezes]]
+from = "2025-12-20"
+to = "2026-01-04"
+reason = "year-end"
+"#;
+        let root: Result<Root, _> = toml::from_str(text);
+        let p = root.map(|r| r.policy).map_err(|e| e.to_string());
+        let p = match p {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(p.approvals.expire_after_hours, 12);
+        assert_eq!(
+            p.approval_rule(Environment::Prod, Risk::High)
+                .map(|r| r.count),
+            Some(2)
+        );
+        assert_eq!(p.windows.peak[0].days.len(), 5);
+        assert_eq!(
+            p.windows.during_peak.medium,
+            crate::policy::WindowDecision::Block
+        );
+        assert!(p.promotion.require_staging_for_prod);
+        assert!(toml::from_str::<Root>("[policy.approvals]\nexpire_after_hour = 1\n").is_err());
+        assert!(toml::from_str::<Root>("[policy.windows]\npeak = [{ days = [\"mon\"], start = \"25:00\", end = \"01:00\" }]\n").is_err());
+        let empty: Result<Root, _> = toml::from_str("");
+        assert_eq!(empty.map(|r| r.policy).ok(), Some(PolicyConfig::default()));
+    }
+}

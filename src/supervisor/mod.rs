@@ -1,1 +1,120 @@
-//! Supervisor (step 6).
+//! The per-run supervisor process and its control socket.
+//!
+//! `cutover run` starts (or reuses) one supervisor per run. It owns the run
+//! core, the executor, the lag pollers and the Slack relay's sender; the
+//! console and the headless printer are clients on a Unix socket, so
+//! quitting or losing the console never stops a migration, and `cutover
+//! attach RUN` reconnects. Local commands take their actor from the peer's
+//! credentials (`SO_PEERCRED`), never from what the client claims.
+//!
+//! A supervisor holds `<run_dir>/supervisor.lock` (an advisory lock the
+//! kernel drops when the process dies, even on kill -9): a lock that can be
+//! taken means nobody is running the run, and a restart goes through
+//! [`RunCore::recover`](crate::run::core::RunCore::recover).
+
+pub mod client;
+pub mod peer;
+pub mod protocol;
+pub mod server;
+
+pub use client::Client;
+pub use protocol::{ClientMsg, ServerMsg};
+pub use server::{bind, serve};
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// The socket's path in a run directory.
+pub fn socket_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("control.sock")
+}
+
+/// Supervisor failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// Socket or lock-file I/O.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Another supervisor runs this run.
+    #[error("a supervisor is already running for {0} (use `cutover attach`)")]
+    AlreadyRunning(PathBuf),
+    /// A protocol error on the socket.
+    #[error("control socket: {0}")]
+    Protocol(String),
+}
+
+/// Held for the supervisor's lifetime; the kernel releases it on death.
+#[derive(Debug)]
+pub struct SupervisorLock {
+    _file: File,
+}
+
+/// Creates the run directory (owner-only) and takes the supervisor lock.
+pub fn lock_run_dir(run_dir: &Path) -> Result<SupervisorLock, SupervisorError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |what, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SupervisorError::Io { what, path, source }
+    };
+    std::fs::create_dir_all(run_dir).map_err(io("creating run directory", run_dir))?;
+    // The socket lives here: nobody else may even look up its name.
+    std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("securing run directory", run_dir))?;
+    let path = run_dir.join("supervisor.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("opening", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(SupervisorLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SupervisorError::AlreadyRunning(path)),
+        Err(std::fs::TryLockError::Error(e)) => Err(SupervisorError::Io {
+            what: "locking",
+            path,
+            source: e,
+        }),
+    }
+}
+
+/// Whether a live supervisor holds the run (the lock is taken).
+pub fn is_running(run_dir: &Path) -> bool {
+    matches!(
+        lock_run_dir(run_dir),
+        Err(SupervisorError::AlreadyRunning(_))
+    )
+}
+
+/// Runs a supervisor: serves the control socket in `run_dir` while `core`
+/// runs, then removes the socket. `requests` is the core's request channel;
+/// keep a clone of its sender for in-process surfaces (the Slack relay).
+pub async fn supervise(
+    run_dir: &Path,
+    core: crate::run::core::RunCore,
+    requests: (
+        tokio::sync::mpsc::Sender<crate::run::core::Request>,
+        tokio::sync::mpsc::Receiver<crate::run::core::Request>,
+    ),
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<crate::run::RunState, SupervisorError> {
+    let path = socket_path(run_dir);
+    let listener = bind(&path)?;
+    let (tx, rx) = requests;
+    let serving = shutdown.child_token();
+    let server = tokio::spawn(serve(listener, tx, serving.clone()));
+    let result = core.run(rx, shutdown).await;
+    // Let clients drain the final events before the socket goes away.
+    tokio::task::yield_now().await;
+    serving.cancel();
+    let _ = server.await;
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|e| SupervisorError::Protocol(e.to_string()))
+}

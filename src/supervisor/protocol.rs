@@ -1,0 +1,77 @@
+//! The control socket protocol: one JSON object per line each way.
+//!
+//! Client → supervisor: `subscribe` (then state, events and samples stream
+//! back until the run ends) or `command` (answered by one `reply`). A
+//! connection may do both.
+
+use crate::audit::Anchor;
+use crate::policy::Surface;
+use crate::run::core::Reply;
+use crate::run::{Command, EventRecord, RunState, Sample};
+use serde::{Deserialize, Serialize};
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Stream the state and everything after it.
+    Subscribe {
+        /// Queue size for this client (slow clients lose old items, never the end).
+        #[serde(default = "default_capacity")]
+        capacity: usize,
+    },
+    /// A command; the actor is the peer's OS user.
+    Command {
+        /// `console` or `cli`.
+        surface: Surface,
+        /// The command.
+        command: Command,
+        /// The tty, for the approval record.
+        #[serde(default)]
+        origin: Option<String>,
+    },
+}
+
+fn default_capacity() -> usize {
+    1024
+}
+
+/// What the supervisor sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The state at subscription time.
+    State {
+        /// The state.
+        state: Box<RunState>,
+    },
+    /// A durable event.
+    Event {
+        /// The record.
+        record: Box<EventRecord>,
+        /// The trail head after it.
+        anchor: Anchor,
+    },
+    /// A sample.
+    Sample {
+        /// The sample.
+        sample: Box<Sample>,
+    },
+    /// Items were dropped because this client was slow.
+    Gap {
+        /// Events missed.
+        missed_events: u64,
+    },
+    /// The answer to a command.
+    Reply {
+        /// The answer.
+        reply: Reply,
+    },
+    /// The run ended; nothing more will come.
+    End,
+    /// The request could not be understood.
+    Error {
+        /// Why.
+        message: String,
+    },
+}

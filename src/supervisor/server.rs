@@ -1,0 +1,164 @@
+//! The supervisor's side of the control socket.
+
+use super::SupervisorError;
+use super::peer::user_name;
+use super::protocol::{ClientMsg, ServerMsg};
+use crate::policy::{Actor, Surface};
+use crate::run::CommandEnvelope;
+use crate::run::core::{Reply, Request};
+use crate::run::fanout::Published;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Binds the socket with owner-only permissions, replacing a stale one
+/// (left by a killed supervisor) but never a live one.
+pub fn bind(path: &Path) -> Result<UnixListener, SupervisorError> {
+    let io = |what, source| SupervisorError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(SupervisorError::AlreadyRunning(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(|e| io("removing stale socket", e))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| io("binding", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io("securing", e))?;
+    Ok(listener)
+}
+
+/// Serves clients until `shutdown`.
+pub async fn serve(
+    listener: UnixListener,
+    core: mpsc::Sender<Request>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            conn = listener.accept() => {
+                let Ok((stream, _)) = conn else { continue };
+                tokio::spawn(connection(stream, core.clone(), shutdown.clone()));
+            }
+        }
+    }
+}
+
+async fn connection(stream: UnixStream, core: mpsc::Sender<Request>, shutdown: CancellationToken) {
+    let user = match stream.peer_cred() {
+        Ok(c) => user_name(c.uid()),
+        Err(_) => return,
+    };
+    let (read, mut write) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<ServerMsg>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            let Ok(mut line) = serde_json::to_string(&m) else {
+                continue;
+            };
+            line.push('\n');
+            if write.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = BufReader::new(read).lines();
+    loop {
+        let line = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            l = lines.next_line() => match l {
+                Ok(Some(l)) => l,
+                _ => break,
+            },
+        };
+        let msg: ClientMsg = match serde_json::from_str(&line) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = out_tx
+                    .send(ServerMsg::Error {
+                        message: e.to_string(),
+                    })
+                    .await;
+                continue;
+            }
+        };
+        match msg {
+            ClientMsg::Command {
+                surface,
+                command,
+                origin,
+            } => {
+                // Local clients are the console or the CLI, whatever they claim.
+                let surface = if surface == Surface::Console {
+                    Surface::Console
+                } else {
+                    Surface::Cli
+                };
+                let mut env = CommandEnvelope::new(Actor::local(user.clone()), surface, command);
+                env.origin = origin;
+                let (tx, rx) = oneshot::channel();
+                let reply = if core.send(Request::Command(env, tx)).await.is_ok() {
+                    rx.await.unwrap_or(Reply::Error {
+                        message: "the run has ended".into(),
+                    })
+                } else {
+                    Reply::Error {
+                        message: "the run has ended".into(),
+                    }
+                };
+                let _ = out_tx.send(ServerMsg::Reply { reply }).await;
+            }
+            ClientMsg::Subscribe { capacity } => {
+                let (tx, rx) = oneshot::channel();
+                if core
+                    .send(Request::Subscribe {
+                        capacity,
+                        reply: tx,
+                    })
+                    .await
+                    .is_err()
+                {
+                    let _ = out_tx.send(ServerMsg::End).await;
+                    continue;
+                }
+                let Ok((state, mut sub)) = rx.await else {
+                    let _ = out_tx.send(ServerMsg::End).await;
+                    continue;
+                };
+                let out = out_tx.clone();
+                tokio::spawn(async move {
+                    let _ = out
+                        .send(ServerMsg::State {
+                            state: Box::new(state),
+                        })
+                        .await;
+                    while let Some(p) = sub.recv().await {
+                        let m = match p {
+                            Published::Event { record, anchor } => ServerMsg::Event {
+                                record: Box::new(record),
+                                anchor,
+                            },
+                            Published::Sample(s) => ServerMsg::Sample {
+                                sample: Box::new(s),
+                            },
+                            Published::Gap { missed_events } => ServerMsg::Gap { missed_events },
+                        };
+                        if out.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = out.send(ServerMsg::End).await;
+                });
+            }
+        }
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}
