@@ -142,7 +142,16 @@ pub fn render(plan: &Plan, rules: &RuleSet, format: Format) -> String {
 /// `cutover plan`: returns the exit code (0, or 1 when --fail-on is met).
 pub fn run(args: &PlanArgs) -> Result<i32, InputError> {
     let (plan, rules) = build(&args.opts)?;
-    println!("{}", render(&plan, &rules, args.format).trim_end());
+    if args.format == Format::Json {
+        // Streamed: a large plan is never held twice in memory.
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        serde_json::to_writer_pretty(&mut w, &plan).map_err(input)?;
+        writeln!(w).and_then(|_| w.flush()).map_err(input)?;
+    } else {
+        println!("{}", render(&plan, &rules, args.format).trim_end());
+    }
     let threshold: Option<Risk> = args
         .fail_on
         .as_deref()

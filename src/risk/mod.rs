@@ -236,8 +236,8 @@ fn classify_migration(
     let mut facts: Vec<txn::StmtFacts> = Vec::new();
     // MySQL user variables holding SQL text, for PREPARE … FROM @var.
     let mut vars: HashMap<String, Vec<String>> = HashMap::new();
-    for (index, raw) in m.statements.iter().enumerate() {
-        let analysis = analyze(&raw.sql, m.engine);
+    let parsed = analyze_all(&m.statements, m.engine);
+    for ((index, raw), analysis) in m.statements.iter().enumerate().zip(parsed) {
         if let Op::SetUserVar { name, embedded } = &analysis.op {
             vars.insert(name.to_ascii_lowercase(), embedded.clone());
         }
@@ -302,6 +302,49 @@ fn classify_migration(
         findings,
         statements,
     }
+}
+
+/// Parses every statement; independent work, so large migrations use every core.
+fn analyze_all(stmts: &[crate::sql::split::RawStatement], engine: Engine) -> Vec<Analysis> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if threads < 2 || stmts.len() < 256 {
+        return stmts.iter().map(|s| analyze(&s.sql, engine)).collect();
+    }
+    let chunk = stmts.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = stmts
+            .chunks(chunk)
+            .map(|part| {
+                (
+                    part.len(),
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|s| analyze(&s.sql, engine))
+                            .collect::<Vec<_>>()
+                    }),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, h)| {
+                // A crashed parser thread must not drop statements: they become unanalyzable (high).
+                h.join().unwrap_or_else(|_| {
+                    (0..len)
+                        .map(|_| Analysis {
+                            op: Op::Unanalyzable {
+                                message: "the SQL parser crashed on this part of the file".into(),
+                            },
+                            parsed_by: crate::sql::ops::ParsedBy::Fallback,
+                            parse_error: None,
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
 }
 
 /// Runs the rule families on one analyzed statement.
