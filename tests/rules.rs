@@ -1,0 +1,257 @@
+//! One case (at least) per rule in rules.toml: the SQL that must trigger it, the
+//! engine and table size, and the risk the statement (or migration) must get.
+//! A rule without a case fails `every_rule_has_a_case`.
+
+use cutover::catalog::load_stats;
+use cutover::migrate::{LoadOptions, load_paths};
+use cutover::model::{Engine, EngineVersion, Plan, Risk};
+use cutover::risk::{Context, RuleSet, classify};
+
+const STATS: &str = r#"
+[tables.big]
+rows = 10_000_000
+bytes = 5_000_000_000
+columns = { v = "varchar(10)", w = "varchar(50)", e = "enum('a','b')", n = "int", c = "int NOT NULL", t = "text" }
+[tables.small]
+rows = 100
+bytes = 16384
+columns = { v = "varchar(10)", n = "int", c = "int NOT NULL" }
+[tables.parent]
+rows = 100
+bytes = 16384
+"#;
+
+/// Where the expected finding sits.
+#[derive(Clone, Copy)]
+enum At {
+    /// Statement index within the only migration.
+    Stmt(usize),
+    /// The migration's own (transaction-level) findings.
+    Migration,
+}
+
+struct Case {
+    rule: &'static str,
+    engine: Engine,
+    version: Option<&'static str>,
+    /// File name decides the format: `V1__x.sql` is Flyway (one transaction on PostgreSQL).
+    file: &'static str,
+    sql: &'static str,
+    at: At,
+    risk: Risk,
+}
+
+fn plan(c: &Case) -> Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(c.file);
+    std::fs::write(&path, c.sql).unwrap();
+    let ms = load_paths(
+        &[path],
+        &LoadOptions {
+            engine: Some(c.engine),
+            format: None,
+        },
+    )
+    .unwrap();
+    let rules = RuleSet::default_rules();
+    let catalog = load_stats(STATS, "stats", c.engine).unwrap();
+    let mut pg = EngineVersion::default_for(Engine::Postgres);
+    let mut my = EngineVersion::default_for(Engine::Mysql);
+    if let Some(v) = c.version.and_then(EngineVersion::parse) {
+        match v.engine() {
+            Engine::Postgres => pg = v,
+            Engine::Mysql => my = v,
+        }
+    }
+    classify(
+        &ms,
+        &Context {
+            rules: &rules,
+            catalog: &catalog,
+            pg_version: pg,
+            mysql_version: my,
+        },
+    )
+}
+
+use At::*;
+use Engine::{Mysql as My, Postgres as Pg};
+use Risk::*;
+
+#[rustfmt::skip]
+fn cases() -> Vec<Case> {
+    let c = |rule, engine, sql, at, risk| Case { rule, engine, version: None, file: "t.sql", sql, at, risk };
+    let v = |rule, engine, version, sql, at, risk| Case { rule, engine, version: Some(version), file: "t.sql", sql, at, risk };
+    let f = |rule, engine, sql, at, risk| Case { rule, engine, version: None, file: "V1__t.sql", sql, at, risk };
+    vec![
+        c("unanalyzable-sql", Pg, "ALTR TABLE big ADD x int", Stmt(0), High),
+        c("unanalyzable-sql", Pg, "ALTER TABLE `big` ADD COLUMN `x` int", Stmt(0), High),
+        c("dynamic-sql", Pg, "DO $$ BEGIN EXECUTE format('DROP TABLE %I', 't'); END $$", Stmt(0), High),
+        c("dynamic-sql", My, "PREPARE stmt FROM @nowhere", Stmt(0), High),
+        c("drop-table", Pg, "DROP TABLE small", Stmt(0), High),
+        c("drop-column", My, "ALTER TABLE small DROP COLUMN n", Stmt(0), High),
+        c("truncate", Pg, "TRUNCATE small", Stmt(0), High),
+        c("dml-without-where", Pg, "DELETE FROM small", Stmt(0), High),
+        c("drop-schema-or-database", Pg, "DROP SCHEMA app", Stmt(0), High),
+        c("drop-cascade", Pg, "DROP VIEW v CASCADE", Stmt(0), High),
+        c("drop-partition", My, "ALTER TABLE big DROP PARTITION p2019", Stmt(0), High),
+        c("create-table-force", My, "CREATE OR REPLACE TABLE big (id int)", Stmt(0), High),
+        c("create-index-blocking", Pg, "CREATE INDEX i ON big (n)", Stmt(0), High),
+        c("create-index-blocking", Pg, "CREATE INDEX i ON small (n)", Stmt(0), Medium),
+        c("drop-index-blocking", Pg, "DROP INDEX big_n_idx", Stmt(0), Medium),
+        c("reindex-blocking", Pg, "REINDEX TABLE big", Stmt(0), High),
+        c("mysql-add-secondary-index", My, "ALTER TABLE big ADD INDEX i (n)", Stmt(0), Medium),
+        c("mysql-add-secondary-index", My, "CREATE INDEX i ON small (n)", Stmt(0), Low),
+        c("mysql-fulltext-spatial-index", My, "ALTER TABLE big ADD FULLTEXT INDEX ft (t)", Stmt(0), High),
+        c("unique-index-may-fail", Pg, "CREATE UNIQUE INDEX CONCURRENTLY u ON big (n)", Stmt(0), Medium),
+        c("add-check-validated", Pg, "ALTER TABLE big ADD CONSTRAINT ck CHECK (n > 0)", Stmt(0), High),
+        c("add-check-validated", My, "ALTER TABLE big ADD CONSTRAINT ck CHECK (n > 0)", Stmt(0), High),
+        c("add-foreign-key-validated", Pg, "ALTER TABLE big ADD CONSTRAINT fk FOREIGN KEY (n) REFERENCES parent (id)", Stmt(0), High),
+        c("validate-constraint", Pg, "ALTER TABLE big VALIDATE CONSTRAINT fk", Stmt(0), Low),
+        c("add-unique-constraint", Pg, "ALTER TABLE big ADD CONSTRAINT u UNIQUE (n)", Stmt(0), High),
+        c("add-primary-key", Pg, "ALTER TABLE big ADD PRIMARY KEY (c)", Stmt(0), High),
+        c("add-exclusion-constraint", Pg, "ALTER TABLE big ADD CONSTRAINT ex EXCLUDE USING gist (n WITH =)", Stmt(0), High),
+        c("constraint-using-index", Pg, "ALTER TABLE big ADD CONSTRAINT u UNIQUE USING INDEX big_n_uq", Stmt(0), Medium),
+        c("drop-primary-key", My, "ALTER TABLE big DROP PRIMARY KEY", Stmt(0), High),
+        c("drop-foreign-key", My, "ALTER TABLE big DROP FOREIGN KEY fk", Stmt(0), Medium),
+        c("drop-constraint", Pg, "ALTER TABLE big DROP CONSTRAINT ck", Stmt(0), Medium),
+        c("set-not-null", Pg, "ALTER TABLE big ALTER COLUMN n SET NOT NULL", Stmt(0), High),
+        c("set-not-null", Pg, "ALTER TABLE small ALTER COLUMN n SET NOT NULL", Stmt(0), Medium),
+        c("drop-not-null", Pg, "ALTER TABLE big ALTER COLUMN c DROP NOT NULL", Stmt(0), Medium),
+        c("not-null-column-without-default", Pg, "ALTER TABLE small ADD COLUMN x int NOT NULL", Stmt(0), High),
+        c("not-null-zero-fill", My, "ALTER TABLE small ADD COLUMN x int NOT NULL", Stmt(0), Medium),
+        c("add-column-volatile-default", Pg, "ALTER TABLE big ADD COLUMN x float8 DEFAULT random()", Stmt(0), High),
+        v("add-column-volatile-default", Pg, "postgres-10", "ALTER TABLE big ADD COLUMN x int DEFAULT 0", Stmt(0), High),
+        c("add-column-expression-default", My, "ALTER TABLE big ADD COLUMN x char(36) DEFAULT (UUID())", Stmt(0), High),
+        c("add-column-stored-generated", Pg, "ALTER TABLE big ADD COLUMN x int GENERATED ALWAYS AS (n + 1) STORED", Stmt(0), High),
+        c("add-column-auto-increment", Pg, "ALTER TABLE big ADD COLUMN x bigserial", Stmt(0), High),
+        c("add-column-auto-increment", My, "ALTER TABLE big ADD COLUMN x INT AUTO_INCREMENT UNIQUE", Stmt(0), High),
+        c("add-column-inline-constraint", Pg, "ALTER TABLE big ADD COLUMN x int REFERENCES parent (id)", Stmt(0), High),
+        c("add-column", Pg, "ALTER TABLE big ADD COLUMN x int DEFAULT 0", Stmt(0), Low),
+        c("add-column", My, "ALTER TABLE big ADD COLUMN x int", Stmt(0), Low),
+        c("add-column-json", Pg, "ALTER TABLE big ADD COLUMN x json", Stmt(0), Low),
+        c("change-column-type", Pg, "ALTER TABLE big ALTER COLUMN n TYPE bigint", Stmt(0), High),
+        c("change-column-type", My, "ALTER TABLE big MODIFY n BIGINT", Stmt(0), High),
+        c("change-column-type-coercible", Pg, "ALTER TABLE big ALTER COLUMN v TYPE varchar(20)", Stmt(0), Medium),
+        c("enum-set-modify", My, "ALTER TABLE big MODIFY e ENUM('z','a','b')", Stmt(0), High),
+        v("column-reorder", My, "mysql-8.0.30", "ALTER TABLE big MODIFY n INT AFTER c", Stmt(0), Medium),
+        c("charset-conversion", My, "ALTER TABLE big CONVERT TO CHARACTER SET utf8mb4", Stmt(0), High),
+        c("set-or-drop-default", Pg, "ALTER TABLE big ALTER COLUMN n SET DEFAULT 0", Stmt(0), Medium),
+        c("rename-column", Pg, "ALTER TABLE big RENAME COLUMN n TO m", Stmt(0), Medium),
+        c("rename-table", My, "RENAME TABLE big TO big_old", Stmt(0), Medium),
+        c("pg-table-rewrite-maintenance", Pg, "VACUUM FULL big", Stmt(0), High),
+        c("pg-table-rewrite-maintenance", Pg, "ALTER TABLE big SET LOGGED", Stmt(0), High),
+        c("mysql-table-rebuild", My, "OPTIMIZE TABLE big", Stmt(0), Medium),
+        c("mysql-table-rebuild", My, "ALTER TABLE big FORCE", Stmt(0), Medium),
+        c("mysql-engine-change", My, "ALTER TABLE big ENGINE=MyISAM", Stmt(0), High),
+        c("mysql-copy-algorithm", My, "ALTER TABLE big MODIFY n BIGINT", Stmt(0), High),
+        c("mysql-copy-or-lock-clause", My, "ALTER TABLE big ADD COLUMN x int, ALGORITHM=COPY", Stmt(0), High),
+        c("mysql-partitioning-change", My, "ALTER TABLE big PARTITION BY HASH(c) PARTITIONS 4", Stmt(0), High),
+        c("partition-add", My, "ALTER TABLE big ADD PARTITION (PARTITION p2030 VALUES LESS THAN (2031))", Stmt(0), Low),
+        c("partition-detach-blocking", Pg, "ALTER TABLE big DETACH PARTITION big_2019", Stmt(0), High),
+        c("partition-attach-scan", Pg, "ALTER TABLE big ATTACH PARTITION big_2030 FOR VALUES FROM (2030) TO (2031)", Stmt(0), Medium),
+        c("create-or-drop-trigger", Pg, "CREATE TRIGGER trg BEFORE UPDATE ON big FOR EACH ROW EXECUTE FUNCTION f()", Stmt(0), Medium),
+        c("refresh-matview-blocking", Pg, "REFRESH MATERIALIZED VIEW big", Stmt(0), High),
+        c("pg-enum-rename", Pg, "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'", Stmt(0), Medium),
+        c("add-column-constrained-domain", Pg, "ALTER DOMAIN positive ADD CONSTRAINT pos CHECK (VALUE > 0)", Stmt(0), Medium),
+        c("lock-table", Pg, "LOCK TABLE big IN ACCESS EXCLUSIVE MODE", Stmt(0), High),
+        c("unknown-alter-action", Pg, "ALTER TABLE big FROBNICATE", Stmt(0), High),
+        c("insert-select", Pg, "INSERT INTO big SELECT * FROM small", Stmt(0), Medium),
+        c("vacuum-analyze", Pg, "VACUUM big", Stmt(0), Low),
+        c("table-size-unknown", Pg, "CREATE INDEX i ON mystery (x)", Stmt(0), High),
+        c("missing-lock-timeout", Pg, "ALTER TABLE big ADD COLUMN x int", Migration, Medium),
+        f("statements-after-exclusive-lock", Pg, "SET lock_timeout = '2s';\nALTER TABLE big ADD COLUMN x int;\nUPDATE big SET x = 1 WHERE n < 10;\n", Migration, High),
+        f("concurrently-in-transaction", Pg, "SET lock_timeout = '2s';\nBEGIN;\nCREATE INDEX CONCURRENTLY i ON big (n);\nCOMMIT;\n", Migration, High),
+        f("validate-in-same-transaction", Pg, "SET lock_timeout = '2s';\nALTER TABLE big ADD CONSTRAINT ck CHECK (n > 0) NOT VALID;\nALTER TABLE big VALIDATE CONSTRAINT ck;\n", Migration, High),
+        c("transaction-control", Pg, "BEGIN;\nUPDATE small SET n = 1 WHERE n = 2;\n", Migration, Medium),
+        c("lock-timeout-too-long", Pg, "SET lock_timeout = '10min';\nALTER TABLE big ADD COLUMN x int;\n", Migration, Medium),
+        c("mysql-implicit-commit", My, "SET SESSION lock_wait_timeout = 5;\nALTER TABLE small ADD COLUMN x int;\nALTER TABLE small ADD COLUMN y int;\n", Migration, Low),
+        v("instant-add-row-version-limit", My, "mysql-8.0.30", "ALTER TABLE big ADD COLUMN x int", Stmt(0), Low),
+    ]
+}
+
+#[test]
+fn each_case_fires_its_rule_at_the_expected_risk() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let p = plan(&c);
+        let m = &p.migrations[0];
+        let (findings, risk) = match c.at {
+            Stmt(i) => (&m.statements[i].findings, m.statements[i].risk),
+            Migration => (&m.findings, m.risk),
+        };
+        let fired = findings.iter().any(|f| f.rule == c.rule);
+        if !fired || risk != c.risk {
+            failures.push(format!(
+                "{} on {:?}: `{}` → fired={fired}, risk={risk} (want {}); findings: {:?}",
+                c.rule,
+                c.engine,
+                c.sql.replace('\n', " "),
+                c.risk,
+                findings
+                    .iter()
+                    .map(|f| format!("{}:{}", f.rule, f.risk))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_rule_has_a_case() {
+    let rules = RuleSet::default_rules();
+    let covered: std::collections::HashSet<&str> = cases().iter().map(|c| c.rule).collect();
+    let missing: Vec<&String> = rules
+        .rules
+        .keys()
+        .filter(|id| !covered.contains(id.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "rules without a test case: {missing:?}");
+}
+
+#[test]
+fn safe_statements_stay_low() {
+    for (engine, sql) in [
+        (
+            Pg,
+            "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY i ON big (n);",
+        ),
+        (
+            Pg,
+            "SET lock_timeout = '2s';\nALTER TABLE big ADD CONSTRAINT fk FOREIGN KEY (n) REFERENCES parent (id) NOT VALID;",
+        ),
+        (
+            Pg,
+            "CREATE TABLE fresh (id int PRIMARY KEY);\nCREATE INDEX fresh_idx ON fresh (id);",
+        ),
+        (Pg, "ALTER TYPE mood ADD VALUE 'meh';"),
+        (
+            My,
+            "SET SESSION lock_wait_timeout = 5;\nALTER TABLE big ADD COLUMN x int, ALGORITHM=INSTANT;",
+        ),
+        (Pg, "UPDATE big SET n = 0 WHERE id BETWEEN 1 AND 1000;"),
+    ] {
+        let case = Case {
+            rule: "",
+            engine,
+            version: None,
+            file: "t.sql",
+            sql,
+            at: Migration,
+            risk: Low,
+        };
+        let p = plan(&case);
+        assert_eq!(
+            p.risk,
+            Low,
+            "{sql}: {}",
+            serde_json::to_string_pretty(&p).unwrap()
+        );
+    }
+}
