@@ -155,24 +155,7 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             }
             ev.work(WorkKind::Meta, false);
         }
-        Op::DropTable { tables, cascade } => {
-            for t in tables {
-                ev.add("drop-table", true, &[("table", t)]);
-                ev.take_lock(
-                    t,
-                    if pg {
-                        PgLock::AccessExclusive.name()
-                    } else {
-                        "MDL EXCLUSIVE"
-                    },
-                    Blocks::ReadsAndWrites,
-                );
-            }
-            if *cascade {
-                ev.add("drop-cascade", true, &[("name", &tables.join(", "))]);
-            }
-            ev.work(WorkKind::Meta, true);
-        }
+        Op::DropTable { tables, cascade } => destroy(ev, "drop-table", tables, *cascade),
         Op::DropSchema { names, cascade } => {
             let n = names.join(", ");
             ev.add(
@@ -203,24 +186,7 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
                 }
             }
         }
-        Op::Truncate { tables, cascade } => {
-            for t in tables {
-                ev.add("truncate", true, &[("table", t)]);
-                ev.take_lock(
-                    t,
-                    if pg {
-                        PgLock::AccessExclusive.name()
-                    } else {
-                        "MDL EXCLUSIVE"
-                    },
-                    Blocks::ReadsAndWrites,
-                );
-            }
-            if *cascade {
-                ev.add("drop-cascade", true, &[("name", &tables.join(", "))]);
-            }
-            ev.work(WorkKind::Meta, true);
-        }
+        Op::Truncate { tables, cascade } => destroy(ev, "truncate", tables, *cascade),
         Op::RenameTables { pairs } => {
             for (a, b) in pairs {
                 ev.add("rename-table", false, &[("table", a), ("name", b)]);
@@ -409,6 +375,26 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             ev.take_lock(&t, mode, Blocks::ReadsAndWrites);
         }
         _ => {}
+    }
+}
+
+/// DROP TABLE and TRUNCATE: data gone, and an exclusive lock on each table.
+fn destroy(ev: &mut Eval, rule: &str, tables: &[String], cascade: bool) {
+    for t in tables {
+        ev.add(rule, true, &[("table", t)]);
+        ev.take_lock(t, exclusive(ev.engine), Blocks::ReadsAndWrites);
+    }
+    if cascade {
+        ev.add("drop-cascade", true, &[("name", &tables.join(", "))]);
+    }
+    ev.work(WorkKind::Meta, true);
+}
+
+/// The engine's name for the lock that blocks everything on a table.
+fn exclusive(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => PgLock::AccessExclusive.name(),
+        Engine::Mysql => "MDL EXCLUSIVE",
     }
 }
 

@@ -520,17 +520,7 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
             options,
             column_position,
         } => {
-            let def = ast::ColumnDef {
-                name: col_name.clone(),
-                data_type: data_type.clone(),
-                options: options
-                    .iter()
-                    .map(|o| ast::ColumnOptionDef {
-                        name: None,
-                        option: o.clone(),
-                    })
-                    .collect(),
-            };
+            let def = column_def(col_name, data_type, options);
             let mut spec = column_spec(&def, e, true);
             spec.positioned = column_position.is_some();
             Action::ModifyColumn {
@@ -546,17 +536,7 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
             options,
             column_position,
         } => {
-            let def = ast::ColumnDef {
-                name: new_name.clone(),
-                data_type: data_type.clone(),
-                options: options
-                    .iter()
-                    .map(|o| ast::ColumnOptionDef {
-                        name: None,
-                        option: o.clone(),
-                    })
-                    .collect(),
-            };
+            let def = column_def(new_name, data_type, options);
             let mut spec = column_spec(&def, e, true);
             spec.positioned = column_position.is_some();
             let (old, new) = (norm_ident(old_name, e), norm_ident(new_name, e));
@@ -635,6 +615,25 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
         A::AutoIncrement { .. } => Action::TableOption(TableOption::AutoIncrement),
         A::Inherit { .. } | A::NoInherit { .. } => Action::PgSetStorage,
         other => Action::Unknown(other.to_string()),
+    }
+}
+
+/// MODIFY/CHANGE carry a name, type and options: the shape of a column definition.
+fn column_def(
+    name: &ast::Ident,
+    data_type: &ast::DataType,
+    options: &[ColumnOption],
+) -> ast::ColumnDef {
+    ast::ColumnDef {
+        name: name.clone(),
+        data_type: data_type.clone(),
+        options: options
+            .iter()
+            .map(|o| ast::ColumnOptionDef {
+                name: None,
+                option: o.clone(),
+            })
+            .collect(),
     }
 }
 

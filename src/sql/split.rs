@@ -61,19 +61,24 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
             continue;
         }
         // A delimiter that starts with white space (Liquibase `\nGO`) is checked first.
-        if routine && last_word == "END" && bytes[i..].starts_with(delim.as_bytes()) {
-            // A bare END right before the terminator closes a BEGIN block.
-            depth -= 1;
-            last_word.clear();
-        }
-        if start.is_some() && bytes[i..].starts_with(delim.as_bytes()) && !(routine && depth > 0) {
-            routine = false;
-            words_seen = 0;
-            depth = 0;
-            push(&mut out, text, &mut start, i);
-            line += count_newlines(delim.as_bytes());
-            i += delim.len();
-            continue;
+        // Terminator? Comments and quotes are consumed whole below, so a delimiter
+        // seen here is at top level (and one starting with white space, like
+        // Liquibase's `\nGO`, is seen before the white space is skipped).
+        if bytes[i..].starts_with(delim.as_bytes()) {
+            if routine && last_word == "END" {
+                // A bare END right before the terminator closes a BEGIN block.
+                depth -= 1;
+                last_word.clear();
+            }
+            if !(routine && depth > 0) {
+                routine = false;
+                words_seen = 0;
+                depth = 0;
+                push(&mut out, text, &mut start, i);
+                line += count_newlines(delim.as_bytes());
+                i += delim.len();
+                continue;
+            }
         }
         match c {
             b'\n' => {
@@ -110,20 +115,6 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
             start = Some((i, line));
         }
         // Terminator?
-        if routine && last_word == "END" && bytes[i..].starts_with(delim.as_bytes()) {
-            // A bare END right before the terminator closes a BEGIN block.
-            depth -= 1;
-            last_word.clear();
-        }
-        if bytes[i..].starts_with(delim.as_bytes()) && !(routine && depth > 0) {
-            routine = false;
-            words_seen = 0;
-            depth = 0;
-            push(&mut out, text, &mut start, i);
-            line += count_newlines(delim.as_bytes());
-            i += delim.len();
-            continue;
-        }
         match c {
             b'\'' => {
                 let backslash = mysql || (i > 0 && (bytes[i - 1] == b'E' || bytes[i - 1] == b'e'));
