@@ -27,6 +27,34 @@ pub enum Command {
     /// Check, read and export the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Stream replica lag samples of a target (unknown lag counts as over the limit).
+    #[command(
+        after_help = "Examples:\n  cutover lag --target prod\n  cutover lag --target prod --format json --interval 500ms --count 10"
+    )]
+    Lag(LagArgs),
+}
+
+/// `cutover lag …`
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// Target in cutover.toml whose replicas are polled.
+    #[arg(long)]
+    pub target: String,
+    /// Output format: one line or one JSON object per replica per poll.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    pub format: String,
+    /// Poll interval (default: [targets.lag] interval, else 1s).
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Stop after this many polls (default: until interrupted).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Lag above this many seconds is flagged OVER in text output.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_lag: f64,
+    /// Config file (default: cutover.toml in this directory or a parent).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `cutover audit …`

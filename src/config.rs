@@ -47,6 +47,9 @@ pub struct TargetConfig {
     /// Migration source format, when auto-detection is not wanted.
     #[serde(default)]
     pub format: Option<String>,
+    /// Replica lag polling (`[targets.lag]`: interval, timeout, heartbeat table).
+    #[serde(default)]
+    pub lag: Option<crate::lag::LagSettings>,
 }
 
 /// Where the rules come from.

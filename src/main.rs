@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::plan::demo(a.format),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Lag(a) => cmd::lag::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -9,6 +9,10 @@
 //! controls a driver honours so that the run core refuses the others up
 //! front instead of pretending.
 
+pub mod history;
+pub mod native;
+pub mod native_mysql;
+pub mod native_pg;
 pub mod sim;
 
 use crate::run::RunSpec;
@@ -85,6 +89,11 @@ pub struct Progress {
     pub chunk_size: Option<u32>,
     /// Current max lag, milliseconds.
     pub max_lag_millis: Option<u64>,
+    /// What the numbers count, when it is not rows: e.g. `statement 2/5:
+    /// CREATE INDEX CONCURRENTLY: building index: scanning table (blocks)`,
+    /// or `no progress available` (never a fake 0%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The normalised status: one type for every driver.

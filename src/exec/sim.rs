@@ -134,6 +134,7 @@ fn status_of(s: &SimState, clock: &dyn Clock) -> ExecStatus {
             eta_seconds: None,
             chunk_size: Some(s.chunk_size),
             max_lag_millis: s.max_lag_millis,
+            detail: None,
         }),
         at: clock.now(),
     }

@@ -11,7 +11,7 @@ mod discover;
 mod liquibase;
 mod naming;
 
-pub use directives::Directives;
+pub use directives::{BackfillDirective, Directives};
 pub use discover::{LoadOptions, load_paths};
 pub use naming::compare_versions;
 

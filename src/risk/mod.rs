@@ -11,7 +11,7 @@ mod estimate;
 mod locks;
 pub mod rules;
 mod statements;
-mod txn;
+pub mod txn;
 
 use crate::catalog::Catalog;
 use crate::migrate::{Migration, TxWrap};

@@ -1,0 +1,661 @@
+//! The native MySQL/MariaDB executor: each ALTER TABLE climbs the algorithm
+//! and lock ladder of engines.md §7.2 (INSTANT → NOCOPY (MariaDB) → INPLACE
+//! with LOCK=NONE → INPLACE with LOCK=SHARED) and stops at the first rung the
+//! server accepts; it never falls back to a copying ALTER on a table larger
+//! than [`MyExecOptions::copy_max_rows`] (that is gh-ost's or pt-osc's job).
+//!
+//! - A statement that names its own `ALGORITHM=`/`LOCK=` runs as written;
+//!   partition maintenance (which rejects the clauses) runs as written;
+//!   `PARTITION BY` / `REMOVE PARTITIONING` accept INSTANT yet copy, so they
+//!   are treated as copies.
+//! - `lock_wait_timeout` bounds the metadata-lock wait; error 1205 is retried
+//!   with backoff.
+//! - Progress from performance_schema stages, else MariaDB's PROCESSLIST
+//!   `PROGRESS`, else an honest "no progress available" (never a fake 0%).
+//! - Abort is `KILL QUERY` on the running statement; nothing further runs.
+//! - Batched backfills and history records are PostgreSQL-only for now: a
+//!   migration that declares a backfill is refused before anything runs.
+
+use super::native::{Ctl, Shared, Step, detail_only, lock, plan_steps, statements_leftover};
+use super::{
+    Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
+    Leftover, Outcome, OutcomeKind, Progress,
+};
+use crate::migrate::Migration;
+use crate::sql::analyze::analyze;
+use crate::sql::ops::Op;
+use chrono::Utc;
+use futures_util::future::BoxFuture;
+use mysql_async::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Options of native MySQL/MariaDB runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MyExecOptions {
+    /// `lock_wait_timeout` in seconds (default 5; the server default is a day).
+    pub lock_wait_timeout_s: u32,
+    /// Retries after error 1205 (default 5).
+    pub lock_retries: u32,
+    /// First backoff, doubled each retry up to 30 s (default 1 s).
+    pub retry_backoff: Duration,
+    /// Progress sampling (default 1 s).
+    pub progress_interval: Duration,
+    /// Largest table (rows, estimated) a copying ALTER may run on (default 100,000).
+    pub copy_max_rows: u64,
+}
+
+impl Default for MyExecOptions {
+    fn default() -> Self {
+        MyExecOptions {
+            lock_wait_timeout_s: 5,
+            lock_retries: 5,
+            retry_backoff: Duration::from_secs(1),
+            progress_interval: Duration::from_secs(1),
+            copy_max_rows: 100_000,
+        }
+    }
+}
+
+/// How an ALTER is to be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterPlan {
+    /// Not an ALTER TABLE, or it names its own clauses, or partition
+    /// maintenance: run as written.
+    AsWritten,
+    /// Try these clauses in order, then decide about a copy.
+    Ladder {
+        /// The table.
+        table: String,
+        /// Clauses appended to the statement, weakest lock first.
+        rungs: Vec<&'static str>,
+    },
+}
+
+const PARTITION_MAINTENANCE: &[&str] = &[
+    "ADD PARTITION",
+    "DROP PARTITION",
+    "TRUNCATE PARTITION",
+    "REORGANIZE PARTITION",
+    "EXCHANGE PARTITION",
+    "COALESCE PARTITION",
+    "REBUILD PARTITION",
+    "ANALYZE PARTITION",
+    "CHECK PARTITION",
+    "OPTIMIZE PARTITION",
+    "REPAIR PARTITION",
+    "DISCARD PARTITION",
+    "IMPORT PARTITION",
+];
+
+/// The plan for one statement (pure).
+pub fn alter_plan(sql: &str, mariadb: bool) -> AlterPlan {
+    let Op::AlterTable { table, .. } = analyze(sql, crate::model::Engine::Mysql).op else {
+        return AlterPlan::AsWritten;
+    };
+    let up = sql.to_ascii_uppercase();
+    let words: String = up.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.contains("ALGORITHM") || words.contains("LOCK =") || words.contains("LOCK=") {
+        return AlterPlan::AsWritten;
+    }
+    if PARTITION_MAINTENANCE.iter().any(|p| words.contains(p)) {
+        return AlterPlan::AsWritten;
+    }
+    // These accept INSTANT/NOCOPY and still copy (engines.md §7.2 caveats).
+    let copies = words.contains("PARTITION BY") || words.contains("REMOVE PARTITIONING");
+    let mut rungs = Vec::new();
+    if !copies {
+        rungs.push(", ALGORITHM=INSTANT");
+        if mariadb {
+            rungs.push(", ALGORITHM=NOCOPY");
+        }
+        rungs.push(", ALGORITHM=INPLACE, LOCK=NONE");
+        rungs.push(", ALGORITHM=INPLACE, LOCK=SHARED");
+    }
+    AlterPlan::Ladder { table, rungs }
+}
+
+/// The statement with a clause appended (before any trailing `;`).
+pub fn with_clause(sql: &str, clause: &str) -> String {
+    format!("{}{clause}", sql.trim().trim_end_matches(';').trim_end())
+}
+
+/// 1845/1846/1847 (SQLSTATE 0A000): the server rejects this algorithm or lock.
+fn rejected(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if matches!(s.code, 1845..=1848))
+}
+
+fn lock_wait(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1205)
+}
+
+fn my_error(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("ERROR {} ({}): {}", s.code, s.state, s.message),
+        other => crate::sql::redact::redact_dsn(&other.to_string()),
+    }
+}
+
+/// PROCESSLIST `PROGRESS, STAGE, MAX_STAGE, STATE`.
+type ProcessRow = (Option<f64>, Option<u32>, Option<u32>, Option<String>);
+
+/// The native MySQL/MariaDB executor.
+pub struct NativeMysql {
+    dsn: String,
+    migrations: Arc<Vec<Migration>>,
+    opts: MyExecOptions,
+    shared: Arc<Mutex<Shared>>,
+    controls: Option<mpsc::UnboundedSender<Control>>,
+}
+
+impl NativeMysql {
+    /// An executor that will apply `migrations` on the primary at `dsn`.
+    pub fn new(dsn: &str, migrations: Vec<Migration>, opts: MyExecOptions) -> NativeMysql {
+        NativeMysql {
+            dsn: dsn.to_string(),
+            migrations: Arc::new(migrations),
+            opts,
+            shared: Arc::new(Mutex::new(Shared::default())),
+            controls: None,
+        }
+    }
+}
+
+struct Task {
+    conn: mysql_async::Conn,
+    mon: mysql_async::Conn,
+    id: u32,
+    mariadb: bool,
+    opts: MyExecOptions,
+    migrations: Arc<Vec<Migration>>,
+    ctl: Ctl,
+    rx: mpsc::UnboundedReceiver<Control>,
+    updates: mpsc::Sender<ExecUpdate>,
+    shared: Arc<Mutex<Shared>>,
+    where_: String,
+}
+
+enum End {
+    Done,
+    Aborted,
+    Failed(String),
+}
+
+impl Task {
+    async fn publish(&self, phase: ExecPhase, progress: Option<Progress>) {
+        let status = ExecStatus {
+            phase,
+            progress,
+            at: Utc::now(),
+        };
+        lock(&self.shared).status = status.clone();
+        let _ = self.updates.send(ExecUpdate::Status(status)).await;
+    }
+
+    async fn sample(
+        mon: &mut mysql_async::Conn,
+        id: u32,
+        where_: &str,
+        started: Instant,
+    ) -> Progress {
+        let stage: Option<(String, Option<u64>, Option<u64>)> = mon
+            .exec_first(
+                "SELECT s.EVENT_NAME, s.WORK_COMPLETED, s.WORK_ESTIMATED
+                   FROM performance_schema.events_stages_current s
+                   JOIN performance_schema.threads t ON t.THREAD_ID = s.THREAD_ID
+                  WHERE t.PROCESSLIST_ID = ?",
+                (id,),
+            )
+            .await
+            .ok()
+            .flatten();
+        let mut p = detail_only(String::new(), 0.0);
+        p.max_lag_millis = None;
+        if let Some((name, Some(done), Some(total))) = stage
+            && total > 0
+        {
+            p.rows_copied = done;
+            p.rows_total = Some(total);
+            p.percent = Some((done as f64 * 100.0 / total as f64).min(100.0));
+            p.detail = Some(format!("{where_}: {name} (work units)"));
+            return p;
+        }
+        let pl: Option<ProcessRow> = mon
+            .exec_first(
+                "SELECT PROGRESS, STAGE, MAX_STAGE, STATE FROM information_schema.PROCESSLIST WHERE ID = ?",
+                (id,),
+            )
+            .await
+            .ok()
+            .flatten();
+        if let Some((Some(progress), stage, max, state)) = pl.clone()
+            && progress > 0.0
+        {
+            p.percent = Some(progress.min(100.0));
+            p.detail = Some(format!(
+                "{where_}: {} stage {}/{} (percent within the stage)",
+                state.unwrap_or_default(),
+                stage.unwrap_or(0),
+                max.unwrap_or(0)
+            ));
+            return p;
+        }
+        let state = pl.and_then(|r| r.3).unwrap_or_default();
+        p.detail = Some(format!(
+            "{where_}: running {:.0}s, no progress available{}",
+            started.elapsed().as_secs_f64(),
+            if state.is_empty() {
+                String::new()
+            } else {
+                format!(" ({state})")
+            }
+        ));
+        p
+    }
+
+    /// Runs one statement, sampling progress and answering controls.
+    async fn watch(&mut self, sql: &str) -> Result<u64, mysql_async::Error> {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(self.opts.progress_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let conn = &mut self.conn;
+        let fut = async move {
+            conn.query_drop(sql).await?;
+            Ok::<u64, mysql_async::Error>(conn.affected_rows())
+        };
+        tokio::pin!(fut);
+        let mut killed = false;
+        loop {
+            tokio::select! {
+                r = &mut fut => return r,
+                c = self.rx.recv() => {
+                    if let Some(c) = c {
+                        self.ctl.apply(c);
+                    }
+                    if self.ctl.abort && !killed {
+                        killed = true;
+                        let _ = self.mon.query_drop(format!("KILL QUERY {}", self.id)).await;
+                    }
+                }
+                _ = tick.tick() => {
+                    let p = Task::sample(&mut self.mon, self.id, &self.where_, started).await;
+                    let status = ExecStatus { phase: ExecPhase::Copying, progress: Some(p), at: Utc::now() };
+                    lock(&self.shared).status = status.clone();
+                    let _ = self.updates.try_send(ExecUpdate::Status(status));
+                }
+            }
+        }
+    }
+
+    /// Runs with lock-wait retries.
+    async fn run_retrying(&mut self, sql: &str) -> Result<u64, mysql_async::Error> {
+        let mut backoff = self.opts.retry_backoff;
+        let mut attempt = 0;
+        loop {
+            match self.watch(sql).await {
+                Err(e) if lock_wait(&e) && attempt < self.opts.lock_retries && !self.ctl.abort => {
+                    attempt += 1;
+                    let reason = format!(
+                        "lock wait timeout; retry {attempt}/{}",
+                        self.opts.lock_retries
+                    );
+                    self.publish(
+                        ExecPhase::Throttled { reason },
+                        Some(detail_only(self.where_.clone(), 0.0)),
+                    )
+                    .await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn table_rows(&mut self, table: &str) -> Option<u64> {
+        let (schema, name) = match table.split_once('.') {
+            Some((s, n)) => (Some(s.to_string()), n.to_string()),
+            None => (None, table.to_string()),
+        };
+        self.mon
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                (schema, name),
+            )
+            .await
+            .ok()
+            .flatten()
+            .flatten()
+    }
+
+    async fn statement(&mut self, sql: &str) -> End {
+        let fail = |w: &str, e: &mysql_async::Error| End::Failed(format!("{w}: {}", my_error(e)));
+        match alter_plan(sql, self.mariadb) {
+            AlterPlan::AsWritten => match self.run_retrying(sql).await {
+                Ok(_) => End::Done,
+                Err(_) if self.ctl.abort => End::Aborted,
+                Err(e) => fail(&self.where_, &e),
+            },
+            AlterPlan::Ladder { table, rungs } => {
+                for clause in rungs {
+                    let full = with_clause(sql, clause);
+                    match self.run_retrying(&full).await {
+                        Ok(rows) => {
+                            let how = if rows > 0 {
+                                " (the server copied the table)"
+                            } else {
+                                ""
+                            };
+                            self.where_ = format!(
+                                "{} applied with{}{how}",
+                                self.where_,
+                                clause.trim_start_matches(',')
+                            );
+                            self.publish(
+                                ExecPhase::Copying,
+                                Some(detail_only(self.where_.clone(), 0.0)),
+                            )
+                            .await;
+                            return End::Done;
+                        }
+                        Err(e) if rejected(&e) => continue,
+                        Err(_) if self.ctl.abort => return End::Aborted,
+                        Err(e) => return fail(&self.where_, &e),
+                    }
+                }
+                let rows = self.table_rows(&table).await;
+                if rows.is_none_or(|r| r > self.opts.copy_max_rows) {
+                    return End::Failed(format!(
+                        "{}: only a copying ALTER can apply this to {table} ({} rows, limit {}): refusing to copy natively; use executor=gh-ost or executor=pt-osc",
+                        self.where_,
+                        rows.map(|r| r.to_string())
+                            .unwrap_or_else(|| "unknown".into()),
+                        self.opts.copy_max_rows
+                    ));
+                }
+                match self
+                    .run_retrying(&with_clause(sql, ", ALGORITHM=COPY, LOCK=SHARED"))
+                    .await
+                {
+                    Ok(_) => End::Done,
+                    Err(_) if self.ctl.abort => End::Aborted,
+                    Err(e) => fail(&self.where_, &e),
+                }
+            }
+        }
+    }
+
+    async fn run(mut self, steps: Vec<Step>) -> Outcome {
+        let n = steps.len();
+        let mut done = 0;
+        let mut end = End::Done;
+        'steps: for (i, step) in steps.iter().enumerate() {
+            self.where_ = format!("step {}/{n} {}", i + 1, step.label(&self.migrations));
+            while let Ok(c) = self.rx.try_recv() {
+                self.ctl.apply(c);
+            }
+            while self.ctl.paused || self.ctl.throttled.is_some() {
+                if self.ctl.abort {
+                    break;
+                }
+                let phase = match &self.ctl.throttled {
+                    Some(r) if !self.ctl.paused => ExecPhase::Throttled { reason: r.clone() },
+                    _ => ExecPhase::Paused,
+                };
+                self.publish(phase, Some(detail_only(self.where_.clone(), 0.0)))
+                    .await;
+                match self.rx.recv().await {
+                    Some(c) => self.ctl.apply(c),
+                    None => break,
+                }
+            }
+            if self.ctl.abort {
+                end = End::Aborted;
+                break;
+            }
+            self.publish(
+                ExecPhase::Copying,
+                Some(detail_only(self.where_.clone(), 0.0)),
+            )
+            .await;
+            match step {
+                Step::Unit { statements, .. } => {
+                    for s in statements {
+                        end = self.statement(&s.sql).await;
+                        if !matches!(end, End::Done) {
+                            break 'steps;
+                        }
+                    }
+                }
+                Step::Backfill { .. } | Step::Record { .. } => {}
+            }
+            done += 1;
+            if self.ctl.abort {
+                end = End::Aborted;
+                break;
+            }
+        }
+        let mut leftovers: Vec<Leftover> = Vec::new();
+        leftovers.extend(statements_leftover(&steps, done, &self.migrations));
+        Outcome {
+            kind: match end {
+                End::Done => OutcomeKind::Succeeded,
+                End::Aborted => OutcomeKind::Aborted,
+                End::Failed(error) => OutcomeKind::Failed { error },
+            },
+            leftovers,
+        }
+    }
+}
+
+async fn prepare(
+    dsn: &str,
+    opts: &MyExecOptions,
+) -> Result<(mysql_async::Conn, mysql_async::Conn, u32, bool), String> {
+    let o = mysql_async::Opts::from_url(dsn)
+        .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
+    let mut conn = mysql_async::Conn::new(o.clone())
+        .await
+        .map_err(|e| my_error(&e))?;
+    let mon = mysql_async::Conn::new(o).await.map_err(|e| my_error(&e))?;
+    let (id, version): (u32, String) = conn
+        .query_first("SELECT CONNECTION_ID(), VERSION()")
+        .await
+        .map_err(|e| my_error(&e))?
+        .ok_or("no answer to SELECT CONNECTION_ID()")?;
+    conn.query_drop(format!(
+        "SET SESSION lock_wait_timeout = {}",
+        opts.lock_wait_timeout_s
+    ))
+    .await
+    .map_err(|e| my_error(&e))?;
+    Ok((
+        conn,
+        mon,
+        id,
+        version.to_ascii_lowercase().contains("mariadb"),
+    ))
+}
+
+impl Executor for NativeMysql {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pause: true,
+            postpone_cut_over: false,
+            set_chunk_size: false,
+            set_max_lag: false,
+            lag_throttle: false,
+        }
+    }
+
+    fn start(
+        &mut self,
+        job: ExecJob,
+        updates: mpsc::Sender<ExecUpdate>,
+    ) -> BoxFuture<'_, Result<(), ExecError>> {
+        let _ = job;
+        Box::pin(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.controls = Some(tx);
+            *lock(&self.shared) = Shared::default();
+            let shared = self.shared.clone();
+            let finish = |o: Outcome, shared: &Arc<Mutex<Shared>>| {
+                let mut s = lock(shared);
+                s.leftovers = o.leftovers.clone();
+                s.status = ExecStatus {
+                    phase: match &o.kind {
+                        OutcomeKind::Succeeded => ExecPhase::Succeeded,
+                        OutcomeKind::Aborted => ExecPhase::Aborted,
+                        OutcomeKind::Failed { error } => ExecPhase::Failed {
+                            error: error.clone(),
+                        },
+                    },
+                    progress: s.status.progress.clone(),
+                    at: Utc::now(),
+                };
+                s.outcome = Some(o.clone());
+                o
+            };
+            let steps = plan_steps(&self.migrations, false);
+            let refusal = if steps.iter().any(|s| matches!(s, Step::Backfill { .. })) {
+                Some("refused before start: batched backfills run natively on PostgreSQL only; use executor=pt-osc or gh-ost, or split the backfill".to_string())
+            } else {
+                None
+            };
+            let prepared = match refusal {
+                Some(r) => Err(r),
+                None => prepare(&self.dsn, &self.opts).await,
+            };
+            let (conn, mon, id, mariadb) = match prepared {
+                Ok(x) => x,
+                Err(error) => {
+                    let o = finish(
+                        Outcome {
+                            kind: OutcomeKind::Failed { error },
+                            leftovers: Vec::new(),
+                        },
+                        &shared,
+                    );
+                    let _ = updates.send(ExecUpdate::Finished(o)).await;
+                    return Ok(());
+                }
+            };
+            let task = Task {
+                conn,
+                mon,
+                id,
+                mariadb,
+                opts: self.opts.clone(),
+                migrations: self.migrations.clone(),
+                ctl: Ctl::default(),
+                rx,
+                updates: updates.clone(),
+                shared: shared.clone(),
+                where_: String::new(),
+            };
+            tokio::spawn(async move {
+                let o = finish(task.run(steps).await, &shared);
+                let _ = updates.send(ExecUpdate::Finished(o)).await;
+            });
+            Ok(())
+        })
+    }
+
+    fn control(&mut self, control: Control) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            let what = match &control {
+                Control::CutOver { .. } => Some(
+                    "postpone or trigger a cut-over (an in-place ALTER has no copy to cut over to)",
+                ),
+                Control::SetChunkSize { .. } => {
+                    Some("change the chunk size (a native ALTER is one statement)")
+                }
+                Control::SetMaxLag { .. } => Some("throttle on lag inside one ALTER statement"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                return Err(ExecError::Unsupported {
+                    executor: "native",
+                    what: what.into(),
+                });
+            }
+            let tx = self.controls.as_ref().ok_or(ExecError::NotStarted)?;
+            tx.send(control)
+                .map_err(|_| ExecError::Refused("the native run has ended".into()))
+        })
+    }
+
+    fn status(&mut self) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+        Box::pin(async move { Ok(lock(&self.shared).status.clone()) })
+    }
+
+    fn outcome(&mut self) -> BoxFuture<'_, Result<Option<Outcome>, ExecError>> {
+        Box::pin(async move { Ok(lock(&self.shared).outcome.clone()) })
+    }
+
+    fn leftovers(&mut self) -> BoxFuture<'_, Result<Vec<Leftover>, ExecError>> {
+        Box::pin(async move { Ok(lock(&self.shared).leftovers.clone()) })
+    }
+
+    fn recover(
+        &mut self,
+        _job: ExecJob,
+        _updates: mpsc::Sender<ExecUpdate>,
+    ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+        Box::pin(async move {
+            // A killed client's ALTER is rolled back by the server (engines.md §6.4).
+            let status = ExecStatus {
+                phase: ExecPhase::NotRunning,
+                progress: Some(detail_only("the connection died with the supervisor; MySQL/MariaDB rolled back any ALTER in flight".into(), 0.0)),
+                at: Utc::now(),
+            };
+            lock(&self.shared).status = status.clone();
+            Ok(status)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladder_and_exceptions() {
+        match alter_plan("ALTER TABLE t ADD COLUMN x int;", true) {
+            AlterPlan::Ladder { table, rungs } => {
+                assert_eq!(table, "t");
+                assert_eq!(rungs[0], ", ALGORITHM=INSTANT");
+                assert_eq!(rungs[1], ", ALGORITHM=NOCOPY");
+                assert_eq!(rungs.len(), 4);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(alter_plan("ALTER TABLE t ADD COLUMN x int", false), AlterPlan::Ladder { rungs, .. } if rungs.len() == 3)
+        );
+        assert_eq!(
+            alter_plan("ALTER TABLE t ADD c int, ALGORITHM=COPY", true),
+            AlterPlan::AsWritten
+        );
+        assert_eq!(
+            alter_plan("ALTER TABLE t DROP PARTITION p1", true),
+            AlterPlan::AsWritten
+        );
+        assert!(
+            matches!(alter_plan("ALTER TABLE t PARTITION BY HASH(id) PARTITIONS 4", true), AlterPlan::Ladder { rungs, .. } if rungs.is_empty())
+        );
+        assert_eq!(
+            alter_plan("CREATE TABLE t (id int)", true),
+            AlterPlan::AsWritten
+        );
+        assert_eq!(
+            with_clause("ALTER TABLE t ADD c int ;", ", ALGORITHM=INSTANT"),
+            "ALTER TABLE t ADD c int, ALGORITHM=INSTANT"
+        );
+    }
+}

@@ -1,0 +1,891 @@
+//! The native PostgreSQL executor: runs the approved SQL exactly as written
+//! through `tokio-postgres`.
+//!
+//! - Every unit runs with `lock_timeout` and `statement_timeout` set for the
+//!   session (defaults: [`PgExecOptions::default`]); a lock timeout (SQLSTATE
+//!   55P03) rolls the unit back and retries it with backoff, so no lock is held
+//!   while waiting.
+//! - Transaction boundaries are the tool's ([`super::native::plan_steps`]);
+//!   `CONCURRENTLY` statements run alone, outside a transaction.
+//! - While a statement runs, `pg_stat_progress_create_index` is sampled; other
+//!   statements report elapsed time and wait event only (engines.md §6.1).
+//! - A failed or cancelled concurrent build leaves an INVALID index: it is
+//!   reported with `DROP INDEX CONCURRENTLY …`, and dropped before a retry.
+//! - Pause, throttle and abort act between units and chunks; abort also runs
+//!   `pg_cancel_backend` on the running statement, and nothing further runs.
+//! - A `-- cutover: backfill` directive runs as `UPDATE … WHERE key BETWEEN`
+//!   chunks sized to the declared time per chunk, pausing while any replica's
+//!   lag is over the limit or unknown.
+
+use super::native::{
+    Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, statements_leftover,
+};
+use super::{
+    Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
+    Leftover, Outcome, OutcomeKind, Progress,
+};
+use crate::lag::{LagPoller, over_limit};
+use crate::migrate::{BackfillDirective, Migration};
+use chrono::Utc;
+use futures_util::future::BoxFuture;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+
+/// Options of native PostgreSQL runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgExecOptions {
+    /// `lock_timeout` per statement (default 5 s: traffic queues behind a
+    /// waiting lock for at most this long).
+    pub lock_timeout: Duration,
+    /// `statement_timeout`; `None` = off (default: index builds may take hours).
+    pub statement_timeout: Option<Duration>,
+    /// Retries after a lock timeout (default 5).
+    pub lock_retries: u32,
+    /// First backoff after a lock timeout, doubled each time up to 30 s (default 1 s).
+    pub retry_backoff: Duration,
+    /// Progress sampling while a statement runs (default 1 s).
+    pub progress_interval: Duration,
+    /// Refuse to start while a transaction older than this holds a lock on a
+    /// table of the run (default 60 s).
+    pub old_transaction: Duration,
+    /// Max replica lag when the job does not say (default 1 s).
+    pub max_lag: Duration,
+    /// Wait between lag polls while throttled (default 1 s).
+    pub lag_interval: Duration,
+    /// Record Flyway migrations in `flyway_schema_history` (default true).
+    pub record_history: bool,
+}
+
+impl Default for PgExecOptions {
+    fn default() -> Self {
+        PgExecOptions {
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            lock_retries: 5,
+            retry_backoff: Duration::from_secs(1),
+            progress_interval: Duration::from_secs(1),
+            old_transaction: Duration::from_secs(60),
+            max_lag: Duration::from_secs(1),
+            lag_interval: Duration::from_secs(1),
+            record_history: true,
+        }
+    }
+}
+
+/// The native PostgreSQL executor for one set of approved migrations.
+pub struct NativePg {
+    dsn: String,
+    migrations: Arc<Vec<Migration>>,
+    opts: PgExecOptions,
+    lag: Option<Box<dyn LagPoller>>,
+    has_lag: bool,
+    shared: Arc<Mutex<Shared>>,
+    controls: Option<mpsc::UnboundedSender<Control>>,
+}
+
+impl NativePg {
+    /// An executor that will apply `migrations` on the primary at `dsn`.
+    pub fn new(dsn: &str, migrations: Vec<Migration>, opts: PgExecOptions) -> NativePg {
+        NativePg {
+            dsn: dsn.to_string(),
+            migrations: Arc::new(migrations),
+            opts,
+            lag: None,
+            has_lag: false,
+            shared: Arc::new(Mutex::new(Shared::default())),
+            controls: None,
+        }
+    }
+
+    /// Throttles backfill chunks on this poller's replicas by itself.
+    pub fn with_lag(mut self, poller: Box<dyn LagPoller>) -> NativePg {
+        self.lag = Some(poller);
+        self.has_lag = true;
+        self
+    }
+}
+
+/// A tokio-postgres error as a DBA reads it (SQLSTATE included).
+pub fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => {
+            let mut s = format!(
+                "{}: {} (SQLSTATE {})",
+                d.severity(),
+                d.message(),
+                d.code().code()
+            );
+            if let Some(detail) = d.detail() {
+                s.push_str(&format!("; {detail}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+async fn connect(dsn: &str) -> Result<Client, String> {
+    let (c, conn) = tokio_postgres::connect(dsn, NoTls)
+        .await
+        .map_err(|e| crate::sql::redact::redact_dsn(&pg_error(&e)))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(c)
+}
+
+/// INVALID indexes in the database, as `schema.name`.
+async fn invalid_indexes(c: &Client) -> Result<BTreeSet<String>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT n.nspname || '.' || ic.relname FROM pg_index i
+               JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+              WHERE NOT i.indisvalid",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+fn quote_qualified(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn invalid_leftover(name: &str) -> Leftover {
+    Leftover {
+        kind: "index".into(),
+        name: format!("{name} (INVALID)"),
+        cleanup: Some(format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {};",
+            quote_qualified(name)
+        )),
+    }
+}
+
+/// Before-start checks: old transactions holding locks on the run's tables
+/// (the DDL would queue behind them and every query behind the DDL) and
+/// INVALID indexes left by an earlier build on those tables. Returns the
+/// refusal, if any.
+pub async fn before_start(
+    c: &Client,
+    tables: &[String],
+    old: Duration,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT DISTINCT a.pid, EXTRACT(EPOCH FROM now() - a.xact_start)::float8, coalesce(a.state, ''), c.relname::text
+               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation
+              WHERE l.locktype = 'relation' AND a.pid <> pg_backend_pid()
+                AND a.xact_start < now() - make_interval(secs => $1)
+                AND l.relation IN (SELECT to_regclass(x) FROM unnest($2::text[]) x)",
+            &[&old.as_secs_f64(), &tables],
+        )
+        .await?;
+    if let Some(r) = rows.first() {
+        let pid: i32 = r.get(0);
+        let age: f64 = r.get(1);
+        let state: String = r.get(2);
+        let table: String = r.get(3);
+        return Ok(Some(format!(
+            "pid {pid} has held a transaction open for {age:.0}s ({state}) with a lock on {table}: the DDL would queue behind it and stall all traffic on the table. End it (SELECT pg_terminate_backend({pid})) or wait, then start again"
+        )));
+    }
+    let rows = c
+        .query(
+            "SELECT n.nspname || '.' || ic.relname FROM pg_index i
+               JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+              WHERE NOT i.indisvalid AND i.indrelid IN (SELECT to_regclass(x) FROM unnest($1::text[]) x)",
+            &[&tables],
+        )
+        .await?;
+    if !rows.is_empty() {
+        let names: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        let cleanup: Vec<String> = names
+            .iter()
+            .map(|n| format!("DROP INDEX CONCURRENTLY IF EXISTS {};", quote_qualified(n)))
+            .collect();
+        return Ok(Some(format!(
+            "INVALID index(es) left by an earlier build: {}. Clean up first: {}",
+            names.join(", "),
+            cleanup.join(" ")
+        )));
+    }
+    Ok(None)
+}
+
+/// Everything the running task owns.
+struct Task {
+    client: Client,
+    mon: Client,
+    pid: i32,
+    migrations: Arc<Vec<Migration>>,
+    opts: PgExecOptions,
+    // A tokio mutex makes the task `Sync`-safe to borrow across awaits.
+    lag: Option<tokio::sync::Mutex<Box<dyn LagPoller>>>,
+    ctl: Ctl,
+    rx: mpsc::UnboundedReceiver<Control>,
+    updates: mpsc::Sender<ExecUpdate>,
+    shared: Arc<Mutex<Shared>>,
+    /// `statement i/n: label` of the current step.
+    where_: String,
+    invalid_before: BTreeSet<String>,
+    /// Set when a backfill stopped between chunks (what it left).
+    backfill_left: Option<Leftover>,
+}
+
+enum StepEnd {
+    Done,
+    Aborted,
+    Failed(String),
+}
+
+impl Task {
+    async fn publish(&self, phase: ExecPhase, progress: Option<Progress>) {
+        let status = ExecStatus {
+            phase,
+            progress,
+            at: Utc::now(),
+        };
+        lock(&self.shared).status = status.clone();
+        // A closed channel means the core is gone; the run still finishes.
+        let _ = self.updates.send(ExecUpdate::Status(status)).await;
+    }
+
+    fn drain_controls(&mut self) {
+        while let Ok(c) = self.rx.try_recv() {
+            self.ctl.apply(c);
+        }
+    }
+
+    /// Waits while paused or throttled; `false` when aborted.
+    async fn between(&mut self, check_lag: bool) -> bool {
+        loop {
+            self.drain_controls();
+            if self.ctl.abort {
+                return false;
+            }
+            let mut reason = if self.ctl.paused {
+                Some(None)
+            } else {
+                self.ctl.throttled.clone().map(Some)
+            };
+            if reason.is_none()
+                && check_lag
+                && let Some(p) = self.lag.as_ref()
+            {
+                let samples = p.lock().await.poll().await;
+                let over: Vec<String> = samples
+                    .iter()
+                    .filter(|s| over_limit(s, self.ctl.max_lag_seconds))
+                    .map(|s| match s.seconds {
+                        Some(v) => format!("{} lag={v:.1}s", s.replica),
+                        None => format!("{} lag unknown", s.replica),
+                    })
+                    .collect();
+                if !over.is_empty() {
+                    reason = Some(Some(over.join(", ")));
+                }
+            }
+            let Some(reason) = reason else {
+                return true;
+            };
+            let detail = detail_only(self.where_.clone(), self.ctl.max_lag_seconds);
+            match reason {
+                None => self.publish(ExecPhase::Paused, Some(detail)).await,
+                Some(r) => {
+                    self.publish(ExecPhase::Throttled { reason: r }, Some(detail))
+                        .await
+                }
+            }
+            tokio::select! {
+                c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                _ = tokio::time::sleep(self.opts.lag_interval) => {}
+            }
+        }
+    }
+
+    async fn sample(&self, started: Instant) -> Progress {
+        let row = self
+            .mon
+            .query_opt(
+                "SELECT command, phase, blocks_total, blocks_done, tuples_total, tuples_done, lockers_total, lockers_done
+                   FROM pg_stat_progress_create_index WHERE pid = $1",
+                &[&self.pid],
+            )
+            .await
+            .ok()
+            .flatten();
+        let mut p = detail_only(String::new(), self.ctl.max_lag_seconds);
+        if let Some(r) = row {
+            let command: String = r.get(0);
+            let phase: String = r.get(1);
+            let (unit, done, total): (&str, i64, i64) = if phase.contains("loading tuples") {
+                ("tuples", r.get(5), r.get(4))
+            } else if phase.starts_with("waiting for") {
+                ("lockers", r.get(7), r.get(6))
+            } else {
+                ("blocks", r.get(3), r.get(2))
+            };
+            p.rows_copied = done.max(0) as u64;
+            p.rows_total = (total > 0).then_some(total as u64);
+            // Per phase: the totals change meaning between phases (engines.md §6.1).
+            p.percent = (total > 0).then(|| (done as f64 * 100.0 / total as f64).min(100.0));
+            p.detail = Some(format!("{}: {command}: {phase} ({unit})", self.where_));
+        } else {
+            let wait: Option<String> = self
+                .mon
+                .query_opt(
+                    "SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity WHERE pid = $1 AND wait_event IS NOT NULL",
+                    &[&self.pid],
+                )
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.get(0));
+            p.detail = Some(format!(
+                "{}: running {:.0}s, no progress available{}",
+                self.where_,
+                started.elapsed().as_secs_f64(),
+                wait.map(|w| format!(" (waiting on {w})"))
+                    .unwrap_or_default()
+            ));
+        }
+        p
+    }
+
+    /// Runs one statement, sampling progress and answering controls; an
+    /// abort cancels it with `pg_cancel_backend`. Returns rows affected.
+    async fn watch(&mut self, sql: &str, sample: bool) -> Result<u64, tokio_postgres::Error> {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(self.opts.progress_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let client = &self.client;
+        let fut = async move {
+            let msgs = client.simple_query(sql).await?;
+            Ok::<u64, tokio_postgres::Error>(
+                msgs.iter()
+                    .map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                        _ => 0,
+                    })
+                    .sum(),
+            )
+        };
+        tokio::pin!(fut);
+        let mut cancelled = false;
+        loop {
+            tokio::select! {
+                r = &mut fut => return r,
+                c = self.rx.recv() => {
+                    if let Some(c) = c {
+                        self.ctl.apply(c);
+                    }
+                    if self.ctl.abort && !cancelled {
+                        cancelled = true;
+                        let _ = self.mon.execute("SELECT pg_cancel_backend($1)", &[&self.pid]).await;
+                    }
+                }
+                _ = tick.tick(), if sample => {
+                    let p = self.sample(started).await;
+                    let status = ExecStatus { phase: ExecPhase::Copying, progress: Some(p), at: Utc::now() };
+                    lock(&self.shared).status = status.clone();
+                    let _ = self.updates.try_send(ExecUpdate::Status(status));
+                }
+            }
+        }
+    }
+
+    /// Drops INVALID indexes this run created (before a retry).
+    async fn drop_new_invalid(&self) -> Result<(), tokio_postgres::Error> {
+        let now = invalid_indexes(&self.mon).await?;
+        for name in now.difference(&self.invalid_before) {
+            self.mon
+                .batch_execute(&format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                    quote_qualified(name)
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn run_unit(
+        &mut self,
+        statements: &[crate::sql::split::RawStatement],
+        in_txn: bool,
+        wrap: bool,
+    ) -> StepEnd {
+        let mut backoff = self.opts.retry_backoff;
+        let mut attempt = 0u32;
+        loop {
+            let r = self.try_unit(statements, in_txn, wrap).await;
+            match r {
+                Ok(()) => return StepEnd::Done,
+                Err(e) => {
+                    if in_txn {
+                        let _ = self.client.batch_execute("ROLLBACK").await;
+                    }
+                    if self.ctl.abort {
+                        return StepEnd::Aborted;
+                    }
+                    if !is_lock_timeout(&e) || attempt >= self.opts.lock_retries {
+                        let tries = if attempt > 0 {
+                            format!(" after {} retries", attempt)
+                        } else {
+                            String::new()
+                        };
+                        return StepEnd::Failed(format!(
+                            "{}: {}{tries}",
+                            self.where_,
+                            pg_error(&e)
+                        ));
+                    }
+                    attempt += 1;
+                    // A concurrent build that timed out left an INVALID index: drop it first.
+                    if let Err(e) = self.drop_new_invalid().await {
+                        return StepEnd::Failed(format!(
+                            "{}: dropping the INVALID index before a retry: {}",
+                            self.where_,
+                            pg_error(&e)
+                        ));
+                    }
+                    let reason = format!(
+                        "lock timeout; retry {attempt}/{} in {:.1}s",
+                        self.opts.lock_retries,
+                        backoff.as_secs_f64()
+                    );
+                    self.publish(
+                        ExecPhase::Throttled { reason },
+                        Some(detail_only(self.where_.clone(), self.ctl.max_lag_seconds)),
+                    )
+                    .await;
+                    let until = tokio::time::Instant::now() + backoff;
+                    while tokio::time::Instant::now() < until {
+                        tokio::select! {
+                            c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                            _ = tokio::time::sleep_until(until) => {}
+                        }
+                        if self.ctl.abort {
+                            return StepEnd::Aborted;
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    async fn try_unit(
+        &mut self,
+        statements: &[crate::sql::split::RawStatement],
+        in_txn: bool,
+        wrap: bool,
+    ) -> Result<(), tokio_postgres::Error> {
+        if in_txn && wrap {
+            self.client.batch_execute("BEGIN").await?;
+        }
+        for s in statements {
+            self.watch(&s.sql, true).await?;
+            if self.ctl.abort {
+                // The statement finished before the cancel landed; stop here.
+                if in_txn {
+                    let _ = self.client.batch_execute("ROLLBACK").await;
+                }
+                return Ok(());
+            }
+        }
+        if in_txn && wrap {
+            self.client.batch_execute("COMMIT").await?;
+        }
+        Ok(())
+    }
+
+    async fn run_backfill(&mut self, b: &BackfillDirective, initial_chunk: Option<u32>) -> StepEnd {
+        let range = self
+            .client
+            .query_one(
+                &format!(
+                    "SELECT min({k})::int8, max({k})::int8 FROM {t}",
+                    k = b.key,
+                    t = b.table
+                ),
+                &[],
+            )
+            .await;
+        let (min, max): (Option<i64>, Option<i64>) = match range {
+            Ok(r) => (r.get(0), r.get(1)),
+            Err(e) => {
+                return StepEnd::Failed(format!(
+                    "{}: reading the key range of {}.{} (an integer key is required): {}",
+                    self.where_,
+                    b.table,
+                    b.key,
+                    pg_error(&e)
+                ));
+            }
+        };
+        let (Some(min), Some(max)) = (min, max) else {
+            return StepEnd::Done;
+        };
+        let total = match self
+            .client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}{}",
+                    b.table,
+                    b.predicate
+                        .as_ref()
+                        .map(|p| format!(" WHERE {p}"))
+                        .unwrap_or_default()
+                ),
+                &[],
+            )
+            .await
+        {
+            Ok(r) => r.get::<_, i64>(0).max(0) as u64,
+            Err(e) => return StepEnd::Failed(format!("{}: {}", self.where_, pg_error(&e))),
+        };
+        let keys = (max - min + 1) as f64;
+        let mut size = u64::from(self.ctl.chunk_rows.or(initial_chunk).unwrap_or(1000));
+        let mut lo = min;
+        let mut rows_done = 0u64;
+        let mut busy = 0.0f64;
+        let set_by_human = self.ctl.chunk_rows;
+        while lo <= max {
+            if !self.between(true).await {
+                self.backfill_left = Some(Leftover {
+                    kind: "backfill".into(),
+                    name: format!(
+                        "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
+                        b.table,
+                        lo - 1
+                    ),
+                    cleanup: None,
+                });
+                return StepEnd::Aborted;
+            }
+            if self.ctl.chunk_rows != set_by_human
+                && let Some(c) = self.ctl.chunk_rows
+            {
+                size = u64::from(c);
+            }
+            let hi = lo.saturating_add(size as i64 - 1).min(max);
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {k} BETWEEN {lo} AND {hi}{}",
+                b.table,
+                b.set,
+                b.predicate
+                    .as_ref()
+                    .map(|p| format!(" AND ({p})"))
+                    .unwrap_or_default(),
+                k = b.key
+            );
+            let t0 = Instant::now();
+            let mut attempt = 0;
+            let n = loop {
+                match self.watch(&sql, false).await {
+                    Ok(n) => break n,
+                    Err(e)
+                        if is_lock_timeout(&e)
+                            && attempt < self.opts.lock_retries
+                            && !self.ctl.abort =>
+                    {
+                        attempt += 1;
+                        tokio::time::sleep(self.opts.retry_backoff * attempt).await;
+                    }
+                    Err(e) => {
+                        self.backfill_left = Some(Leftover {
+                            kind: "backfill".into(),
+                            name: format!(
+                                "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
+                                b.table,
+                                lo - 1
+                            ),
+                            cleanup: None,
+                        });
+                        if self.ctl.abort {
+                            return StepEnd::Aborted;
+                        }
+                        return StepEnd::Failed(format!(
+                            "{}: chunk {lo}..{hi}: {}",
+                            self.where_,
+                            pg_error(&e)
+                        ));
+                    }
+                }
+            };
+            let took = t0.elapsed().as_secs_f64();
+            busy += took;
+            rows_done += n;
+            let keys_done = (hi - min + 1) as f64;
+            size = next_chunk(hi as u64 - lo as u64 + 1, took, b.batch_seconds);
+            lo = hi + 1;
+            let p = Progress {
+                rows_copied: rows_done,
+                rows_total: Some(total),
+                percent: Some((keys_done * 100.0 / keys).min(100.0)),
+                eta_seconds: eta(keys_done, keys, busy),
+                chunk_size: u32::try_from(size).ok(),
+                max_lag_millis: Some((self.ctl.max_lag_seconds * 1000.0) as u64),
+                detail: Some(format!(
+                    "{}: backfill {} (key {}..{hi} of {min}..{max})",
+                    self.where_, b.table, b.key
+                )),
+            };
+            self.publish(ExecPhase::Copying, Some(p)).await;
+        }
+        StepEnd::Done
+    }
+
+    async fn run(mut self, steps: Vec<Step>, initial_chunk: Option<u32>) -> Outcome {
+        let n = steps.len();
+        let mut done = 0usize;
+        let mut end = StepEnd::Done;
+        let mut migration_started = Instant::now();
+        let mut current_migration = usize::MAX;
+        for (i, step) in steps.iter().enumerate() {
+            if step.migration() != current_migration {
+                current_migration = step.migration();
+                migration_started = Instant::now();
+            }
+            self.where_ = format!("step {}/{n} {}", i + 1, step.label(&self.migrations));
+            if !self.between(false).await {
+                end = StepEnd::Aborted;
+                break;
+            }
+            self.publish(
+                ExecPhase::Copying,
+                Some(detail_only(self.where_.clone(), self.ctl.max_lag_seconds)),
+            )
+            .await;
+            end = match step {
+                Step::Unit {
+                    statements,
+                    in_txn,
+                    wrap,
+                    ..
+                } => self.run_unit(statements, *in_txn, *wrap).await,
+                Step::Backfill { directive, .. } => {
+                    self.run_backfill(directive, initial_chunk).await
+                }
+                Step::Record { migration } => {
+                    let ms =
+                        i32::try_from(migration_started.elapsed().as_millis()).unwrap_or(i32::MAX);
+                    match super::history::record_pg(&self.client, &self.migrations[*migration], ms)
+                        .await
+                    {
+                        Ok(()) => StepEnd::Done,
+                        Err(e) => StepEnd::Failed(format!(
+                            "{}: recording in flyway_schema_history: {}",
+                            self.where_,
+                            pg_error(&e)
+                        )),
+                    }
+                }
+            };
+            if !matches!(end, StepEnd::Done) {
+                break;
+            }
+            done += 1;
+            if self.ctl.abort {
+                end = StepEnd::Aborted;
+                break;
+            }
+        }
+        let mut leftovers = Vec::new();
+        if let Ok(now) = invalid_indexes(&self.mon).await {
+            leftovers.extend(
+                now.difference(&self.invalid_before)
+                    .map(|n| invalid_leftover(n)),
+            );
+        }
+        leftovers.extend(self.backfill_left.take());
+        leftovers.extend(statements_leftover(&steps, done, &self.migrations));
+        let kind = match end {
+            StepEnd::Done => OutcomeKind::Succeeded,
+            StepEnd::Aborted => OutcomeKind::Aborted,
+            StepEnd::Failed(error) => OutcomeKind::Failed { error },
+        };
+        Outcome { kind, leftovers }
+    }
+}
+
+async fn prepare(
+    dsn: &str,
+    job: &ExecJob,
+    opts: &PgExecOptions,
+) -> Result<(Client, Client, i32, BTreeSet<String>), String> {
+    let client = connect(dsn).await?;
+    let mon = connect(dsn).await?;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .map_err(|e| pg_error(&e))?
+        .get(0);
+    if let Some(refusal) = before_start(&mon, &job.spec.tables, opts.old_transaction)
+        .await
+        .map_err(|e| pg_error(&e))?
+    {
+        return Err(format!("refused before start: {refusal}"));
+    }
+    let mut set = format!(
+        "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
+        opts.lock_timeout.as_millis(),
+        opts.statement_timeout.map(|d| d.as_millis()).unwrap_or(0)
+    );
+    set.push_str("; SET application_name = 'cutover'");
+    client.batch_execute(&set).await.map_err(|e| pg_error(&e))?;
+    let before = invalid_indexes(&mon).await.map_err(|e| pg_error(&e))?;
+    Ok((client, mon, pid, before))
+}
+
+impl Executor for NativePg {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pause: true,
+            postpone_cut_over: false,
+            set_chunk_size: true,
+            set_max_lag: true,
+            lag_throttle: self.has_lag,
+        }
+    }
+
+    fn start(
+        &mut self,
+        job: ExecJob,
+        updates: mpsc::Sender<ExecUpdate>,
+    ) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.controls = Some(tx);
+            *lock(&self.shared) = Shared::default();
+            let steps = plan_steps(&self.migrations, self.opts.record_history);
+            let max_lag = job
+                .max_lag_millis
+                .map(|m| m as f64 / 1000.0)
+                .unwrap_or(self.opts.max_lag.as_secs_f64());
+            let shared = self.shared.clone();
+            let finish = |shared: &Arc<Mutex<Shared>>, o: &Outcome| {
+                let mut s = lock(shared);
+                s.leftovers = o.leftovers.clone();
+                s.outcome = Some(o.clone());
+                s.status = ExecStatus {
+                    phase: match &o.kind {
+                        OutcomeKind::Succeeded => ExecPhase::Succeeded,
+                        OutcomeKind::Aborted => ExecPhase::Aborted,
+                        OutcomeKind::Failed { error } => ExecPhase::Failed {
+                            error: error.clone(),
+                        },
+                    },
+                    progress: s.status.progress.clone(),
+                    at: Utc::now(),
+                };
+            };
+            let (client, mon, pid, before) = match prepare(&self.dsn, &job, &self.opts).await {
+                Ok(x) => x,
+                Err(error) => {
+                    let o = Outcome {
+                        kind: OutcomeKind::Failed {
+                            error: crate::sql::redact::redact_dsn(&error),
+                        },
+                        leftovers: Vec::new(),
+                    };
+                    finish(&shared, &o);
+                    let _ = updates.send(ExecUpdate::Finished(o)).await;
+                    return Ok(());
+                }
+            };
+            let task = Task {
+                client,
+                mon,
+                pid,
+                migrations: self.migrations.clone(),
+                opts: self.opts.clone(),
+                lag: self.lag.take().map(tokio::sync::Mutex::new),
+                ctl: Ctl {
+                    max_lag_seconds: max_lag,
+                    ..Ctl::default()
+                },
+                rx,
+                updates: updates.clone(),
+                shared: shared.clone(),
+                where_: String::new(),
+                invalid_before: before,
+                backfill_left: None,
+            };
+            let chunk = job.chunk_size;
+            tokio::spawn(async move {
+                let o = task.run(steps, chunk).await;
+                finish(&shared, &o);
+                let _ = updates.send(ExecUpdate::Finished(o)).await;
+            });
+            Ok(())
+        })
+    }
+
+    fn control(&mut self, control: Control) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            if matches!(control, Control::CutOver { .. }) {
+                return Err(ExecError::Unsupported {
+                    executor: "native",
+                    what: "postpone or trigger a cut-over (statements apply in place; there is no copy to cut over to)".into(),
+                });
+            }
+            let tx = self.controls.as_ref().ok_or(ExecError::NotStarted)?;
+            tx.send(control)
+                .map_err(|_| ExecError::Refused("the native run has ended".into()))
+        })
+    }
+
+    fn status(&mut self) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+        Box::pin(async move { Ok(lock(&self.shared).status.clone()) })
+    }
+
+    fn outcome(&mut self) -> BoxFuture<'_, Result<Option<Outcome>, ExecError>> {
+        Box::pin(async move { Ok(lock(&self.shared).outcome.clone()) })
+    }
+
+    fn leftovers(&mut self) -> BoxFuture<'_, Result<Vec<Leftover>, ExecError>> {
+        Box::pin(async move { Ok(lock(&self.shared).leftovers.clone()) })
+    }
+
+    fn recover(
+        &mut self,
+        job: ExecJob,
+        _updates: mpsc::Sender<ExecUpdate>,
+    ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+        Box::pin(async move {
+            // The statements ran on the dead process's connection, which the
+            // server has closed (rolling back an open transaction). What is
+            // left to see: INVALID indexes on the run's tables.
+            let c = connect(&self.dsn)
+                .await
+                .map_err(|e| ExecError::Refused(format!("cannot inspect the target: {e}")))?;
+            let refusal = before_start(&c, &job.spec.tables, Duration::from_secs(u32::MAX as u64))
+                .await
+                .map_err(|e| ExecError::Refused(pg_error(&e)))?;
+            let status = ExecStatus {
+                phase: ExecPhase::NotRunning,
+                progress: refusal.map(|r| detail_only(r, 0.0)),
+                at: Utc::now(),
+            };
+            lock(&self.shared).status = status.clone();
+            Ok(status)
+        })
+    }
+}

@@ -1,0 +1,330 @@
+//! PostgreSQL replica lag, in time and bytes, correct on an idle primary.
+//!
+//! Each poll reads the primary once (`pg_current_wal_lsn()`, `pg_stat_replication`)
+//! and then every replica concurrently (`pg_last_wal_replay_lsn()`, the idle-safe
+//! replica-side formula). Rules (engines.md §4.2/§4.3):
+//! - byte lag = primary's current LSN − replica's replay LSN; 0 bytes is "no
+//!   lag" whatever the timestamps say (an idle primary has no false growing lag);
+//! - otherwise the time is `replay_lag` from the primary, or, when that is NULL,
+//!   `now() − pg_last_xact_replay_timestamp()` on the replica while it has WAL it
+//!   has not replayed;
+//! - unknown: either server unreachable or too slow, the replica not in
+//!   recovery (promoted), no `pg_stat_replication` row for it, or its state
+//!   not `streaming`.
+
+use super::{LagPoller, LagSample, LagSource, PollOptions};
+use chrono::Utc;
+use futures_util::future::{BoxFuture, join_all};
+use tokio_postgres::{Client, NoTls};
+
+/// WAL not yet received beyond this, with no time figure, reads as unknown
+/// rather than "in flight".
+const IN_FLIGHT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Parses an LSN such as `16/B374D848`.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    let hi = u64::from_str_radix(hi, 16).ok()?;
+    let lo = u64::from_str_radix(lo, 16).ok()?;
+    (hi <= u32::MAX as u64 && lo <= u32::MAX as u64).then_some((hi << 32) | lo)
+}
+
+/// `application_name=…` from a libpq connection string (`pg_stat_wal_receiver.conninfo`).
+pub fn application_name(conninfo: &str) -> Option<String> {
+    conninfo.split_whitespace().find_map(|kv| {
+        let v = kv.strip_prefix("application_name=")?;
+        Some(v.trim_matches('\'').to_string())
+    })
+}
+
+/// What the primary says about one walsender.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderRow {
+    /// `application_name`.
+    pub application_name: String,
+    /// `state`.
+    pub state: String,
+    /// `replay_lag` in seconds (NULL when caught up and idle).
+    pub replay_lag: Option<f64>,
+}
+
+/// What the replica says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaRow {
+    /// `pg_is_in_recovery()`.
+    pub in_recovery: bool,
+    /// `pg_last_wal_receive_lsn()`.
+    pub receive_lsn: Option<u64>,
+    /// `pg_last_wal_replay_lsn()`.
+    pub replay_lsn: Option<u64>,
+    /// `now() − pg_last_xact_replay_timestamp()`, seconds.
+    pub since_last_replay: Option<f64>,
+}
+
+/// The classification, pure: `(seconds, bytes)`; `seconds = None` is unknown.
+pub fn classify(
+    primary_lsn: u64,
+    sender: Option<&SenderRow>,
+    replica: &ReplicaRow,
+) -> (Option<f64>, Option<u64>) {
+    let Some(replay) = replica.replay_lsn else {
+        return (None, None);
+    };
+    let bytes = primary_lsn.saturating_sub(replay);
+    if !replica.in_recovery {
+        return (None, Some(bytes));
+    }
+    let Some(sender) = sender.filter(|s| s.state == "streaming") else {
+        return (None, Some(bytes));
+    };
+    if bytes == 0 {
+        return (Some(0.0), Some(0));
+    }
+    let replica_side = match replica.receive_lsn {
+        Some(recv) if recv > replay => replica.since_last_replay,
+        _ => None,
+    };
+    let seconds = sender.replay_lag.or(replica_side).or_else(|| {
+        // WAL written but not yet received: in flight, unless it is a lot.
+        (bytes <= IN_FLIGHT_BYTES).then_some(0.0)
+    });
+    (seconds.map(|s| s.max(0.0)), Some(bytes))
+}
+
+/// One replica to poll.
+#[derive(Debug, Clone)]
+pub struct PgReplica {
+    /// Name shown in samples.
+    pub name: String,
+    /// Connection string (URL or key=value).
+    pub dsn: String,
+}
+
+#[derive(Default)]
+struct Slot {
+    client: Option<Client>,
+}
+
+impl Slot {
+    async fn client(&mut self, dsn: &str) -> Result<&Client, tokio_postgres::Error> {
+        if let Some(c) = self.client.take()
+            && !c.is_closed()
+        {
+            return Ok(self.client.insert(c));
+        }
+        let (client, conn) = tokio_postgres::connect(dsn, NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(self.client.insert(client))
+    }
+}
+
+/// Polls PostgreSQL replicas of one primary.
+pub struct PgLagPoller {
+    primary_dsn: String,
+    primary: Slot,
+    replicas: Vec<(PgReplica, Slot)>,
+    opts: PollOptions,
+}
+
+impl PgLagPoller {
+    /// A poller for `replicas` of the primary at `primary_dsn`.
+    pub fn new(primary_dsn: &str, replicas: Vec<PgReplica>, opts: PollOptions) -> PgLagPoller {
+        PgLagPoller {
+            primary_dsn: primary_dsn.to_string(),
+            primary: Slot::default(),
+            replicas: replicas.into_iter().map(|r| (r, Slot::default())).collect(),
+            opts,
+        }
+    }
+}
+
+async fn read_primary(
+    slot: &mut Slot,
+    dsn: &str,
+) -> Result<(u64, Vec<SenderRow>), tokio_postgres::Error> {
+    let c = slot.client(dsn).await?;
+    let lsn: String = c
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .get(0);
+    let rows = c
+        .query(
+            "SELECT application_name::text, state::text, EXTRACT(EPOCH FROM replay_lag)::float8
+               FROM pg_stat_replication",
+            &[],
+        )
+        .await?;
+    let senders = rows
+        .iter()
+        .map(|r| SenderRow {
+            application_name: r.get::<_, Option<String>>(0).unwrap_or_default(),
+            state: r.get::<_, Option<String>>(1).unwrap_or_default(),
+            replay_lag: r.get(2),
+        })
+        .collect();
+    Ok((parse_lsn(&lsn).unwrap_or(0), senders))
+}
+
+async fn read_replica(
+    slot: &mut Slot,
+    dsn: &str,
+) -> Result<(ReplicaRow, Option<String>), tokio_postgres::Error> {
+    let c = slot.client(dsn).await?;
+    let r = c
+        .query_one(
+            "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
+                    EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8,
+                    (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)",
+            &[],
+        )
+        .await?;
+    let lsn = |i: usize| r.get::<_, Option<String>>(i).as_deref().and_then(parse_lsn);
+    Ok((
+        ReplicaRow {
+            in_recovery: r.get(0),
+            receive_lsn: lsn(1),
+            replay_lsn: lsn(2),
+            since_last_replay: r.get(3),
+        },
+        r.get::<_, Option<String>>(4)
+            .as_deref()
+            .and_then(application_name),
+    ))
+}
+
+impl LagPoller for PgLagPoller {
+    fn poll(&mut self) -> BoxFuture<'_, Vec<LagSample>> {
+        Box::pin(async move {
+            let timeout = self.opts.timeout;
+            let primary =
+                tokio::time::timeout(timeout, read_primary(&mut self.primary, &self.primary_dsn))
+                    .await;
+            let primary = match primary {
+                Ok(Ok(p)) => Some(p),
+                _ => {
+                    self.primary.client = None;
+                    None
+                }
+            };
+            let primary = &primary;
+            let reads = self.replicas.iter_mut().map(|(rep, slot)| async move {
+                let r = tokio::time::timeout(timeout, read_replica(slot, &rep.dsn)).await;
+                let (seconds, bytes) = match (r, primary) {
+                    (Ok(Ok((row, app))), Some((lsn, senders))) => {
+                        let app = app.unwrap_or_else(|| rep.name.clone());
+                        let sender = senders.iter().find(|s| s.application_name == app);
+                        classify(*lsn, sender, &row)
+                    }
+                    (Ok(Ok(_)), None) => (None, None),
+                    _ => {
+                        slot.client = None;
+                        (None, None)
+                    }
+                };
+                LagSample {
+                    replica: rep.name.clone(),
+                    seconds,
+                    bytes,
+                    source: LagSource::PgReplayLag,
+                    at: Utc::now(),
+                }
+            });
+            join_all(reads).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender(state: &str, lag: Option<f64>) -> SenderRow {
+        SenderRow {
+            application_name: "r".into(),
+            state: state.into(),
+            replay_lag: lag,
+        }
+    }
+
+    fn replica(recv: u64, replay: u64, since: f64) -> ReplicaRow {
+        ReplicaRow {
+            in_recovery: true,
+            receive_lsn: Some(recv),
+            replay_lsn: Some(replay),
+            since_last_replay: Some(since),
+        }
+    }
+
+    #[test]
+    fn lsn_parsing() {
+        assert_eq!(parse_lsn("0/3000148"), Some(0x3000148));
+        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374D848));
+        assert_eq!(parse_lsn("x"), None);
+        assert_eq!(
+            application_name("user=postgres application_name=pg_replica host=/tmp").as_deref(),
+            Some("pg_replica")
+        );
+    }
+
+    #[test]
+    fn idle_primary_is_no_lag_whatever_the_timestamp() {
+        // 600 s since the last replayed commit, but nothing to replay.
+        let (s, b) = classify(
+            1000,
+            Some(&sender("streaming", None)),
+            &replica(1000, 1000, 600.0),
+        );
+        assert_eq!((s, b), (Some(0.0), Some(0)));
+    }
+
+    #[test]
+    fn paused_replay_uses_replay_lag_then_replica_side() {
+        let (s, b) = classify(
+            5000,
+            Some(&sender("streaming", Some(3.5))),
+            &replica(5000, 1000, 4.0),
+        );
+        assert_eq!((s, b), (Some(3.5), Some(4000)));
+        let (s, _) = classify(
+            5000,
+            Some(&sender("streaming", None)),
+            &replica(5000, 1000, 4.0),
+        );
+        assert_eq!(s, Some(4.0));
+        // Not yet received, small: in flight; large: unknown.
+        let (s, _) = classify(
+            5000,
+            Some(&sender("streaming", None)),
+            &replica(1000, 1000, 99.0),
+        );
+        assert_eq!(s, Some(0.0));
+        let big = 1000 + IN_FLIGHT_BYTES + 1;
+        let (s, _) = classify(
+            big,
+            Some(&sender("streaming", None)),
+            &replica(1000, 1000, 99.0),
+        );
+        assert_eq!(s, None);
+    }
+
+    #[test]
+    fn unknown_cases() {
+        assert_eq!(
+            classify(10, None, &replica(10, 10, 0.0)).0,
+            None,
+            "no walsender row"
+        );
+        assert_eq!(
+            classify(10, Some(&sender("catchup", None)), &replica(10, 10, 0.0)).0,
+            None
+        );
+        let mut promoted = replica(10, 10, 0.0);
+        promoted.in_recovery = false;
+        assert_eq!(
+            classify(10, Some(&sender("streaming", None)), &promoted).0,
+            None
+        );
+    }
+}

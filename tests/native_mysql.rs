@@ -1,0 +1,180 @@
+//! The native MySQL/MariaDB executor against the throwaway MariaDB primary.
+
+use cutover::exec::native_mysql::{MyExecOptions, NativeMysql};
+use cutover::exec::{Control, ExecJob, ExecUpdate, Executor, OutcomeKind};
+use cutover::migrate::{LoadOptions, Migration, load_paths};
+use cutover::model::{Engine, Risk};
+use cutover::policy::Environment;
+use cutover::policy::approvals::Binding;
+use cutover::run::RunSpec;
+use mysql_async::prelude::*;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
+                "{var} is not set but CUTOVER_TEST_REQUIRE_DB is"
+            );
+            None
+        }
+    }
+}
+
+fn migrations(dir: &std::path::Path, name: &str, text: &str) -> Vec<Migration> {
+    std::fs::write(dir.join(name), text).unwrap();
+    load_paths(
+        &[dir.to_path_buf()],
+        &LoadOptions {
+            engine: Some(Engine::Mysql),
+            format: None,
+        },
+    )
+    .unwrap()
+}
+
+fn job(dir: &std::path::Path) -> ExecJob {
+    ExecJob {
+        run: "r1".into(),
+        spec: RunSpec {
+            binding: Binding {
+                plan_digest: "d".repeat(64),
+                target: "t".into(),
+            },
+            environment: Environment::Staging,
+            risk: Risk::High,
+            versions: vec![],
+            estimated_seconds: 1.0,
+            tables: vec!["ladder".into()],
+            executor: "native".into(),
+        },
+        run_dir: dir.to_path_buf(),
+        postpone_cut_over: false,
+        chunk_size: None,
+        max_lag_millis: None,
+    }
+}
+
+fn opts() -> MyExecOptions {
+    MyExecOptions {
+        progress_interval: Duration::from_millis(100),
+        copy_max_rows: 100,
+        ..MyExecOptions::default()
+    }
+}
+
+async fn run(dsn: &str, sql: &str, abort_on_progress: bool) -> (Vec<String>, OutcomeKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = migrations(dir.path(), "V1__m.sql", sql);
+    let mut ex = NativeMysql::new(dsn, ms, opts());
+    let (tx, mut rx) = mpsc::channel(1024);
+    ex.start(job(dir.path()), tx).await.unwrap();
+    let mut details = Vec::new();
+    let mut aborted = false;
+    loop {
+        match rx.recv().await.unwrap() {
+            ExecUpdate::Status(s) => {
+                let d = s
+                    .progress
+                    .and_then(|p| {
+                        if p.percent.is_some() {
+                            p.detail.map(|d| format!("% {d}"))
+                        } else {
+                            p.detail
+                        }
+                    })
+                    .unwrap_or_default();
+                if abort_on_progress && !aborted && d.starts_with('%') {
+                    aborted = true;
+                    ex.control(Control::Abort { table: None }).await.unwrap();
+                }
+                details.push(d);
+            }
+            ExecUpdate::Finished(o) => return (details, o.kind),
+        }
+    }
+}
+
+#[tokio::test]
+async fn ladder_picks_the_weakest_lock_and_refuses_a_large_copy() {
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&dsn).unwrap())
+        .await
+        .unwrap();
+    c.query_drop("DROP TABLE IF EXISTS ladder").await.unwrap();
+    c.query_drop("CREATE TABLE ladder (id int PRIMARY KEY, c int)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO ladder SELECT seq, seq FROM seq_1_to_1000")
+        .await
+        .unwrap();
+    c.query_drop("ANALYZE TABLE ladder").await.unwrap();
+
+    let (d, k) = run(&dsn, "ALTER TABLE ladder ADD COLUMN x int;\n", false).await;
+    assert_eq!(k, OutcomeKind::Succeeded);
+    assert!(
+        d.iter()
+            .any(|d| d.contains("applied with ALGORITHM=INSTANT")),
+        "{d:?}"
+    );
+
+    let (d, k) = run(&dsn, "ALTER TABLE ladder ADD INDEX ladder_c (c);\n", false).await;
+    assert_eq!(k, OutcomeKind::Succeeded);
+    assert!(
+        d.iter()
+            .any(|d| d.contains("applied with ALGORITHM=NOCOPY")),
+        "{d:?}"
+    );
+
+    let (_, k) = run(&dsn, "ALTER TABLE ladder MODIFY c BIGINT;\n", false).await;
+    match k {
+        OutcomeKind::Failed { error } => assert!(
+            error.contains("refusing to copy natively") && error.contains("gh-ost"),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let ty: String = c
+        .query_first("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ladder' AND COLUMN_NAME = 'c'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ty, "int", "the table was not copied");
+}
+
+#[tokio::test]
+async fn inplace_rebuild_reports_stage_progress_and_kill_query_aborts() {
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&dsn).unwrap())
+        .await
+        .unwrap();
+    c.query_drop("UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME IN ('events_stages_current', 'events_stages_history')").await.unwrap();
+    c.query_drop("CREATE TABLE IF NOT EXISTS rebuild (id int PRIMARY KEY, v varchar(64))")
+        .await
+        .unwrap();
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM rebuild").await.unwrap();
+    if n != Some(1_000_000) {
+        c.query_drop("TRUNCATE rebuild").await.unwrap();
+        c.query_drop("INSERT INTO rebuild SELECT seq, md5(seq) FROM seq_1_to_1000000")
+            .await
+            .unwrap();
+    }
+    let (d, k) = run(&dsn, "ALTER TABLE rebuild FORCE;\n", true).await;
+    assert_eq!(k, OutcomeKind::Aborted, "{d:?}");
+    assert!(
+        d.iter()
+            .any(|d| d.starts_with("% ") && d.contains("stage/")),
+        "{d:?}"
+    );
+}
