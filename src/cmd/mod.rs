@@ -3,3 +3,4 @@
 pub mod audit;
 pub mod plan;
 pub mod rules;
+pub mod slack;
