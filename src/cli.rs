@@ -32,6 +32,12 @@ pub enum Command {
         after_help = "Examples:\n  cutover lag --target prod\n  cutover lag --target prod --format json --interval 500ms --count 10"
     )]
     Lag(LagArgs),
+    /// Slack: preview the pre-flight message, print the app manifest, check the setup.
+    #[command(subcommand)]
+    Slack(SlackCommand),
+    /// The Slack relay's HTTP endpoint (for workspaces that use request URLs).
+    #[command(subcommand)]
+    Relay(RelayCommand),
 }
 
 /// `cutover lag …`
@@ -55,6 +61,45 @@ pub struct LagArgs {
     /// Config file (default: cutover.toml in this directory or a parent).
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+/// `cutover slack …`
+#[derive(Debug, Subcommand)]
+pub enum SlackCommand {
+    /// Print the pre-flight message's Block Kit JSON (paste into Block Kit Builder).
+    Preview {
+        #[command(flatten)]
+        opts: PlanOpts,
+        /// Run id shown in the message.
+        #[arg(long, default_value = "preview")]
+        run: String,
+    },
+    /// Print a Slack app manifest (bot scopes, Socket Mode or a request URL, interactivity).
+    Manifest {
+        /// Use HTTP interactivity at this URL instead of Socket Mode.
+        #[arg(long)]
+        request_url: Option<String>,
+    },
+    /// Verify the bot token, channel membership and scopes.
+    Check {
+        /// Config file (default: cutover.toml in this directory or a parent).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `cutover relay …`
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Serve signed Slack interactivity requests on ADDR (e.g. 127.0.0.1:3000).
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: String,
+        /// Config file (default: cutover.toml in this directory or a parent).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `cutover audit …`

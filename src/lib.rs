@@ -17,5 +17,6 @@ pub mod policy;
 pub mod report;
 pub mod risk;
 pub mod run;
+pub mod slack;
 pub mod sql;
 pub mod supervisor;

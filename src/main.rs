@@ -14,6 +14,8 @@ fn main() -> ExitCode {
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Lag(a) => cmd::lag::run(a),
+        Command::Slack(c) => cmd::slack::run(c),
+        Command::Relay(c) => cmd::slack::relay(c),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -4,3 +4,4 @@ pub mod audit;
 pub mod lag;
 pub mod plan;
 pub mod rules;
+pub mod slack;

@@ -73,6 +73,13 @@ pub enum Request {
         /// Where to send the state and the subscription.
         reply: oneshot::Sender<(RunState, Subscription)>,
     },
+    /// Slack user-group membership, as the relay fetched it (`usergroups.users.list`).
+    SetGroupMembers {
+        /// Group id or handle, as in the policy.
+        group: String,
+        /// Member Slack user ids.
+        users: Vec<String>,
+    },
 }
 
 /// Everything a run core needs besides its trail and executor.
@@ -454,6 +461,9 @@ impl RunCore {
                     Some(Request::Subscribe { capacity, reply }) => {
                         let sub = self.fanout.subscribe(capacity);
                         let _ = reply.send((self.state.clone(), sub));
+                    }
+                    Some(Request::SetGroupMembers { group, users }) => {
+                        self.deps.directory.set_group_members(&group, users);
                     }
                     // Every sender is gone: the run goes on by itself.
                     None => requests_open = false,

@@ -1,0 +1,168 @@
+//! `cutover slack preview|manifest|check` and `cutover relay serve`.
+
+use super::plan::{InputError, build};
+use crate::cli::{RelayCommand, SlackCommand};
+use crate::config::{self, Config};
+use crate::slack::api::{HttpApi, SlackApi, methods};
+use crate::slack::blocks::{self, Decision, RenderCtx};
+use crate::slack::config::SlackConfig;
+use crate::slack::view::RunView;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn input<E: std::fmt::Display>(e: E) -> InputError {
+    InputError(e.to_string())
+}
+
+/// The `[slack]` section of the config at `path` (or discovered), if any.
+pub fn slack_config(path: Option<&Path>) -> Result<Option<(SlackConfig, PathBuf)>, InputError> {
+    let Some(p) = path.map(Path::to_path_buf).or_else(config::discover) else {
+        return Ok(None);
+    };
+    let cfg = Config::load(&p).map_err(input)?;
+    let base = p.parent().unwrap_or(Path::new(".")).to_path_buf();
+    match cfg.slack {
+        None => Ok(None),
+        Some(v) => {
+            let s: SlackConfig = v
+                .try_into()
+                .map_err(|e| InputError(format!("{} [slack]: {e}", p.display())))?;
+            Ok(Some((s, base)))
+        }
+    }
+}
+
+/// `cutover slack …`.
+pub fn run(c: &SlackCommand) -> Result<i32, InputError> {
+    match c {
+        SlackCommand::Preview { opts, run } => {
+            let (plan, _) = build(opts)?;
+            let sc = slack_config(opts.config.as_deref())?
+                .map(|x| x.0)
+                .unwrap_or_default();
+            let people = BTreeMap::new();
+            let target = opts.target.clone().unwrap_or_else(|| "(target)".into());
+            let ctx = RenderCtx {
+                run,
+                target: &target,
+                links: &sc.links,
+                people: &people,
+            };
+            let m = blocks::preflight_with(
+                &plan,
+                &RunView::default(),
+                &ctx,
+                &Decision::Pending { voided: None },
+            );
+            let out = json!({"text": m.text, "blocks": m.blocks});
+            println!("{}", serde_json::to_string_pretty(&out).map_err(input)?);
+            Ok(0)
+        }
+        SlackCommand::Manifest { request_url } => {
+            print!(
+                "{}",
+                crate::slack::manifest::manifest(request_url.as_deref())
+            );
+            Ok(0)
+        }
+        SlackCommand::Check { config } => check(config.as_deref()),
+    }
+}
+
+fn check(config: Option<&Path>) -> Result<i32, InputError> {
+    let (sc, base) = slack_config(config)?
+        .ok_or_else(|| InputError("no [slack] section in cutover.toml".into()))?;
+    let tokens = sc.tokens(&base).map_err(input)?;
+    let api = HttpApi::new(&sc.api_base, tokens.bot.clone(), tokens.app.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(input)?;
+    let mut failed = false;
+    let mut line = |ok: bool, what: String| {
+        failed |= !ok;
+        println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+    };
+    rt.block_on(async {
+        match api.call(methods::AUTH_TEST, json!({})).await {
+            Ok(v) => line(
+                true,
+                format!(
+                    "bot token: {} in {}",
+                    v["user"].as_str().unwrap_or("?"),
+                    v["team"].as_str().unwrap_or("?")
+                ),
+            ),
+            Err(e) => line(false, format!("bot token: {e}")),
+        }
+        // An ephemeral to the bot itself is invisible, and fails exactly when
+        // the bot cannot post to the channel.
+        let probe =
+            json!({"channel": sc.channel, "text": "cutover slack check", "user": "USLACKBOT"});
+        match api.call(methods::POST_EPHEMERAL, probe).await {
+            Ok(_) => line(true, format!("channel {}: the bot can post", sc.channel)),
+            Err(e) if e.code() == Some("user_not_in_channel") => {
+                line(true, format!("channel {}: the bot can post", sc.channel))
+            }
+            Err(e) => line(false, format!("channel {}: {e}", sc.channel)),
+        }
+        match api
+            .call(methods::USERGROUP_USERS, json!({"usergroup": "S0"}))
+            .await
+        {
+            Err(e) if e.code() == Some("missing_scope") => {
+                line(false, format!("scope usergroups:read: {e}"))
+            }
+            _ => line(true, "scope usergroups:read".into()),
+        }
+        match &tokens.app {
+            Some(_) => match api.call(methods::CONNECTIONS_OPEN, json!({})).await {
+                Ok(_) => line(true, "app-level token: Socket Mode available".into()),
+                Err(e) => line(false, format!("app-level token: {e}")),
+            },
+            None => line(
+                tokens.signing.is_some(),
+                "no app-level token (Socket Mode) — needs SLACK_SIGNING_SECRET for `relay serve`"
+                    .into(),
+            ),
+        }
+    });
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// `cutover relay serve`.
+pub fn relay(c: &RelayCommand) -> Result<i32, InputError> {
+    let RelayCommand::Serve { listen, config } = c;
+    let (sc, base) = slack_config(config.as_deref())?
+        .ok_or_else(|| InputError("no [slack] section in cutover.toml".into()))?;
+    let tokens = sc.tokens(&base).map_err(input)?;
+    let secret = tokens.signing.clone().ok_or_else(|| {
+        InputError(
+            "relay serve needs SLACK_SIGNING_SECRET (or signing_secret_file in [slack])".into(),
+        )
+    })?;
+    let api: Arc<dyn SlackApi> = Arc::new(HttpApi::new(&sc.api_base, tokens.bot, tokens.app));
+    let rt = tokio::runtime::Runtime::new().map_err(input)?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| InputError(format!("--listen {listen}: {e}")))?;
+        eprintln!("cutover: serving Slack interactivity on {listen}");
+        let handler = Arc::new(crate::slack::interact::Interactions::new(
+            api,
+            Vec::new(),
+            std::time::Duration::from_secs(sc.group_ttl_seconds),
+        ));
+        let verifier = Arc::new(crate::slack::signing::Verifier::new(secret));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let s2 = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            s2.cancel();
+        });
+        crate::slack::http::serve(listener, verifier, handler, shutdown).await;
+        Ok(0)
+    })
+}

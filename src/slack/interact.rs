@@ -1,0 +1,468 @@
+//! Clicks and modal submissions → authorized commands for the run core.
+//!
+//! Transport-neutral: Socket Mode and the HTTP endpoint both hand payloads
+//! here after acknowledging them. The order of checks: transport duplicate
+//! (dropped) → known run (else an ephemeral "not here") → fresh render
+//! (else an ephemeral "out of date"; first click wins) → the run core,
+//! which authorizes the Slack user against the policy and group membership
+//! and records every acceptance and refusal in the audit trail. Refusals are
+//! explained to the clicker with an ephemeral message.
+
+use super::api::{Handling, SlackApi, methods};
+use super::blocks::{self, Action, ActionValue};
+use super::view::RunView;
+use crate::model::Risk;
+use crate::policy::{Actor, Surface};
+use crate::run::core::{Reply, Request};
+use crate::run::{Command, CommandEnvelope};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+/// Who clicked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackUser {
+    /// Workspace (`T…`).
+    pub team: String,
+    /// User (`U…`/`W…`).
+    pub id: String,
+}
+
+/// One interaction, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Interaction {
+    /// A button click on a message.
+    Click {
+        /// Who.
+        user: SlackUser,
+        /// Which button.
+        action: Action,
+        /// What it carried.
+        value: ActionValue,
+        /// For `views.open` (3 s, single use).
+        trigger_id: String,
+        /// The click's own timestamp (de-duplication).
+        action_ts: String,
+        /// Channel of the message.
+        channel: String,
+        /// The message's ts.
+        message_ts: String,
+    },
+    /// A modal submission.
+    Submit {
+        /// Who.
+        user: SlackUser,
+        /// Which modal (`callback_id`).
+        action: Action,
+        /// From `private_metadata`.
+        value: ActionValue,
+        /// Typed reason.
+        reason: Option<String>,
+        /// Typed table name.
+        table: Option<String>,
+        /// The view id (de-duplication).
+        view_id: String,
+    },
+}
+
+impl Interaction {
+    /// Parses a `block_actions` or `view_submission` payload.
+    pub fn parse(p: &Value) -> Option<Interaction> {
+        let user = SlackUser {
+            team: p["user"]["team_id"]
+                .as_str()
+                .or(p["team"]["id"].as_str())
+                .unwrap_or("T?")
+                .to_string(),
+            id: p["user"]["id"].as_str()?.to_string(),
+        };
+        match p["type"].as_str()? {
+            "block_actions" => {
+                let a = p["actions"].get(0)?;
+                Some(Interaction::Click {
+                    user,
+                    action: Action::parse(a["action_id"].as_str()?)?,
+                    value: ActionValue::parse(a["value"].as_str()?)?,
+                    trigger_id: p["trigger_id"].as_str().unwrap_or("").to_string(),
+                    action_ts: a["action_ts"].as_str().unwrap_or("").to_string(),
+                    channel: p["container"]["channel_id"]
+                        .as_str()
+                        .or(p["channel"]["id"].as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    message_ts: p["container"]["message_ts"]
+                        .as_str()
+                        .or(p["message"]["ts"].as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                })
+            }
+            "view_submission" => {
+                let v = &p["view"];
+                let values = &v["state"]["values"];
+                let text = |block: &str, action: &str| {
+                    values[block][action]["value"].as_str().map(str::to_string)
+                };
+                Some(Interaction::Submit {
+                    user,
+                    action: Action::parse(v["callback_id"].as_str()?)?,
+                    value: ActionValue::parse(v["private_metadata"].as_str()?)?,
+                    reason: text("reason", "reason_input"),
+                    table: text("table", "table_input"),
+                    view_id: v["id"].as_str().unwrap_or("").to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn user(&self) -> &SlackUser {
+        match self {
+            Interaction::Click { user, .. } | Interaction::Submit { user, .. } => user,
+        }
+    }
+
+    fn value(&self) -> &ActionValue {
+        match self {
+            Interaction::Click { value, .. } | Interaction::Submit { value, .. } => value,
+        }
+    }
+
+    /// The transport-independent de-duplication key.
+    pub fn dedup_key(&self) -> String {
+        match self {
+            Interaction::Click {
+                user,
+                action,
+                action_ts,
+                ..
+            } => format!("slack:{}:{}:{}", user.id, action.as_str(), action_ts),
+            Interaction::Submit { user, view_id, .. } => {
+                format!("slack:{}:view:{view_id}", user.id)
+            }
+        }
+    }
+}
+
+/// A run this relay serves.
+#[derive(Clone)]
+pub struct RunHandle {
+    /// The run core's request channel (in-process, next to the supervisor).
+    pub requests: mpsc::Sender<Request>,
+    /// The relay's view (render revision, phase, spec).
+    pub view: watch::Receiver<RunView>,
+    /// Target name.
+    pub target: String,
+    /// The run's channel (ephemeral answers to modal submissions go there).
+    pub channel: String,
+}
+
+/// Group membership cached with a TTL.
+#[derive(Debug, Default)]
+struct GroupCache {
+    fetched: Option<Instant>,
+}
+
+/// Routes interactions to runs.
+pub struct Interactions {
+    api: Arc<dyn SlackApi>,
+    runs: Mutex<HashMap<String, RunHandle>>,
+    seen: Mutex<VecDeque<String>>,
+    groups: Vec<String>,
+    group_ttl: Duration,
+    cache: tokio::sync::Mutex<GroupCache>,
+    /// Outcomes, for logs and tests: (dedup key, what happened).
+    pub log: Mutex<Vec<(String, String)>>,
+}
+
+/// De-duplication memory (keys).
+const SEEN_KEYS: usize = 4096;
+
+/// The ack for a submission: `None` closes the modal; `Some` shows errors.
+pub type AckPayload = Option<Value>;
+
+impl Interactions {
+    /// Serves no runs yet; `groups` are the policy's Slack groups.
+    pub fn new(api: Arc<dyn SlackApi>, groups: Vec<String>, group_ttl: Duration) -> Interactions {
+        Interactions {
+            api,
+            runs: Mutex::new(HashMap::new()),
+            seen: Mutex::new(VecDeque::new()),
+            groups,
+            group_ttl,
+            cache: tokio::sync::Mutex::new(GroupCache::default()),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts serving a run.
+    pub fn register(&self, run: &str, handle: RunHandle) {
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run.to_string(), handle);
+    }
+
+    /// Whether `key` was seen; remembers it.
+    pub fn seen_before(&self, key: &str) -> bool {
+        let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if s.iter().any(|k| k == key) {
+            return true;
+        }
+        if s.len() >= SEEN_KEYS {
+            s.pop_front();
+        }
+        s.push_back(key.to_string());
+        false
+    }
+
+    fn note(&self, key: &str, what: impl Into<String>) {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.to_string(), what.into()));
+    }
+
+    fn handle(&self, run: &str) -> Option<RunHandle> {
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(run)
+            .cloned()
+    }
+
+    /// The synchronous part, done *before* the ack: for a submission whose
+    /// typed table name is wrong, the errors to show in the modal.
+    pub fn ack_payload(&self, payload: &Value) -> AckPayload {
+        let Some(Interaction::Submit {
+            action,
+            value,
+            table,
+            reason,
+            ..
+        }) = Interaction::parse(payload)
+        else {
+            return None;
+        };
+        let h = self.handle(&value.run)?;
+        let view = h.view.borrow().clone();
+        let spec = view.state.spec.as_ref()?;
+        let mut errors = BTreeMap::new();
+        if matches!(action, Action::Reject | Action::Abort)
+            && reason.as_deref().is_none_or(|r| r.trim().len() < 3)
+        {
+            errors.insert("reason", "Give a reason (it goes into the audit trail).");
+        }
+        if spec.risk == Risk::High && matches!(action, Action::Abort | Action::CutOver) {
+            let typed = table.as_deref().unwrap_or("").trim();
+            if !spec.tables.iter().any(|t| t.eq_ignore_ascii_case(typed)) {
+                errors.insert("table", "Type the table name exactly.");
+            }
+        }
+        (!errors.is_empty()).then(|| json!({"response_action": "errors", "errors": errors}))
+    }
+
+    async fn ephemeral(&self, channel: &str, user: &str, text: &str) {
+        if channel.is_empty() {
+            return;
+        }
+        let args = json!({"channel": channel, "user": user, "text": text});
+        if let Err(e) = self.api.call(methods::POST_EPHEMERAL, args).await
+            && e.handling() != Handling::NotInChannel
+        {
+            eprintln!("cutover: could not answer a Slack click: {e}");
+        }
+    }
+
+    async fn refresh_groups(&self, h: &RunHandle) {
+        let mut c = self.cache.lock().await;
+        if c.fetched.is_some_and(|t| t.elapsed() < self.group_ttl) || self.groups.is_empty() {
+            return;
+        }
+        for g in &self.groups {
+            let args = json!({"usergroup": g.trim_start_matches('@')});
+            match self.api.call(methods::USERGROUP_USERS, args).await {
+                Ok(v) => {
+                    let users: Vec<String> = v["users"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|u| u.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = h
+                        .requests
+                        .send(Request::SetGroupMembers {
+                            group: g.clone(),
+                            users,
+                        })
+                        .await;
+                }
+                // Free plan or bad id: the static allow-list (people) still works.
+                Err(e) => eprintln!("cutover: Slack group {g}: {e}"),
+            }
+        }
+        c.fetched = Some(Instant::now());
+    }
+
+    /// The work after the ack. `envelope` is the transport's id (Socket Mode envelope).
+    pub async fn process(&self, payload: &Value, envelope: Option<&str>) {
+        let Some(i) = Interaction::parse(payload) else {
+            return;
+        };
+        let key = i.dedup_key();
+        if envelope.is_some_and(|e| self.seen_before(&format!("env:{e}"))) || self.seen_before(&key)
+        {
+            self.note(&key, "duplicate");
+            return;
+        }
+        let user = i.user().clone();
+        let channel = match &i {
+            Interaction::Click { channel, .. } => channel.clone(),
+            Interaction::Submit { .. } => String::new(),
+        };
+        let value = i.value().clone();
+        let Some(h) = self.handle(&value.run) else {
+            self.note(&key, "unknown run");
+            self.ephemeral(
+                &channel,
+                &user.id,
+                &format!("Run `{}` is not served by this relay (it may have ended or run on another host).", value.run),
+            )
+            .await;
+            return;
+        };
+        let channel = if channel.is_empty() {
+            h.channel.clone()
+        } else {
+            channel
+        };
+        let view = h.view.borrow().clone();
+        if let Interaction::Click { .. } = &i
+            && value.rev != view.rev
+        {
+            self.note(&key, "stale render");
+            self.ephemeral(
+                &channel,
+                &user.id,
+                &format!(
+                    "That message was out of date (the run is now {}); nothing was done. Look at the refreshed message.",
+                    view.state.phase
+                ),
+            )
+            .await;
+            return;
+        }
+        self.refresh_groups(&h).await;
+        let risk = view.state.spec.as_ref().map_or(Risk::High, |s| s.risk);
+        let tables = view
+            .state
+            .spec
+            .as_ref()
+            .map(|s| s.tables.clone())
+            .unwrap_or_default();
+        let command = match &i {
+            Interaction::Click {
+                action, trigger_id, ..
+            } => {
+                let modal = match action {
+                    Action::Reject => Some(blocks::reject_modal(&value, &h.target)),
+                    Action::Abort if risk == Risk::High => Some(blocks::typed_table_modal(
+                        Action::Abort,
+                        &value,
+                        &h.target,
+                        &tables,
+                    )),
+                    Action::Abort => Some(blocks::abort_reason_modal(&value, &h.target)),
+                    Action::CutOver if risk == Risk::High => Some(blocks::typed_table_modal(
+                        Action::CutOver,
+                        &value,
+                        &h.target,
+                        &tables,
+                    )),
+                    _ => None,
+                };
+                if let Some(view) = modal {
+                    let args = json!({"trigger_id": trigger_id, "view": view});
+                    match self.api.call(methods::VIEWS_OPEN, args).await {
+                        Ok(_) => self.note(&key, "modal opened"),
+                        Err(e) => {
+                            self.note(&key, format!("modal failed: {e}"));
+                            self.ephemeral(
+                                &channel,
+                                &user.id,
+                                "Slack did not open the form in time; please click again.",
+                            )
+                            .await;
+                        }
+                    }
+                    return;
+                }
+                match action {
+                    Action::Approve => Command::Approve {
+                        plan_digest: value.digest.clone(),
+                    },
+                    Action::Pause => Command::Pause,
+                    Action::Resume => Command::Resume,
+                    _ => Command::CutOver { table: None },
+                }
+            }
+            Interaction::Submit {
+                action,
+                reason,
+                table,
+                ..
+            } => match action {
+                Action::Reject => Command::Reject {
+                    reason: reason.clone().unwrap_or_default(),
+                },
+                Action::Abort => Command::Abort {
+                    reason: reason.clone().unwrap_or_default(),
+                    table: table.clone(),
+                },
+                Action::CutOver => Command::CutOver {
+                    table: table.clone(),
+                },
+                _ => return,
+            },
+        };
+        let env = CommandEnvelope {
+            actor: Actor::slack(&user.team, &user.id),
+            surface: Surface::Slack,
+            origin: match &i {
+                Interaction::Click { message_ts, .. } => Some(format!("slack ts {message_ts}")),
+                Interaction::Submit { view_id, .. } => Some(format!("slack view {view_id}")),
+            },
+            dedup: Some(key.clone()),
+            command,
+        };
+        let (tx, rx) = oneshot::channel();
+        let reply = if h.requests.send(Request::Command(env, tx)).await.is_ok() {
+            rx.await.unwrap_or(Reply::Error {
+                message: "the run core did not answer".into(),
+            })
+        } else {
+            Reply::Error {
+                message: "the run has ended".into(),
+            }
+        };
+        match &reply {
+            Reply::Accepted { .. } => self.note(&key, "accepted"),
+            Reply::Duplicate => self.note(&key, "duplicate"),
+            Reply::Refused { reason } => {
+                self.note(&key, format!("refused: {reason}"));
+                self.ephemeral(&channel, &user.id, &format!("Refused: {reason}"))
+                    .await;
+            }
+            Reply::Error { message } => {
+                self.note(&key, format!("error: {message}"));
+                self.ephemeral(&channel, &user.id, &format!("Not done: {message}"))
+                    .await;
+            }
+        }
+    }
+}

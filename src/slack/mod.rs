@@ -1,0 +1,34 @@
+//! The Slack relay: the team watches and decides in Slack while the DBA
+//! drives the console.
+//!
+//! - [`config`]: the optional `[slack]` section of `cutover.toml`;
+//! - [`view`]: the relay's pure fold of run events and samples into what it shows;
+//! - [`blocks`]: pure rendering of that view (and of a plan) to Block Kit JSON;
+//! - [`api`]: the Web API behind a trait, over `reqwest`, with every documented error classified;
+//! - [`transcript`]: the API stand-in used without a token (every payload to a file);
+//! - [`relay`]: the coalescing sender — latest state wins, `Retry-After` honoured, final state always delivered;
+//! - [`interact`]: clicks and modal submissions → authorized commands for the run core;
+//! - [`signing`]: v0 request signatures (HTTP interactivity);
+//! - [`socket`]: the Socket Mode client;
+//! - [`http`]: `cutover relay serve`, the signed HTTP endpoint;
+//! - [`manifest`]: the app manifest.
+//!
+//! Runs on several hosts need one Slack app per host (Slack hands each
+//! Socket Mode envelope to one connection of the app, so a relay would see
+//! clicks for runs it does not own), or the HTTP endpoint behind one address.
+
+pub mod api;
+pub mod blocks;
+pub mod config;
+pub mod http;
+pub mod interact;
+pub mod manifest;
+pub mod relay;
+pub mod signing;
+pub mod socket;
+pub mod transcript;
+pub mod view;
+
+// pub use api::{ApiError, SlackApi};
+pub use config::SlackConfig;
+pub use view::RunView;

@@ -1,0 +1,474 @@
+//! The relay: follows one run's published items and keeps three Slack
+//! messages true — the pre-flight, the progress reply in its thread, and the
+//! completion summary (broadcast to the channel) — plus milestone replies.
+//!
+//! Rate limits shape everything here (spec §4):
+//! - each message is re-rendered from the *current* view when it is due, so
+//!   intermediate states are never queued (latest state wins);
+//! - one message is edited at most once per `coalesce` interval;
+//! - a 429 blocks that method until `Retry-After` has passed; then only the
+//!   newest state goes out;
+//! - server errors and outages are retried with capped backoff, and the relay
+//!   does not finish until the final state of every message is delivered
+//!   (or a configuration error makes that impossible, which it reports).
+//!
+//! Message `ts` values are saved to `slack-messages.json` in the run
+//! directory, so a restarted supervisor edits the same messages.
+
+use super::api::{ApiError, Handling, SlackApi, methods};
+use super::blocks::{self, Message, RenderCtx};
+use super::config::LinkTemplates;
+use super::view::RunView;
+use crate::model::Plan;
+use crate::run::fanout::{Published, Subscription};
+use crate::run::{Event, Phase};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The file holding message ids in a run directory.
+pub const MESSAGES_FILE: &str = "slack-messages.json";
+
+/// Longest wait between retries of a failing call.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Milestone replies kept while Slack is unreachable (older ones are dropped;
+/// the progress message still shows the state).
+const MAX_MILESTONES: usize = 20;
+
+/// Where the relay's messages are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageIds {
+    /// Channel id as Slack returned it.
+    pub channel: String,
+    /// The pre-flight message.
+    pub preflight: Option<String>,
+    /// The progress reply.
+    pub progress: Option<String>,
+    /// The completion summary.
+    pub completion: Option<String>,
+}
+
+/// What the relay needs to know about its run.
+#[derive(Debug, Clone)]
+pub struct RelaySetup {
+    /// Run id.
+    pub run: String,
+    /// Target name.
+    pub target: String,
+    /// Channel id.
+    pub channel: String,
+    /// The plan (statements for the pre-flight).
+    pub plan: Plan,
+    /// Link templates.
+    pub links: LinkTemplates,
+    /// Person id → Slack user id.
+    pub people: BTreeMap<String, String>,
+    /// Minimum interval between edits of one message.
+    pub coalesce: Duration,
+    /// Run directory (for `slack-messages.json`); `None` keeps ids in memory only.
+    pub run_dir: Option<PathBuf>,
+}
+
+/// How the relay ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RelayReport {
+    /// Message ids.
+    pub ids: MessageIds,
+    /// The final state of every message reached Slack.
+    pub final_delivered: bool,
+    /// A configuration error that stopped the relay (token, scope, channel).
+    pub fatal: Option<String>,
+    /// Payload bugs Slack rejected (logged, not resent).
+    pub rejected: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Preflight,
+    Progress,
+    Completion,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    /// The last payload Slack accepted for this message.
+    sent: Option<Value>,
+    /// When it was last sent (edits are spaced by `coalesce`).
+    last_sent: Option<Instant>,
+    /// Failing: not before this instant.
+    retry_at: Option<Instant>,
+    failures: u32,
+}
+
+/// The relay for one run.
+pub struct Relay {
+    setup: RelaySetup,
+    api: Arc<dyn SlackApi>,
+    view: RunView,
+    ids: MessageIds,
+    slots: BTreeMap<Slot, SlotState>,
+    milestones: VecDeque<Message>,
+    blocked: BTreeMap<&'static str, Instant>,
+    report: RelayReport,
+    views_tx: watch::Sender<RunView>,
+}
+
+impl Relay {
+    /// A relay starting from `view` (the state handed over with the subscription).
+    pub fn new(setup: RelaySetup, api: Arc<dyn SlackApi>, view: RunView) -> Relay {
+        let ids = setup
+            .run_dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join(MESSAGES_FILE)).ok())
+            .and_then(|t| serde_json::from_str::<MessageIds>(&t).ok())
+            .unwrap_or_else(|| MessageIds {
+                channel: setup.channel.clone(),
+                ..MessageIds::default()
+            });
+        let (views_tx, _) = watch::channel(view.clone());
+        Relay {
+            setup,
+            api,
+            view,
+            ids,
+            slots: BTreeMap::new(),
+            milestones: VecDeque::new(),
+            blocked: BTreeMap::new(),
+            report: RelayReport::default(),
+            views_tx,
+        }
+    }
+
+    /// The relay's current view, for click handling (render revision, phase).
+    pub fn views(&self) -> watch::Receiver<RunView> {
+        self.views_tx.subscribe()
+    }
+
+    fn ctx(&self) -> RenderCtx<'_> {
+        RenderCtx {
+            run: &self.setup.run,
+            target: &self.setup.target,
+            links: &self.setup.links,
+            people: &self.setup.people,
+        }
+    }
+
+    /// Folds one item; milestones are queued as their events arrive.
+    pub fn apply(&mut self, item: &Published) {
+        self.view.apply(item);
+        if let Published::Event { record, .. } = item {
+            let who = |p: &str| match self.setup.people.get(p) {
+                Some(u) => format!("<@{u}>"),
+                None => p.to_string(),
+            };
+            let line = match &record.event {
+                Event::PauseRequested { person } => {
+                    Some(format!("⏸ Pause requested by {}", who(person)))
+                }
+                Event::ResumeRequested { person } => {
+                    Some(format!("▶️ Resume requested by {}", who(person)))
+                }
+                Event::AbortRequested { person, reason } => {
+                    Some(format!("🛑 Abort requested by {}: {reason}", who(person)))
+                }
+                Event::CutOverRequested { person } => {
+                    Some(format!("🔀 Cut-over requested by {}", who(person)))
+                }
+                Event::WindowClosed { reason, .. } => Some(format!("🕒 Window closed: {reason}")),
+                Event::Interrupted { reason } => Some(format!("⚠️ Interrupted: {reason}")),
+                _ => None,
+            };
+            if let Some(l) = line {
+                if self.milestones.len() >= MAX_MILESTONES {
+                    self.milestones.pop_front();
+                }
+                // Built by hand so the mention markup survives escaping.
+                self.milestones.push_back(Message {
+                    text: l.clone(),
+                    blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": l}})],
+                });
+            }
+        }
+        self.views_tx.send_replace(self.view.clone());
+    }
+
+    fn ended(&self) -> bool {
+        self.view.state.phase.is_terminal()
+    }
+
+    /// The payload a slot should show now, if it should exist yet.
+    fn desired(&self, slot: Slot) -> Option<Message> {
+        let s = &self.view.state;
+        match slot {
+            Slot::Preflight => (s.phase != Phase::Planned || s.requester.is_some())
+                .then(|| blocks::preflight(&self.setup.plan, &self.view, &self.ctx())),
+            Slot::Progress => s
+                .started_at
+                .is_some()
+                .then(|| blocks::progress(&self.view, &self.ctx())),
+            Slot::Completion => self
+                .ended()
+                .then(|| blocks::completion(&self.view, &self.ctx())),
+        }
+    }
+
+    fn ts(&self, slot: Slot) -> Option<&String> {
+        match slot {
+            Slot::Preflight => self.ids.preflight.as_ref(),
+            Slot::Progress => self.ids.progress.as_ref(),
+            Slot::Completion => self.ids.completion.as_ref(),
+        }
+    }
+
+    fn set_ts(&mut self, slot: Slot, ts: Option<String>) {
+        match slot {
+            Slot::Preflight => self.ids.preflight = ts,
+            Slot::Progress => self.ids.progress = ts,
+            Slot::Completion => self.ids.completion = ts,
+        }
+        if let Some(d) = &self.setup.run_dir {
+            let tmp = d.join(format!("{MESSAGES_FILE}.tmp"));
+            let ok = serde_json::to_vec_pretty(&self.ids)
+                .ok()
+                .and_then(|b| std::fs::write(&tmp, b).ok())
+                .and_then(|_| std::fs::rename(&tmp, d.join(MESSAGES_FILE)).ok());
+            if ok.is_none() {
+                eprintln!(
+                    "cutover: could not save Slack message ids in {}",
+                    d.display()
+                );
+            }
+        }
+    }
+
+    /// The next moment something may be sent, or `None` when nothing is pending.
+    fn next_due(&self, now: Instant, coalesce: Duration) -> Option<Instant> {
+        if self.report.fatal.is_some() {
+            return None;
+        }
+        let mut due: Option<Instant> = None;
+        let mut consider = |t: Instant| due = Some(due.map_or(t, |d: Instant| d.min(t)));
+        for slot in [Slot::Preflight, Slot::Progress, Slot::Completion] {
+            let Some(m) = self.desired(slot) else {
+                continue;
+            };
+            let st = self.slots.get(&slot);
+            let body = m.body(&self.ids.channel);
+            if st.and_then(|s| s.sent.as_ref()) == Some(&body) && self.ts(slot).is_some() {
+                continue;
+            }
+            let method = if self.ts(slot).is_some() {
+                methods::UPDATE
+            } else {
+                methods::POST_MESSAGE
+            };
+            let mut t = now;
+            if self.ts(slot).is_some()
+                && let Some(last) = st.and_then(|s| s.last_sent)
+            {
+                t = t.max(last + coalesce);
+            }
+            if let Some(r) = st.and_then(|s| s.retry_at) {
+                t = t.max(r);
+            }
+            if let Some(b) = self.blocked.get(method) {
+                t = t.max(*b);
+            }
+            consider(t);
+        }
+        if !self.milestones.is_empty() && self.ids.preflight.is_some() {
+            let mut t = now;
+            if let Some(b) = self.blocked.get(methods::POST_MESSAGE) {
+                t = t.max(*b);
+            }
+            consider(t);
+        }
+        due
+    }
+
+    /// Whether every message shows the final state.
+    fn final_delivered(&self) -> bool {
+        self.ended()
+            && [Slot::Preflight, Slot::Progress, Slot::Completion]
+                .into_iter()
+                .all(|slot| match self.desired(slot) {
+                    None => true,
+                    Some(m) => {
+                        self.ts(slot).is_some()
+                            && self.slots.get(&slot).and_then(|s| s.sent.as_ref())
+                                == Some(&m.body(&self.ids.channel))
+                    }
+                })
+    }
+
+    fn failed(&mut self, slot: Option<Slot>, method: &'static str, e: &ApiError, now: Instant) {
+        match e.handling() {
+            Handling::RateLimited => {
+                if let ApiError::RateLimited { retry_after, .. } = e {
+                    self.blocked.insert(method, now + *retry_after);
+                }
+            }
+            Handling::Fatal | Handling::StopChannel => self.report.fatal = Some(e.to_string()),
+            Handling::Repost | Handling::ReplyInstead => {
+                if let Some(s) = slot {
+                    self.set_ts(s, None);
+                    self.slots.remove(&s);
+                }
+            }
+            Handling::Bug => {
+                self.report.rejected.push(e.to_string());
+                eprintln!("cutover: Slack rejected a payload: {e}");
+            }
+            _ => {
+                let st = self
+                    .slots
+                    .entry(slot.unwrap_or(Slot::Completion))
+                    .or_default();
+                st.failures += 1;
+                let backoff = Duration::from_secs(1u64 << st.failures.min(6)).min(MAX_BACKOFF);
+                st.retry_at = Some(now + backoff);
+            }
+        }
+    }
+
+    /// Sends whatever is due at `now`.
+    async fn flush(&mut self, coalesce: Duration) {
+        let now = Instant::now();
+        // Preflight first: the others thread under it.
+        for slot in [Slot::Preflight, Slot::Progress, Slot::Completion] {
+            if self.report.fatal.is_some() {
+                return;
+            }
+            let Some(m) = self.desired(slot) else {
+                continue;
+            };
+            let body = m.body(&self.ids.channel);
+            let existing = self.ts(slot).cloned();
+            let st = self.slots.entry(slot).or_default();
+            if st.sent.as_ref() == Some(&body) && existing.is_some() {
+                continue;
+            }
+            if st.retry_at.is_some_and(|r| r > now) {
+                continue;
+            }
+            let method = if existing.is_some() {
+                methods::UPDATE
+            } else {
+                methods::POST_MESSAGE
+            };
+            if existing.is_some() && st.last_sent.is_some_and(|l| l + coalesce > now) {
+                continue;
+            }
+            if self.blocked.get(method).is_some_and(|b| *b > now) {
+                continue;
+            }
+            let mut args = body.clone();
+            match (&existing, slot) {
+                (Some(ts), _) => args["ts"] = json!(ts),
+                (None, Slot::Preflight) => {}
+                (None, _) => {
+                    let Some(parent) = self.ids.preflight.clone() else {
+                        continue;
+                    };
+                    args["thread_ts"] = json!(parent);
+                    if slot == Slot::Completion {
+                        args["reply_broadcast"] = json!(true);
+                    }
+                }
+            }
+            match self.api.call(method, args).await {
+                Ok(resp) => {
+                    if existing.is_none() {
+                        if let Some(c) = resp["channel"].as_str() {
+                            self.ids.channel = c.to_string();
+                        }
+                        let ts = resp["ts"].as_str().map(str::to_string);
+                        self.set_ts(slot, ts);
+                    }
+                    let st = self.slots.entry(slot).or_default();
+                    st.sent = Some(body);
+                    st.last_sent = Some(now);
+                    st.retry_at = None;
+                    st.failures = 0;
+                }
+                Err(e) => {
+                    let bug = e.handling() == Handling::Bug;
+                    self.failed(Some(slot), method, &e, now);
+                    if bug {
+                        // Never resend the same rejected payload.
+                        let st = self.slots.entry(slot).or_default();
+                        st.sent = Some(body);
+                        st.last_sent = Some(now);
+                    }
+                }
+            }
+        }
+        while let (Some(m), Some(parent)) =
+            (self.milestones.front().cloned(), self.ids.preflight.clone())
+        {
+            if self.report.fatal.is_some()
+                || self
+                    .blocked
+                    .get(methods::POST_MESSAGE)
+                    .is_some_and(|b| *b > now)
+            {
+                break;
+            }
+            let mut args = m.body(&self.ids.channel);
+            args["thread_ts"] = json!(parent);
+            match self.api.call(methods::POST_MESSAGE, args).await {
+                Ok(_) => {
+                    self.milestones.pop_front();
+                }
+                Err(e) => {
+                    let h = e.handling();
+                    self.failed(None, methods::POST_MESSAGE, &e, now);
+                    if h == Handling::Bug {
+                        self.milestones.pop_front();
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Runs until the run has ended and its final state is in Slack (or a
+    /// configuration error stops it). Never blocks the run: it only reads
+    /// its own subscription.
+    pub async fn run(mut self, mut sub: Subscription) -> RelayReport {
+        let coalesce = self.setup.coalesce;
+        let mut open = true;
+        loop {
+            let now = Instant::now();
+            if self.final_delivered() || self.report.fatal.is_some() {
+                break;
+            }
+            if !open && !self.ended() {
+                // The run core went away without a final event: keep what is shown.
+                break;
+            }
+            let due = self.next_due(now, coalesce);
+            tokio::select! {
+                biased;
+                item = sub.recv(), if open => match item {
+                    Some(i) => self.apply(&i),
+                    None => open = false,
+                },
+                _ = async {
+                    match due {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => self.flush(coalesce).await,
+            }
+        }
+        self.report.final_delivered = self.final_delivered();
+        self.report.ids = self.ids.clone();
+        self.report
+    }
+}
