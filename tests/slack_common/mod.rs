@@ -126,6 +126,7 @@ pub fn progress_sample(rows: u64, total: u64, secs: i64, phase: ExecPhase) -> Sa
                 eta_seconds: Some(((total - rows) / 1000) as f64),
                 chunk_size: Some(1000),
                 max_lag_millis: None,
+                detail: None,
             }),
             at: t0() + chrono::Duration::seconds(secs),
         },
