@@ -19,3 +19,4 @@ pub mod risk;
 pub mod run;
 pub mod sql;
 pub mod supervisor;
+pub mod tui;
