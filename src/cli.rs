@@ -20,7 +20,10 @@ pub enum Command {
         after_help = "Examples:\n  cutover plan db/migration                       # Flyway dir, engine guessed per file\n  cutover plan migrations --engine mysql --stats stats.toml --format json\n  cutover plan db/migration --target prod --fail-on high   # live table facts, CI gate\n\nExit codes: 0 ok, 1 --fail-on met, 2 bad input (message names file:line)."
     )]
     Plan(PlanArgs),
-    /// Show the plan of a bundled example migration set (the console demo lands later).
+    /// The console on an embedded simulation: a high-risk migration, replicas, approvals.
+    #[command(
+        after_help = "Examples:\n  cutover demo                     # full-screen console, about two minutes\n  cutover demo --no-tui --speed 20 # headless: events as lines, summary, verified audit trail"
+    )]
     Demo(DemoArgs),
     /// List the rules in force (built-in rules.toml plus overrides).
     Rules(RulesArgs),
@@ -115,9 +118,21 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Output format of the demo plan.
+    /// Headless: print events as lines, then the summary and the verified audit trail.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Headless output: text lines or JSON lines.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Simulated seconds per real second (the copy takes ~100 simulated seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Console theme: dark, light, high-contrast, or a .toml file.
+    #[arg(long, default_value = "dark")]
+    pub theme: String,
+    /// Observer mode: the console refuses controls.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Args)]

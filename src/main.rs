@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Plan(a) => cmd::plan::run(a),
-        Command::Demo(a) => cmd::plan::demo(a.format),
+        Command::Demo(a) => cmd::demo::main(a),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
         Command::Audit(c) => cmd::audit::run(c),
     };

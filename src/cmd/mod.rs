@@ -1,5 +1,7 @@
 //! Subcommand implementations: resolve options, call the library, render.
 
 pub mod audit;
+pub mod demo;
+pub mod headless;
 pub mod plan;
 pub mod rules;

@@ -348,7 +348,20 @@ pub fn describe(e: &Event) -> String {
             reason,
             ..
         } => format!("REFUSED {command} from {person}: {reason}"),
-        Event::Sampled { why, .. } => format!("sample recorded ({why})"),
+        Event::Sampled { sample, why } => match sample {
+            Sample::Lag { sample } => format!(
+                "lag {} {} recorded ({why})",
+                sample.replica,
+                sample
+                    .seconds
+                    .map(|s| format!("{s:.2}s"))
+                    .unwrap_or_else(|| "UNKNOWN".into())
+            ),
+            Sample::Progress { status } => format!(
+                "progress {} rows recorded ({why})",
+                status.progress.as_ref().map_or(0, |p| p.rows_copied)
+            ),
+        },
     }
 }
 
