@@ -322,3 +322,13 @@ fn demo_prints_a_plan() {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
 }
+
+#[test]
+fn run_needs_a_target_and_live_facts() {
+    let (code, _, err) = cutover(&["run", "flyway", "--no-tui"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--target"), "{err}");
+    let (code, _, err) = cutover(&["attach", "no-such-run", "--runs", "/nonexistent"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no supervisor is running"), "{err}");
+}

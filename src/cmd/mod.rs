@@ -5,3 +5,4 @@ pub mod demo;
 pub mod headless;
 pub mod plan;
 pub mod rules;
+pub mod run;
