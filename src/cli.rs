@@ -20,8 +20,23 @@ pub enum Command {
         after_help = "Examples:\n  cutover plan db/migration                       # Flyway dir, engine guessed per file\n  cutover plan migrations --engine mysql --stats stats.toml --format json\n  cutover plan db/migration --target prod --fail-on high   # live table facts, CI gate\n\nExit codes: 0 ok, 1 --fail-on met, 2 bad input (message names file:line)."
     )]
     Plan(PlanArgs),
-    /// Show the plan of a bundled example migration set (the console demo lands later).
+    /// The console on an embedded simulation: a high-risk migration, replicas, approvals.
+    #[command(
+        after_help = "Examples:\n  cutover demo                     # full-screen console, about two minutes\n  cutover demo --no-tui --speed 20 # headless: events as lines, summary, verified audit trail"
+    )]
     Demo(DemoArgs),
+    /// Plan with live facts, request approval, wait for the window, execute and watch.
+    #[command(
+        after_help = "Examples:\n  cutover run db/migration --target prod            # full-screen console\n  cutover run db/migration --target prod --no-tui --format json   # CI / cron\n\nExit codes: 0 succeeded, 1 failed, 2 usage or bad input, 3 refused/rejected or expired, 4 aborted.\nDetaching (q) leaves the run going; `cutover attach RUN` comes back."
+    )]
+    Run(RunArgs),
+    /// Reconnect a console (or the headless printer) to a run.
+    Attach(AttachArgs),
+    /// Approve a run locally, as a second authorized person (where policy allows).
+    Approve(ApproveArgs),
+    /// The per-run supervisor process (started by `cutover run`).
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
     /// List the rules in force (built-in rules.toml plus overrides).
     Rules(RulesArgs),
     /// Check, read and export the tamper-evident audit trail.
@@ -188,9 +203,21 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Output format of the demo plan.
+    /// Headless: print events as lines, then the summary and the verified audit trail.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Headless output: text lines or JSON lines.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Simulated seconds per real second (the copy takes ~100 simulated seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Console theme: dark, light, high-contrast, or a .toml file.
+    #[arg(long, default_value = "dark")]
+    pub theme: String,
+    /// Observer mode: the console refuses controls.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -198,4 +225,75 @@ pub struct RulesArgs {
     /// Rule overrides on top of the built-in rules.toml.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+}
+
+/// How a client shows a run.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Headless: events as lines, summary at the end, exit code says how it ended.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Headless output: text lines or JSON lines.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Console theme: dark, light, high-contrast, or a .toml file (default: [console] theme).
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Observer mode: the console refuses controls.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+/// `cutover run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub opts: PlanOpts,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+    /// The audit trail.
+    #[arg(long, default_value = ".cutover/audit.jsonl")]
+    pub trail: PathBuf,
+    /// File holding the audit HMAC key (default: CUTOVER_AUDIT_KEY).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Stop after the copy until someone cuts over (`c` in the console, or Slack).
+    #[arg(long)]
+    pub postpone_cut_over: bool,
+}
+
+/// `cutover attach RUN`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Run id (a directory under --runs).
+    pub run: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+}
+
+/// `cutover approve RUN`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Run id.
+    pub run: String,
+    /// The plan digest (or its prefix) you reviewed; refused if the run's plan changed.
+    #[arg(long)]
+    pub plan_digest: Option<String>,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+}
+
+/// `cutover supervise` (hidden).
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The run directory holding run.json.
+    #[arg(long)]
+    pub run_dir: PathBuf,
 }

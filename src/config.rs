@@ -68,9 +68,13 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub rules: RulesConfig,
-    /// Sections owned by later parts, accepted as-is for now.
+    /// Roles, approvals, windows, promotion (`[policy]`).
     #[serde(default)]
-    pub policy: Option<toml::Value>,
+    pub policy: crate::policy::PolicyConfig,
+    /// Console theme and key bindings (`[console]`).
+    #[serde(default)]
+    pub console: crate::tui::ConsoleConfig,
+    /// Sections owned by later parts, accepted as-is for now.
     #[serde(default)]
     pub slack: Option<toml::Value>,
     #[serde(default)]
@@ -200,6 +204,19 @@ mod tests {
         let e = Config::parse("[[targets]]\nname = \"a\"\nengine = \"postgres\"\nenvironment = \"prod\"\nprimary = \"x\"\nreplica = []\n", "c.toml").unwrap_err();
         assert_eq!(e.line, Some(6), "{e}");
         assert!(e.to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn policy_and_console_sections_are_typed() {
+        let c = Config::parse(
+            "[[policy.people]]\nid = \"alice\"\nrole = \"dba\"\nlocal = [\"alice\"]\n[console]\ntheme = \"light\"\n[console.keys]\npause = \"P\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.policy.people[0].id, "alice");
+        assert_eq!(c.console.theme.as_deref(), Some("light"));
+        let e = Config::parse("[policy]\nbogus = 1\n", "c.toml").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
     }
 
     #[test]

@@ -20,3 +20,4 @@ pub mod run;
 pub mod slack;
 pub mod sql;
 pub mod supervisor;
+pub mod tui;

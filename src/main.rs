@@ -10,7 +10,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Plan(a) => cmd::plan::run(a),
-        Command::Demo(a) => cmd::plan::demo(a.format),
+        Command::Demo(a) => cmd::demo::main(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Attach(a) => cmd::run::attach(a),
+        Command::Approve(a) => cmd::run::approve(a),
+        Command::Supervise(a) => cmd::run::supervise(a),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Lag(a) => cmd::lag::run(a),

@@ -304,7 +304,31 @@ fn sarif_and_text_render() {
 
 #[test]
 fn demo_prints_a_plan() {
-    let (code, out, err) = cutover(&["demo"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("create-index-blocking"), "{out}");
+    // The headless demo: the bundled high-risk plan runs on the simulation to
+    // the end, with approval, lag throttling, cut-over and a verified trail.
+    let (code, out, err) = cutover(&["demo", "--no-tui", "--speed", "100"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    for needle in [
+        "approval requested by Bob",
+        "approved by Alice",
+        "started by you",
+        "throttled: replica-3 lag=",
+        "copy complete: cut-over postponed",
+        "cut-over requested by alice",
+        "SUCCEEDED",
+        "rows copied: 48,000,000 of 48,000,000",
+        "audit trail verified:",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn run_needs_a_target_and_live_facts() {
+    let (code, _, err) = cutover(&["run", "flyway", "--no-tui"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--target"), "{err}");
+    let (code, _, err) = cutover(&["attach", "no-such-run", "--runs", "/nonexistent"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no supervisor is running"), "{err}");
 }

@@ -1,7 +1,10 @@
 //! Subcommand implementations: resolve options, call the library, render.
 
 pub mod audit;
+pub mod demo;
+pub mod headless;
 pub mod lag;
 pub mod plan;
 pub mod rules;
+pub mod run;
 pub mod slack;

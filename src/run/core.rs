@@ -398,7 +398,7 @@ impl RunCore {
         for s in samples {
             if over_limit(&s, max) {
                 over.push(match s.seconds {
-                    Some(v) => format!("{} lag={v:.1}s", s.replica),
+                    Some(v) => format!("{} lag={v:.2}s", s.replica),
                     None => format!("{} lag unknown", s.replica),
                 });
             }

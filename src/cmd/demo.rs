@@ -1,0 +1,376 @@
+//! `cutover demo`: the whole console on an embedded simulation.
+//!
+//! A simulated production target (the bundled demo migrations on a 48M-row
+//! `orders` table: high risk), the simulated online schema change copying rows
+//! over a couple of minutes, three simulated replicas whose lag rises and
+//! falls (one crosses the limit and throttles the copy), and two simulated
+//! Slack users: Bob (DBA on call) requests the run, Alice (a DBA) approves it a few seconds
+//! later and cuts over if nobody at the keyboard does. The run has a real
+//! supervisor, control socket, audit trail (temporary, with a generated key)
+//! and run core: the console talks to it exactly as it does to a real run.
+
+use super::headless::{self, LineFormat};
+use super::plan::{InputError, build, demo_dir};
+use crate::audit::{AuditKey, Trail, verify_file};
+use crate::cli::PlanOpts;
+use crate::exec::sim::{SimConfig, SimExecutor};
+use crate::lag::sim::{SimReplica, SimReplicas};
+use crate::policy::authz::Role;
+use crate::policy::config::PersonConfig;
+use crate::policy::{Actor, Clock, Directory, Environment, PolicyConfig, Surface};
+use crate::run::core::{CoreDeps, Reply, Request, RunCore};
+use crate::run::{Command, CommandEnvelope, Phase, RunSpec};
+use crate::supervisor::{self, peer::current_user, socket_path};
+use crate::tui::app::{self, AppOptions};
+use crate::tui::{Console, HeaderInfo, KeyMap, Theme};
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Demo options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Headless: events as lines, then the summary and the verified trail.
+    pub no_tui: bool,
+    /// JSON lines instead of text (headless).
+    pub json: bool,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Theme name or file.
+    pub theme: String,
+    /// Observer mode.
+    pub read_only: bool,
+}
+
+/// Simulated time: starts now and runs `speed` times faster than the wall.
+#[derive(Debug)]
+struct ScaledClock {
+    base: DateTime<Utc>,
+    start: std::time::Instant,
+    speed: f64,
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        let ms = self.start.elapsed().as_secs_f64() * self.speed * 1000.0;
+        self.base + chrono::Duration::milliseconds(ms as i64)
+    }
+}
+
+/// Simulated seconds of copying at full speed.
+const COPY_TICKS: u64 = 75;
+/// Rows per chunk at the start.
+const CHUNK: u32 = 2000;
+/// The simulated Slack users' ids.
+const BOB: &str = "U0BOB";
+const ALICE: &str = "U0ALICE";
+const TEAM: &str = "T0DEMO";
+
+fn policy() -> PolicyConfig {
+    PolicyConfig {
+        people: vec![
+            PersonConfig {
+                id: "you".into(),
+                name: Some(format!("you ({})", current_user())),
+                role: Role::Dba,
+                local: vec![current_user()],
+                slack: None,
+            },
+            PersonConfig {
+                id: "alice".into(),
+                name: Some("Alice (DBA)".into()),
+                role: Role::Dba,
+                local: vec![],
+                slack: Some(ALICE.into()),
+            },
+            PersonConfig {
+                id: "bob".into(),
+                name: Some("Bob (DBA on call)".into()),
+                role: Role::Dba,
+                local: vec![],
+                slack: Some(BOB.into()),
+            },
+        ],
+        ..PolicyConfig::default()
+    }
+}
+
+fn random_key() -> Result<AuditKey, InputError> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| InputError(format!("generating the demo's audit key: {e}")))?;
+    AuditKey::new(hex::encode(buf).into_bytes()).map_err(|e| InputError(e.to_string()))
+}
+
+/// `cutover demo` from its arguments: returns the exit code.
+pub fn main(a: &crate::cli::DemoArgs) -> Result<i32, InputError> {
+    let json = match a.format {
+        crate::cli::Format::Text => false,
+        crate::cli::Format::Json => true,
+        crate::cli::Format::Sarif => {
+            return Err(InputError("demo: --format is text or json".into()));
+        }
+    };
+    run(&DemoOptions {
+        no_tui: a.no_tui,
+        json,
+        speed: a.speed,
+        theme: a.theme.clone(),
+        read_only: a.read_only,
+    })
+}
+
+/// `cutover demo`: returns the exit code.
+pub fn run(opts: &DemoOptions) -> Result<i32, InputError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| InputError(e.to_string()))?;
+    rt.block_on(demo(opts))
+}
+
+async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
+    let speed = opts.speed.clamp(0.1, 1000.0);
+    let err = |e: &dyn std::fmt::Display| InputError(e.to_string());
+    let (dir, mig) = demo_dir()?;
+    let (plan, _) = build(&PlanOpts {
+        paths: vec![mig],
+        engine: Some("postgres".into()),
+        engine_version: None,
+        source_format: None,
+        target: None,
+        stats: Some(dir.path().join("stats.toml")),
+        rules: None,
+        config: Some(PathBuf::from("/dev/null")),
+    })?;
+    let key = random_key()?;
+    let trail_path = dir.path().join("audit.jsonl");
+    let (trail, _) = Trail::open(&trail_path, key.clone()).map_err(|e| err(&e))?;
+    let clock: Arc<dyn Clock> = Arc::new(ScaledClock {
+        base: Utc::now(),
+        start: std::time::Instant::now(),
+        speed,
+    });
+    let tick = Duration::from_secs_f64(1.0 / speed);
+    let run_id = format!("demo-{}", clock.now().format("%Y%m%d-%H%M%S"));
+    let run_dir = dir.path().join("runs").join(&run_id);
+    let lock = supervisor::lock_run_dir(&run_dir).map_err(|e| err(&e))?;
+    std::fs::write(
+        run_dir.join("plan.json"),
+        serde_json::to_string(&plan).unwrap_or_default(),
+    )
+    .map_err(|e| err(&e))?;
+    let spec = RunSpec::from_plan(&plan, "demo-prod", Environment::Prod, "sim");
+    let table = spec.tables.first().cloned().unwrap_or_default();
+    let rows_total = 48_000_000u64;
+    let exec = SimExecutor::new(
+        SimConfig {
+            rows_total,
+            chunks_per_tick: rows_total / (u64::from(CHUNK) * COPY_TICKS),
+            chunk_size: CHUNK,
+            tick,
+            fail_at_rows: None,
+        },
+        clock.clone(),
+    );
+    let replicas = SimReplicas::new(
+        vec![
+            replica("replica-1", 0.6, 40, 0),
+            replica("replica-2", 1.1, 30, 9),
+            // Peaks over the 1.5 s limit for about a third of its cycle.
+            replica("replica-3", 2.4, 44, 0),
+        ],
+        clock.clone(),
+    );
+    let policy = policy();
+    let deps = CoreDeps {
+        directory: Directory::new(&policy),
+        policy,
+        // The same plan "succeeded on staging" so the prod promotion gate passes.
+        staging_successes: [spec.binding.plan_digest.clone()].into_iter().collect(),
+        clock: clock.clone(),
+        run_dir: run_dir.clone(),
+        postpone_cut_over: true,
+        tick,
+    };
+    let core = RunCore::create(&run_id, spec, deps, trail, Box::new(exec))
+        .map_err(|e| err(&e))?
+        .with_lag(Box::new(replicas));
+    let (tx, rx) = mpsc::channel(64);
+    let shutdown = CancellationToken::new();
+    let sup = {
+        let run_dir = run_dir.clone();
+        let tx = tx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { supervisor::supervise(&run_dir, core, (tx, rx), shutdown).await })
+    };
+    let sock = socket_path(&run_dir);
+    for _ in 0..500 {
+        if sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cut_over_wait = if opts.no_tui { 2.0 } else { 20.0 };
+    let bot = tokio::spawn(slack_users(tx.clone(), tick, table.clone(), cut_over_wait));
+    drop(tx);
+
+    let console = Console::new(
+        HeaderInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            slack: "off — posts shown in the log".into(),
+            slack_connected: false,
+            approval_rule: "1 from dba (prod, high risk); requester excluded".into(),
+        },
+        Some(plan),
+    );
+    let code = if opts.no_tui {
+        let format = if opts.json {
+            LineFormat::Json
+        } else {
+            LineFormat::Text
+        };
+        let mut out = std::io::stdout();
+        let c = headless::follow(&sock, console, format, true, &mut out)
+            .await
+            .map_err(|e| err(&e))?;
+        let _ = sup.await;
+        if format == LineFormat::Text {
+            println!();
+            for l in headless::summary(&c) {
+                println!("{l}");
+            }
+            let report = verify_file(&trail_path, &key).map_err(|e| err(&e))?;
+            match &report.problem {
+                None => println!(
+                    "audit trail verified: {} records, head {} ({})",
+                    report.records,
+                    crate::tui::model::short(&report.head),
+                    trail_path.display()
+                ),
+                Some(p) => println!("audit trail does NOT verify: {p}"),
+            }
+        }
+        headless::exit_code(c.state.phase)
+    } else {
+        let theme = Theme::load(&opts.theme).map_err(|e| err(&e))?;
+        let exit = app::run(
+            &sock,
+            console,
+            AppOptions {
+                theme,
+                keys: KeyMap::default(),
+                read_only: opts.read_only,
+                auto_start: true,
+                actor: format!("local:{}", current_user()),
+            },
+        )
+        .await
+        .map_err(|e| err(&e))?;
+        shutdown.cancel();
+        let _ = sup.await;
+        match exit {
+            app::AppExit::Ended(p) => headless::exit_code(p),
+            app::AppExit::Detached => {
+                eprintln!(
+                    "detached: in a real run the supervisor keeps going (`cutover attach`); the demo's simulation stops with the demo"
+                );
+                0
+            }
+        }
+    };
+    bot.abort();
+    drop(lock);
+    // The temporary directory (trail, key, run dir) goes with `dir`.
+    drop(dir);
+    Ok(code)
+}
+
+fn replica(name: &str, peak: f64, period: u64, offset: u64) -> SimReplica {
+    SimReplica {
+        name: name.into(),
+        peak_seconds: peak,
+        period,
+        offset,
+        unknown_every: 0,
+    }
+}
+
+async fn send(tx: &mpsc::Sender<Request>, user: &str, command: Command) -> Option<Reply> {
+    let (rtx, rrx) = oneshot::channel();
+    let mut env = CommandEnvelope::new(Actor::slack(TEAM, user), Surface::Slack, command);
+    env.origin = Some(format!("slack demo message by {user}"));
+    tx.send(Request::Command(env, rtx)).await.ok()?;
+    rrx.await.ok()
+}
+
+/// Bob requests; Alice approves after 4 simulated seconds and, once the copy
+/// is done, cuts over if nobody at the keyboard did within `cut_over_wait`.
+async fn slack_users(tx: mpsc::Sender<Request>, tick: Duration, table: String, cut_over_wait: f64) {
+    let sim = |secs: f64| tick.mul_f64(secs);
+    let (stx, srx) = oneshot::channel();
+    if tx
+        .send(Request::Subscribe {
+            capacity: 4096,
+            reply: stx,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let Ok((mut state, mut sub)) = srx.await else {
+        return;
+    };
+    tokio::time::sleep(sim(1.0)).await;
+    send(&tx, BOB, Command::Request).await;
+    tokio::time::sleep(sim(4.0)).await;
+    let digest = state
+        .spec
+        .as_ref()
+        .map(|s| s.binding.plan_digest.clone())
+        .unwrap_or_default();
+    send(
+        &tx,
+        ALICE,
+        Command::Approve {
+            plan_digest: digest,
+        },
+    )
+    .await;
+    let mut ready_since: Option<tokio::time::Instant> = None;
+    loop {
+        let item = tokio::time::timeout(sim(1.0), sub.recv()).await;
+        match item {
+            Ok(Some(crate::run::fanout::Published::Event { record, .. })) => {
+                state = state.apply(&record);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(_) => {}
+        }
+        if state.phase == Phase::ReadyToCutOver && !state.cut_over_pending {
+            let since = *ready_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= sim(cut_over_wait) {
+                ready_since = None;
+                send(
+                    &tx,
+                    ALICE,
+                    Command::CutOver {
+                        table: Some(table.clone()),
+                    },
+                )
+                .await;
+            }
+        }
+        if state.phase.is_terminal() {
+            return;
+        }
+    }
+}

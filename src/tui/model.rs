@@ -1,0 +1,420 @@
+//! What the console knows: the run's state as streamed by the supervisor,
+//! plus the history it draws (lag per replica, progress rate, event log).
+//! Updated by [`Console::apply`], a pure step over one server message; the
+//! views read it and never change it.
+
+use crate::audit::Anchor;
+use crate::exec::{ExecPhase, ExecStatus, Leftover};
+use crate::lag::LagSample;
+use crate::model::Plan;
+use crate::run::{Event, EventRecord, Phase, RunState, Sample};
+use crate::supervisor::ServerMsg;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Samples kept per replica: one hour of 1-second readings.
+pub const LAG_HISTORY: usize = 3600;
+/// Event-log lines kept.
+pub const LOG_LINES: usize = 2000;
+
+/// One replica's readings: (time, seconds or unknown), oldest first.
+pub type LagHistory = VecDeque<(DateTime<Utc>, Option<f64>)>;
+
+/// How a log line is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// An event of the run.
+    Event,
+    /// A command this console sent, or its answer.
+    Sent,
+    /// A control the run core passes to the executor.
+    Tool,
+    /// What a Slack relay posts (or would post when Slack is off).
+    Slack,
+    /// Refusals, failures.
+    Problem,
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// Who caused it (`local:alice`, `slack:T1/U2`, `system`).
+    pub actor: String,
+    /// The text.
+    pub text: String,
+    /// Its kind.
+    pub kind: LogKind,
+}
+
+/// Static facts shown in the header.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderInfo {
+    /// cutover version.
+    pub version: String,
+    /// Slack link status, e.g. `connected #db-changes` or `off — posts shown in the log`.
+    pub slack: String,
+    /// Whether a Slack relay is connected (else the log shows what would be posted).
+    pub slack_connected: bool,
+    /// The approval rule for this run, e.g. `1 approval from dba`.
+    pub approval_rule: String,
+}
+
+/// The console's model of one run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Console {
+    /// The folded state.
+    pub state: RunState,
+    /// The plan (statements pane); absent when the run directory has none.
+    pub plan: Option<Plan>,
+    /// Header facts.
+    pub header: HeaderInfo,
+    /// Lag readings per replica, oldest first.
+    pub lag: BTreeMap<String, LagHistory>,
+    /// The latest executor status.
+    pub progress: Option<ExecStatus>,
+    /// Copy rate, rows per second (smoothed).
+    pub rate: Option<f64>,
+    /// The event log, oldest first.
+    pub log: VecDeque<LogLine>,
+    /// The trail head after the latest event.
+    pub anchor: Option<Anchor>,
+    /// What the run left behind, from its final event.
+    pub leftovers: Vec<Leftover>,
+    /// The supervisor said the stream is over.
+    pub ended: bool,
+    /// Latest time seen (events and samples), the chart's "now".
+    pub now: Option<DateTime<Utc>>,
+    /// Items dropped because this console was slow.
+    pub missed: u64,
+}
+
+impl Console {
+    /// A console for a run with its plan.
+    pub fn new(header: HeaderInfo, plan: Option<Plan>) -> Console {
+        Console {
+            header,
+            plan,
+            ..Console::default()
+        }
+    }
+
+    /// The max lag in force, seconds.
+    pub fn max_lag_seconds(&self) -> f64 {
+        self.state.max_lag_millis.unwrap_or(1500) as f64 / 1000.0
+    }
+
+    /// Adds a log line (bounded).
+    pub fn log(&mut self, at: DateTime<Utc>, actor: &str, text: String, kind: LogKind) {
+        self.log.push_back(LogLine {
+            at,
+            actor: actor.to_string(),
+            text,
+            kind,
+        });
+        while self.log.len() > LOG_LINES {
+            self.log.pop_front();
+        }
+    }
+
+    fn seen(&mut self, at: DateTime<Utc>) {
+        if self.now.is_none_or(|n| at > n) {
+            self.now = Some(at);
+        }
+    }
+
+    /// Folds one message from the supervisor into the model.
+    pub fn apply(&mut self, msg: &ServerMsg) {
+        match msg {
+            ServerMsg::State { state } => {
+                self.state = (**state).clone();
+                if let Some(at) = state.last_at {
+                    self.seen(at);
+                }
+            }
+            ServerMsg::Event { record, anchor } => {
+                self.event(record);
+                self.anchor = Some(anchor.clone());
+            }
+            ServerMsg::Sample { sample } => self.sample(sample),
+            ServerMsg::Gap { missed_events } => {
+                self.missed += missed_events;
+                let at = self.now.unwrap_or_default();
+                self.log(
+                    at,
+                    "console",
+                    format!("{missed_events} event(s) skipped: this console was slow (see `cutover audit show`)"),
+                    LogKind::Problem,
+                );
+            }
+            ServerMsg::Reply { .. } => {}
+            ServerMsg::End => self.ended = true,
+            ServerMsg::Error { message } => {
+                let at = self.now.unwrap_or_default();
+                self.log(at, "supervisor", message.clone(), LogKind::Problem);
+            }
+        }
+    }
+
+    /// Folds one event.
+    pub fn event(&mut self, rec: &EventRecord) {
+        // A late subscriber may see events it already has in the state.
+        if rec.seq <= self.state.last_seq && rec.seq != 0 {
+            return;
+        }
+        self.state = std::mem::take(&mut self.state).apply(rec);
+        self.seen(rec.at);
+        let actor = rec.actor.to_string();
+        let kind = match &rec.event {
+            Event::Refused { .. } | Event::Failed { .. } | Event::Interrupted { .. } => {
+                LogKind::Problem
+            }
+            _ => LogKind::Event,
+        };
+        if !matches!(rec.event, Event::Sampled { .. }) {
+            self.log(
+                rec.at,
+                &actor,
+                format!("#{} {}", rec.seq, describe(&rec.event)),
+                kind,
+            );
+        }
+        if let Some(tool) = tool_command(&rec.event) {
+            self.log(rec.at, "system", tool, LogKind::Tool);
+        }
+        if let Some(post) = slack_post(&rec.event, &self.state) {
+            let text = if self.header.slack_connected {
+                format!("slack ▸ {post}")
+            } else {
+                format!("slack (off) would post ▸ {post}")
+            };
+            self.log(rec.at, "relay", text, LogKind::Slack);
+        }
+        match &rec.event {
+            Event::Failed { leftovers, .. } | Event::Aborted { leftovers, .. } => {
+                self.leftovers = leftovers.clone()
+            }
+            Event::Throttled { .. } | Event::Paused => self.rate = None,
+            _ => {}
+        }
+    }
+
+    fn sample(&mut self, s: &Sample) {
+        match s {
+            Sample::Lag { sample } => self.lag_sample(sample),
+            Sample::Progress { status } => {
+                self.seen(status.at);
+                if let (Some(prev), Some(new)) = (
+                    self.progress
+                        .as_ref()
+                        .and_then(|p| p.progress.as_ref().map(|x| (p.at, x.rows_copied))),
+                    status.progress.as_ref(),
+                ) {
+                    let dt = (status.at - prev.0).num_milliseconds() as f64 / 1000.0;
+                    if dt > 0.0 && new.rows_copied >= prev.1 {
+                        let r = (new.rows_copied - prev.1) as f64 / dt;
+                        let copying = matches!(status.phase, ExecPhase::Copying);
+                        self.rate = match (self.rate, copying) {
+                            (_, false) => None,
+                            (Some(old), true) => Some(old * 0.7 + r * 0.3),
+                            (None, true) => Some(r),
+                        };
+                    }
+                }
+                self.progress = Some(status.clone());
+            }
+        }
+    }
+
+    /// Records one lag reading (bounded history per replica).
+    pub fn lag_sample(&mut self, s: &LagSample) {
+        self.seen(s.at);
+        let h = self.lag.entry(s.replica.clone()).or_default();
+        h.push_back((s.at, s.seconds));
+        while h.len() > LAG_HISTORY {
+            h.pop_front();
+        }
+    }
+
+    /// Seconds left at the current rate; `None` while not copying.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let p = self.progress.as_ref()?;
+        let prog = p.progress.as_ref()?;
+        if let Some(e) = prog.eta_seconds {
+            return Some(e);
+        }
+        if !matches!(p.phase, ExecPhase::Copying) {
+            return None;
+        }
+        let total = prog.rows_total?;
+        let rate = self.rate.filter(|r| *r > 0.0)?;
+        Some(total.saturating_sub(prog.rows_copied) as f64 / rate)
+    }
+
+    /// Why the copy is not moving, if it is not.
+    pub fn throttle_reason(&self) -> Option<String> {
+        match (&self.state.phase, self.progress.as_ref().map(|p| &p.phase)) {
+            (Phase::Paused, _) => Some("paused by command".into()),
+            (_, Some(ExecPhase::Throttled { reason })) => Some(reason.clone()),
+            (_, Some(ExecPhase::Paused)) => Some("paused by command".into()),
+            (Phase::ReadyToCutOver, _) => Some("cut-over postponed: waiting for `c`".into()),
+            _ => None,
+        }
+    }
+}
+
+/// One line describing an event, for the log and the headless printer.
+pub fn describe(e: &Event) -> String {
+    match e {
+        Event::Created { spec } => format!(
+            "created: {} migration(s) on {} ({}, {} risk, executor {})",
+            spec.versions.len(),
+            spec.binding.target,
+            spec.environment,
+            spec.risk,
+            spec.executor
+        ),
+        Event::Requested { name, surface, .. } => {
+            format!("approval requested by {name} ({})", surface_str(*surface))
+        }
+        Event::Approved { approval } => format!(
+            "approved by {} ({}, {}) for plan {}",
+            approval.name,
+            approval.role,
+            surface_str(approval.surface),
+            short(&approval.binding.plan_digest)
+        ),
+        Event::ApprovalSatisfied { approvers } => {
+            format!("approvals complete ({})", approvers.join(", "))
+        }
+        Event::Rejected { person, reason } => format!("rejected by {person}: {reason}"),
+        Event::Overridden {
+            scope,
+            person,
+            reason,
+        } => format!("{scope:?} override by {person}: {reason}").to_lowercase(),
+        Event::WindowWarning { reason } => format!("window warning: {reason}"),
+        Event::WaitingForWindow { reason } => format!("waiting for window: {reason}"),
+        Event::WindowOpened => "window open: the run may start".into(),
+        Event::WindowClosed { reason, action } => format!("{reason} (policy: {action:?})"),
+        Event::PlanRevised {
+            reason, binding, ..
+        } => format!(
+            "plan revised to {} on {}: {reason}",
+            short(&binding.plan_digest),
+            binding.target
+        ),
+        Event::ApprovalsVoided { reason } => format!("approvals voided: {reason}"),
+        Event::Expired { reason } => format!("expired: {reason}"),
+        Event::Started { person } => format!("started by {person}"),
+        Event::PauseRequested { person } => format!("pause requested by {person}"),
+        Event::Paused => "paused (executor confirmed)".into(),
+        Event::ResumeRequested { person } => format!("resume requested by {person}"),
+        Event::Resumed => "resumed".into(),
+        Event::Throttled { reason } => format!("throttled: {reason}"),
+        Event::Unthrottled => "throttle lifted".into(),
+        Event::ReadyToCutOver => "copy complete: cut-over postponed until commanded".into(),
+        Event::CutOverRequested { person } => format!("cut-over requested by {person}"),
+        Event::CuttingOver => "cutting over".into(),
+        Event::Tuned {
+            chunk_size,
+            max_lag_millis,
+        } => {
+            let mut parts = Vec::new();
+            if let Some(c) = chunk_size {
+                parts.push(format!("chunk size {c} rows"));
+            }
+            if let Some(m) = max_lag_millis {
+                parts.push(format!("max lag {:.1}s", *m as f64 / 1000.0));
+            }
+            format!("tuned: {}", parts.join(", "))
+        }
+        Event::AbortRequested { person, reason } => {
+            format!("abort requested by {person}: {reason}")
+        }
+        Event::Succeeded => "succeeded".into(),
+        Event::Failed { error, leftovers } => {
+            format!("FAILED: {error} ({} leftover(s))", leftovers.len())
+        }
+        Event::Aborted { reason, leftovers } => {
+            format!("ABORTED: {reason} ({} leftover(s))", leftovers.len())
+        }
+        Event::Interrupted { reason } => format!("interrupted: {reason}"),
+        Event::Recovered { status } => format!("recovered: executor reports {:?}", status.phase),
+        Event::Refused {
+            command,
+            person,
+            reason,
+            ..
+        } => format!("REFUSED {command} from {person}: {reason}"),
+        Event::Sampled { sample, why } => match sample {
+            Sample::Lag { sample } => format!(
+                "lag {} {} recorded ({why})",
+                sample.replica,
+                sample
+                    .seconds
+                    .map(|s| format!("{s:.2}s"))
+                    .unwrap_or_else(|| "UNKNOWN".into())
+            ),
+            Sample::Progress { status } => format!(
+                "progress {} rows recorded ({why})",
+                status.progress.as_ref().map_or(0, |p| p.rows_copied)
+            ),
+        },
+    }
+}
+
+/// What the run core tells the executor because of an event.
+fn tool_command(e: &Event) -> Option<String> {
+    let c = match e {
+        Event::Started { .. } => "start",
+        Event::PauseRequested { .. } => "pause",
+        Event::ResumeRequested { .. } => "resume",
+        Event::CutOverRequested { .. } => "cut-over",
+        Event::AbortRequested { .. } => "abort",
+        Event::Tuned { .. } => "set chunk size / max lag",
+        _ => return None,
+    };
+    Some(format!("→ executor: {c}"))
+}
+
+/// The gist of what the Slack relay posts for an event.
+fn slack_post(e: &Event, s: &RunState) -> Option<String> {
+    let target = s
+        .spec
+        .as_ref()
+        .map(|x| x.binding.target.as_str())
+        .unwrap_or("?");
+    Some(match e {
+        Event::Requested { name, .. } => {
+            format!(
+                "approval request to #db-changes: {name} wants to run on {target} [Approve] [Reject]"
+            )
+        }
+        Event::ApprovalSatisfied { .. } => format!("thread: approved for {target}"),
+        Event::Started { .. } => format!("thread: started on {target}"),
+        Event::Throttled { reason } => format!("thread: throttled ({reason})"),
+        Event::ReadyToCutOver => "thread: ready to cut over [Cut over] [Abort]".into(),
+        Event::Succeeded => format!("thread: succeeded on {target} ✓"),
+        Event::Failed { error, .. } => format!("thread + channel: FAILED on {target}: {error}"),
+        Event::Aborted { .. } => format!("thread + channel: aborted on {target}"),
+        Event::WindowClosed { .. } => "thread: window closed while running".into(),
+        _ => return None,
+    })
+}
+
+/// A surface's name.
+pub fn surface_str(s: crate::policy::Surface) -> &'static str {
+    match s {
+        crate::policy::Surface::Console => "console",
+        crate::policy::Surface::Slack => "slack",
+        crate::policy::Surface::Cli => "cli",
+        crate::policy::Surface::System => "system",
+    }
+}
+
+/// The first 12 characters of a digest.
+pub fn short(d: &str) -> &str {
+    d.get(..12).unwrap_or(d)
+}
