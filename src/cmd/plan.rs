@@ -43,6 +43,11 @@ pub fn load_rules(cfg: Option<&Config>, cli: Option<&Path>) -> Result<RuleSet, I
 
 /// Builds the plan for the given options.
 pub fn build(opts: &PlanOpts) -> Result<(Plan, RuleSet), InputError> {
+    build_all(opts).map(|(p, r, _)| (p, r))
+}
+
+/// Builds the plan and returns the migrations it classified (what a run executes).
+pub fn build_all(opts: &PlanOpts) -> Result<(Plan, RuleSet, Vec<migrate::Migration>), InputError> {
     let cfg_path = opts.config.clone().or_else(config::discover);
     let cfg = match &cfg_path {
         Some(p) => Some(Config::load(p).map_err(input)?),
@@ -123,7 +128,7 @@ pub fn build(opts: &PlanOpts) -> Result<(Plan, RuleSet), InputError> {
         mysql_version,
     };
     let plan = risk::classify(&migrations, &ctx);
-    Ok((plan, rules))
+    Ok((plan, rules, migrations))
 }
 
 /// Renders in the chosen format.

@@ -9,13 +9,13 @@
 //! never stops the run; `attach` comes back.
 
 use super::headless::{self, LineFormat};
-use super::plan::{InputError, build};
+use super::plan::InputError;
 use crate::audit::{self, AuditKey, Entry, Trail};
 use crate::cli::{ApproveArgs, AttachArgs, Format, RunArgs, SuperviseArgs};
-use crate::config::{Config, Stage};
+use crate::config::{Config, Stage, TargetConfig};
 use crate::exec::Executor;
 use crate::exec::sim::{SimConfig, SimExecutor};
-use crate::model::Plan;
+use crate::model::{Engine, Plan};
 use crate::policy::{Clock, Directory, Environment, Surface, SystemClock};
 use crate::run::core::{CoreDeps, Reply, RunCore};
 use crate::run::{Command, Phase, RunSpec};
@@ -122,7 +122,7 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
         .ok_or_else(|| InputError("no cutover.toml found (use --config)".into()))?;
     let cfg = Config::load(&cfg_path).map_err(input)?;
     let target = cfg.target(&target_name).map_err(input)?.clone();
-    let (plan, _) = build(&a.opts)?;
+    let (plan, _, migrations) = super::plan::build_all(&a.opts)?;
     let executor = target.executor.clone().unwrap_or_else(|| "native".into());
     let spec = RunSpec::from_plan(
         &plan,
@@ -148,6 +148,7 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
             std::fs::create_dir_all(&run_dir).map_err(input)?;
             write_json(&run_dir.join("run.json"), &sup)?;
             write_json(&run_dir.join("plan.json"), &plan)?;
+            crate::exec::stored::save(&run_dir, &migrations).map_err(input)?;
             spawn_supervisor(&run_dir)?;
         }
         let sock = socket_path(&run_dir);
@@ -171,10 +172,18 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
                 )
                 .await
                 .map_err(input)?;
-            if let Reply::Refused { reason } = reply {
-                eprintln!("cutover: plan revision refused: {reason}");
+            match reply {
+                // The run keeps the plan it had; nothing of the new one is stored.
+                Reply::Refused { reason } => {
+                    eprintln!("cutover: plan revision refused: {reason}")
+                }
+                _ => {
+                    // Stored only once the run core accepted the revision (which
+                    // voided the old approvals), so no start can see a mix.
+                    write_json(&run_dir.join("plan.json"), &plan)?;
+                    crate::exec::stored::save(&run_dir, &migrations).map_err(input)?;
+                }
             }
-            write_json(&run_dir.join("plan.json"), &plan)?;
         }
         if state.phase == Phase::Planned {
             let mut c = Client::connect(&sock).await.map_err(input)?;
@@ -184,6 +193,10 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
                 .map_err(input)?;
             if let Reply::Refused { reason } = reply {
                 eprintln!("cutover: request refused: {reason}");
+                if a.client.no_tui {
+                    // Nothing will happen to this run: say so by the exit code (3 = refused).
+                    return Ok(3);
+                }
             }
         }
         let console = Console::new(header(&spec, &cfg.policy), Some(plan));
@@ -383,9 +396,16 @@ async fn current_state(sock: &Path) -> Result<crate::run::RunState, InputError> 
     }
 }
 
-/// The executor a run names. Only the simulator is built in here; the real
-/// drivers register in this function as they land.
-pub fn executor(name: &str, clock: Arc<dyn Clock>) -> Result<Box<dyn Executor>, InputError> {
+/// The executor a run names. `native` runs the approved SQL itself on the target's
+/// primary, from the migrations stored in the run directory (verified against the
+/// approved checksums at start); `sim` is the simulator the demo uses.
+pub fn executor(
+    name: &str,
+    target: &TargetConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Box<dyn Executor>, InputError> {
+    use crate::exec::stored::FromRunDir;
+    use crate::exec::{Capabilities, native_mysql, native_pg};
     match name {
         "sim" => Ok(Box::new(SimExecutor::new(
             SimConfig {
@@ -394,8 +414,37 @@ pub fn executor(name: &str, clock: Arc<dyn Clock>) -> Result<Box<dyn Executor>, 
             },
             clock,
         ))),
+        "native" => {
+            let dsn = crate::config::interpolate(&target.primary)
+                .map_err(|m| InputError(format!("target '{}': {m}", target.name)))?;
+            // Lag is polled by the run core, which throttles through controls.
+            let caps = Capabilities {
+                pause: true,
+                postpone_cut_over: false,
+                set_chunk_size: target.engine == Engine::Postgres,
+                set_max_lag: target.engine == Engine::Postgres,
+                lag_throttle: false,
+            };
+            let factory: crate::exec::stored::Factory = match target.engine {
+                Engine::Postgres => Box::new(move |ms, _lag| {
+                    Box::new(native_pg::NativePg::new(
+                        &dsn,
+                        ms,
+                        native_pg::PgExecOptions::default(),
+                    )) as Box<dyn Executor>
+                }),
+                Engine::Mysql => Box::new(move |ms, _lag| {
+                    Box::new(native_mysql::NativeMysql::new(
+                        &dsn,
+                        ms,
+                        native_mysql::MyExecOptions::default(),
+                    )) as Box<dyn Executor>
+                }),
+            };
+            Ok(Box::new(FromRunDir::new("native", caps, factory, None)))
+        }
         other => Err(InputError(format!(
-            "executor '{other}' is not available in this build (known: sim)"
+            "executor '{other}' is not available in this build (known: native, sim; gh-ost and pt-osc drivers are not built yet)"
         ))),
     }
 }
@@ -426,7 +475,14 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
         .unwrap_or(false);
     let (trail, _) = Trail::open(&sup.trail, key).map_err(input)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let exec = executor(&sup.spec.executor, clock.clone())?;
+    let target = cfg.target(&sup.spec.binding.target).map_err(input)?.clone();
+    let exec = executor(&sup.spec.executor, &target, clock.clone())?;
+    // Replica lag: one poller, owned by the run core (chart, Slack, throttling).
+    let lag = if target.replicas.is_empty() {
+        None
+    } else {
+        Some(crate::lag::poller_for(&target, None).map_err(input)?.0)
+    };
     let deps = CoreDeps {
         directory: Directory::new(&cfg.policy),
         policy: cfg.policy.clone(),
@@ -438,16 +494,33 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let core = if known {
+        let mut core = if known {
             RunCore::recover(&sup.run, deps, trail, exec).await
         } else {
             RunCore::create(&sup.run, sup.spec.clone(), deps, trail, exec)
         }
         .map_err(input)?;
+        if let Some(poller) = lag {
+            core = core.with_lag(poller);
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let state = supervisor::supervise(&a.run_dir, core, (tx, rx), CancellationToken::new())
+        let shutdown = CancellationToken::new();
+        // A run directory that was removed (its run abandoned, a test's temp dir
+        // dropped) must not leave an orphan supervisor behind.
+        let watch = shutdown.clone();
+        let spec_file = a.run_dir.join("run.json");
+        tokio::spawn(async move {
+            while !watch.is_cancelled() {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if !spec_file.exists() {
+                    watch.cancel();
+                }
+            }
+        });
+        let state = supervisor::supervise(&a.run_dir, core, (tx, rx), shutdown.clone())
             .await
             .map_err(input)?;
+        shutdown.cancel();
         eprintln!("run {} ended: {}", sup.run, state.phase);
         Ok(headless::exit_code(state.phase))
     })

@@ -14,6 +14,7 @@ pub mod native;
 pub mod native_mysql;
 pub mod native_pg;
 pub mod sim;
+pub mod stored;
 
 use crate::run::RunSpec;
 use chrono::{DateTime, Utc};

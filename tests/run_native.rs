@@ -1,0 +1,118 @@
+//! `cutover run --no-tui` end to end on the throwaway PostgreSQL primary: plan with
+//! live facts, request (refused without a role → exit 3), run natively, record
+//! Flyway history, and a second run of the same plan has nothing pending.
+
+use std::path::Path;
+use std::process::Command;
+
+fn pg_url() -> Option<String> {
+    match std::env::var("CUTOVER_TEST_PG_PRIMARY") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
+                "CUTOVER_TEST_PG_PRIMARY is not set but CUTOVER_TEST_REQUIRE_DB is"
+            );
+            eprintln!("skipping: CUTOVER_TEST_PG_PRIMARY not set (run through scripts/test)");
+            None
+        }
+    }
+}
+
+fn cutover(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .current_dir(dir)
+        .env("CUTOVER_AUDIT_KEY", "an-audit-key-for-tests-0123456789")
+        .env("USER", "root")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn os_user() -> String {
+    // The supervisor identifies the local actor by the peer's OS user.
+    let out = Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn headless_native_run_applies_records_history_and_is_refused_without_a_role() {
+    let Some(dsn) = pg_url() else { return };
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    client
+        .batch_execute("DROP TABLE IF EXISTS run_e2e; DROP TABLE IF EXISTS flyway_schema_history;")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("db")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        d.join("db/V1__run_e2e.sql"),
+        "SET lock_timeout = '2s';\nCREATE TABLE run_e2e (id int PRIMARY KEY, note text);\nALTER TABLE run_e2e ADD COLUMN status text;\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let target = format!(
+        "[[targets]]\nname = \"dev\"\nengine = \"postgres\"\nenvironment = \"dev\"\nprimary = \"{dsn}\"\nexecutor = \"native\"\n"
+    );
+
+    // Nobody holds a role: the request is refused and recorded, nothing runs.
+    std::fs::write(d.join("cutover.toml"), &target).unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, err) = cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not allowed to request"), "{err}");
+    let exists: bool = client
+        .query_one("SELECT to_regclass('run_e2e') IS NOT NULL", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert!(!exists, "a refused run must not touch the database");
+
+    // A DBA (this OS user) runs it: dev + low risk needs no approval.
+    let policy = format!(
+        "{target}\n[[policy.people]]\nid = \"me\"\nname = \"Me\"\nrole = \"dba\"\nlocal = [\"{}\"]\n",
+        os_user()
+    );
+    std::fs::write(d.join("cutover.toml"), policy).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(d.join(".cutover/runs")).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+    let cols: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'run_e2e'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(cols, 3);
+    let applied: i64 = client
+        .query_one(
+            "SELECT count(*) FROM flyway_schema_history WHERE version = '1' AND success",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert_eq!(applied, 1);
+
+    // The trail verifies and tells the story.
+    let (code, out, err) = cutover(d, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    client
+        .batch_execute("DROP TABLE run_e2e; DROP TABLE flyway_schema_history;")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
