@@ -162,7 +162,8 @@ fn load_file(
             tx,
             directives: d,
             statements,
-            text: body.to_string(),
+            // Filled by the caller, which owns the text (no copy of large files).
+            text: String::new(),
         })
     };
 
@@ -175,7 +176,7 @@ fn load_file(
                     TxWrap::AsWritten
                 };
                 let delim = cs.end_delimiter.clone().unwrap_or_else(|| ";".into());
-                out.push(make(
+                let mut m = make(
                     format!("{}:{}", cs.author, cs.id),
                     format!("changeset {}:{}", cs.author, cs.id),
                     &cs.text,
@@ -183,13 +184,15 @@ fn load_file(
                     tx,
                     &delim,
                     cs.split_statements,
-                )?);
+                )?;
+                m.text = cs.text;
+                out.push(m);
             }
         }
         SourceFormat::Alembic => {
             let pre = format!("{}-preamble", info.version);
             for r in alembic::revisions(&text, &pre) {
-                out.push(make(
+                let mut m = make(
                     r.version,
                     r.description,
                     &r.text,
@@ -197,7 +200,9 @@ fn load_file(
                     TxWrap::AsWritten,
                     ";",
                     true,
-                )?);
+                )?;
+                m.text = r.text;
+                out.push(m);
             }
         }
         _ => {
@@ -206,9 +211,9 @@ fn load_file(
                 SourceFormat::GolangMigrate if !shown.contains(".autocommit.") => TxWrap::Whole,
                 _ => TxWrap::AsWritten,
             };
+            // The checksum covers the whole file's bytes, as Flyway and friends see them.
             let mut m = make(info.version, info.description, &text, 1, tx, ";", true)?;
-            // The whole file's bytes, exactly as Flyway and friends checksum them.
-            m.checksum = sha256_hex(text.as_bytes());
+            m.text = text;
             out.push(m);
         }
     }
