@@ -27,6 +27,9 @@ pub enum Step {
         in_txn: bool,
         /// BEGIN/COMMIT added by the executor.
         wrap: bool,
+        /// Insert the migration's history row inside this transaction, just
+        /// before its COMMIT (see [`record_in_transactions`]).
+        record: bool,
     },
     /// A backfill declared by a `-- cutover: backfill` directive.
     Backfill {
@@ -98,6 +101,7 @@ pub fn plan_steps(migrations: &[Migration], record_history: bool) -> Vec<Step> {
                         statements: vec![m.statements[i].clone()],
                         in_txn: false,
                         wrap: false,
+                        record: false,
                     });
                     i += 1;
                 }
@@ -112,6 +116,7 @@ pub fn plan_steps(migrations: &[Migration], record_history: bool) -> Vec<Step> {
                         statements: m.statements[start..i].to_vec(),
                         in_txn: true,
                         wrap,
+                        record: false,
                     });
                 }
             }
@@ -125,6 +130,37 @@ pub fn plan_steps(migrations: &[Migration], record_history: bool) -> Vec<Step> {
         if record_history && m.format == SourceFormat::Flyway {
             out.push(Step::Record { migration: mi });
         }
+    }
+    out
+}
+
+/// Moves each history record into the migration's last transaction when
+/// that transaction ends the migration (PostgreSQL: transactional DDL), so a
+/// crash can never leave a migration applied but unrecorded, or recorded but
+/// not applied. A unit counts when the executor adds the COMMIT (`wrap`) or
+/// the file's own last statement is `COMMIT`.
+pub fn record_in_transactions(steps: Vec<Step>, migrations: &[Migration]) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    for step in steps {
+        if let Step::Record { migration } = step
+            && let Some(Step::Unit {
+                migration: um,
+                statements,
+                in_txn: true,
+                wrap,
+                record,
+            }) = out.last_mut()
+            && *um == migration
+        {
+            let ends_with_commit = statements.last().is_some_and(|s| {
+                matches!(analyze(&s.sql, migrations[migration].engine).op, Op::Commit)
+            });
+            if *wrap || ends_with_commit {
+                *record = true;
+                continue;
+            }
+        }
+        out.push(step);
     }
     out
 }
@@ -282,6 +318,50 @@ mod tests {
             matches!(&s[0], Step::Unit { statements, in_txn: true, wrap: true, .. } if statements.len() == 2)
         );
         assert_eq!(s[1], Step::Record { migration: 0 });
+        let m = mig(
+            "ALTER TABLE t ADD c int;\nALTER TABLE t ADD d int;\n",
+            TxWrap::Whole,
+            SourceFormat::Flyway,
+            vec![],
+        );
+        let s = record_in_transactions(s, std::slice::from_ref(&m));
+        assert_eq!(s.len(), 1);
+        assert!(matches!(&s[0], Step::Unit { record: true, .. }));
+    }
+
+    #[test]
+    fn record_stays_separate_after_a_non_transactional_statement() {
+        let m = mig(
+            "CREATE INDEX CONCURRENTLY i ON t (c);\n",
+            TxWrap::Whole,
+            SourceFormat::Flyway,
+            vec![],
+        );
+        let s = record_in_transactions(
+            plan_steps(std::slice::from_ref(&m), true),
+            std::slice::from_ref(&m),
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1], Step::Record { migration: 0 });
+        // The file's own BEGIN … COMMIT: the record goes before its COMMIT.
+        let m = mig(
+            "BEGIN;\nALTER TABLE t ADD e int;\nCOMMIT;\n",
+            TxWrap::AsWritten,
+            SourceFormat::Flyway,
+            vec![],
+        );
+        let s = record_in_transactions(
+            plan_steps(std::slice::from_ref(&m), true),
+            std::slice::from_ref(&m),
+        );
+        assert!(matches!(
+            &s[..],
+            [Step::Unit {
+                record: true,
+                wrap: false,
+                ..
+            }]
+        ));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct MyExecOptions {
     pub progress_interval: Duration,
     /// Largest table (rows, estimated) a copying ALTER may run on (default 100,000).
     pub copy_max_rows: u64,
+    /// Record Flyway migrations in `flyway_schema_history` (default true).
+    pub record_history: bool,
 }
 
 impl Default for MyExecOptions {
@@ -54,6 +56,7 @@ impl Default for MyExecOptions {
             retry_backoff: Duration::from_secs(1),
             progress_interval: Duration::from_secs(1),
             copy_max_rows: 100_000,
+            record_history: true,
         }
     }
 }
@@ -174,6 +177,8 @@ struct Task {
     updates: mpsc::Sender<ExecUpdate>,
     shared: Arc<Mutex<Shared>>,
     where_: String,
+    /// When the current migration's first step started (history `execution_time`).
+    migration_started: Instant,
 }
 
 enum End {
@@ -390,7 +395,12 @@ impl Task {
         let n = steps.len();
         let mut done = 0;
         let mut end = End::Done;
+        let mut current_migration = usize::MAX;
         'steps: for (i, step) in steps.iter().enumerate() {
+            if step.migration() != current_migration {
+                current_migration = step.migration();
+                self.migration_started = Instant::now();
+            }
             self.where_ = format!("step {}/{n} {}", i + 1, step.label(&self.migrations));
             while let Ok(c) = self.rx.try_recv() {
                 self.ctl.apply(c);
@@ -428,7 +438,25 @@ impl Task {
                         }
                     }
                 }
-                Step::Backfill { .. } | Step::Record { .. } => {}
+                Step::Record { migration } => {
+                    let ms = i32::try_from(self.migration_started.elapsed().as_millis())
+                        .unwrap_or(i32::MAX);
+                    if let Err(e) = super::history::record_mysql(
+                        &mut self.conn,
+                        &self.migrations[*migration],
+                        ms,
+                    )
+                    .await
+                    {
+                        end = End::Failed(format!(
+                            "{}: recording in flyway_schema_history: {}",
+                            self.where_,
+                            my_error(&e)
+                        ));
+                        break 'steps;
+                    }
+                }
+                Step::Backfill { .. } => {}
             }
             done += 1;
             if self.ctl.abort {
@@ -521,8 +549,10 @@ impl Executor for NativeMysql {
                 s.outcome = Some(o.clone());
                 o
             };
-            let steps = plan_steps(&self.migrations, false);
-            let refusal = if steps.iter().any(|s| matches!(s, Step::Backfill { .. })) {
+            let steps = plan_steps(&self.migrations, self.opts.record_history);
+            let refusal = if let Some(r) = super::history::liquibase_refusal(&self.migrations) {
+                Some(format!("refused before start: {r}"))
+            } else if steps.iter().any(|s| matches!(s, Step::Backfill { .. })) {
                 Some("refused before start: batched backfills run natively on PostgreSQL only; use executor=pt-osc or gh-ost, or split the backfill".to_string())
             } else {
                 None
@@ -557,6 +587,7 @@ impl Executor for NativeMysql {
                 updates: updates.clone(),
                 shared: shared.clone(),
                 where_: String::new(),
+                migration_started: Instant::now(),
             };
             tokio::spawn(async move {
                 let o = finish(task.run(steps).await, &shared);

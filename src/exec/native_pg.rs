@@ -18,7 +18,8 @@
 //!   lag is over the limit or unknown.
 
 use super::native::{
-    Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, statements_leftover,
+    Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, record_in_transactions,
+    statements_leftover,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -242,6 +243,8 @@ struct Task {
     invalid_before: BTreeSet<String>,
     /// Set when a backfill stopped between chunks (what it left).
     backfill_left: Option<Leftover>,
+    /// When the current migration's first step started (history `execution_time`).
+    migration_started: Instant,
 }
 
 enum StepEnd {
@@ -425,11 +428,12 @@ impl Task {
         statements: &[crate::sql::split::RawStatement],
         in_txn: bool,
         wrap: bool,
+        record: Option<usize>,
     ) -> StepEnd {
         let mut backoff = self.opts.retry_backoff;
         let mut attempt = 0u32;
         loop {
-            let r = self.try_unit(statements, in_txn, wrap).await;
+            let r = self.try_unit(statements, in_txn, wrap, record).await;
             match r {
                 Ok(()) => return StepEnd::Done,
                 Err(e) => {
@@ -491,11 +495,19 @@ impl Task {
         statements: &[crate::sql::split::RawStatement],
         in_txn: bool,
         wrap: bool,
+        record: Option<usize>,
     ) -> Result<(), tokio_postgres::Error> {
         if in_txn && wrap {
             self.client.batch_execute("BEGIN").await?;
         }
-        for s in statements {
+        for (k, s) in statements.iter().enumerate() {
+            // The file's own COMMIT ends the unit: the history row goes in first.
+            if let Some(mi) = record
+                && !wrap
+                && k + 1 == statements.len()
+            {
+                self.record(mi).await?;
+            }
             self.watch(&s.sql, true).await?;
             if self.ctl.abort {
                 // The statement finished before the cancel landed; stop here.
@@ -506,9 +518,19 @@ impl Task {
             }
         }
         if in_txn && wrap {
+            if let Some(mi) = record {
+                self.record(mi).await?;
+            }
             self.client.batch_execute("COMMIT").await?;
         }
         Ok(())
+    }
+
+    /// Inserts migration `mi`'s history row on the run's connection (inside
+    /// the open transaction, when there is one).
+    async fn record(&self, mi: usize) -> Result<(), tokio_postgres::Error> {
+        let ms = i32::try_from(self.migration_started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        super::history::record_pg(&self.client, &self.migrations[mi], ms).await
     }
 
     async fn run_backfill(&mut self, b: &BackfillDirective, initial_chunk: Option<u32>) -> StepEnd {
@@ -652,12 +674,11 @@ impl Task {
         let n = steps.len();
         let mut done = 0usize;
         let mut end = StepEnd::Done;
-        let mut migration_started = Instant::now();
         let mut current_migration = usize::MAX;
         for (i, step) in steps.iter().enumerate() {
             if step.migration() != current_migration {
                 current_migration = step.migration();
-                migration_started = Instant::now();
+                self.migration_started = Instant::now();
             }
             self.where_ = format!("step {}/{n} {}", i + 1, step.label(&self.migrations));
             if !self.between(false).await {
@@ -674,25 +695,23 @@ impl Task {
                     statements,
                     in_txn,
                     wrap,
-                    ..
-                } => self.run_unit(statements, *in_txn, *wrap).await,
+                    record,
+                    migration,
+                } => {
+                    self.run_unit(statements, *in_txn, *wrap, record.then_some(*migration))
+                        .await
+                }
                 Step::Backfill { directive, .. } => {
                     self.run_backfill(directive, initial_chunk).await
                 }
-                Step::Record { migration } => {
-                    let ms =
-                        i32::try_from(migration_started.elapsed().as_millis()).unwrap_or(i32::MAX);
-                    match super::history::record_pg(&self.client, &self.migrations[*migration], ms)
-                        .await
-                    {
-                        Ok(()) => StepEnd::Done,
-                        Err(e) => StepEnd::Failed(format!(
-                            "{}: recording in flyway_schema_history: {}",
-                            self.where_,
-                            pg_error(&e)
-                        )),
-                    }
-                }
+                Step::Record { migration } => match self.record(*migration).await {
+                    Ok(()) => StepEnd::Done,
+                    Err(e) => StepEnd::Failed(format!(
+                        "{}: recording in flyway_schema_history: {}",
+                        self.where_,
+                        pg_error(&e)
+                    )),
+                },
             };
             if !matches!(end, StepEnd::Done) {
                 break;
@@ -774,7 +793,10 @@ impl Executor for NativePg {
             let (tx, rx) = mpsc::unbounded_channel();
             self.controls = Some(tx);
             *lock(&self.shared) = Shared::default();
-            let steps = plan_steps(&self.migrations, self.opts.record_history);
+            let steps = record_in_transactions(
+                plan_steps(&self.migrations, self.opts.record_history),
+                &self.migrations,
+            );
             let max_lag = job
                 .max_lag_millis
                 .map(|m| m as f64 / 1000.0)
@@ -796,7 +818,11 @@ impl Executor for NativePg {
                     at: Utc::now(),
                 };
             };
-            let (client, mon, pid, before) = match prepare(&self.dsn, &job, &self.opts).await {
+            let prepared = match super::history::liquibase_refusal(&self.migrations) {
+                Some(r) => Err(format!("refused before start: {r}")),
+                None => prepare(&self.dsn, &job, &self.opts).await,
+            };
+            let (client, mon, pid, before) = match prepared {
                 Ok(x) => x,
                 Err(error) => {
                     let o = Outcome {
@@ -827,6 +853,7 @@ impl Executor for NativePg {
                 where_: String::new(),
                 invalid_before: before,
                 backfill_left: None,
+                migration_started: Instant::now(),
             };
             let chunk = job.chunk_size;
             tokio::spawn(async move {
