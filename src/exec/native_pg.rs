@@ -21,6 +21,7 @@ use super::native::{
     Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, record_in_transactions,
     statements_leftover,
 };
+use super::resume::{Entry, Journal, Probe, ResumePoint, Seen, combine, journaled, probes};
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
@@ -100,6 +101,14 @@ impl NativePg {
             shared: Arc::new(Mutex::new(Shared::default())),
             controls: None,
         }
+    }
+
+    /// The steps of this executor's migrations.
+    fn steps(&self) -> Vec<Step> {
+        record_in_transactions(
+            plan_steps(&self.migrations, self.opts.record_history),
+            &self.migrations,
+        )
     }
 
     /// Throttles backfill chunks on this poller's replicas by itself.
@@ -225,6 +234,165 @@ pub async fn before_start(
     Ok(None)
 }
 
+/// Where a run of `steps` resumes on the database behind `c` (see
+/// [`super::resume`]): history first, then the journal in `run_dir`, then
+/// `txid_status` or the catalog for the one step that may have run after the
+/// last journal write.
+pub async fn resume_point(
+    c: &Client,
+    steps: &[Step],
+    migrations: &[Migration],
+    run_dir: &std::path::Path,
+) -> Result<ResumePoint, String> {
+    let entries = Journal::new(run_dir)
+        .read()
+        .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?;
+    let j = journaled(&entries, steps, migrations)?;
+    let rows = super::history::read_pg(c).await.map_err(|e| pg_error(&e))?;
+    let sorting = super::history::sort(
+        migrations,
+        &super::history::History {
+            flyway: Some(rows),
+            ..Default::default()
+        },
+    );
+    if let Some(mm) = sorting.mismatches.first() {
+        let m = &migrations[mm.migration];
+        return Err(format!(
+            "{}: applied with another checksum ({:?}, the file's is {}): the file changed after it was applied",
+            m.path.display(),
+            mm.recorded,
+            mm.now
+        ));
+    }
+    let recorded = |mi: usize| {
+        migrations[mi].format == crate::migrate::SourceFormat::Flyway
+            && sorting.applied.contains(&mi)
+    };
+    let mut evidence = Vec::new();
+    let mut k = 0;
+    while k < steps.len() {
+        let mi = steps[k].migration();
+        if recorded(mi) {
+            evidence.push(format!("step {} by flyway_schema_history", k + 1));
+        } else if k < j.steps_done {
+            evidence.push(format!("step {} by the journal", k + 1));
+        } else {
+            break;
+        }
+        k += 1;
+    }
+    let mut point = ResumePoint {
+        step: k,
+        skip_statements: 0,
+        evidence,
+    };
+    if k >= steps.len() || k != j.steps_done {
+        return Ok(point);
+    }
+    // Step k may have run after the last journal write.
+    let settled = match &steps[k] {
+        Step::Unit { in_txn: true, .. } => match &j.xid {
+            // COMMIT is only sent after the id is journaled.
+            None => false,
+            Some(xid) => {
+                let status: Option<String> = c
+                    .query_one("SELECT txid_status($1::text::bigint)", &[xid])
+                    .await
+                    .map_err(|e| pg_error(&e))?
+                    .get(0);
+                match status.as_deref() {
+                    Some("committed") => true,
+                    Some("in progress") => {
+                        return Err(format!(
+                            "step {}'s transaction {xid} is still in progress: the earlier run is still connected; end it first",
+                            k + 1
+                        ));
+                    }
+                    _ => false,
+                }
+            }
+        },
+        Step::Unit {
+            in_txn: false,
+            statements,
+            ..
+        } => {
+            let mut all = true;
+            for (si, st) in statements.iter().enumerate().skip(j.statements_done) {
+                match pg_seen(c, &st.sql, migrations[steps[k].migration()].engine).await? {
+                    Seen::Applied => point.skip_statements = si + 1,
+                    Seen::NotApplied => {
+                        all = false;
+                        break;
+                    }
+                    Seen::Unknown => {
+                        return Err(format!(
+                            "{}: cannot tell from the catalog whether this statement ran before the interruption (line {}); check by hand, then either run it and mark the step done or start the run without it",
+                            steps[k].label(migrations),
+                            st.line
+                        ));
+                    }
+                }
+            }
+            all
+        }
+        // A backfill re-runs from its start: its declared SET must be
+        // idempotent (the safe NOT NULL recipe is); a record is not in history.
+        Step::Backfill { .. } | Step::Record { .. } => false,
+    };
+    if settled {
+        point
+            .evidence
+            .push(format!("step {} by the live database", k + 1));
+        point.step = k + 1;
+        point.skip_statements = 0;
+    }
+    Ok(point)
+}
+
+/// Evaluates one statement's catalog probes.
+async fn pg_seen(c: &Client, sql: &str, engine: crate::model::Engine) -> Result<Seen, String> {
+    let Some(ps) = probes(sql, engine) else {
+        return Ok(Seen::Unknown);
+    };
+    let mut results = Vec::new();
+    for p in ps {
+        let (q, a, b, want) = match &p {
+            Probe::Table { table, exists } => (
+                "SELECT to_regclass($1) IS NOT NULL AND $2 = $2",
+                table.clone(),
+                String::new(),
+                *exists,
+            ),
+            Probe::Column {
+                table,
+                column,
+                exists,
+            } => (
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
+                table.clone(),
+                column.clone(),
+                *exists,
+            ),
+            Probe::Index { name, exists, .. } => (
+                // An INVALID index is a failed build: not applied.
+                "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND indisvalid AND $2 = $2)",
+                name.clone(),
+                String::new(),
+                *exists,
+            ),
+        };
+        let found: bool = c
+            .query_one(q, &[&a, &b])
+            .await
+            .map_err(|e| pg_error(&e))?
+            .get(0);
+        results.push(found == want);
+    }
+    Ok(combine(&results))
+}
+
 /// Everything the running task owns.
 struct Task {
     client: Client,
@@ -245,6 +413,10 @@ struct Task {
     backfill_left: Option<Leftover>,
     /// When the current migration's first step started (history `execution_time`).
     migration_started: Instant,
+    /// The run's journal (resume).
+    journal: Journal,
+    /// Index of the step running.
+    step_index: usize,
 }
 
 enum StepEnd {
@@ -502,11 +674,15 @@ impl Task {
         }
         for (k, s) in statements.iter().enumerate() {
             // The file's own COMMIT ends the unit: the history row goes in first.
+            let last = k + 1 == statements.len();
             if let Some(mi) = record
                 && !wrap
-                && k + 1 == statements.len()
+                && last
             {
                 self.record(mi).await?;
+            }
+            if in_txn && !wrap && last {
+                self.journal_xid().await?;
             }
             self.watch(&s.sql, true).await?;
             if self.ctl.abort {
@@ -521,7 +697,32 @@ impl Task {
             if let Some(mi) = record {
                 self.record(mi).await?;
             }
+            self.journal_xid().await?;
             self.client.batch_execute("COMMIT").await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open transaction's id to the journal before COMMIT is sent,
+    /// so a resume can ask `txid_status` whether it committed. A journal that
+    /// cannot be written fails the unit (rolled back) rather than commit blind.
+    async fn journal_xid(&self) -> Result<(), tokio_postgres::Error> {
+        let xid: String = self
+            .client
+            .query_one("SELECT txid_current()::text", &[])
+            .await?
+            .get(0);
+        if let Err(e) = self.journal.append(&Entry::Xid {
+            step: self.step_index,
+            xid,
+        }) {
+            // Reuse the statement error path: cancel this unit with a clear reason.
+            self.client
+                .batch_execute(&format!(
+                    "DO $$BEGIN RAISE EXCEPTION 'cutover: writing the run journal failed: {}'; END$$",
+                    e.to_string().replace('\'', "").replace('$', "")
+                ))
+                .await?;
         }
         Ok(())
     }
@@ -670,12 +871,28 @@ impl Task {
         StepEnd::Done
     }
 
-    async fn run(mut self, steps: Vec<Step>, initial_chunk: Option<u32>) -> Outcome {
+    async fn run(
+        mut self,
+        steps: Vec<Step>,
+        initial_chunk: Option<u32>,
+        from: ResumePoint,
+    ) -> Outcome {
         let n = steps.len();
-        let mut done = 0usize;
+        let mut done = from.step;
         let mut end = StepEnd::Done;
         let mut current_migration = usize::MAX;
-        for (i, step) in steps.iter().enumerate() {
+        if from.step > 0 {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(
+                    from.summary(&steps, &self.migrations),
+                    self.ctl.max_lag_seconds,
+                )),
+            )
+            .await;
+        }
+        for (i, step) in steps.iter().enumerate().skip(from.step) {
+            self.step_index = i;
             if step.migration() != current_migration {
                 current_migration = step.migration();
                 self.migration_started = Instant::now();
@@ -717,6 +934,17 @@ impl Task {
                 break;
             }
             done += 1;
+            if let Err(e) = self.journal.append(&Entry::Done {
+                step: i,
+                label: step.label(&self.migrations),
+                statements: None,
+            }) {
+                end = StepEnd::Failed(format!(
+                    "{}: applied, but writing the run journal failed ({e}): a resume could not tell",
+                    self.where_
+                ));
+                break;
+            }
             if self.ctl.abort {
                 end = StepEnd::Aborted;
                 break;
@@ -793,10 +1021,7 @@ impl Executor for NativePg {
             let (tx, rx) = mpsc::unbounded_channel();
             self.controls = Some(tx);
             *lock(&self.shared) = Shared::default();
-            let steps = record_in_transactions(
-                plan_steps(&self.migrations, self.opts.record_history),
-                &self.migrations,
-            );
+            let steps = self.steps();
             let max_lag = job
                 .max_lag_millis
                 .map(|m| m as f64 / 1000.0)
@@ -822,7 +1047,14 @@ impl Executor for NativePg {
                 Some(r) => Err(format!("refused before start: {r}")),
                 None => prepare(&self.dsn, &job, &self.opts).await,
             };
-            let (client, mon, pid, before) = match prepared {
+            let prepared = match prepared {
+                Ok(p) => resume_point(&p.1, &steps, &self.migrations, &job.run_dir)
+                    .await
+                    .map(|r| (p, r))
+                    .map_err(|e| format!("refused before start: {e}")),
+                Err(e) => Err(e),
+            };
+            let ((client, mon, pid, before), from) = match prepared {
                 Ok(x) => x,
                 Err(error) => {
                     let o = Outcome {
@@ -854,10 +1086,12 @@ impl Executor for NativePg {
                 invalid_before: before,
                 backfill_left: None,
                 migration_started: Instant::now(),
+                journal: Journal::new(&job.run_dir),
+                step_index: 0,
             };
             let chunk = job.chunk_size;
             tokio::spawn(async move {
-                let o = task.run(steps, chunk).await;
+                let o = task.run(steps, chunk, from).await;
                 finish(&shared, &o);
                 let _ = updates.send(ExecUpdate::Finished(o)).await;
             });
@@ -898,17 +1132,26 @@ impl Executor for NativePg {
     ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
         Box::pin(async move {
             // The statements ran on the dead process's connection, which the
-            // server has closed (rolling back an open transaction). What is
-            // left to see: INVALID indexes on the run's tables.
+            // server has closed (rolling back an open transaction). Report
+            // what completed and where a new start resumes; change nothing.
             let c = connect(&self.dsn)
                 .await
                 .map_err(|e| ExecError::Refused(format!("cannot inspect the target: {e}")))?;
-            let refusal = before_start(&c, &job.spec.tables, Duration::from_secs(u32::MAX as u64))
+            let steps = self.steps();
+            let from = resume_point(&c, &steps, &self.migrations, &job.run_dir)
                 .await
-                .map_err(|e| ExecError::Refused(pg_error(&e)))?;
+                .map_err(ExecError::Refused)?;
+            let mut detail = from.summary(&steps, &self.migrations);
+            if let Some(r) =
+                before_start(&c, &job.spec.tables, Duration::from_secs(u32::MAX as u64))
+                    .await
+                    .map_err(|e| ExecError::Refused(pg_error(&e)))?
+            {
+                detail.push_str(&format!("; {r}"));
+            }
             let status = ExecStatus {
                 phase: ExecPhase::NotRunning,
-                progress: refusal.map(|r| detail_only(r, 0.0)),
+                progress: Some(detail_only(detail, 0.0)),
                 at: Utc::now(),
             };
             lock(&self.shared).status = status.clone();
