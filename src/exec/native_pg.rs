@@ -720,7 +720,7 @@ impl Task {
             self.client
                 .batch_execute(&format!(
                     "DO $$BEGIN RAISE EXCEPTION 'cutover: writing the run journal failed: {}'; END$$",
-                    e.to_string().replace('\'', "").replace('$', "")
+                    e.to_string().replace(['\'', '$'], "")
                 ))
                 .await?;
         }
