@@ -64,6 +64,7 @@ fn opts() -> MyExecOptions {
     MyExecOptions {
         progress_interval: Duration::from_millis(100),
         copy_max_rows: 100,
+        record_history: false,
         ..MyExecOptions::default()
     }
 }
@@ -177,4 +178,121 @@ async fn inplace_rebuild_reports_stage_progress_and_kill_query_aborts() {
             .any(|d| d.starts_with("% ") && d.contains("stage/")),
         "{d:?}"
     );
+}
+
+/// A migration half applied by a run that died (two of its four DDL
+/// statements visible, no journal): `recover` finds the half-applied state
+/// from the live schema and a new start runs only the rest, recording the
+/// migration once; a statement the schema cannot judge refuses to resume.
+#[tokio::test]
+async fn half_applied_migration_is_detected_and_resumed() {
+    let Some(admin) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&admin).unwrap())
+        .await
+        .unwrap();
+    c.query_drop("DROP DATABASE IF EXISTS cutover_resume; CREATE DATABASE cutover_resume")
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let dsn = format!("{base}/cutover_resume");
+    let dir = tempfile::tempdir().unwrap();
+    let mig = dir.path().join("mig");
+    std::fs::create_dir(&mig).unwrap();
+    let ms = migrations(
+        &mig,
+        "V1__m.sql",
+        "CREATE TABLE m_a (id int PRIMARY KEY);\nALTER TABLE m_a ADD COLUMN b int;\nCREATE INDEX m_a_b ON m_a (b);\nALTER TABLE m_a ADD COLUMN c int;\n",
+    );
+    // What the dead run got done: it had started, and its journal was lost.
+    std::fs::write(
+        dir.path().join(cutover::exec::resume::JOURNAL_FILE),
+        "{\"kind\":\"started\"}\n",
+    )
+    .unwrap();
+    c.query_drop("CREATE TABLE cutover_resume.m_a (id int PRIMARY KEY); ALTER TABLE cutover_resume.m_a ADD COLUMN b int")
+        .await
+        .unwrap();
+    let o = MyExecOptions {
+        record_history: true,
+        ..opts()
+    };
+    let mut ex = NativeMysql::new(&dsn, ms.clone(), o.clone());
+    let (tx, mut rx) = mpsc::channel(1024);
+    let j = job(dir.path());
+    let st = ex.recover(j.clone(), tx.clone()).await.unwrap();
+    let detail = st.progress.unwrap().detail.unwrap();
+    assert!(detail.contains("by the live database"), "{detail}");
+    assert!(detail.contains("resuming at step"), "{detail}");
+    ex.start(j.clone(), tx).await.unwrap();
+    let outcome = loop {
+        if let ExecUpdate::Finished(o) = rx.recv().await.unwrap() {
+            break o;
+        }
+    };
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    let n: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'cutover_resume' AND TABLE_NAME = 'm_a' AND INDEX_NAME = 'm_a_b'")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1));
+    let cols: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'cutover_resume' AND TABLE_NAME = 'm_a'")
+        .await
+        .unwrap();
+    assert_eq!(cols, Some(3));
+    let rec: Option<u64> = c
+        .query_first(
+            "SELECT COUNT(*) FROM cutover_resume.flyway_schema_history WHERE version = '1'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(rec, Some(1), "recorded exactly once");
+
+    // A second start of the same plan: everything is known applied; nothing runs twice.
+    let mut ex = NativeMysql::new(&dsn, ms, o.clone());
+    let (tx, mut rx) = mpsc::channel(1024);
+    ex.start(j, tx).await.unwrap();
+    let outcome = loop {
+        if let ExecUpdate::Finished(o) = rx.recv().await.unwrap() {
+            break o;
+        }
+    };
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+
+    // DML after a crash: the schema cannot tell, so resuming is refused.
+    let dir2 = tempfile::tempdir().unwrap();
+    let ms = migrations(
+        dir2.path(),
+        "V2__d.sql",
+        "INSERT INTO m_a VALUES (1, 1, 1);\n",
+    );
+    std::fs::write(
+        dir2.path().join(cutover::exec::resume::JOURNAL_FILE),
+        "{\"kind\":\"started\"}\n",
+    )
+    .unwrap();
+    let mut ex = NativeMysql::new(
+        &dsn,
+        ms,
+        MyExecOptions {
+            record_history: false,
+            ..o
+        },
+    );
+    let (tx, _rx) = mpsc::channel(1024);
+    let e = ex
+        .recover(job(dir2.path()), tx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("V2__d.sql:1: cannot tell from the live schema"),
+        "{e}"
+    );
+    c.query_drop("DROP DATABASE IF EXISTS cutover_resume")
+        .await
+        .unwrap();
 }

@@ -17,6 +17,9 @@
 //!   migration that declares a backfill is refused before anything runs.
 
 use super::native::{Ctl, Shared, Step, detail_only, lock, plan_steps, statements_leftover};
+use super::resume::{
+    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
+};
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
@@ -179,6 +182,8 @@ struct Task {
     where_: String,
     /// When the current migration's first step started (history `execution_time`).
     migration_started: Instant,
+    /// The run's journal (resume).
+    journal: Journal,
 }
 
 enum End {
@@ -391,12 +396,27 @@ impl Task {
         }
     }
 
-    async fn run(mut self, steps: Vec<Step>) -> Outcome {
+    async fn run(mut self, steps: Vec<Step>, from: ResumePoint) -> Outcome {
         let n = steps.len();
-        let mut done = 0;
+        let mut done = from.step;
         let mut end = End::Done;
         let mut current_migration = usize::MAX;
-        'steps: for (i, step) in steps.iter().enumerate() {
+        if let Err(e) = self.journal.append(&Entry::Started) {
+            return Outcome {
+                kind: OutcomeKind::Failed {
+                    error: format!("cannot write the run journal (needed to resume safely): {e}"),
+                },
+                leftovers: Vec::new(),
+            };
+        }
+        if from.step > 0 || from.skip_statements > 0 {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(from.summary(&steps, &self.migrations), 0.0)),
+            )
+            .await;
+        }
+        'steps: for (i, step) in steps.iter().enumerate().skip(from.step) {
             if step.migration() != current_migration {
                 current_migration = step.migration();
                 self.migration_started = Instant::now();
@@ -431,9 +451,26 @@ impl Task {
             .await;
             match step {
                 Step::Unit { statements, .. } => {
-                    for s in statements {
+                    let skip = if i == from.step {
+                        from.skip_statements
+                    } else {
+                        0
+                    };
+                    for (si, s) in statements.iter().enumerate().skip(skip) {
                         end = self.statement(&s.sql).await;
                         if !matches!(end, End::Done) {
+                            break 'steps;
+                        }
+                        // DDL commits implicitly: journal each statement.
+                        if let Err(e) = self.journal.append(&Entry::Done {
+                            step: i,
+                            label: step.label(&self.migrations),
+                            statements: Some(si + 1),
+                        }) {
+                            end = End::Failed(format!(
+                                "{}: applied, but writing the run journal failed ({e})",
+                                self.where_
+                            ));
                             break 'steps;
                         }
                     }
@@ -459,6 +496,17 @@ impl Task {
                 Step::Backfill { .. } => {}
             }
             done += 1;
+            if let Err(e) = self.journal.append(&Entry::Done {
+                step: i,
+                label: step.label(&self.migrations),
+                statements: None,
+            }) {
+                end = End::Failed(format!(
+                    "{}: applied, but writing the run journal failed ({e})",
+                    self.where_
+                ));
+                break;
+            }
             if self.ctl.abort {
                 end = End::Aborted;
                 break;
@@ -526,7 +574,6 @@ impl Executor for NativeMysql {
         job: ExecJob,
         updates: mpsc::Sender<ExecUpdate>,
     ) -> BoxFuture<'_, Result<(), ExecError>> {
-        let _ = job;
         Box::pin(async move {
             let (tx, rx) = mpsc::unbounded_channel();
             self.controls = Some(tx);
@@ -561,7 +608,14 @@ impl Executor for NativeMysql {
                 Some(r) => Err(r),
                 None => prepare(&self.dsn, &self.opts).await,
             };
-            let (conn, mon, id, mariadb) = match prepared {
+            let prepared = match prepared {
+                Ok(mut p) => resume_point(&mut p.1, &steps, &self.migrations, &job.run_dir)
+                    .await
+                    .map(|r| (p, r))
+                    .map_err(|e| format!("refused before start: {e}")),
+                Err(e) => Err(e),
+            };
+            let ((conn, mon, id, mariadb), from) = match prepared {
                 Ok(x) => x,
                 Err(error) => {
                     let o = finish(
@@ -588,9 +642,10 @@ impl Executor for NativeMysql {
                 shared: shared.clone(),
                 where_: String::new(),
                 migration_started: Instant::now(),
+                journal: Journal::new(&job.run_dir),
             };
             tokio::spawn(async move {
-                let o = finish(task.run(steps).await, &shared);
+                let o = finish(task.run(steps, from).await, &shared);
                 let _ = updates.send(ExecUpdate::Finished(o)).await;
             });
             Ok(())
@@ -635,20 +690,128 @@ impl Executor for NativeMysql {
 
     fn recover(
         &mut self,
-        _job: ExecJob,
+        job: ExecJob,
         _updates: mpsc::Sender<ExecUpdate>,
     ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
         Box::pin(async move {
-            // A killed client's ALTER is rolled back by the server (engines.md §6.4).
+            // A killed client's ALTER is rolled back by the server (engines.md
+            // §6.4); what ran before it is read from the journal, the history
+            // and the live schema. Nothing is changed here.
+            let (_, mut mon, _, _) = prepare(&self.dsn, &self.opts)
+                .await
+                .map_err(|e| ExecError::Refused(format!("cannot inspect the target: {e}")))?;
+            let steps = plan_steps(&self.migrations, self.opts.record_history);
+            let from = resume_point(&mut mon, &steps, &self.migrations, &job.run_dir)
+                .await
+                .map_err(ExecError::Refused)?;
             let status = ExecStatus {
                 phase: ExecPhase::NotRunning,
-                progress: Some(detail_only("the connection died with the supervisor; MySQL/MariaDB rolled back any ALTER in flight".into(), 0.0)),
+                progress: Some(detail_only(from.summary(&steps, &self.migrations), 0.0)),
                 at: Utc::now(),
             };
             lock(&self.shared).status = status.clone();
             Ok(status)
         })
     }
+}
+
+/// Where a run of `steps` resumes on the database behind `conn`: history,
+/// the journal in `run_dir`, then the live schema for the statement that
+/// may have run after the last journal write (a half-applied migration).
+pub async fn resume_point(
+    conn: &mut mysql_async::Conn,
+    steps: &[Step],
+    migrations: &[Migration],
+    run_dir: &std::path::Path,
+) -> Result<ResumePoint, String> {
+    let entries = Journal::new(run_dir)
+        .read()
+        .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?;
+    let j = journaled(&entries, steps, migrations)?;
+    let h = super::history::read_all_mysql(conn)
+        .await
+        .map_err(|e| my_error(&e))?;
+    let sorting = super::history::sort(
+        migrations,
+        &super::history::History {
+            flyway: h.flyway,
+            ..Default::default()
+        },
+    );
+    resume_from(steps, migrations, &j, &sorting, &mut MyInspect(conn)).await
+}
+
+struct MyInspect<'c>(&'c mut mysql_async::Conn);
+
+impl Inspect for MyInspect<'_> {
+    fn committed<'a>(&'a mut self, _xid: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async { Ok(false) })
+    }
+
+    fn seen<'a>(
+        &'a mut self,
+        sql: &'a str,
+        engine: crate::model::Engine,
+    ) -> BoxFuture<'a, Result<Seen, String>> {
+        Box::pin(async move {
+            let Some(ps) = probes(sql, engine) else {
+                return Ok(Seen::Unknown);
+            };
+            let mut results = Vec::new();
+            for p in ps {
+                let (q, params, want): (&str, Vec<String>, bool) = match p {
+                    Probe::Table { table, exists } => (
+                        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                        vec![unquote(&table)],
+                        exists,
+                    ),
+                    Probe::Column {
+                        table,
+                        column,
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                        vec![unquote(&table), unquote(&column)],
+                        exists,
+                    ),
+                    Probe::Index {
+                        name,
+                        table: Some(table),
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?",
+                        vec![unquote(&table), unquote(&name)],
+                        exists,
+                    ),
+                    Probe::Index {
+                        name,
+                        table: None,
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = ?",
+                        vec![unquote(&name)],
+                        exists,
+                    ),
+                };
+                let n: Option<u64> = self
+                    .0
+                    .exec_first(q, params)
+                    .await
+                    .map_err(|e| my_error(&e))?;
+                results.push((n.unwrap_or(0) > 0) == want);
+            }
+            Ok(combine(&results))
+        })
+    }
+}
+
+/// `schema`.`name` → name, without backticks (the probes ask DATABASE()).
+fn unquote(name: &str) -> String {
+    name.rsplit('.')
+        .next()
+        .unwrap_or(name)
+        .trim_matches('`')
+        .to_string()
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ use super::native::{
     Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, record_in_transactions,
     statements_leftover,
 };
-use super::resume::{Entry, Journal, Probe, ResumePoint, Seen, combine, journaled, probes};
+use super::resume::{
+    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
+};
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
@@ -256,99 +258,37 @@ pub async fn resume_point(
             ..Default::default()
         },
     );
-    if let Some(mm) = sorting.mismatches.first() {
-        let m = &migrations[mm.migration];
-        return Err(format!(
-            "{}: applied with another checksum ({:?}, the file's is {}): the file changed after it was applied",
-            m.path.display(),
-            mm.recorded,
-            mm.now
-        ));
-    }
-    let recorded = |mi: usize| {
-        migrations[mi].format == crate::migrate::SourceFormat::Flyway
-            && sorting.applied.contains(&mi)
-    };
-    let mut evidence = Vec::new();
-    let mut k = 0;
-    while k < steps.len() {
-        let mi = steps[k].migration();
-        if recorded(mi) {
-            evidence.push(format!("step {} by flyway_schema_history", k + 1));
-        } else if k < j.steps_done {
-            evidence.push(format!("step {} by the journal", k + 1));
-        } else {
-            break;
-        }
-        k += 1;
-    }
-    let mut point = ResumePoint {
-        step: k,
-        skip_statements: 0,
-        evidence,
-    };
-    if k >= steps.len() || k != j.steps_done {
-        return Ok(point);
-    }
-    // Step k may have run after the last journal write.
-    let settled = match &steps[k] {
-        Step::Unit { in_txn: true, .. } => match &j.xid {
-            // COMMIT is only sent after the id is journaled.
-            None => false,
-            Some(xid) => {
-                let status: Option<String> = c
-                    .query_one("SELECT txid_status($1::text::bigint)", &[xid])
-                    .await
-                    .map_err(|e| pg_error(&e))?
-                    .get(0);
-                match status.as_deref() {
-                    Some("committed") => true,
-                    Some("in progress") => {
-                        return Err(format!(
-                            "step {}'s transaction {xid} is still in progress: the earlier run is still connected; end it first",
-                            k + 1
-                        ));
-                    }
-                    _ => false,
-                }
+    resume_from(steps, migrations, &j, &sorting, &mut PgInspect(c)).await
+}
+
+struct PgInspect<'c>(&'c Client);
+
+impl Inspect for PgInspect<'_> {
+    fn committed<'a>(&'a mut self, xid: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let status: Option<String> = self
+                .0
+                .query_one("SELECT txid_status($1::text::bigint)::text", &[&xid])
+                .await
+                .map_err(|e| pg_error(&e))?
+                .get(0);
+            match status.as_deref() {
+                Some("committed") => Ok(true),
+                Some("in progress") => Err(format!(
+                    "transaction {xid} of the interrupted step is still in progress: the earlier run is still connected; end it first"
+                )),
+                _ => Ok(false),
             }
-        },
-        Step::Unit {
-            in_txn: false,
-            statements,
-            ..
-        } => {
-            let mut all = true;
-            for (si, st) in statements.iter().enumerate().skip(j.statements_done) {
-                match pg_seen(c, &st.sql, migrations[steps[k].migration()].engine).await? {
-                    Seen::Applied => point.skip_statements = si + 1,
-                    Seen::NotApplied => {
-                        all = false;
-                        break;
-                    }
-                    Seen::Unknown => {
-                        return Err(format!(
-                            "{}: cannot tell from the catalog whether this statement ran before the interruption (line {}); check by hand, then either run it and mark the step done or start the run without it",
-                            steps[k].label(migrations),
-                            st.line
-                        ));
-                    }
-                }
-            }
-            all
-        }
-        // A backfill re-runs from its start: its declared SET must be
-        // idempotent (the safe NOT NULL recipe is); a record is not in history.
-        Step::Backfill { .. } | Step::Record { .. } => false,
-    };
-    if settled {
-        point
-            .evidence
-            .push(format!("step {} by the live database", k + 1));
-        point.step = k + 1;
-        point.skip_statements = 0;
+        })
     }
-    Ok(point)
+
+    fn seen<'a>(
+        &'a mut self,
+        sql: &'a str,
+        engine: crate::model::Engine,
+    ) -> BoxFuture<'a, Result<Seen, String>> {
+        Box::pin(pg_seen(self.0, sql, engine))
+    }
 }
 
 /// Evaluates one statement's catalog probes.
@@ -881,6 +821,14 @@ impl Task {
         let mut done = from.step;
         let mut end = StepEnd::Done;
         let mut current_migration = usize::MAX;
+        if let Err(e) = self.journal.append(&Entry::Started) {
+            return Outcome {
+                kind: OutcomeKind::Failed {
+                    error: format!("cannot write the run journal (needed to resume safely): {e}"),
+                },
+                leftovers: Vec::new(),
+            };
+        }
         if from.step > 0 {
             self.publish(
                 ExecPhase::Starting,

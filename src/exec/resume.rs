@@ -20,6 +20,7 @@ use crate::migrate::Migration;
 use crate::model::Engine;
 use crate::sql::analyze::analyze;
 use crate::sql::ops::{Action, Op};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub const JOURNAL_FILE: &str = "native-journal.jsonl";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
+    /// A run of this plan started (written before its first statement).
+    Started,
     /// The first `statements` statements of step `step` are applied
     /// (`statements == None`: the whole step).
     Done {
@@ -285,6 +288,8 @@ pub struct Journaled {
     pub statements_done: usize,
     /// Transaction id of step `steps_done`, when one was written.
     pub xid: Option<String>,
+    /// A run started before (else nothing can have run after a journal write).
+    pub started: bool,
 }
 
 /// Reads the journal against `steps`; an entry naming another step label
@@ -320,11 +325,117 @@ pub fn journaled(
                     _ => {}
                 }
             }
+            Entry::Started => j.started = true,
             Entry::Xid { step, xid } if *step == j.steps_done => j.xid = Some(xid.clone()),
             Entry::Xid { .. } => {}
         }
     }
     Ok(j)
+}
+
+/// The live database as resuming asks it.
+pub trait Inspect: Send {
+    /// Whether transaction `xid` committed (PostgreSQL `txid_status`).
+    fn committed<'a>(&'a mut self, xid: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+    /// Whether `sql`'s effect is visible in the live schema.
+    fn seen<'a>(&'a mut self, sql: &'a str, engine: Engine) -> BoxFuture<'a, Result<Seen, String>>;
+}
+
+/// Where to resume, from the history `sorting` and the journal `j`; the one
+/// step that may have run after the last journal write is settled with
+/// `committed` (a journaled transaction id, PostgreSQL) or `seen` (catalog
+/// probes per statement). A statement the catalog cannot judge refuses.
+pub async fn resume_from(
+    steps: &[Step],
+    migrations: &[Migration],
+    j: &Journaled,
+    sorting: &super::history::Sorting,
+    db: &mut dyn Inspect,
+) -> Result<ResumePoint, String> {
+    if let Some(mm) = sorting.mismatches.first() {
+        let m = &migrations[mm.migration];
+        return Err(format!(
+            "{}: recorded as applied with checksum {}, but the file's checksum is now {}: the file changed after it was applied",
+            m.path.display(),
+            mm.recorded
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "NULL".into()),
+            mm.now
+        ));
+    }
+    let recorded = |mi: usize| {
+        migrations[mi].format == crate::migrate::SourceFormat::Flyway
+            && sorting.applied.contains(&mi)
+    };
+    let mut point = ResumePoint {
+        step: 0,
+        skip_statements: 0,
+        evidence: Vec::new(),
+    };
+    let mut k = 0;
+    while k < steps.len() {
+        if recorded(steps[k].migration()) {
+            point
+                .evidence
+                .push(format!("step {} by flyway_schema_history", k + 1));
+        } else if k < j.steps_done {
+            point
+                .evidence
+                .push(format!("step {} by the journal", k + 1));
+        } else {
+            break;
+        }
+        k += 1;
+    }
+    // Steps that may have run after the last journal write (all of them
+    // when the journal was lost): settled one by one while the database
+    // shows them applied. A plan never started has nothing to settle.
+    while j.started && k < steps.len() {
+        let first = k == j.steps_done;
+        let done_before = if first { j.statements_done } else { 0 };
+        let engine = migrations[steps[k].migration()].engine;
+        point.skip_statements = done_before;
+        let settled = match &steps[k] {
+            Step::Unit { in_txn: true, .. } if engine == Engine::Postgres => match &j.xid {
+                // COMMIT is only sent after the id is journaled.
+                Some(xid) if first => db.committed(xid).await?,
+                _ => false,
+            },
+            Step::Unit { statements, .. } => {
+                let mut all = true;
+                for (si, st) in statements.iter().enumerate().skip(done_before) {
+                    match db.seen(&st.sql, engine).await? {
+                        Seen::Applied => point.skip_statements = si + 1,
+                        Seen::NotApplied => {
+                            all = false;
+                            break;
+                        }
+                        Seen::Unknown => {
+                            return Err(format!(
+                                "{}: cannot tell from the live schema whether the statement at line {} ran before the interruption; check by hand, then run the rest yourself or start afresh without it",
+                                steps[k].label(migrations),
+                                st.line
+                            ));
+                        }
+                    }
+                }
+                all
+            }
+            // A backfill re-runs from its start: its declared SET must be
+            // idempotent (the safe NOT NULL recipe is); a record is not in history.
+            Step::Backfill { .. } | Step::Record { .. } => false,
+        };
+        if !settled {
+            break;
+        }
+        point
+            .evidence
+            .push(format!("step {} by the live database", k + 1));
+        point.skip_statements = 0;
+        k += 1;
+    }
+    point.step = k;
+    Ok(point)
 }
 
 #[cfg(test)]
@@ -423,7 +534,8 @@ mod tests {
             Journaled {
                 steps_done: 1,
                 statements_done: 0,
-                xid: Some("42".into())
+                xid: Some("42".into()),
+                started: false,
             }
         );
         let other = vec![Entry::Done {
