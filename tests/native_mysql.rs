@@ -296,3 +296,58 @@ async fn half_applied_migration_is_detected_and_resumed() {
         .await
         .unwrap();
 }
+
+/// Before start: gh-ost/pt-osc leftovers on the run's table refuse the run
+/// with the cleanup; after a clean start the stage consumer progress needs
+/// is on (the test turns it off first).
+#[tokio::test]
+async fn earlier_tool_leftovers_refuse_and_stage_consumers_are_enabled() {
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&dsn).unwrap())
+        .await
+        .unwrap();
+    c.query_drop(
+        "DROP TABLE IF EXISTS lo_t, _lo_t_gho; CREATE TABLE lo_t (id int PRIMARY KEY); CREATE TABLE _lo_t_gho (id int PRIMARY KEY);
+         UPDATE performance_schema.setup_consumers SET ENABLED = 'NO' WHERE NAME = 'events_stages_current'",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ms = migrations(
+        dir.path(),
+        "V1__lo.sql",
+        "ALTER TABLE lo_t ADD COLUMN x int;\n",
+    );
+    let mut j = job(dir.path());
+    j.spec.tables = vec!["lo_t".into()];
+    let outcome = async |ms: Vec<Migration>, j: ExecJob| {
+        let mut ex = NativeMysql::new(&dsn, ms, opts());
+        let (tx, mut rx) = mpsc::channel(1024);
+        ex.start(j, tx).await.unwrap();
+        loop {
+            if let ExecUpdate::Finished(o) = rx.recv().await.unwrap() {
+                break o;
+            }
+        }
+    };
+    let o = outcome(ms.clone(), j.clone()).await;
+    match &o.kind {
+        OutcomeKind::Failed { error } => assert!(
+            error.contains("table _lo_t_gho") && error.contains("DROP TABLE `_lo_t_gho`;"),
+            "{error}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    c.query_drop("DROP TABLE _lo_t_gho").await.unwrap();
+    let o = outcome(ms, j).await;
+    assert_eq!(o.kind, OutcomeKind::Succeeded, "{o:?}");
+    let on: Option<String> = c
+        .query_first("SELECT ENABLED FROM performance_schema.setup_consumers WHERE NAME = 'events_stages_current'")
+        .await
+        .unwrap();
+    assert_eq!(on.as_deref(), Some("YES"));
+    c.query_drop("DROP TABLE lo_t").await.unwrap();
+}

@@ -184,6 +184,8 @@ struct Task {
     migration_started: Instant,
     /// The run's journal (resume).
     journal: Journal,
+    /// Why performance_schema stage progress is unavailable, when it is.
+    stages_note: Option<String>,
 }
 
 enum End {
@@ -208,6 +210,7 @@ impl Task {
         id: u32,
         where_: &str,
         started: Instant,
+        stages_note: Option<&str>,
     ) -> Progress {
         let stage: Option<(String, Option<u64>, Option<u64>)> = mon
             .exec_first(
@@ -253,13 +256,16 @@ impl Task {
         }
         let state = pl.and_then(|r| r.3).unwrap_or_default();
         p.detail = Some(format!(
-            "{where_}: running {:.0}s, no progress available{}",
+            "{where_}: running {:.0}s, no progress available{}{}",
             started.elapsed().as_secs_f64(),
             if state.is_empty() {
                 String::new()
             } else {
                 format!(" ({state})")
-            }
+            },
+            stages_note
+                .map(|n| format!("; performance_schema stage progress unavailable: {n}"))
+                .unwrap_or_default()
         ));
         p
     }
@@ -289,7 +295,7 @@ impl Task {
                     }
                 }
                 _ = tick.tick() => {
-                    let p = Task::sample(&mut self.mon, self.id, &self.where_, started).await;
+                    let p = Task::sample(&mut self.mon, self.id, &self.where_, started, self.stages_note.as_deref()).await;
                     let status = ExecStatus { phase: ExecPhase::Copying, progress: Some(p), at: Utc::now() };
                     lock(&self.shared).status = status.clone();
                     let _ = self.updates.try_send(ExecUpdate::Status(status));
@@ -525,6 +531,83 @@ impl Task {
     }
 }
 
+/// Turns on the performance_schema stage instruments and consumer that ALTER
+/// progress needs; the error says why progress will be unavailable.
+async fn enable_stages(mon: &mut mysql_async::Conn) -> Result<(), String> {
+    let on: Option<i64> = mon
+        .query_first("SELECT @@performance_schema")
+        .await
+        .map_err(|e| my_error(&e))?;
+    if on != Some(1) {
+        return Err("performance_schema is OFF (it can only be turned on at server start)".into());
+    }
+    mon.query_drop(
+        "UPDATE performance_schema.setup_instruments SET ENABLED = 'YES', TIMED = 'YES'
+          WHERE NAME LIKE 'stage/innodb/alter%' OR NAME = 'stage/sql/copy to tmp table'",
+    )
+    .await
+    .map_err(|e| format!("cannot enable the stage instruments: {}", my_error(&e)))?;
+    mon.query_drop(
+        "UPDATE performance_schema.setup_consumers SET ENABLED = 'YES'
+          WHERE NAME IN ('events_stages_current', 'events_stages_history')",
+    )
+    .await
+    .map_err(|e| format!("cannot enable the stage consumers: {}", my_error(&e)))
+}
+
+/// Tables an earlier gh-ost or pt-osc run on `table` leaves behind.
+pub fn tool_tables(table: &str) -> Vec<String> {
+    ["gho", "ghc", "del", "new", "old"]
+        .iter()
+        .map(|s| format!("_{table}_{s}"))
+        .collect()
+}
+
+/// Before start: ghost/changelog tables and pt-osc triggers of an earlier
+/// run on the run's tables (a second tool run would fail or, worse, a live
+/// trigger would keep writing). Returns the refusal, with the cleanup.
+async fn earlier_run_leftovers(
+    mon: &mut mysql_async::Conn,
+    tables: &[String],
+) -> Result<Option<String>, String> {
+    let mut found = Vec::new();
+    let mut cleanup = Vec::new();
+    for t in tables {
+        let t = unquote(t);
+        for name in tool_tables(&t) {
+            let n: Option<u64> = mon
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (name.clone(),),
+                )
+                .await
+                .map_err(|e| my_error(&e))?;
+            if n.unwrap_or(0) > 0 {
+                cleanup.push(format!("DROP TABLE `{name}`;"));
+                found.push(format!("table {name}"));
+            }
+        }
+        let triggers: Vec<String> = mon
+            .exec(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME LIKE 'pt\\_osc\\_%'",
+                (t.clone(),),
+            )
+            .await
+            .map_err(|e| my_error(&e))?;
+        for tr in triggers {
+            cleanup.push(format!("DROP TRIGGER `{tr}`;"));
+            found.push(format!("trigger {tr}"));
+        }
+    }
+    Ok((!found.is_empty()).then(|| {
+        format!(
+            "leftovers of an earlier gh-ost/pt-osc run: {}. Make sure that run is over, then clean up: {}",
+            found.join(", "),
+            cleanup.join(" ")
+        )
+    }))
+}
+
 async fn prepare(
     dsn: &str,
     opts: &MyExecOptions,
@@ -609,11 +692,23 @@ impl Executor for NativeMysql {
                 None => prepare(&self.dsn, &self.opts).await,
             };
             let prepared = match prepared {
+                Ok(mut p) => match earlier_run_leftovers(&mut p.1, &job.spec.tables).await {
+                    Ok(Some(r)) | Err(r) => Err(format!("refused before start: {r}")),
+                    Ok(None) => Ok(p),
+                },
+                Err(e) => Err(e),
+            };
+            let prepared = match prepared {
                 Ok(mut p) => resume_point(&mut p.1, &steps, &self.migrations, &job.run_dir)
                     .await
                     .map(|r| (p, r))
                     .map_err(|e| format!("refused before start: {e}")),
                 Err(e) => Err(e),
+            };
+            let mut prepared = prepared;
+            let stages_note = match &mut prepared {
+                Ok(((_, mon, _, _), _)) => enable_stages(mon).await.err(),
+                Err(_) => None,
             };
             let ((conn, mon, id, mariadb), from) = match prepared {
                 Ok(x) => x,
@@ -643,6 +738,7 @@ impl Executor for NativeMysql {
                 where_: String::new(),
                 migration_started: Instant::now(),
                 journal: Journal::new(&job.run_dir),
+                stages_note,
             };
             tokio::spawn(async move {
                 let o = finish(task.run(steps, from).await, &shared);
