@@ -650,3 +650,62 @@ async fn killed_run_resumes_and_applies_every_statement_once() {
         .await
         .unwrap();
 }
+
+/// Before start, a replica whose lag cannot be read refuses the run (unknown
+/// counts as over the limit), and nothing is applied.
+#[tokio::test]
+async fn unknown_replica_refuses_before_start() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let c = pg(&dsn).await;
+    c.batch_execute("DROP TABLE IF EXISTS rh_t; CREATE TABLE rh_t (id int);")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ms = migrations(
+        dir.path(),
+        &[("V1__rh.sql", "ALTER TABLE rh_t ADD COLUMN c int;\n")],
+    );
+    let poller = PgLagPoller::new(
+        &dsn,
+        vec![PgReplica {
+            name: "gone".into(),
+            dsn: "postgres://postgres@127.0.0.1:1/postgres".into(),
+        }],
+        PollOptions {
+            timeout: Duration::from_millis(500),
+            ..PollOptions::default()
+        },
+    );
+    let mut ex = NativePg::new(
+        &dsn,
+        ms,
+        PgExecOptions {
+            record_history: false,
+            ..fast()
+        },
+    )
+    .with_lag(Box::new(poller));
+    let (tx, mut rx) = mpsc::channel(1024);
+    ex.start(job(dir.path(), &["rh_t"], Some(1000)), tx)
+        .await
+        .unwrap();
+    let (_, o) = drive(&mut ex, &mut rx, async |_, _| {}).await;
+    match &o.kind {
+        OutcomeKind::Failed { error } => {
+            assert!(error.contains("gone lag is unknown"), "{error}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let cols: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'rh_t' AND column_name = 'c'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cols, 0);
+}

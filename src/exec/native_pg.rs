@@ -21,6 +21,9 @@ use super::native::{
     Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, record_in_transactions,
     statements_leftover,
 };
+use super::preflight::{
+    Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
+};
 use super::resume::{
     Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
 };
@@ -333,6 +336,67 @@ async fn pg_seen(c: &Client, sql: &str, engine: crate::model::Engine) -> Result<
     Ok(combine(&results))
 }
 
+/// Before-start checks beyond [`before_start`]: every replica known (when a
+/// poller is attached; over the limit waits in [`Task::run`]), and free disk for rewrites
+/// and index builds (a warning when the server's disk cannot be read from
+/// here). Returns the warnings; `Err` is the refusal.
+async fn preflight(
+    mon: &Client,
+    dsn: &str,
+    migrations: &[Migration],
+    lag: Option<&mut Box<dyn LagPoller>>,
+) -> Result<Vec<String>, String> {
+    if let Some(p) = lag
+        && let Some(r) = replica_health(&p.poll().await)
+    {
+        return Err(r);
+    }
+    let mut needed = Vec::new();
+    for room in room_needed(migrations) {
+        let (q, t) = match room {
+            Room::Heap(t) => (
+                "SELECT coalesce(pg_relation_size(to_regclass($1)), 0)::int8",
+                t,
+            ),
+            Room::TableAndIndexes(t) => (
+                "SELECT coalesce(pg_total_relation_size(to_regclass($1)), 0)::int8",
+                t,
+            ),
+        };
+        let b: i64 = mon
+            .query_one(q, &[&t])
+            .await
+            .map_err(|e| pg_error(&e))?
+            .get(0);
+        needed.push((t, b.max(0) as u64));
+    }
+    if needed.iter().all(|(_, b)| *b == 0) {
+        return Ok(Vec::new());
+    }
+    let local = dsn
+        .parse::<tokio_postgres::Config>()
+        .map(|c| {
+            c.get_hosts().iter().all(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => is_local_host(h),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => true,
+            })
+        })
+        .unwrap_or(false);
+    let free = match mon
+        .query_one("SELECT current_setting('data_directory')", &[])
+        .await
+    {
+        Ok(r) => local_free(&r.get::<_, String>(0), local),
+        Err(e) => Err(format!("data_directory is not readable: {}", pg_error(&e))),
+    };
+    match disk_verdict(&needed, free) {
+        Disk::Ok => Ok(Vec::new()),
+        Disk::Warn(w) => Ok(vec![w]),
+        Disk::Refuse(r) => Err(r),
+    }
+}
+
 /// Everything the running task owns.
 struct Task {
     client: Client,
@@ -357,6 +421,8 @@ struct Task {
     journal: Journal,
     /// Index of the step running.
     step_index: usize,
+    /// Before-start warnings, published first.
+    warnings: Vec<String>,
 }
 
 enum StepEnd {
@@ -821,6 +887,24 @@ impl Task {
         let mut done = from.step;
         let mut end = StepEnd::Done;
         let mut current_migration = usize::MAX;
+        for w in std::mem::take(&mut self.warnings) {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(
+                    format!("warning before start: {w}"),
+                    self.ctl.max_lag_seconds,
+                )),
+            )
+            .await;
+        }
+        // Every replica under the limit before the first statement: wait,
+        // throttled and abortable, while any is over.
+        if !self.between(true).await {
+            return Outcome {
+                kind: OutcomeKind::Aborted,
+                leftovers: Vec::new(),
+            };
+        }
         if let Err(e) = self.journal.append(&Entry::Started) {
             return Outcome {
                 kind: OutcomeKind::Failed {
@@ -1002,6 +1086,21 @@ impl Executor for NativePg {
                     .map_err(|e| format!("refused before start: {e}")),
                 Err(e) => Err(e),
             };
+            let mut warnings = Vec::new();
+            let prepared = match prepared {
+                Ok(p) => {
+                    match preflight(&p.0.1, &self.dsn, &self.migrations[..], self.lag.as_mut())
+                        .await
+                    {
+                        Ok(w) => {
+                            warnings = w;
+                            Ok(p)
+                        }
+                        Err(e) => Err(format!("refused before start: {e}")),
+                    }
+                }
+                Err(e) => Err(e),
+            };
             let ((client, mon, pid, before), from) = match prepared {
                 Ok(x) => x,
                 Err(error) => {
@@ -1036,6 +1135,7 @@ impl Executor for NativePg {
                 migration_started: Instant::now(),
                 journal: Journal::new(&job.run_dir),
                 step_index: 0,
+                warnings,
             };
             let chunk = job.chunk_size;
             tokio::spawn(async move {
