@@ -1,7 +1,7 @@
 //! The native MySQL/MariaDB executor against the throwaway MariaDB primary.
 
 use cutover::exec::native_mysql::{MyExecOptions, NativeMysql};
-use cutover::exec::{Control, ExecJob, ExecUpdate, Executor, OutcomeKind};
+use cutover::exec::{Control, ExecJob, ExecPhase, ExecUpdate, Executor, OutcomeKind};
 use cutover::migrate::{LoadOptions, Migration, load_paths};
 use cutover::model::{Engine, Risk};
 use cutover::policy::Environment;
@@ -350,4 +350,143 @@ async fn earlier_tool_leftovers_refuse_and_stage_consumers_are_enabled() {
         .unwrap();
     assert_eq!(on.as_deref(), Some("YES"));
     c.query_drop("DROP TABLE lo_t").await.unwrap();
+}
+
+/// A declared backfill on MariaDB runs in chunks, waits (throttled) while the
+/// replica lags over the limit — induced by a read lock held on the replica
+/// while the primary writes — and finishes after the lock is released.
+#[tokio::test]
+async fn backfill_waits_on_replica_lag_and_completes() {
+    let (Some(dsn), Some(rdsn)) = (
+        url("CUTOVER_TEST_MY_PRIMARY"),
+        url("CUTOVER_TEST_MY_REPLICA"),
+    ) else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let conn = async |u: &str| {
+        mysql_async::Conn::new(mysql_async::Opts::from_url(u).unwrap())
+            .await
+            .unwrap()
+    };
+    let mut c = conn(&dsn).await;
+    c.query_drop(
+        "DROP TABLE IF EXISTS bfm; CREATE TABLE bfm (id int PRIMARY KEY, c int);
+         INSERT INTO bfm (id) SELECT seq FROM seq_1_to_20000;
+         CREATE TABLE IF NOT EXISTS lag_probe (id int AUTO_INCREMENT PRIMARY KEY, v int)",
+    )
+    .await
+    .unwrap();
+    let mut locker = conn(&rdsn).await;
+    let mut watcher = conn(&rdsn).await;
+    // Wait until the replica has the table, then hold it back.
+    loop {
+        let n: Option<u64> = watcher
+            .query_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = 'bfm'")
+            .await
+            .unwrap();
+        if n == Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    locker
+        .query_drop("FLUSH TABLES WITH READ LOCK")
+        .await
+        .unwrap();
+    let writer_dsn = dsn.clone();
+    let writer = tokio::spawn(async move {
+        let mut w = mysql_async::Conn::new(mysql_async::Opts::from_url(&writer_dsn).unwrap())
+            .await
+            .unwrap();
+        loop {
+            let _ = w.query_drop("INSERT INTO lag_probe (v) VALUES (1)").await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut waits = 0;
+    loop {
+        let row: mysql_async::Row = watcher
+            .query_first("SHOW SLAVE STATUS")
+            .await
+            .unwrap()
+            .unwrap();
+        let sbm = row.get::<Option<u64>, _>("Seconds_Behind_Master").flatten();
+        if sbm.is_some_and(|v| v >= 1) {
+            break;
+        }
+        waits += 1;
+        assert!(waits < 200, "the server never reported lag");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ms = migrations(
+        dir.path(),
+        "V1__bf.sql",
+        "-- cutover: backfill table=bfm set=\"c = 1\" key=id batch=100ms where=\"c IS NULL\"\nSELECT 1;\n",
+    );
+    let poller = cutover::lag::mysql::MysqlLagPoller::new(
+        vec![cutover::lag::mysql::MyReplica {
+            name: "r1".into(),
+            dsn: rdsn.clone(),
+        }],
+        cutover::lag::PollOptions::default(),
+        None,
+    )
+    .unwrap();
+    let mut ex = NativeMysql::new(
+        &dsn,
+        ms,
+        MyExecOptions {
+            lag_interval: Duration::from_millis(200),
+            ..opts()
+        },
+    )
+    .with_lag(Box::new(poller));
+    assert!(ex.capabilities().lag_throttle);
+    let mut j = job(dir.path());
+    j.spec.tables = vec!["bfm".into()];
+    j.max_lag_millis = Some(500);
+    let (tx, mut rx) = mpsc::channel(4096);
+    ex.start(j, tx).await.unwrap();
+    let mut throttled = 0;
+    let mut updated_while_throttled = None;
+    let mut chunks_after = 0;
+    let outcome = loop {
+        match rx.recv().await.unwrap() {
+            ExecUpdate::Status(s) => match &s.phase {
+                ExecPhase::Throttled { reason } if reason.contains("lag") => {
+                    throttled += 1;
+                    if throttled == 3 {
+                        let n: Option<u64> = c
+                            .query_first("SELECT COUNT(*) FROM bfm WHERE c = 1")
+                            .await
+                            .unwrap();
+                        updated_while_throttled = n;
+                        locker.query_drop("UNLOCK TABLES").await.unwrap();
+                        writer.abort();
+                    }
+                }
+                ExecPhase::Copying
+                    if throttled >= 3 && s.progress.as_ref().is_some_and(|p| p.rows_copied > 0) =>
+                {
+                    chunks_after += 1
+                }
+                _ => {}
+            },
+            ExecUpdate::Finished(o) => break o,
+        }
+    };
+    let _ = locker.query_drop("UNLOCK TABLES").await;
+    writer.abort();
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    assert!(throttled >= 3, "throttled on lag");
+    assert_eq!(updated_while_throttled, Some(0), "no chunk while lagging");
+    assert!(chunks_after >= 2, "chunked after the lag cleared");
+    let n: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM bfm WHERE c = 1")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(20000));
+    c.query_drop("DROP TABLE bfm").await.unwrap();
 }

@@ -208,6 +208,20 @@ pub fn next_chunk(rows: u64, elapsed_s: f64, target_s: f64) -> u64 {
     ((rows as f64 * factor) as u64).clamp(100, 1_000_000)
 }
 
+/// The throttle reason when any replica is over `max_lag_seconds` or
+/// unknown (unknown counts as over), naming each.
+pub fn lag_reason(samples: &[crate::lag::LagSample], max_lag_seconds: f64) -> Option<String> {
+    let over: Vec<String> = samples
+        .iter()
+        .filter(|s| crate::lag::over_limit(s, max_lag_seconds))
+        .map(|s| match s.seconds {
+            Some(v) => format!("{} lag={v:.1}s", s.replica),
+            None => format!("{} lag unknown", s.replica),
+        })
+        .collect();
+    (!over.is_empty()).then(|| over.join(", "))
+}
+
 /// Seconds left at the observed rate; `None` until there is a rate.
 pub fn eta(done: f64, total: f64, busy_seconds: f64) -> Option<f64> {
     (done > 0.0 && busy_seconds > 0.0 && total >= done)

@@ -13,10 +13,17 @@
 //! - Progress from performance_schema stages, else MariaDB's PROCESSLIST
 //!   `PROGRESS`, else an honest "no progress available" (never a fake 0%).
 //! - Abort is `KILL QUERY` on the running statement; nothing further runs.
-//! - Batched backfills and history records are PostgreSQL-only for now: a
-//!   migration that declares a backfill is refused before anything runs.
+//! - A `-- cutover: backfill` directive runs as autocommit `UPDATE … WHERE
+//!   key BETWEEN` chunks sized to the declared time per chunk, waiting while
+//!   any replica is over the limit or unknown (same semantics as PostgreSQL).
+//! - Flyway migrations are recorded in `flyway_schema_history` after their
+//!   statements (DDL commits implicitly; the journal covers the gap).
 
 use super::native::{Ctl, Shared, Step, detail_only, lock, plan_steps, statements_leftover};
+use super::native::{eta, lag_reason, next_chunk};
+use super::preflight::{
+    Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
+};
 use super::resume::{
     Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
 };
@@ -24,7 +31,8 @@ use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
 };
-use crate::migrate::Migration;
+use crate::lag::LagPoller;
+use crate::migrate::{BackfillDirective, Migration};
 use crate::sql::analyze::analyze;
 use crate::sql::ops::Op;
 use chrono::Utc;
@@ -49,6 +57,10 @@ pub struct MyExecOptions {
     pub copy_max_rows: u64,
     /// Record Flyway migrations in `flyway_schema_history` (default true).
     pub record_history: bool,
+    /// Max replica lag when the job does not say (default 1 s).
+    pub max_lag: Duration,
+    /// Wait between lag polls while throttled (default 1 s).
+    pub lag_interval: Duration,
 }
 
 impl Default for MyExecOptions {
@@ -60,6 +72,8 @@ impl Default for MyExecOptions {
             progress_interval: Duration::from_secs(1),
             copy_max_rows: 100_000,
             record_history: true,
+            max_lag: Duration::from_secs(1),
+            lag_interval: Duration::from_secs(1),
         }
     }
 }
@@ -151,6 +165,8 @@ pub struct NativeMysql {
     dsn: String,
     migrations: Arc<Vec<Migration>>,
     opts: MyExecOptions,
+    lag: Option<Box<dyn LagPoller>>,
+    has_lag: bool,
     shared: Arc<Mutex<Shared>>,
     controls: Option<mpsc::UnboundedSender<Control>>,
 }
@@ -162,9 +178,19 @@ impl NativeMysql {
             dsn: dsn.to_string(),
             migrations: Arc::new(migrations),
             opts,
+            lag: None,
+            has_lag: false,
             shared: Arc::new(Mutex::new(Shared::default())),
             controls: None,
         }
+    }
+
+    /// Throttles backfill chunks on this poller's replicas, and checks
+    /// their health before start.
+    pub fn with_lag(mut self, poller: Box<dyn LagPoller>) -> NativeMysql {
+        self.lag = Some(poller);
+        self.has_lag = true;
+        self
     }
 }
 
@@ -186,6 +212,12 @@ struct Task {
     journal: Journal,
     /// Why performance_schema stage progress is unavailable, when it is.
     stages_note: Option<String>,
+    /// Replica lag, for backfill throttling (a tokio mutex keeps the task `Send`).
+    lag: Option<tokio::sync::Mutex<Box<dyn LagPoller>>>,
+    /// Set when a backfill stopped between chunks (what it left).
+    backfill_left: Option<Leftover>,
+    /// Before-start warnings, published first.
+    warnings: Vec<String>,
 }
 
 enum End {
@@ -304,6 +336,154 @@ impl Task {
         }
     }
 
+    /// Waits while paused, throttled by the core, or (`check_lag`) while any
+    /// replica is over the limit or unknown; `false` when aborted.
+    async fn between(&mut self, check_lag: bool) -> bool {
+        loop {
+            while let Ok(c) = self.rx.try_recv() {
+                self.ctl.apply(c);
+            }
+            if self.ctl.abort {
+                return false;
+            }
+            let mut phase = if self.ctl.paused {
+                Some(ExecPhase::Paused)
+            } else {
+                self.ctl
+                    .throttled
+                    .clone()
+                    .map(|reason| ExecPhase::Throttled { reason })
+            };
+            if phase.is_none()
+                && check_lag
+                && let Some(p) = self.lag.as_ref()
+            {
+                let samples = p.lock().await.poll().await;
+                phase = lag_reason(&samples, self.ctl.max_lag_seconds)
+                    .map(|reason| ExecPhase::Throttled { reason });
+            }
+            let Some(phase) = phase else {
+                return true;
+            };
+            self.publish(
+                phase,
+                Some(detail_only(self.where_.clone(), self.ctl.max_lag_seconds)),
+            )
+            .await;
+            tokio::select! {
+                c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                _ = tokio::time::sleep(self.opts.lag_interval) => {}
+            }
+        }
+    }
+
+    /// A declared backfill: `UPDATE … WHERE key BETWEEN lo AND hi` chunks
+    /// (autocommit, so each chunk's row locks end with it) sized to the
+    /// declared time per chunk, waiting between chunks while a replica is
+    /// over the limit or unknown.
+    async fn run_backfill(&mut self, b: &BackfillDirective) -> End {
+        let pred = b
+            .predicate
+            .as_ref()
+            .map(|p| format!(" AND ({p})"))
+            .unwrap_or_default();
+        let range: Result<Option<(Option<i64>, Option<i64>)>, _> = self
+            .conn
+            .query_first(format!(
+                "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {t}",
+                k = b.key,
+                t = b.table
+            ))
+            .await;
+        let (min, max) = match range {
+            Ok(Some((Some(min), Some(max)))) => (min, max),
+            Ok(_) => return End::Done,
+            Err(e) => {
+                return End::Failed(format!(
+                    "{}: reading the key range of {}.{} (an integer key is required): {}",
+                    self.where_,
+                    b.table,
+                    b.key,
+                    my_error(&e)
+                ));
+            }
+        };
+        let total: u64 = match self
+            .conn
+            .query_first::<u64, _>(format!("SELECT COUNT(*) FROM {} WHERE 1=1{pred}", b.table))
+            .await
+        {
+            Ok(n) => n.unwrap_or(0),
+            Err(e) => return End::Failed(format!("{}: {}", self.where_, my_error(&e))),
+        };
+        let keys = (max - min + 1) as f64;
+        let mut size = u64::from(self.ctl.chunk_rows.unwrap_or(1000));
+        let set_by_human = self.ctl.chunk_rows;
+        let (mut lo, mut rows_done, mut busy) = (min, 0u64, 0.0f64);
+        let left = |lo: i64, rows_done: u64| Leftover {
+            kind: "backfill".into(),
+            name: format!(
+                "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
+                b.table,
+                lo - 1
+            ),
+            cleanup: None,
+        };
+        while lo <= max {
+            if !self.between(true).await {
+                self.backfill_left = Some(left(lo, rows_done));
+                return End::Aborted;
+            }
+            if self.ctl.chunk_rows != set_by_human
+                && let Some(c) = self.ctl.chunk_rows
+            {
+                size = u64::from(c);
+            }
+            let hi = lo.saturating_add(size as i64 - 1).min(max);
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {k} BETWEEN {lo} AND {hi}{pred}",
+                b.table,
+                b.set,
+                k = b.key
+            );
+            let t0 = Instant::now();
+            let n = match self.run_retrying(&sql).await {
+                Ok(n) => n,
+                Err(e) => {
+                    self.backfill_left = Some(left(lo, rows_done));
+                    if self.ctl.abort {
+                        return End::Aborted;
+                    }
+                    return End::Failed(format!(
+                        "{}: chunk {lo}..{hi}: {}",
+                        self.where_,
+                        my_error(&e)
+                    ));
+                }
+            };
+            let took = t0.elapsed().as_secs_f64();
+            busy += took;
+            rows_done += n;
+            let keys_done = (hi - min + 1) as f64;
+            size = next_chunk(hi as u64 - lo as u64 + 1, took, b.batch_seconds);
+            lo = hi + 1;
+            let p = Progress {
+                rows_copied: rows_done,
+                rows_total: Some(total),
+                percent: Some((keys_done * 100.0 / keys).min(100.0)),
+                eta_seconds: eta(keys_done, keys, busy),
+                chunk_size: u32::try_from(size).ok(),
+                max_lag_millis: Some((self.ctl.max_lag_seconds * 1000.0) as u64),
+                detail: Some(format!(
+                    "{}: backfill {} (key {}..{hi} of {min}..{max})",
+                    self.where_, b.table, b.key
+                )),
+            };
+            self.publish(ExecPhase::Copying, Some(p)).await;
+        }
+        End::Done
+    }
+
     /// Runs with lock-wait retries.
     async fn run_retrying(&mut self, sql: &str) -> Result<u64, mysql_async::Error> {
         let mut backoff = self.opts.retry_backoff;
@@ -407,6 +587,20 @@ impl Task {
         let mut done = from.step;
         let mut end = End::Done;
         let mut current_migration = usize::MAX;
+        for w in std::mem::take(&mut self.warnings) {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(format!("warning before start: {w}"), 0.0)),
+            )
+            .await;
+        }
+        // Every replica under the limit before the first statement.
+        if !self.between(true).await {
+            return Outcome {
+                kind: OutcomeKind::Aborted,
+                leftovers: Vec::new(),
+            };
+        }
         if let Err(e) = self.journal.append(&Entry::Started) {
             return Outcome {
                 kind: OutcomeKind::Failed {
@@ -428,25 +622,7 @@ impl Task {
                 self.migration_started = Instant::now();
             }
             self.where_ = format!("step {}/{n} {}", i + 1, step.label(&self.migrations));
-            while let Ok(c) = self.rx.try_recv() {
-                self.ctl.apply(c);
-            }
-            while self.ctl.paused || self.ctl.throttled.is_some() {
-                if self.ctl.abort {
-                    break;
-                }
-                let phase = match &self.ctl.throttled {
-                    Some(r) if !self.ctl.paused => ExecPhase::Throttled { reason: r.clone() },
-                    _ => ExecPhase::Paused,
-                };
-                self.publish(phase, Some(detail_only(self.where_.clone(), 0.0)))
-                    .await;
-                match self.rx.recv().await {
-                    Some(c) => self.ctl.apply(c),
-                    None => break,
-                }
-            }
-            if self.ctl.abort {
+            if !self.between(false).await {
                 end = End::Aborted;
                 break;
             }
@@ -499,7 +675,12 @@ impl Task {
                         break 'steps;
                     }
                 }
-                Step::Backfill { .. } => {}
+                Step::Backfill { directive, .. } => {
+                    end = self.run_backfill(directive).await;
+                    if !matches!(end, End::Done) {
+                        break 'steps;
+                    }
+                }
             }
             done += 1;
             if let Err(e) = self.journal.append(&Entry::Done {
@@ -519,6 +700,7 @@ impl Task {
             }
         }
         let mut leftovers: Vec<Leftover> = Vec::new();
+        leftovers.extend(self.backfill_left.take());
         leftovers.extend(statements_leftover(&steps, done, &self.migrations));
         Outcome {
             kind: match end {
@@ -608,6 +790,50 @@ async fn earlier_run_leftovers(
     }))
 }
 
+/// Before start: every replica known (when a poller is attached), and free
+/// disk for a rebuild or copy of each altered table (a warning when the
+/// server's disk cannot be read from here). `Err` is the refusal.
+async fn preflight(
+    mon: &mut mysql_async::Conn,
+    dsn: &str,
+    migrations: &[Migration],
+    lag: Option<&mut Box<dyn LagPoller>>,
+) -> Result<Vec<String>, String> {
+    if let Some(p) = lag
+        && let Some(r) = replica_health(&p.poll().await)
+    {
+        return Err(r);
+    }
+    let mut needed = Vec::new();
+    for room in room_needed(migrations) {
+        let (Room::Heap(t) | Room::TableAndIndexes(t)) = room;
+        let b: Option<u64> = mon
+            .exec_first(
+                "SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (unquote(&t),),
+            )
+            .await
+            .map_err(|e| my_error(&e))?;
+        needed.push((t, b.unwrap_or(0)));
+    }
+    if needed.iter().all(|(_, b)| *b == 0) {
+        return Ok(Vec::new());
+    }
+    let local = mysql_async::Opts::from_url(dsn)
+        .map(|o| o.socket().is_some() || is_local_host(&o.ip_or_hostname()))
+        .unwrap_or(false);
+    let free = match mon.query_first::<String, _>("SELECT @@datadir").await {
+        Ok(Some(dir)) => local_free(&dir, local),
+        Ok(None) => Err("@@datadir is empty".into()),
+        Err(e) => Err(format!("@@datadir is not readable: {}", my_error(&e))),
+    };
+    match disk_verdict(&needed, free) {
+        Disk::Ok => Ok(Vec::new()),
+        Disk::Warn(w) => Ok(vec![w]),
+        Disk::Refuse(r) => Err(r),
+    }
+}
+
 async fn prepare(
     dsn: &str,
     opts: &MyExecOptions,
@@ -646,9 +872,9 @@ impl Executor for NativeMysql {
         Capabilities {
             pause: true,
             postpone_cut_over: false,
-            set_chunk_size: false,
-            set_max_lag: false,
-            lag_throttle: false,
+            set_chunk_size: true,
+            set_max_lag: true,
+            lag_throttle: self.has_lag,
         }
     }
 
@@ -682,8 +908,6 @@ impl Executor for NativeMysql {
             let steps = plan_steps(&self.migrations, self.opts.record_history);
             let refusal = if let Some(r) = super::history::liquibase_refusal(&self.migrations) {
                 Some(format!("refused before start: {r}"))
-            } else if steps.iter().any(|s| matches!(s, Step::Backfill { .. })) {
-                Some("refused before start: batched backfills run natively on PostgreSQL only; use executor=pt-osc or gh-ost, or split the backfill".to_string())
             } else {
                 None
             };
@@ -705,7 +929,21 @@ impl Executor for NativeMysql {
                     .map_err(|e| format!("refused before start: {e}")),
                 Err(e) => Err(e),
             };
-            let mut prepared = prepared;
+            let mut warnings = Vec::new();
+            let mut prepared = match prepared {
+                Ok(mut p) => {
+                    match preflight(&mut p.0.1, &self.dsn, &self.migrations, self.lag.as_mut())
+                        .await
+                    {
+                        Ok(w) => {
+                            warnings = w;
+                            Ok(p)
+                        }
+                        Err(e) => Err(format!("refused before start: {e}")),
+                    }
+                }
+                Err(e) => Err(e),
+            };
             let stages_note = match &mut prepared {
                 Ok(((_, mon, _, _), _)) => enable_stages(mon).await.err(),
                 Err(_) => None,
@@ -731,7 +969,14 @@ impl Executor for NativeMysql {
                 mariadb,
                 opts: self.opts.clone(),
                 migrations: self.migrations.clone(),
-                ctl: Ctl::default(),
+                ctl: Ctl {
+                    max_lag_seconds: job
+                        .max_lag_millis
+                        .map(|m| m as f64 / 1000.0)
+                        .unwrap_or(self.opts.max_lag.as_secs_f64()),
+                    chunk_rows: job.chunk_size,
+                    ..Ctl::default()
+                },
                 rx,
                 updates: updates.clone(),
                 shared: shared.clone(),
@@ -739,6 +984,9 @@ impl Executor for NativeMysql {
                 migration_started: Instant::now(),
                 journal: Journal::new(&job.run_dir),
                 stages_note,
+                lag: self.lag.take().map(tokio::sync::Mutex::new),
+                backfill_left: None,
+                warnings,
             };
             tokio::spawn(async move {
                 let o = finish(task.run(steps, from).await, &shared);
@@ -754,10 +1002,6 @@ impl Executor for NativeMysql {
                 Control::CutOver { .. } => Some(
                     "postpone or trigger a cut-over (an in-place ALTER has no copy to cut over to)",
                 ),
-                Control::SetChunkSize { .. } => {
-                    Some("change the chunk size (a native ALTER is one statement)")
-                }
-                Control::SetMaxLag { .. } => Some("throttle on lag inside one ALTER statement"),
                 _ => None,
             };
             if let Some(what) = what {

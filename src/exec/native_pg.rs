@@ -31,7 +31,7 @@ use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
 };
-use crate::lag::{LagPoller, over_limit};
+use crate::lag::LagPoller;
 use crate::migrate::{BackfillDirective, Migration};
 use chrono::Utc;
 use futures_util::future::BoxFuture;
@@ -466,16 +466,8 @@ impl Task {
                 && let Some(p) = self.lag.as_ref()
             {
                 let samples = p.lock().await.poll().await;
-                let over: Vec<String> = samples
-                    .iter()
-                    .filter(|s| over_limit(s, self.ctl.max_lag_seconds))
-                    .map(|s| match s.seconds {
-                        Some(v) => format!("{} lag={v:.1}s", s.replica),
-                        None => format!("{} lag unknown", s.replica),
-                    })
-                    .collect();
-                if !over.is_empty() {
-                    reason = Some(Some(over.join(", ")));
+                if let Some(r) = super::native::lag_reason(&samples, self.ctl.max_lag_seconds) {
+                    reason = Some(Some(r));
                 }
             }
             let Some(reason) = reason else {
