@@ -820,7 +820,7 @@ async fn preflight(
         return Ok(Vec::new());
     }
     let local = mysql_async::Opts::from_url(dsn)
-        .map(|o| o.socket().is_some() || is_local_host(&o.ip_or_hostname()))
+        .map(|o| o.socket().is_some() || is_local_host(o.ip_or_hostname()))
         .unwrap_or(false);
     let free = match mon.query_first::<String, _>("SELECT @@datadir").await {
         Ok(Some(dir)) => local_free(&dir, local),
@@ -906,11 +906,8 @@ impl Executor for NativeMysql {
                 o
             };
             let steps = plan_steps(&self.migrations, self.opts.record_history);
-            let refusal = if let Some(r) = super::history::liquibase_refusal(&self.migrations) {
-                Some(format!("refused before start: {r}"))
-            } else {
-                None
-            };
+            let refusal = super::history::liquibase_refusal(&self.migrations)
+                .map(|r| format!("refused before start: {r}"));
             let prepared = match refusal {
                 Some(r) => Err(r),
                 None => prepare(&self.dsn, &self.opts).await,
