@@ -709,3 +709,70 @@ async fn unknown_replica_refuses_before_start() {
         .get(0);
     assert_eq!(cols, 0);
 }
+
+/// A backfill chunk never holds its row locks past the declared chunk time:
+/// a row the test keeps locked makes the chunk over it wait, the chunk is
+/// cancelled at the target (well before the 10 s lock_timeout), retried
+/// smaller, and after repeated overruns the run fails saying so, with the
+/// rows before it done.
+#[tokio::test]
+async fn backfill_chunk_is_cancelled_at_the_target_time() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let c = pg(&dsn).await;
+    c.batch_execute(
+        "DROP TABLE IF EXISTS bt; CREATE TABLE bt (id int PRIMARY KEY, c int);
+         INSERT INTO bt (id) SELECT g FROM generate_series(1, 5000) g;",
+    )
+    .await
+    .unwrap();
+    let holder = pg(&dsn).await;
+    holder
+        .batch_execute("BEGIN; SELECT * FROM bt WHERE id = 4000 FOR UPDATE;")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ms = migrations(
+        dir.path(),
+        &[(
+            "V1__bt.sql",
+            "-- cutover: backfill table=bt set=\"c = 1\" key=id batch=200ms\nSELECT 1;\n",
+        )],
+    );
+    let mut ex = NativePg::new(
+        &dsn,
+        ms,
+        PgExecOptions {
+            record_history: false,
+            lock_timeout: Duration::from_secs(10),
+            ..fast()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(4096);
+    ex.start(job(dir.path(), &["bt"], None), tx).await.unwrap();
+    let (_, o) = drive(&mut ex, &mut rx, async |_, _| {}).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    match &o.kind {
+        OutcomeKind::Failed { error } => assert!(
+            error.contains("exceeded the target chunk time of 200 ms 5 times"),
+            "{error}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let done: i64 = c
+        .query_one("SELECT count(*) FROM bt WHERE c = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        (1..4000).contains(&done),
+        "rows before the locked one: {done}"
+    );
+    assert!(
+        o.leftovers.iter().any(|l| l.kind == "backfill"),
+        "{:?}",
+        o.leftovers
+    );
+}

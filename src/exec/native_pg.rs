@@ -397,6 +397,10 @@ async fn preflight(
     }
 }
 
+/// Consecutive chunks cancelled at the target time before a backfill gives
+/// up (something else is slowing every chunk down, e.g. a lock wait).
+const MAX_OVER_TARGET: u32 = 5;
+
 /// Everything the running task owns.
 struct Task {
     client: Client,
@@ -783,6 +787,13 @@ impl Task {
         let mut rows_done = 0u64;
         let mut busy = 0.0f64;
         let set_by_human = self.ctl.chunk_rows;
+        let target_ms = ((b.batch_seconds * 1000.0).ceil() as u64).max(1);
+        let session_ms = self
+            .opts
+            .statement_timeout
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let mut over_target = 0;
         while lo <= max {
             if !self.between(true).await {
                 self.backfill_left = Some(Leftover {
@@ -812,11 +823,18 @@ impl Task {
                     .unwrap_or_default(),
                 k = b.key
             );
+            // The chunk's row locks last as long as its statement: a
+            // statement_timeout at the target time makes that a bound (a
+            // cancelled UPDATE rolls back at once), and the chunk is retried
+            // smaller.
+            let bounded = format!(
+                "SET statement_timeout = '{target_ms}ms'; {sql}; SET statement_timeout = '{session_ms}ms'"
+            );
             let t0 = Instant::now();
             let mut attempt = 0;
             let n = loop {
-                match self.watch(&sql, false).await {
-                    Ok(n) => break n,
+                match self.watch(&bounded, false).await {
+                    Ok(n) => break Some(n),
                     Err(e)
                         if is_lock_timeout(&e)
                             && attempt < self.opts.lock_retries
@@ -824,6 +842,14 @@ impl Task {
                     {
                         attempt += 1;
                         tokio::time::sleep(self.opts.retry_backoff * attempt).await;
+                    }
+                    Err(e)
+                        if e.code() == Some(&SqlState::QUERY_CANCELED)
+                            && !self.ctl.abort
+                            && over_target < MAX_OVER_TARGET =>
+                    {
+                        over_target += 1;
+                        break None;
                     }
                     Err(e) => {
                         self.backfill_left = Some(Leftover {
@@ -838,6 +864,13 @@ impl Task {
                         if self.ctl.abort {
                             return StepEnd::Aborted;
                         }
+                        if e.code() == Some(&SqlState::QUERY_CANCELED) {
+                            return StepEnd::Failed(format!(
+                                "{}: chunk {lo}..{hi} ({} rows) exceeded the target chunk time of {target_ms} ms {MAX_OVER_TARGET} times in a row, shrinking each time: something (a lock, I/O) slows every chunk; find it, or declare a longer batch=",
+                                self.where_,
+                                hi - lo + 1
+                            ));
+                        }
                         return StepEnd::Failed(format!(
                             "{}: chunk {lo}..{hi}: {}",
                             self.where_,
@@ -848,6 +881,11 @@ impl Task {
             };
             let took = t0.elapsed().as_secs_f64();
             busy += took;
+            let Some(n) = n else {
+                size = (size / 4).max(100);
+                continue;
+            };
+            over_target = 0;
             rows_done += n;
             let keys_done = (hi - min + 1) as f64;
             size = next_chunk(hi as u64 - lo as u64 + 1, took, b.batch_seconds);
