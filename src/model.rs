@@ -310,4 +310,21 @@ pub struct Plan {
     pub engine_version: String,
     pub risk: Risk,
     pub migrations: Vec<MigrationVerdict>,
+    /// What the target's history tables said (`plan --target`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryCheck>,
+}
+
+/// The history-table check of `plan --target`: only pending migrations are
+/// planned; the rest are counted here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HistoryCheck {
+    /// The target read.
+    pub target: String,
+    /// Versions skipped because the history tables record them as applied.
+    pub skipped_applied: Vec<String>,
+    /// Versions applied with a different checksum than the file has now.
+    pub changed_after_apply: Vec<String>,
+    /// Limits of the check (e.g. Liquibase checksums not compared).
+    pub notes: Vec<String>,
 }

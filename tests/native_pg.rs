@@ -512,3 +512,267 @@ async fn flyway_migration_applied_natively_is_seen_as_applied() {
         cutover::exec::history::flyway_checksum(&ms[0].text)
     );
 }
+
+/// A run killed mid-migration (its connection terminated while a statement
+/// waits on a lock), with the journal also missing the last writes before
+/// the kill (the crash window between a statement and its fsync) and the
+/// last history record lost: `recover` says where it resumes, and a new
+/// start applies every remaining statement exactly once.
+#[tokio::test]
+async fn killed_run_resumes_and_applies_every_statement_once() {
+    let Some(admin) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let a = pg(&admin).await;
+    a.batch_execute("DROP DATABASE IF EXISTS cutover_resume WITH (FORCE)")
+        .await
+        .unwrap();
+    a.batch_execute("CREATE DATABASE cutover_resume")
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let dsn = format!("{base}/cutover_resume");
+    let c = pg(&dsn).await;
+    c.batch_execute("CREATE TABLE r_log (n int); CREATE TABLE r_block (id int);")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mig = dir.path().join("mig");
+    std::fs::create_dir(&mig).unwrap();
+    let ms = migrations(
+        &mig,
+        &[
+            (
+                "V1__r_a.sql",
+                "CREATE TABLE r_a (id int);\nINSERT INTO r_log VALUES (1);\n",
+            ),
+            (
+                "V2__r_idx.sql",
+                "CREATE INDEX CONCURRENTLY r_a_i ON r_a (id);\n",
+            ),
+            (
+                "V3__r_c.sql",
+                "ALTER TABLE r_a ADD COLUMN c int;\nINSERT INTO r_log VALUES (3);\nALTER TABLE r_block ADD COLUMN x int;\n",
+            ),
+        ],
+    );
+    let opts = PgExecOptions {
+        lock_timeout: Duration::from_secs(60),
+        ..fast()
+    };
+    // A transaction of the test's holds r_block: V3 waits on it.
+    let blocker = pg(&dsn).await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE r_block IN ACCESS SHARE MODE;")
+        .await
+        .unwrap();
+    let mut ex = NativePg::new(&dsn, ms.clone(), opts.clone());
+    let (tx, mut rx) = mpsc::channel(4096);
+    let mut j = job(&run_dir, &[], None);
+    ex.start(j.clone(), tx).await.unwrap();
+    loop {
+        let waiting: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cutover' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The crash: the executor's session dies mid-statement.
+    c.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cutover'",
+    )
+    .await
+    .unwrap();
+    let (_, o) = drive(&mut ex, &mut rx, async |_, _| {}).await;
+    assert!(matches!(o.kind, OutcomeKind::Failed { .. }), "{o:?}");
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    // The crash window: V2's index was built, but neither its journal lines
+    // nor its history record made it.
+    let journal = run_dir.join(cutover::exec::resume::JOURNAL_FILE);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let kept: Vec<&str> = text.lines().take(3).collect();
+    assert!(kept[0].contains("\"started\""), "{text}");
+    assert!(kept[2].contains("\"done\""), "{text}");
+    std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
+    c.batch_execute("DELETE FROM flyway_schema_history WHERE version = '2'")
+        .await
+        .unwrap();
+
+    let mut ex = NativePg::new(&dsn, ms, opts);
+    let (tx, mut rx) = mpsc::channel(4096);
+    let st = ex.recover(j.clone(), tx.clone()).await.unwrap();
+    let detail = st.progress.unwrap().detail.unwrap();
+    assert!(detail.contains("resuming at step 3"), "{detail}");
+    assert!(detail.contains("step 2 by the live database"), "{detail}");
+    j.run = "r2".into();
+    ex.start(j, tx).await.unwrap();
+    let (_, o) = drive(&mut ex, &mut rx, async |_, _| {}).await;
+    assert_eq!(o.kind, OutcomeKind::Succeeded, "{o:?}");
+    let logged: Vec<i32> = c
+        .query("SELECT n FROM r_log ORDER BY n", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(logged, vec![1, 3], "every INSERT exactly once");
+    let versions: Vec<String> = c
+        .query(
+            "SELECT version FROM flyway_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec!["1", "2", "3"]);
+    let cols: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE (table_name, column_name) IN (('r_a','c'), ('r_block','x'))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cols, 2);
+    drop(c);
+    a.batch_execute("DROP DATABASE IF EXISTS cutover_resume WITH (FORCE)")
+        .await
+        .unwrap();
+}
+
+/// Before start, a replica whose lag cannot be read refuses the run (unknown
+/// counts as over the limit), and nothing is applied.
+#[tokio::test]
+async fn unknown_replica_refuses_before_start() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let c = pg(&dsn).await;
+    c.batch_execute("DROP TABLE IF EXISTS rh_t; CREATE TABLE rh_t (id int);")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ms = migrations(
+        dir.path(),
+        &[("V1__rh.sql", "ALTER TABLE rh_t ADD COLUMN c int;\n")],
+    );
+    let poller = PgLagPoller::new(
+        &dsn,
+        vec![PgReplica {
+            name: "gone".into(),
+            dsn: "postgres://postgres@127.0.0.1:1/postgres".into(),
+        }],
+        PollOptions {
+            timeout: Duration::from_millis(500),
+            ..PollOptions::default()
+        },
+    );
+    let mut ex = NativePg::new(
+        &dsn,
+        ms,
+        PgExecOptions {
+            record_history: false,
+            ..fast()
+        },
+    )
+    .with_lag(Box::new(poller));
+    let (tx, mut rx) = mpsc::channel(1024);
+    ex.start(job(dir.path(), &["rh_t"], Some(1000)), tx)
+        .await
+        .unwrap();
+    let (_, o) = drive(&mut ex, &mut rx, async |_, _| {}).await;
+    match &o.kind {
+        OutcomeKind::Failed { error } => {
+            assert!(error.contains("gone lag is unknown"), "{error}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let cols: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'rh_t' AND column_name = 'c'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cols, 0);
+}
+
+/// A backfill chunk never holds its row locks past the declared chunk time:
+/// a row the test keeps locked makes the chunk over it wait, the chunk is
+/// cancelled at the target (well before the 10 s lock_timeout), retried
+/// smaller, and after repeated overruns the run fails saying so, with the
+/// rows before it done.
+#[tokio::test]
+async fn backfill_chunk_is_cancelled_at_the_target_time() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let _g = SERIAL.lock().await;
+    let c = pg(&dsn).await;
+    c.batch_execute(
+        "DROP TABLE IF EXISTS bt; CREATE TABLE bt (id int PRIMARY KEY, c int);
+         INSERT INTO bt (id) SELECT g FROM generate_series(1, 5000) g;",
+    )
+    .await
+    .unwrap();
+    let holder = pg(&dsn).await;
+    holder
+        .batch_execute("BEGIN; SELECT * FROM bt WHERE id = 4000 FOR UPDATE;")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ms = migrations(
+        dir.path(),
+        &[(
+            "V1__bt.sql",
+            "-- cutover: backfill table=bt set=\"c = 1\" key=id batch=200ms\nSELECT 1;\n",
+        )],
+    );
+    let mut ex = NativePg::new(
+        &dsn,
+        ms,
+        PgExecOptions {
+            record_history: false,
+            lock_timeout: Duration::from_secs(10),
+            ..fast()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(4096);
+    ex.start(job(dir.path(), &["bt"], None), tx).await.unwrap();
+    let (_, o) = drive(&mut ex, &mut rx, async |_, _| {}).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    match &o.kind {
+        OutcomeKind::Failed { error } => assert!(
+            error.contains("exceeded the target chunk time of 200 ms 5 times"),
+            "{error}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let done: i64 = c
+        .query_one("SELECT count(*) FROM bt WHERE c = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        (1..4000).contains(&done),
+        "rows before the locked one: {done}"
+    );
+    assert!(
+        o.leftovers.iter().any(|l| l.kind == "backfill"),
+        "{:?}",
+        o.leftovers
+    );
+}

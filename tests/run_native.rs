@@ -108,6 +108,11 @@ async fn headless_native_run_applies_records_history_and_is_refused_without_a_ro
         .get(0);
     assert_eq!(applied, 1);
 
+    // Flyway's history now records V1: the same plan has nothing pending.
+    let (code, out, err) = cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Nothing to run"), "{out}");
+
     // The trail verifies and tells the story.
     let (code, out, err) = cutover(d, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -4,7 +4,7 @@ use crate::catalog::{self, Catalog};
 use crate::cli::{Format, PlanArgs, PlanOpts};
 use crate::config::{self, Config};
 use crate::migrate::{self, LoadOptions};
-use crate::model::{Engine, EngineVersion, Plan, Risk};
+use crate::model::{Engine, EngineVersion, Finding, HistoryCheck, MigrationVerdict, Plan, Risk};
 use crate::report;
 use crate::risk::{self, Context, RuleSet};
 use std::path::{Path, PathBuf};
@@ -79,12 +79,13 @@ pub fn build_all(opts: &PlanOpts) -> Result<(Plan, RuleSet, Vec<migrate::Migrati
         .or(target.as_ref().and_then(|t| t.format.as_deref()))
         .map(|f| f.parse().map_err(InputError))
         .transpose()?;
-    let migrations =
+    let mut migrations =
         migrate::load_paths(&opts.paths, &LoadOptions { engine, format }).map_err(input)?;
     let plan_engine = engine
         .or_else(|| migrations.first().map(|m| m.engine))
         .unwrap_or(Engine::Postgres);
 
+    let mut history = None;
     let catalog = if let Some(t) = &target {
         let dsn = config::interpolate(&t.primary)
             .map_err(|m| InputError(format!("target '{}': {m}", t.name)))?;
@@ -92,6 +93,17 @@ pub fn build_all(opts: &PlanOpts) -> Result<(Plan, RuleSet, Vec<migrate::Migrati
             .enable_all()
             .build()
             .map_err(input)?;
+        let h = rt
+            .block_on(crate::exec::history::read_all(t.engine, &dsn))
+            .map_err(|e| {
+                InputError(format!(
+                    "target '{}': reading the migration history tables: {e}",
+                    t.name
+                ))
+            })?;
+        let (pending, check) = split_by_history(migrations, &h, &t.name);
+        migrations = pending;
+        history = Some(check);
         rt.block_on(catalog::live::read(t.engine, &dsn, &t.name))
             .map_err(input)?
     } else if let Some(p) = &opts.stats {
@@ -127,8 +139,83 @@ pub fn build_all(opts: &PlanOpts) -> Result<(Plan, RuleSet, Vec<migrate::Migrati
         pg_version,
         mysql_version,
     };
-    let plan = risk::classify(&migrations, &ctx);
+    let mut plan = risk::classify(&migrations, &ctx);
+    if let Some(h) = history {
+        plan.migrations.splice(0..0, h.1);
+        plan.risk = plan
+            .migrations
+            .iter()
+            .map(|m| m.risk)
+            .max()
+            .unwrap_or(Risk::Low);
+        plan.history = Some(h.0);
+    }
     Ok((plan, rules, migrations))
+}
+
+/// Rule name of the finding on a migration changed after it was applied.
+pub const CHANGED_AFTER_APPLY: &str = "history-checksum-mismatch";
+
+/// Keeps the pending migrations; applied ones are counted, and each applied
+/// one whose file changed since becomes a verdict with a high finding (and
+/// no statements: they are not run again).
+pub fn split_by_history(
+    migrations: Vec<migrate::Migration>,
+    h: &crate::exec::history::History,
+    target: &str,
+) -> (
+    Vec<migrate::Migration>,
+    (HistoryCheck, Vec<MigrationVerdict>),
+) {
+    let sorting = crate::exec::history::sort(&migrations, h);
+    let mut check = HistoryCheck {
+        target: target.to_string(),
+        notes: sorting.notes.clone(),
+        ..HistoryCheck::default()
+    };
+    let mut changed = Vec::new();
+    for i in &sorting.applied {
+        check.skipped_applied.push(migrations[*i].version.clone());
+    }
+    for mm in &sorting.mismatches {
+        let m = &migrations[mm.migration];
+        check.changed_after_apply.push(m.version.clone());
+        changed.push(MigrationVerdict {
+            version: m.version.clone(),
+            description: m.description.clone(),
+            path: m.path.display().to_string(),
+            checksum: m.checksum.clone(),
+            engine: m.engine,
+            format: m.format.as_str().to_string(),
+            executor: None,
+            risk: Risk::High,
+            findings: vec![Finding {
+                rule: CHANGED_AFTER_APPLY.into(),
+                risk: Risk::High,
+                reason: format!(
+                    "{}: applied on target '{target}' with Flyway checksum {}, but the file's checksum is now {}: an applied migration was edited. Flyway's validate will fail and the change will never run",
+                    m.path.display(),
+                    mm.recorded
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "NULL".into()),
+                    mm.now
+                ),
+                safe_alternative: Some(
+                    "restore the file as applied and put the change in a new versioned migration"
+                        .into(),
+                ),
+            }],
+            statements: Vec::new(),
+        });
+    }
+    let keep: std::collections::HashSet<usize> = sorting.pending.iter().copied().collect();
+    let pending = migrations
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, m)| m)
+        .collect();
+    (pending, (check, changed))
 }
 
 /// Renders in the chosen format.
@@ -156,6 +243,15 @@ pub fn run(args: &PlanArgs) -> Result<i32, InputError> {
         writeln!(w).and_then(|_| w.flush()).map_err(input)?;
     } else {
         println!("{}", render(&plan, &rules, args.format).trim_end());
+    }
+    if let Some(h) = &plan.history
+        && !h.changed_after_apply.is_empty()
+    {
+        return Err(InputError(format!(
+            "migration(s) {} changed after being applied on target '{}' (finding {CHANGED_AFTER_APPLY} above): fix the files before planning",
+            h.changed_after_apply.join(", "),
+            h.target
+        )));
     }
     let threshold: Option<Risk> = args
         .fail_on

@@ -123,6 +123,20 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
     let cfg = Config::load(&cfg_path).map_err(input)?;
     let target = cfg.target(&target_name).map_err(input)?.clone();
     let (plan, _, migrations) = super::plan::build_all(&a.opts)?;
+    if let Some(h) = &plan.history
+        && !h.changed_after_apply.is_empty()
+    {
+        return Err(InputError(format!(
+            "target '{}': migration(s) {} were applied with different content than the files have now; fix the files or the history before running (see `cutover plan --target {}`)",
+            h.target,
+            h.changed_after_apply.join(", "),
+            h.target
+        )));
+    }
+    if migrations.is_empty() {
+        println!("Nothing to run: every migration is already applied on {target_name}.");
+        return Ok(0);
+    }
     let executor = target.executor.clone().unwrap_or_else(|| "native".into());
     let spec = RunSpec::from_plan(
         &plan,

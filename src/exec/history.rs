@@ -231,6 +231,293 @@ pub async fn read_pg(
         .collect())
 }
 
+/// MySQL/MariaDB: records `m` in `flyway_schema_history` (created when
+/// missing). DDL commits implicitly there, so the row follows the statements.
+pub async fn record_mysql(
+    conn: &mut mysql_async::Conn,
+    m: &Migration,
+    execution_ms: i32,
+) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::*;
+    conn.query_drop(MYSQL_CREATE).await?;
+    let version = (!m.repeatable).then(|| m.version.clone());
+    conn.exec_drop(
+        "INSERT INTO flyway_schema_history
+           (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success)
+         SELECT COALESCE(MAX(installed_rank), 0) + 1, ?, ?, 'SQL', ?, ?, SUBSTRING_INDEX(CURRENT_USER(), '@', 1), ?, 1
+           FROM flyway_schema_history",
+        (
+            version,
+            m.description.clone(),
+            script_name(m),
+            flyway_checksum(&m.text),
+            execution_ms,
+        ),
+    )
+    .await
+}
+
+/// One row of Liquibase's `DATABASECHANGELOG`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangelogRow {
+    /// `ID`.
+    pub id: String,
+    /// `AUTHOR`.
+    pub author: String,
+    /// `FILENAME` as the changelog was referenced.
+    pub filename: String,
+}
+
+/// What the target's history tables say; `None` = that table does not exist.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct History {
+    /// `flyway_schema_history`.
+    pub flyway: Option<Vec<AppliedRow>>,
+    /// `alembic_version.version_num` (the current head or heads).
+    pub alembic: Option<Vec<String>>,
+    /// `DATABASECHANGELOG`.
+    pub liquibase: Option<Vec<ChangelogRow>>,
+}
+
+/// An applied migration whose file changed since (Flyway's validate fails on it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mismatch {
+    /// Index into the migrations.
+    pub migration: usize,
+    /// Recorded checksum.
+    pub recorded: Option<i32>,
+    /// The file's checksum now.
+    pub now: i32,
+}
+
+/// Migrations sorted against the history tables (indices into the input).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sorting {
+    /// Still to apply, in order.
+    pub pending: Vec<usize>,
+    /// Already applied (and unchanged where a checksum is recorded).
+    pub applied: Vec<usize>,
+    /// Applied, but the file changed since: bad input.
+    pub mismatches: Vec<Mismatch>,
+    /// What the check could not do (e.g. Liquibase checksums are not compared).
+    pub notes: Vec<String>,
+}
+
+/// Sorts `migrations` into pending, applied and changed-since-applied.
+///
+/// - Flyway: by version (or script, for repeatables) and checksum.
+/// - Alembic: `alembic_version` holds the head; every revision of the same
+///   file up to it is applied, and the set-up preamble is applied when the
+///   table exists (running its `CREATE TABLE` again would fail).
+/// - Liquibase: by `ID` and `AUTHOR` (`FILENAME` depends on how the changelog
+///   was referenced, so it is not compared); MD5SUMs are not compared.
+/// - Other formats keep no history: always pending.
+pub fn sort(migrations: &[Migration], h: &History) -> Sorting {
+    let mut out = Sorting::default();
+    // Alembic: the last index (per file) at or before the recorded head.
+    let mut alembic_upto: std::collections::HashMap<&std::path::Path, usize> =
+        std::collections::HashMap::new();
+    if let Some(heads) = &h.alembic {
+        for (i, m) in migrations.iter().enumerate() {
+            if m.format == SourceFormat::Alembic && heads.iter().any(|v| v == &m.version) {
+                alembic_upto.insert(m.path.as_path(), i);
+            }
+        }
+        for head in heads {
+            let known = migrations
+                .iter()
+                .any(|m| m.format == SourceFormat::Alembic && &m.version == head);
+            if !known && migrations.iter().any(|m| m.format == SourceFormat::Alembic) {
+                out.notes.push(format!(
+                    "alembic_version is at revision {head}, which none of the files contains: their revisions are shown as pending"
+                ));
+            }
+        }
+    }
+    let mut liquibase_seen = false;
+    for (i, m) in migrations.iter().enumerate() {
+        let applied = match m.format {
+            SourceFormat::Flyway => match &h.flyway {
+                None => false,
+                Some(rows) => match standing(m, rows) {
+                    Standing::Applied => true,
+                    Standing::Pending => false,
+                    Standing::ChecksumMismatch { recorded, now } => {
+                        out.mismatches.push(Mismatch {
+                            migration: i,
+                            recorded,
+                            now,
+                        });
+                        continue;
+                    }
+                },
+            },
+            SourceFormat::Alembic => {
+                let preamble = m.description == "alembic set-up";
+                (preamble && h.alembic.is_some())
+                    || alembic_upto.get(m.path.as_path()).is_some_and(|&k| i <= k)
+            }
+            SourceFormat::Liquibase => {
+                liquibase_seen = true;
+                h.liquibase.as_ref().is_some_and(|rows| {
+                    rows.iter()
+                        .any(|r| format!("{}:{}", r.author, r.id) == m.version)
+                })
+            }
+            _ => false,
+        };
+        if applied {
+            out.applied.push(i);
+        } else {
+            out.pending.push(i);
+        }
+    }
+    if liquibase_seen && h.liquibase.is_some() {
+        out.notes.push(
+            "Liquibase changesets matched by ID and AUTHOR; their MD5SUMs are not compared".into(),
+        );
+    }
+    out
+}
+
+/// Why Liquibase changesets are not run natively, when `migrations` has any.
+///
+/// Liquibase's `MD5SUM` (checksum version 8/9) is computed over a
+/// normalised form of each change that depends on the Liquibase version;
+/// recording a wrong one makes `liquibase update` fail validation, and
+/// recording none makes it run the changeset again. Either is worse than
+/// refusing.
+pub fn liquibase_refusal(migrations: &[Migration]) -> Option<String> {
+    let m = migrations
+        .iter()
+        .find(|m| m.format == SourceFormat::Liquibase)?;
+    Some(format!(
+        "{}: Liquibase changeset {} cannot be applied natively: cutover cannot write DATABASECHANGELOG with the MD5SUM Liquibase would compute, so Liquibase would re-run or reject it. Apply it with `liquibase update` (or a gh-ost/pt-osc executor for the ALTER, then `liquibase changelog-sync`)",
+        m.path.display(),
+        m.version
+    ))
+}
+
+/// Reads all three history tables from a PostgreSQL database (current schema path).
+pub async fn read_all_pg(
+    client: &tokio_postgres::Client,
+) -> Result<History, tokio_postgres::Error> {
+    let exists = |name: &'static str| async move {
+        client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+    };
+    let mut h = History::default();
+    if exists("flyway_schema_history").await? {
+        h.flyway = Some(read_pg(client).await?);
+    }
+    if exists("alembic_version").await? {
+        let rows = client
+            .query("SELECT version_num::text FROM alembic_version", &[])
+            .await?;
+        h.alembic = Some(rows.iter().map(|r| r.get(0)).collect());
+    }
+    if exists("databasechangelog").await? {
+        let rows = client
+            .query(
+                "SELECT id::text, author::text, filename::text FROM databasechangelog ORDER BY orderexecuted",
+                &[],
+            )
+            .await?;
+        h.liquibase = Some(
+            rows.iter()
+                .map(|r| ChangelogRow {
+                    id: r.get(0),
+                    author: r.get(1),
+                    filename: r.get(2),
+                })
+                .collect(),
+        );
+    }
+    Ok(h)
+}
+
+/// Reads all three history tables from the current MySQL/MariaDB database.
+pub async fn read_all_mysql(conn: &mut mysql_async::Conn) -> Result<History, mysql_async::Error> {
+    use mysql_async::prelude::*;
+    let tables: Vec<String> = conn
+        .query(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()
+               AND TABLE_NAME IN ('flyway_schema_history', 'alembic_version', 'DATABASECHANGELOG', 'databasechangelog')",
+        )
+        .await?;
+    let mut h = History::default();
+    if tables.iter().any(|t| t == "flyway_schema_history") {
+        let rows: Vec<(Option<String>, String, Option<i32>, bool)> = conn
+            .query(
+                "SELECT version, script, checksum, success FROM flyway_schema_history ORDER BY installed_rank",
+            )
+            .await?;
+        h.flyway = Some(
+            rows.into_iter()
+                .map(|(version, script, checksum, success)| AppliedRow {
+                    version,
+                    script,
+                    checksum,
+                    success,
+                })
+                .collect(),
+        );
+    }
+    if tables.iter().any(|t| t == "alembic_version") {
+        h.alembic = Some(
+            conn.query("SELECT version_num FROM alembic_version")
+                .await?,
+        );
+    }
+    if let Some(t) = tables
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case("databasechangelog"))
+    {
+        let rows: Vec<(String, String, String)> = conn
+            .query(format!(
+                "SELECT ID, AUTHOR, FILENAME FROM `{t}` ORDER BY ORDEREXECUTED"
+            ))
+            .await?;
+        h.liquibase = Some(
+            rows.into_iter()
+                .map(|(id, author, filename)| ChangelogRow {
+                    id,
+                    author,
+                    filename,
+                })
+                .collect(),
+        );
+    }
+    Ok(h)
+}
+
+/// Reads the history tables of the database at `dsn`.
+pub async fn read_all(engine: crate::model::Engine, dsn: &str) -> Result<History, String> {
+    match engine {
+        crate::model::Engine::Postgres => {
+            let (c, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            read_all_pg(&c).await.map_err(|e| e.to_string())
+        }
+        crate::model::Engine::Mysql => {
+            let opts = mysql_async::Opts::from_url(dsn)
+                .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
+            let mut conn = mysql_async::Conn::new(opts)
+                .await
+                .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
+            let h = read_all_mysql(&mut conn).await.map_err(|e| e.to_string());
+            let _ = conn.disconnect().await;
+            h
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +545,123 @@ mod tests {
             flyway_checksum("CREATE TABLE t (id bigint);\n")
         );
         assert_eq!(java_lines("a\n\nb"), vec!["a", "", "b"]);
+    }
+
+    fn m(version: &str, format: SourceFormat, path: &str, text: &str, desc: &str) -> Migration {
+        Migration {
+            version: version.into(),
+            description: desc.into(),
+            path: path.into(),
+            checksum: String::new(),
+            engine: crate::model::Engine::Postgres,
+            format,
+            repeatable: false,
+            tx: crate::migrate::TxWrap::Whole,
+            directives: Default::default(),
+            statements: vec![],
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn sorts_flyway_by_checksum_alembic_by_head_liquibase_by_id() {
+        let ms = vec![
+            m(
+                "1",
+                SourceFormat::Flyway,
+                "V1__a.sql",
+                "CREATE TABLE a (id int);",
+                "a",
+            ),
+            m(
+                "2",
+                SourceFormat::Flyway,
+                "V2__b.sql",
+                "CREATE TABLE b (id int);",
+                "b",
+            ),
+            m(
+                "3",
+                SourceFormat::Flyway,
+                "V3__c.sql",
+                "CREATE TABLE c (id int);",
+                "c",
+            ),
+            m(
+                "up-preamble",
+                SourceFormat::Alembic,
+                "up.sql",
+                "",
+                "alembic set-up",
+            ),
+            m("a1", SourceFormat::Alembic, "up.sql", "", " -> a1"),
+            m("b2", SourceFormat::Alembic, "up.sql", "", "a1 -> b2"),
+            m(
+                "alice:1",
+                SourceFormat::Liquibase,
+                "cl.sql",
+                "",
+                "changeset",
+            ),
+            m("bob:2", SourceFormat::Liquibase, "cl.sql", "", "changeset"),
+            m("x", SourceFormat::Plain, "x.sql", "", "x"),
+        ];
+        let row = |v: &str, text: &str| AppliedRow {
+            version: Some(v.into()),
+            script: format!("V{v}__.sql"),
+            checksum: Some(flyway_checksum(text)),
+            success: true,
+        };
+        let h = History {
+            flyway: Some(vec![
+                row("1", "CREATE TABLE a (id int);"),
+                row("2", "CREATE TABLE b (id bigint);"),
+            ]),
+            alembic: Some(vec!["a1".into()]),
+            liquibase: Some(vec![ChangelogRow {
+                id: "1".into(),
+                author: "alice".into(),
+                filename: "db/cl.sql".into(),
+            }]),
+        };
+        let s = sort(&ms, &h);
+        assert_eq!(s.applied, vec![0, 3, 4, 6]);
+        assert_eq!(s.pending, vec![2, 5, 7, 8]);
+        assert_eq!(s.mismatches.len(), 1);
+        assert_eq!(s.mismatches[0].migration, 1);
+        assert_ne!(s.mismatches[0].recorded, Some(s.mismatches[0].now));
+        assert!(
+            s.notes.iter().any(|n| n.contains("MD5SUM")),
+            "{:?}",
+            s.notes
+        );
+        // No tables at all: everything is pending.
+        assert_eq!(sort(&ms, &History::default()).pending.len(), ms.len());
+        // A head no file knows is said, not guessed.
+        let h2 = History {
+            alembic: Some(vec!["zz".into()]),
+            ..History::default()
+        };
+        let s2 = sort(&ms, &h2);
+        assert!(s2.notes.iter().any(|n| n.contains("zz")));
+        assert!(s2.pending.contains(&4) && s2.applied.contains(&3));
+    }
+
+    #[test]
+    fn liquibase_changesets_are_refused_with_the_reason() {
+        let ms = vec![
+            m("1", SourceFormat::Flyway, "V1__a.sql", "", "a"),
+            m(
+                "alice:1",
+                SourceFormat::Liquibase,
+                "cl.sql",
+                "",
+                "changeset",
+            ),
+        ];
+        let r = liquibase_refusal(&ms).unwrap();
+        assert!(r.starts_with("cl.sql: Liquibase changeset alice:1"), "{r}");
+        assert!(r.contains("MD5SUM"));
+        assert_eq!(liquibase_refusal(&ms[..1]), None);
     }
 }

@@ -13,6 +13,8 @@ pub mod history;
 pub mod native;
 pub mod native_mysql;
 pub mod native_pg;
+pub mod preflight;
+pub mod resume;
 pub mod sim;
 pub mod stored;
 

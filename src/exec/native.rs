@@ -27,6 +27,9 @@ pub enum Step {
         in_txn: bool,
         /// BEGIN/COMMIT added by the executor.
         wrap: bool,
+        /// Insert the migration's history row inside this transaction, just
+        /// before its COMMIT (see [`record_in_transactions`]).
+        record: bool,
     },
     /// A backfill declared by a `-- cutover: backfill` directive.
     Backfill {
@@ -98,6 +101,7 @@ pub fn plan_steps(migrations: &[Migration], record_history: bool) -> Vec<Step> {
                         statements: vec![m.statements[i].clone()],
                         in_txn: false,
                         wrap: false,
+                        record: false,
                     });
                     i += 1;
                 }
@@ -112,6 +116,7 @@ pub fn plan_steps(migrations: &[Migration], record_history: bool) -> Vec<Step> {
                         statements: m.statements[start..i].to_vec(),
                         in_txn: true,
                         wrap,
+                        record: false,
                     });
                 }
             }
@@ -125,6 +130,37 @@ pub fn plan_steps(migrations: &[Migration], record_history: bool) -> Vec<Step> {
         if record_history && m.format == SourceFormat::Flyway {
             out.push(Step::Record { migration: mi });
         }
+    }
+    out
+}
+
+/// Moves each history record into the migration's last transaction when
+/// that transaction ends the migration (PostgreSQL: transactional DDL), so a
+/// crash can never leave a migration applied but unrecorded, or recorded but
+/// not applied. A unit counts when the executor adds the COMMIT (`wrap`) or
+/// the file's own last statement is `COMMIT`.
+pub fn record_in_transactions(steps: Vec<Step>, migrations: &[Migration]) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    for step in steps {
+        if let Step::Record { migration } = step
+            && let Some(Step::Unit {
+                migration: um,
+                statements,
+                in_txn: true,
+                wrap,
+                record,
+            }) = out.last_mut()
+            && *um == migration
+        {
+            let ends_with_commit = statements.last().is_some_and(|s| {
+                matches!(analyze(&s.sql, migrations[migration].engine).op, Op::Commit)
+            });
+            if *wrap || ends_with_commit {
+                *record = true;
+                continue;
+            }
+        }
+        out.push(step);
     }
     out
 }
@@ -161,15 +197,37 @@ impl Ctl {
     }
 }
 
-/// The next chunk size, aiming at `target_s` per chunk from the last chunk's
-/// `rows` and `elapsed_s`: at most doubles or halves per step, 100 to 1,000,000.
+/// Share of the target time a chunk is sized for: chunk times vary by a
+/// few tens of percent (checkpoints, page cache), and the target is a bound
+/// on how long a chunk holds its row locks, not an average.
+pub const CHUNK_AIM: f64 = 0.75;
+
+/// The next chunk size, aiming at [`CHUNK_AIM`] of `target_s` per chunk from
+/// the last chunk's `rows` and `elapsed_s`: grows by at most half per step
+/// (chunk time grows faster than linearly on InnoDB once a chunk no longer
+/// fits its buffers), and shrinks as far as needed (down to a quarter) after
+/// a slow chunk; 100 to 1,000,000 rows.
 pub fn next_chunk(rows: u64, elapsed_s: f64, target_s: f64) -> u64 {
     let factor = if elapsed_s <= 0.0 {
-        2.0
+        1.5
     } else {
-        (target_s / elapsed_s).clamp(0.5, 2.0)
+        (target_s * CHUNK_AIM / elapsed_s).clamp(0.25, 1.5)
     };
     ((rows as f64 * factor) as u64).clamp(100, 1_000_000)
+}
+
+/// The throttle reason when any replica is over `max_lag_seconds` or
+/// unknown (unknown counts as over), naming each.
+pub fn lag_reason(samples: &[crate::lag::LagSample], max_lag_seconds: f64) -> Option<String> {
+    let over: Vec<String> = samples
+        .iter()
+        .filter(|s| crate::lag::over_limit(s, max_lag_seconds))
+        .map(|s| match s.seconds {
+            Some(v) => format!("{} lag={v:.1}s", s.replica),
+            None => format!("{} lag unknown", s.replica),
+        })
+        .collect();
+    (!over.is_empty()).then(|| over.join(", "))
 }
 
 /// Seconds left at the observed rate; `None` until there is a rate.
@@ -282,6 +340,50 @@ mod tests {
             matches!(&s[0], Step::Unit { statements, in_txn: true, wrap: true, .. } if statements.len() == 2)
         );
         assert_eq!(s[1], Step::Record { migration: 0 });
+        let m = mig(
+            "ALTER TABLE t ADD c int;\nALTER TABLE t ADD d int;\n",
+            TxWrap::Whole,
+            SourceFormat::Flyway,
+            vec![],
+        );
+        let s = record_in_transactions(s, std::slice::from_ref(&m));
+        assert_eq!(s.len(), 1);
+        assert!(matches!(&s[0], Step::Unit { record: true, .. }));
+    }
+
+    #[test]
+    fn record_stays_separate_after_a_non_transactional_statement() {
+        let m = mig(
+            "CREATE INDEX CONCURRENTLY i ON t (c);\n",
+            TxWrap::Whole,
+            SourceFormat::Flyway,
+            vec![],
+        );
+        let s = record_in_transactions(
+            plan_steps(std::slice::from_ref(&m), true),
+            std::slice::from_ref(&m),
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1], Step::Record { migration: 0 });
+        // The file's own BEGIN … COMMIT: the record goes before its COMMIT.
+        let m = mig(
+            "BEGIN;\nALTER TABLE t ADD e int;\nCOMMIT;\n",
+            TxWrap::AsWritten,
+            SourceFormat::Flyway,
+            vec![],
+        );
+        let s = record_in_transactions(
+            plan_steps(std::slice::from_ref(&m), true),
+            std::slice::from_ref(&m),
+        );
+        assert!(matches!(
+            &s[..],
+            [Step::Unit {
+                record: true,
+                wrap: false,
+                ..
+            }]
+        ));
     }
 
     #[test]
@@ -313,10 +415,12 @@ mod tests {
 
     #[test]
     fn chunk_sizing_and_eta() {
-        assert_eq!(next_chunk(1000, 0.5, 1.0), 2000);
-        assert_eq!(next_chunk(1000, 4.0, 1.0), 500);
-        assert_eq!(next_chunk(1000, 1.25, 1.0), 800);
+        assert_eq!(next_chunk(1000, 0.25, 1.0), 1500);
+        assert_eq!(next_chunk(1000, 0.6, 1.0), 1250);
+        assert_eq!(next_chunk(1000, 8.0, 1.0), 250);
+        assert_eq!(next_chunk(1000, 1.25, 1.0), 600);
         assert_eq!(next_chunk(50, 0.0, 1.0), 100);
+        assert_eq!(next_chunk(1000, 0.0, 1.0), 1500);
         assert_eq!(eta(25.0, 100.0, 10.0), Some(30.0));
         assert_eq!(eta(0.0, 100.0, 10.0), None);
     }

@@ -13,15 +13,26 @@
 //! - Progress from performance_schema stages, else MariaDB's PROCESSLIST
 //!   `PROGRESS`, else an honest "no progress available" (never a fake 0%).
 //! - Abort is `KILL QUERY` on the running statement; nothing further runs.
-//! - Batched backfills and history records are PostgreSQL-only for now: a
-//!   migration that declares a backfill is refused before anything runs.
+//! - A `-- cutover: backfill` directive runs as autocommit `UPDATE … WHERE
+//!   key BETWEEN` chunks sized to the declared time per chunk, waiting while
+//!   any replica is over the limit or unknown (same semantics as PostgreSQL).
+//! - Flyway migrations are recorded in `flyway_schema_history` after their
+//!   statements (DDL commits implicitly; the journal covers the gap).
 
 use super::native::{Ctl, Shared, Step, detail_only, lock, plan_steps, statements_leftover};
+use super::native::{eta, lag_reason, next_chunk};
+use super::preflight::{
+    Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
+};
+use super::resume::{
+    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
+};
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
 };
-use crate::migrate::Migration;
+use crate::lag::LagPoller;
+use crate::migrate::{BackfillDirective, Migration};
 use crate::sql::analyze::analyze;
 use crate::sql::ops::Op;
 use chrono::Utc;
@@ -44,6 +55,12 @@ pub struct MyExecOptions {
     pub progress_interval: Duration,
     /// Largest table (rows, estimated) a copying ALTER may run on (default 100,000).
     pub copy_max_rows: u64,
+    /// Record Flyway migrations in `flyway_schema_history` (default true).
+    pub record_history: bool,
+    /// Max replica lag when the job does not say (default 1 s).
+    pub max_lag: Duration,
+    /// Wait between lag polls while throttled (default 1 s).
+    pub lag_interval: Duration,
 }
 
 impl Default for MyExecOptions {
@@ -54,6 +71,9 @@ impl Default for MyExecOptions {
             retry_backoff: Duration::from_secs(1),
             progress_interval: Duration::from_secs(1),
             copy_max_rows: 100_000,
+            record_history: true,
+            max_lag: Duration::from_secs(1),
+            lag_interval: Duration::from_secs(1),
         }
     }
 }
@@ -145,6 +165,8 @@ pub struct NativeMysql {
     dsn: String,
     migrations: Arc<Vec<Migration>>,
     opts: MyExecOptions,
+    lag: Option<Box<dyn LagPoller>>,
+    has_lag: bool,
     shared: Arc<Mutex<Shared>>,
     controls: Option<mpsc::UnboundedSender<Control>>,
 }
@@ -156,9 +178,19 @@ impl NativeMysql {
             dsn: dsn.to_string(),
             migrations: Arc::new(migrations),
             opts,
+            lag: None,
+            has_lag: false,
             shared: Arc::new(Mutex::new(Shared::default())),
             controls: None,
         }
+    }
+
+    /// Throttles backfill chunks on this poller's replicas, and checks
+    /// their health before start.
+    pub fn with_lag(mut self, poller: Box<dyn LagPoller>) -> NativeMysql {
+        self.lag = Some(poller);
+        self.has_lag = true;
+        self
     }
 }
 
@@ -174,6 +206,18 @@ struct Task {
     updates: mpsc::Sender<ExecUpdate>,
     shared: Arc<Mutex<Shared>>,
     where_: String,
+    /// When the current migration's first step started (history `execution_time`).
+    migration_started: Instant,
+    /// The run's journal (resume).
+    journal: Journal,
+    /// Why performance_schema stage progress is unavailable, when it is.
+    stages_note: Option<String>,
+    /// Replica lag, for backfill throttling (a tokio mutex keeps the task `Send`).
+    lag: Option<tokio::sync::Mutex<Box<dyn LagPoller>>>,
+    /// Set when a backfill stopped between chunks (what it left).
+    backfill_left: Option<Leftover>,
+    /// Before-start warnings, published first.
+    warnings: Vec<String>,
 }
 
 enum End {
@@ -198,6 +242,7 @@ impl Task {
         id: u32,
         where_: &str,
         started: Instant,
+        stages_note: Option<&str>,
     ) -> Progress {
         let stage: Option<(String, Option<u64>, Option<u64>)> = mon
             .exec_first(
@@ -243,13 +288,16 @@ impl Task {
         }
         let state = pl.and_then(|r| r.3).unwrap_or_default();
         p.detail = Some(format!(
-            "{where_}: running {:.0}s, no progress available{}",
+            "{where_}: running {:.0}s, no progress available{}{}",
             started.elapsed().as_secs_f64(),
             if state.is_empty() {
                 String::new()
             } else {
                 format!(" ({state})")
-            }
+            },
+            stages_note
+                .map(|n| format!("; performance_schema stage progress unavailable: {n}"))
+                .unwrap_or_default()
         ));
         p
     }
@@ -279,13 +327,161 @@ impl Task {
                     }
                 }
                 _ = tick.tick() => {
-                    let p = Task::sample(&mut self.mon, self.id, &self.where_, started).await;
+                    let p = Task::sample(&mut self.mon, self.id, &self.where_, started, self.stages_note.as_deref()).await;
                     let status = ExecStatus { phase: ExecPhase::Copying, progress: Some(p), at: Utc::now() };
                     lock(&self.shared).status = status.clone();
                     let _ = self.updates.try_send(ExecUpdate::Status(status));
                 }
             }
         }
+    }
+
+    /// Waits while paused, throttled by the core, or (`check_lag`) while any
+    /// replica is over the limit or unknown; `false` when aborted.
+    async fn between(&mut self, check_lag: bool) -> bool {
+        loop {
+            while let Ok(c) = self.rx.try_recv() {
+                self.ctl.apply(c);
+            }
+            if self.ctl.abort {
+                return false;
+            }
+            let mut phase = if self.ctl.paused {
+                Some(ExecPhase::Paused)
+            } else {
+                self.ctl
+                    .throttled
+                    .clone()
+                    .map(|reason| ExecPhase::Throttled { reason })
+            };
+            if phase.is_none()
+                && check_lag
+                && let Some(p) = self.lag.as_ref()
+            {
+                let samples = p.lock().await.poll().await;
+                phase = lag_reason(&samples, self.ctl.max_lag_seconds)
+                    .map(|reason| ExecPhase::Throttled { reason });
+            }
+            let Some(phase) = phase else {
+                return true;
+            };
+            self.publish(
+                phase,
+                Some(detail_only(self.where_.clone(), self.ctl.max_lag_seconds)),
+            )
+            .await;
+            tokio::select! {
+                c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                _ = tokio::time::sleep(self.opts.lag_interval) => {}
+            }
+        }
+    }
+
+    /// A declared backfill: `UPDATE … WHERE key BETWEEN lo AND hi` chunks
+    /// (autocommit, so each chunk's row locks end with it) sized to the
+    /// declared time per chunk, waiting between chunks while a replica is
+    /// over the limit or unknown.
+    async fn run_backfill(&mut self, b: &BackfillDirective) -> End {
+        let pred = b
+            .predicate
+            .as_ref()
+            .map(|p| format!(" AND ({p})"))
+            .unwrap_or_default();
+        let range: Result<Option<(Option<i64>, Option<i64>)>, _> = self
+            .conn
+            .query_first(format!(
+                "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {t}",
+                k = b.key,
+                t = b.table
+            ))
+            .await;
+        let (min, max) = match range {
+            Ok(Some((Some(min), Some(max)))) => (min, max),
+            Ok(_) => return End::Done,
+            Err(e) => {
+                return End::Failed(format!(
+                    "{}: reading the key range of {}.{} (an integer key is required): {}",
+                    self.where_,
+                    b.table,
+                    b.key,
+                    my_error(&e)
+                ));
+            }
+        };
+        let total: u64 = match self
+            .conn
+            .query_first::<u64, _>(format!("SELECT COUNT(*) FROM {} WHERE 1=1{pred}", b.table))
+            .await
+        {
+            Ok(n) => n.unwrap_or(0),
+            Err(e) => return End::Failed(format!("{}: {}", self.where_, my_error(&e))),
+        };
+        let keys = (max - min + 1) as f64;
+        let mut size = u64::from(self.ctl.chunk_rows.unwrap_or(1000));
+        let set_by_human = self.ctl.chunk_rows;
+        let (mut lo, mut rows_done, mut busy) = (min, 0u64, 0.0f64);
+        let left = |lo: i64, rows_done: u64| Leftover {
+            kind: "backfill".into(),
+            name: format!(
+                "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
+                b.table,
+                lo - 1
+            ),
+            cleanup: None,
+        };
+        while lo <= max {
+            if !self.between(true).await {
+                self.backfill_left = Some(left(lo, rows_done));
+                return End::Aborted;
+            }
+            if self.ctl.chunk_rows != set_by_human
+                && let Some(c) = self.ctl.chunk_rows
+            {
+                size = u64::from(c);
+            }
+            let hi = lo.saturating_add(size as i64 - 1).min(max);
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {k} BETWEEN {lo} AND {hi}{pred}",
+                b.table,
+                b.set,
+                k = b.key
+            );
+            let t0 = Instant::now();
+            let n = match self.run_retrying(&sql).await {
+                Ok(n) => n,
+                Err(e) => {
+                    self.backfill_left = Some(left(lo, rows_done));
+                    if self.ctl.abort {
+                        return End::Aborted;
+                    }
+                    return End::Failed(format!(
+                        "{}: chunk {lo}..{hi}: {}",
+                        self.where_,
+                        my_error(&e)
+                    ));
+                }
+            };
+            let took = t0.elapsed().as_secs_f64();
+            busy += took;
+            rows_done += n;
+            let keys_done = (hi - min + 1) as f64;
+            size = next_chunk(hi as u64 - lo as u64 + 1, took, b.batch_seconds);
+            lo = hi + 1;
+            let p = Progress {
+                rows_copied: rows_done,
+                rows_total: Some(total),
+                percent: Some((keys_done * 100.0 / keys).min(100.0)),
+                eta_seconds: eta(keys_done, keys, busy),
+                chunk_size: u32::try_from(size).ok(),
+                max_lag_millis: Some((self.ctl.max_lag_seconds * 1000.0) as u64),
+                detail: Some(format!(
+                    "{}: backfill {} (key {}..{hi} of {min}..{max})",
+                    self.where_, b.table, b.key
+                )),
+            };
+            self.publish(ExecPhase::Copying, Some(p)).await;
+        }
+        End::Done
     }
 
     /// Runs with lock-wait retries.
@@ -386,31 +582,47 @@ impl Task {
         }
     }
 
-    async fn run(mut self, steps: Vec<Step>) -> Outcome {
+    async fn run(mut self, steps: Vec<Step>, from: ResumePoint) -> Outcome {
         let n = steps.len();
-        let mut done = 0;
+        let mut done = from.step;
         let mut end = End::Done;
-        'steps: for (i, step) in steps.iter().enumerate() {
+        let mut current_migration = usize::MAX;
+        for w in std::mem::take(&mut self.warnings) {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(format!("warning before start: {w}"), 0.0)),
+            )
+            .await;
+        }
+        // Every replica under the limit before the first statement.
+        if !self.between(true).await {
+            return Outcome {
+                kind: OutcomeKind::Aborted,
+                leftovers: Vec::new(),
+            };
+        }
+        if let Err(e) = self.journal.append(&Entry::Started) {
+            return Outcome {
+                kind: OutcomeKind::Failed {
+                    error: format!("cannot write the run journal (needed to resume safely): {e}"),
+                },
+                leftovers: Vec::new(),
+            };
+        }
+        if from.step > 0 || from.skip_statements > 0 {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(from.summary(&steps, &self.migrations), 0.0)),
+            )
+            .await;
+        }
+        'steps: for (i, step) in steps.iter().enumerate().skip(from.step) {
+            if step.migration() != current_migration {
+                current_migration = step.migration();
+                self.migration_started = Instant::now();
+            }
             self.where_ = format!("step {}/{n} {}", i + 1, step.label(&self.migrations));
-            while let Ok(c) = self.rx.try_recv() {
-                self.ctl.apply(c);
-            }
-            while self.ctl.paused || self.ctl.throttled.is_some() {
-                if self.ctl.abort {
-                    break;
-                }
-                let phase = match &self.ctl.throttled {
-                    Some(r) if !self.ctl.paused => ExecPhase::Throttled { reason: r.clone() },
-                    _ => ExecPhase::Paused,
-                };
-                self.publish(phase, Some(detail_only(self.where_.clone(), 0.0)))
-                    .await;
-                match self.rx.recv().await {
-                    Some(c) => self.ctl.apply(c),
-                    None => break,
-                }
-            }
-            if self.ctl.abort {
+            if !self.between(false).await {
                 end = End::Aborted;
                 break;
             }
@@ -421,22 +633,74 @@ impl Task {
             .await;
             match step {
                 Step::Unit { statements, .. } => {
-                    for s in statements {
+                    let skip = if i == from.step {
+                        from.skip_statements
+                    } else {
+                        0
+                    };
+                    for (si, s) in statements.iter().enumerate().skip(skip) {
                         end = self.statement(&s.sql).await;
                         if !matches!(end, End::Done) {
                             break 'steps;
                         }
+                        // DDL commits implicitly: journal each statement.
+                        if let Err(e) = self.journal.append(&Entry::Done {
+                            step: i,
+                            label: step.label(&self.migrations),
+                            statements: Some(si + 1),
+                        }) {
+                            end = End::Failed(format!(
+                                "{}: applied, but writing the run journal failed ({e})",
+                                self.where_
+                            ));
+                            break 'steps;
+                        }
                     }
                 }
-                Step::Backfill { .. } | Step::Record { .. } => {}
+                Step::Record { migration } => {
+                    let ms = i32::try_from(self.migration_started.elapsed().as_millis())
+                        .unwrap_or(i32::MAX);
+                    if let Err(e) = super::history::record_mysql(
+                        &mut self.conn,
+                        &self.migrations[*migration],
+                        ms,
+                    )
+                    .await
+                    {
+                        end = End::Failed(format!(
+                            "{}: recording in flyway_schema_history: {}",
+                            self.where_,
+                            my_error(&e)
+                        ));
+                        break 'steps;
+                    }
+                }
+                Step::Backfill { directive, .. } => {
+                    end = self.run_backfill(directive).await;
+                    if !matches!(end, End::Done) {
+                        break 'steps;
+                    }
+                }
             }
             done += 1;
+            if let Err(e) = self.journal.append(&Entry::Done {
+                step: i,
+                label: step.label(&self.migrations),
+                statements: None,
+            }) {
+                end = End::Failed(format!(
+                    "{}: applied, but writing the run journal failed ({e})",
+                    self.where_
+                ));
+                break;
+            }
             if self.ctl.abort {
                 end = End::Aborted;
                 break;
             }
         }
         let mut leftovers: Vec<Leftover> = Vec::new();
+        leftovers.extend(self.backfill_left.take());
         leftovers.extend(statements_leftover(&steps, done, &self.migrations));
         Outcome {
             kind: match end {
@@ -446,6 +710,127 @@ impl Task {
             },
             leftovers,
         }
+    }
+}
+
+/// Turns on the performance_schema stage instruments and consumer that ALTER
+/// progress needs; the error says why progress will be unavailable.
+async fn enable_stages(mon: &mut mysql_async::Conn) -> Result<(), String> {
+    let on: Option<i64> = mon
+        .query_first("SELECT @@performance_schema")
+        .await
+        .map_err(|e| my_error(&e))?;
+    if on != Some(1) {
+        return Err("performance_schema is OFF (it can only be turned on at server start)".into());
+    }
+    mon.query_drop(
+        "UPDATE performance_schema.setup_instruments SET ENABLED = 'YES', TIMED = 'YES'
+          WHERE NAME LIKE 'stage/innodb/alter%' OR NAME = 'stage/sql/copy to tmp table'",
+    )
+    .await
+    .map_err(|e| format!("cannot enable the stage instruments: {}", my_error(&e)))?;
+    mon.query_drop(
+        "UPDATE performance_schema.setup_consumers SET ENABLED = 'YES'
+          WHERE NAME IN ('events_stages_current', 'events_stages_history')",
+    )
+    .await
+    .map_err(|e| format!("cannot enable the stage consumers: {}", my_error(&e)))
+}
+
+/// Tables an earlier gh-ost or pt-osc run on `table` leaves behind.
+pub fn tool_tables(table: &str) -> Vec<String> {
+    ["gho", "ghc", "del", "new", "old"]
+        .iter()
+        .map(|s| format!("_{table}_{s}"))
+        .collect()
+}
+
+/// Before start: ghost/changelog tables and pt-osc triggers of an earlier
+/// run on the run's tables (a second tool run would fail or, worse, a live
+/// trigger would keep writing). Returns the refusal, with the cleanup.
+async fn earlier_run_leftovers(
+    mon: &mut mysql_async::Conn,
+    tables: &[String],
+) -> Result<Option<String>, String> {
+    let mut found = Vec::new();
+    let mut cleanup = Vec::new();
+    for t in tables {
+        let t = unquote(t);
+        for name in tool_tables(&t) {
+            let n: Option<u64> = mon
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (name.clone(),),
+                )
+                .await
+                .map_err(|e| my_error(&e))?;
+            if n.unwrap_or(0) > 0 {
+                cleanup.push(format!("DROP TABLE `{name}`;"));
+                found.push(format!("table {name}"));
+            }
+        }
+        let triggers: Vec<String> = mon
+            .exec(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME LIKE 'pt\\_osc\\_%'",
+                (t.clone(),),
+            )
+            .await
+            .map_err(|e| my_error(&e))?;
+        for tr in triggers {
+            cleanup.push(format!("DROP TRIGGER `{tr}`;"));
+            found.push(format!("trigger {tr}"));
+        }
+    }
+    Ok((!found.is_empty()).then(|| {
+        format!(
+            "leftovers of an earlier gh-ost/pt-osc run: {}. Make sure that run is over, then clean up: {}",
+            found.join(", "),
+            cleanup.join(" ")
+        )
+    }))
+}
+
+/// Before start: every replica known (when a poller is attached), and free
+/// disk for a rebuild or copy of each altered table (a warning when the
+/// server's disk cannot be read from here). `Err` is the refusal.
+async fn preflight(
+    mon: &mut mysql_async::Conn,
+    dsn: &str,
+    migrations: &[Migration],
+    lag: Option<&mut Box<dyn LagPoller>>,
+) -> Result<Vec<String>, String> {
+    if let Some(p) = lag
+        && let Some(r) = replica_health(&p.poll().await)
+    {
+        return Err(r);
+    }
+    let mut needed = Vec::new();
+    for room in room_needed(migrations) {
+        let (Room::Heap(t) | Room::TableAndIndexes(t)) = room;
+        let b: Option<u64> = mon
+            .exec_first(
+                "SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (unquote(&t),),
+            )
+            .await
+            .map_err(|e| my_error(&e))?;
+        needed.push((t, b.unwrap_or(0)));
+    }
+    if needed.iter().all(|(_, b)| *b == 0) {
+        return Ok(Vec::new());
+    }
+    let local = mysql_async::Opts::from_url(dsn)
+        .map(|o| o.socket().is_some() || is_local_host(o.ip_or_hostname()))
+        .unwrap_or(false);
+    let free = match mon.query_first::<String, _>("SELECT @@datadir").await {
+        Ok(Some(dir)) => local_free(&dir, local),
+        Ok(None) => Err("@@datadir is empty".into()),
+        Err(e) => Err(format!("@@datadir is not readable: {}", my_error(&e))),
+    };
+    match disk_verdict(&needed, free) {
+        Disk::Ok => Ok(Vec::new()),
+        Disk::Warn(w) => Ok(vec![w]),
+        Disk::Refuse(r) => Err(r),
     }
 }
 
@@ -487,9 +872,9 @@ impl Executor for NativeMysql {
         Capabilities {
             pause: true,
             postpone_cut_over: false,
-            set_chunk_size: false,
-            set_max_lag: false,
-            lag_throttle: false,
+            set_chunk_size: true,
+            set_max_lag: true,
+            lag_throttle: self.has_lag,
         }
     }
 
@@ -498,7 +883,6 @@ impl Executor for NativeMysql {
         job: ExecJob,
         updates: mpsc::Sender<ExecUpdate>,
     ) -> BoxFuture<'_, Result<(), ExecError>> {
-        let _ = job;
         Box::pin(async move {
             let (tx, rx) = mpsc::unbounded_channel();
             self.controls = Some(tx);
@@ -521,17 +905,47 @@ impl Executor for NativeMysql {
                 s.outcome = Some(o.clone());
                 o
             };
-            let steps = plan_steps(&self.migrations, false);
-            let refusal = if steps.iter().any(|s| matches!(s, Step::Backfill { .. })) {
-                Some("refused before start: batched backfills run natively on PostgreSQL only; use executor=pt-osc or gh-ost, or split the backfill".to_string())
-            } else {
-                None
-            };
+            let steps = plan_steps(&self.migrations, self.opts.record_history);
+            let refusal = super::history::liquibase_refusal(&self.migrations)
+                .map(|r| format!("refused before start: {r}"));
             let prepared = match refusal {
                 Some(r) => Err(r),
                 None => prepare(&self.dsn, &self.opts).await,
             };
-            let (conn, mon, id, mariadb) = match prepared {
+            let prepared = match prepared {
+                Ok(mut p) => match earlier_run_leftovers(&mut p.1, &job.spec.tables).await {
+                    Ok(Some(r)) | Err(r) => Err(format!("refused before start: {r}")),
+                    Ok(None) => Ok(p),
+                },
+                Err(e) => Err(e),
+            };
+            let prepared = match prepared {
+                Ok(mut p) => resume_point(&mut p.1, &steps, &self.migrations, &job.run_dir)
+                    .await
+                    .map(|r| (p, r))
+                    .map_err(|e| format!("refused before start: {e}")),
+                Err(e) => Err(e),
+            };
+            let mut warnings = Vec::new();
+            let mut prepared = match prepared {
+                Ok(mut p) => {
+                    match preflight(&mut p.0.1, &self.dsn, &self.migrations, self.lag.as_mut())
+                        .await
+                    {
+                        Ok(w) => {
+                            warnings = w;
+                            Ok(p)
+                        }
+                        Err(e) => Err(format!("refused before start: {e}")),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let stages_note = match &mut prepared {
+                Ok(((_, mon, _, _), _)) => enable_stages(mon).await.err(),
+                Err(_) => None,
+            };
+            let ((conn, mon, id, mariadb), from) = match prepared {
                 Ok(x) => x,
                 Err(error) => {
                     let o = finish(
@@ -552,14 +966,27 @@ impl Executor for NativeMysql {
                 mariadb,
                 opts: self.opts.clone(),
                 migrations: self.migrations.clone(),
-                ctl: Ctl::default(),
+                ctl: Ctl {
+                    max_lag_seconds: job
+                        .max_lag_millis
+                        .map(|m| m as f64 / 1000.0)
+                        .unwrap_or(self.opts.max_lag.as_secs_f64()),
+                    chunk_rows: job.chunk_size,
+                    ..Ctl::default()
+                },
                 rx,
                 updates: updates.clone(),
                 shared: shared.clone(),
                 where_: String::new(),
+                migration_started: Instant::now(),
+                journal: Journal::new(&job.run_dir),
+                stages_note,
+                lag: self.lag.take().map(tokio::sync::Mutex::new),
+                backfill_left: None,
+                warnings,
             };
             tokio::spawn(async move {
-                let o = finish(task.run(steps).await, &shared);
+                let o = finish(task.run(steps, from).await, &shared);
                 let _ = updates.send(ExecUpdate::Finished(o)).await;
             });
             Ok(())
@@ -572,10 +999,6 @@ impl Executor for NativeMysql {
                 Control::CutOver { .. } => Some(
                     "postpone or trigger a cut-over (an in-place ALTER has no copy to cut over to)",
                 ),
-                Control::SetChunkSize { .. } => {
-                    Some("change the chunk size (a native ALTER is one statement)")
-                }
-                Control::SetMaxLag { .. } => Some("throttle on lag inside one ALTER statement"),
                 _ => None,
             };
             if let Some(what) = what {
@@ -604,20 +1027,128 @@ impl Executor for NativeMysql {
 
     fn recover(
         &mut self,
-        _job: ExecJob,
+        job: ExecJob,
         _updates: mpsc::Sender<ExecUpdate>,
     ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
         Box::pin(async move {
-            // A killed client's ALTER is rolled back by the server (engines.md §6.4).
+            // A killed client's ALTER is rolled back by the server (engines.md
+            // §6.4); what ran before it is read from the journal, the history
+            // and the live schema. Nothing is changed here.
+            let (_, mut mon, _, _) = prepare(&self.dsn, &self.opts)
+                .await
+                .map_err(|e| ExecError::Refused(format!("cannot inspect the target: {e}")))?;
+            let steps = plan_steps(&self.migrations, self.opts.record_history);
+            let from = resume_point(&mut mon, &steps, &self.migrations, &job.run_dir)
+                .await
+                .map_err(ExecError::Refused)?;
             let status = ExecStatus {
                 phase: ExecPhase::NotRunning,
-                progress: Some(detail_only("the connection died with the supervisor; MySQL/MariaDB rolled back any ALTER in flight".into(), 0.0)),
+                progress: Some(detail_only(from.summary(&steps, &self.migrations), 0.0)),
                 at: Utc::now(),
             };
             lock(&self.shared).status = status.clone();
             Ok(status)
         })
     }
+}
+
+/// Where a run of `steps` resumes on the database behind `conn`: history,
+/// the journal in `run_dir`, then the live schema for the statement that
+/// may have run after the last journal write (a half-applied migration).
+pub async fn resume_point(
+    conn: &mut mysql_async::Conn,
+    steps: &[Step],
+    migrations: &[Migration],
+    run_dir: &std::path::Path,
+) -> Result<ResumePoint, String> {
+    let entries = Journal::new(run_dir)
+        .read()
+        .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?;
+    let j = journaled(&entries, steps, migrations)?;
+    let h = super::history::read_all_mysql(conn)
+        .await
+        .map_err(|e| my_error(&e))?;
+    let sorting = super::history::sort(
+        migrations,
+        &super::history::History {
+            flyway: h.flyway,
+            ..Default::default()
+        },
+    );
+    resume_from(steps, migrations, &j, &sorting, &mut MyInspect(conn)).await
+}
+
+struct MyInspect<'c>(&'c mut mysql_async::Conn);
+
+impl Inspect for MyInspect<'_> {
+    fn committed<'a>(&'a mut self, _xid: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async { Ok(false) })
+    }
+
+    fn seen<'a>(
+        &'a mut self,
+        sql: &'a str,
+        engine: crate::model::Engine,
+    ) -> BoxFuture<'a, Result<Seen, String>> {
+        Box::pin(async move {
+            let Some(ps) = probes(sql, engine) else {
+                return Ok(Seen::Unknown);
+            };
+            let mut results = Vec::new();
+            for p in ps {
+                let (q, params, want): (&str, Vec<String>, bool) = match p {
+                    Probe::Table { table, exists } => (
+                        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                        vec![unquote(&table)],
+                        exists,
+                    ),
+                    Probe::Column {
+                        table,
+                        column,
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                        vec![unquote(&table), unquote(&column)],
+                        exists,
+                    ),
+                    Probe::Index {
+                        name,
+                        table: Some(table),
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?",
+                        vec![unquote(&table), unquote(&name)],
+                        exists,
+                    ),
+                    Probe::Index {
+                        name,
+                        table: None,
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = ?",
+                        vec![unquote(&name)],
+                        exists,
+                    ),
+                };
+                let n: Option<u64> = self
+                    .0
+                    .exec_first(q, params)
+                    .await
+                    .map_err(|e| my_error(&e))?;
+                results.push((n.unwrap_or(0) > 0) == want);
+            }
+            Ok(combine(&results))
+        })
+    }
+}
+
+/// `schema`.`name` → name, without backticks (the probes ask DATABASE()).
+fn unquote(name: &str) -> String {
+    name.rsplit('.')
+        .next()
+        .unwrap_or(name)
+        .trim_matches('`')
+        .to_string()
 }
 
 #[cfg(test)]

@@ -18,13 +18,20 @@
 //!   lag is over the limit or unknown.
 
 use super::native::{
-    Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, statements_leftover,
+    Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, record_in_transactions,
+    statements_leftover,
+};
+use super::preflight::{
+    Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
+};
+use super::resume::{
+    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
 };
-use crate::lag::{LagPoller, over_limit};
+use crate::lag::LagPoller;
 use crate::migrate::{BackfillDirective, Migration};
 use chrono::Utc;
 use futures_util::future::BoxFuture;
@@ -99,6 +106,14 @@ impl NativePg {
             shared: Arc::new(Mutex::new(Shared::default())),
             controls: None,
         }
+    }
+
+    /// The steps of this executor's migrations.
+    fn steps(&self) -> Vec<Step> {
+        record_in_transactions(
+            plan_steps(&self.migrations, self.opts.record_history),
+            &self.migrations,
+        )
     }
 
     /// Throttles backfill chunks on this poller's replicas by itself.
@@ -224,6 +239,168 @@ pub async fn before_start(
     Ok(None)
 }
 
+/// Where a run of `steps` resumes on the database behind `c` (see
+/// [`super::resume`]): history first, then the journal in `run_dir`, then
+/// `txid_status` or the catalog for the one step that may have run after the
+/// last journal write.
+pub async fn resume_point(
+    c: &Client,
+    steps: &[Step],
+    migrations: &[Migration],
+    run_dir: &std::path::Path,
+) -> Result<ResumePoint, String> {
+    let entries = Journal::new(run_dir)
+        .read()
+        .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?;
+    let j = journaled(&entries, steps, migrations)?;
+    let rows = super::history::read_pg(c).await.map_err(|e| pg_error(&e))?;
+    let sorting = super::history::sort(
+        migrations,
+        &super::history::History {
+            flyway: Some(rows),
+            ..Default::default()
+        },
+    );
+    resume_from(steps, migrations, &j, &sorting, &mut PgInspect(c)).await
+}
+
+struct PgInspect<'c>(&'c Client);
+
+impl Inspect for PgInspect<'_> {
+    fn committed<'a>(&'a mut self, xid: &'a str) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let status: Option<String> = self
+                .0
+                .query_one("SELECT txid_status($1::text::bigint)::text", &[&xid])
+                .await
+                .map_err(|e| pg_error(&e))?
+                .get(0);
+            match status.as_deref() {
+                Some("committed") => Ok(true),
+                Some("in progress") => Err(format!(
+                    "transaction {xid} of the interrupted step is still in progress: the earlier run is still connected; end it first"
+                )),
+                _ => Ok(false),
+            }
+        })
+    }
+
+    fn seen<'a>(
+        &'a mut self,
+        sql: &'a str,
+        engine: crate::model::Engine,
+    ) -> BoxFuture<'a, Result<Seen, String>> {
+        Box::pin(pg_seen(self.0, sql, engine))
+    }
+}
+
+/// Evaluates one statement's catalog probes.
+async fn pg_seen(c: &Client, sql: &str, engine: crate::model::Engine) -> Result<Seen, String> {
+    let Some(ps) = probes(sql, engine) else {
+        return Ok(Seen::Unknown);
+    };
+    let mut results = Vec::new();
+    for p in ps {
+        let (q, a, b, want) = match &p {
+            Probe::Table { table, exists } => (
+                "SELECT to_regclass($1) IS NOT NULL AND $2 = $2",
+                table.clone(),
+                String::new(),
+                *exists,
+            ),
+            Probe::Column {
+                table,
+                column,
+                exists,
+            } => (
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
+                table.clone(),
+                column.clone(),
+                *exists,
+            ),
+            Probe::Index { name, exists, .. } => (
+                // An INVALID index is a failed build: not applied.
+                "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND indisvalid AND $2 = $2)",
+                name.clone(),
+                String::new(),
+                *exists,
+            ),
+        };
+        let found: bool = c
+            .query_one(q, &[&a, &b])
+            .await
+            .map_err(|e| pg_error(&e))?
+            .get(0);
+        results.push(found == want);
+    }
+    Ok(combine(&results))
+}
+
+/// Before-start checks beyond [`before_start`]: every replica known (when a
+/// poller is attached; over the limit waits in [`Task::run`]), and free disk for rewrites
+/// and index builds (a warning when the server's disk cannot be read from
+/// here). Returns the warnings; `Err` is the refusal.
+async fn preflight(
+    mon: &Client,
+    dsn: &str,
+    migrations: &[Migration],
+    lag: Option<&mut Box<dyn LagPoller>>,
+) -> Result<Vec<String>, String> {
+    if let Some(p) = lag
+        && let Some(r) = replica_health(&p.poll().await)
+    {
+        return Err(r);
+    }
+    let mut needed = Vec::new();
+    for room in room_needed(migrations) {
+        let (q, t) = match room {
+            Room::Heap(t) => (
+                "SELECT coalesce(pg_relation_size(to_regclass($1)), 0)::int8",
+                t,
+            ),
+            Room::TableAndIndexes(t) => (
+                "SELECT coalesce(pg_total_relation_size(to_regclass($1)), 0)::int8",
+                t,
+            ),
+        };
+        let b: i64 = mon
+            .query_one(q, &[&t])
+            .await
+            .map_err(|e| pg_error(&e))?
+            .get(0);
+        needed.push((t, b.max(0) as u64));
+    }
+    if needed.iter().all(|(_, b)| *b == 0) {
+        return Ok(Vec::new());
+    }
+    let local = dsn
+        .parse::<tokio_postgres::Config>()
+        .map(|c| {
+            c.get_hosts().iter().all(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => is_local_host(h),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => true,
+            })
+        })
+        .unwrap_or(false);
+    let free = match mon
+        .query_one("SELECT current_setting('data_directory')", &[])
+        .await
+    {
+        Ok(r) => local_free(&r.get::<_, String>(0), local),
+        Err(e) => Err(format!("data_directory is not readable: {}", pg_error(&e))),
+    };
+    match disk_verdict(&needed, free) {
+        Disk::Ok => Ok(Vec::new()),
+        Disk::Warn(w) => Ok(vec![w]),
+        Disk::Refuse(r) => Err(r),
+    }
+}
+
+/// Consecutive chunks cancelled at the target time before a backfill gives
+/// up (something else is slowing every chunk down, e.g. a lock wait).
+const MAX_OVER_TARGET: u32 = 5;
+
 /// Everything the running task owns.
 struct Task {
     client: Client,
@@ -242,6 +419,14 @@ struct Task {
     invalid_before: BTreeSet<String>,
     /// Set when a backfill stopped between chunks (what it left).
     backfill_left: Option<Leftover>,
+    /// When the current migration's first step started (history `execution_time`).
+    migration_started: Instant,
+    /// The run's journal (resume).
+    journal: Journal,
+    /// Index of the step running.
+    step_index: usize,
+    /// Before-start warnings, published first.
+    warnings: Vec<String>,
 }
 
 enum StepEnd {
@@ -285,16 +470,8 @@ impl Task {
                 && let Some(p) = self.lag.as_ref()
             {
                 let samples = p.lock().await.poll().await;
-                let over: Vec<String> = samples
-                    .iter()
-                    .filter(|s| over_limit(s, self.ctl.max_lag_seconds))
-                    .map(|s| match s.seconds {
-                        Some(v) => format!("{} lag={v:.1}s", s.replica),
-                        None => format!("{} lag unknown", s.replica),
-                    })
-                    .collect();
-                if !over.is_empty() {
-                    reason = Some(Some(over.join(", ")));
+                if let Some(r) = super::native::lag_reason(&samples, self.ctl.max_lag_seconds) {
+                    reason = Some(Some(r));
                 }
             }
             let Some(reason) = reason else {
@@ -425,11 +602,12 @@ impl Task {
         statements: &[crate::sql::split::RawStatement],
         in_txn: bool,
         wrap: bool,
+        record: Option<usize>,
     ) -> StepEnd {
         let mut backoff = self.opts.retry_backoff;
         let mut attempt = 0u32;
         loop {
-            let r = self.try_unit(statements, in_txn, wrap).await;
+            let r = self.try_unit(statements, in_txn, wrap, record).await;
             match r {
                 Ok(()) => return StepEnd::Done,
                 Err(e) => {
@@ -491,11 +669,23 @@ impl Task {
         statements: &[crate::sql::split::RawStatement],
         in_txn: bool,
         wrap: bool,
+        record: Option<usize>,
     ) -> Result<(), tokio_postgres::Error> {
         if in_txn && wrap {
             self.client.batch_execute("BEGIN").await?;
         }
-        for s in statements {
+        for (k, s) in statements.iter().enumerate() {
+            // The file's own COMMIT ends the unit: the history row goes in first.
+            let last = k + 1 == statements.len();
+            if let Some(mi) = record
+                && !wrap
+                && last
+            {
+                self.record(mi).await?;
+            }
+            if in_txn && !wrap && last {
+                self.journal_xid().await?;
+            }
             self.watch(&s.sql, true).await?;
             if self.ctl.abort {
                 // The statement finished before the cancel landed; stop here.
@@ -506,9 +696,44 @@ impl Task {
             }
         }
         if in_txn && wrap {
+            if let Some(mi) = record {
+                self.record(mi).await?;
+            }
+            self.journal_xid().await?;
             self.client.batch_execute("COMMIT").await?;
         }
         Ok(())
+    }
+
+    /// Writes the open transaction's id to the journal before COMMIT is sent,
+    /// so a resume can ask `txid_status` whether it committed. A journal that
+    /// cannot be written fails the unit (rolled back) rather than commit blind.
+    async fn journal_xid(&self) -> Result<(), tokio_postgres::Error> {
+        let xid: String = self
+            .client
+            .query_one("SELECT txid_current()::text", &[])
+            .await?
+            .get(0);
+        if let Err(e) = self.journal.append(&Entry::Xid {
+            step: self.step_index,
+            xid,
+        }) {
+            // Reuse the statement error path: cancel this unit with a clear reason.
+            self.client
+                .batch_execute(&format!(
+                    "DO $$BEGIN RAISE EXCEPTION 'cutover: writing the run journal failed: {}'; END$$",
+                    e.to_string().replace(['\'', '$'], "")
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts migration `mi`'s history row on the run's connection (inside
+    /// the open transaction, when there is one).
+    async fn record(&self, mi: usize) -> Result<(), tokio_postgres::Error> {
+        let ms = i32::try_from(self.migration_started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        super::history::record_pg(&self.client, &self.migrations[mi], ms).await
     }
 
     async fn run_backfill(&mut self, b: &BackfillDirective, initial_chunk: Option<u32>) -> StepEnd {
@@ -562,6 +787,13 @@ impl Task {
         let mut rows_done = 0u64;
         let mut busy = 0.0f64;
         let set_by_human = self.ctl.chunk_rows;
+        let target_ms = ((b.batch_seconds * 1000.0).ceil() as u64).max(1);
+        let session_ms = self
+            .opts
+            .statement_timeout
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let mut over_target = 0;
         while lo <= max {
             if !self.between(true).await {
                 self.backfill_left = Some(Leftover {
@@ -591,11 +823,18 @@ impl Task {
                     .unwrap_or_default(),
                 k = b.key
             );
+            // The chunk's row locks last as long as its statement: a
+            // statement_timeout at the target time makes that a bound (a
+            // cancelled UPDATE rolls back at once), and the chunk is retried
+            // smaller.
+            let bounded = format!(
+                "SET statement_timeout = '{target_ms}ms'; {sql}; SET statement_timeout = '{session_ms}ms'"
+            );
             let t0 = Instant::now();
             let mut attempt = 0;
             let n = loop {
-                match self.watch(&sql, false).await {
-                    Ok(n) => break n,
+                match self.watch(&bounded, false).await {
+                    Ok(n) => break Some(n),
                     Err(e)
                         if is_lock_timeout(&e)
                             && attempt < self.opts.lock_retries
@@ -603,6 +842,14 @@ impl Task {
                     {
                         attempt += 1;
                         tokio::time::sleep(self.opts.retry_backoff * attempt).await;
+                    }
+                    Err(e)
+                        if e.code() == Some(&SqlState::QUERY_CANCELED)
+                            && !self.ctl.abort
+                            && over_target < MAX_OVER_TARGET =>
+                    {
+                        over_target += 1;
+                        break None;
                     }
                     Err(e) => {
                         self.backfill_left = Some(Leftover {
@@ -617,6 +864,13 @@ impl Task {
                         if self.ctl.abort {
                             return StepEnd::Aborted;
                         }
+                        if e.code() == Some(&SqlState::QUERY_CANCELED) {
+                            return StepEnd::Failed(format!(
+                                "{}: chunk {lo}..{hi} ({} rows) exceeded the target chunk time of {target_ms} ms {MAX_OVER_TARGET} times in a row, shrinking each time: something (a lock, I/O) slows every chunk; find it, or declare a longer batch=",
+                                self.where_,
+                                hi - lo + 1
+                            ));
+                        }
                         return StepEnd::Failed(format!(
                             "{}: chunk {lo}..{hi}: {}",
                             self.where_,
@@ -627,6 +881,11 @@ impl Task {
             };
             let took = t0.elapsed().as_secs_f64();
             busy += took;
+            let Some(n) = n else {
+                size = (size / 4).max(100);
+                continue;
+            };
+            over_target = 0;
             rows_done += n;
             let keys_done = (hi - min + 1) as f64;
             size = next_chunk(hi as u64 - lo as u64 + 1, took, b.batch_seconds);
@@ -648,16 +907,57 @@ impl Task {
         StepEnd::Done
     }
 
-    async fn run(mut self, steps: Vec<Step>, initial_chunk: Option<u32>) -> Outcome {
+    async fn run(
+        mut self,
+        steps: Vec<Step>,
+        initial_chunk: Option<u32>,
+        from: ResumePoint,
+    ) -> Outcome {
         let n = steps.len();
-        let mut done = 0usize;
+        let mut done = from.step;
         let mut end = StepEnd::Done;
-        let mut migration_started = Instant::now();
         let mut current_migration = usize::MAX;
-        for (i, step) in steps.iter().enumerate() {
+        for w in std::mem::take(&mut self.warnings) {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(
+                    format!("warning before start: {w}"),
+                    self.ctl.max_lag_seconds,
+                )),
+            )
+            .await;
+        }
+        // Every replica under the limit before the first statement: wait,
+        // throttled and abortable, while any is over.
+        if !self.between(true).await {
+            return Outcome {
+                kind: OutcomeKind::Aborted,
+                leftovers: Vec::new(),
+            };
+        }
+        if let Err(e) = self.journal.append(&Entry::Started) {
+            return Outcome {
+                kind: OutcomeKind::Failed {
+                    error: format!("cannot write the run journal (needed to resume safely): {e}"),
+                },
+                leftovers: Vec::new(),
+            };
+        }
+        if from.step > 0 {
+            self.publish(
+                ExecPhase::Starting,
+                Some(detail_only(
+                    from.summary(&steps, &self.migrations),
+                    self.ctl.max_lag_seconds,
+                )),
+            )
+            .await;
+        }
+        for (i, step) in steps.iter().enumerate().skip(from.step) {
+            self.step_index = i;
             if step.migration() != current_migration {
                 current_migration = step.migration();
-                migration_started = Instant::now();
+                self.migration_started = Instant::now();
             }
             self.where_ = format!("step {}/{n} {}", i + 1, step.label(&self.migrations));
             if !self.between(false).await {
@@ -674,30 +974,39 @@ impl Task {
                     statements,
                     in_txn,
                     wrap,
-                    ..
-                } => self.run_unit(statements, *in_txn, *wrap).await,
+                    record,
+                    migration,
+                } => {
+                    self.run_unit(statements, *in_txn, *wrap, record.then_some(*migration))
+                        .await
+                }
                 Step::Backfill { directive, .. } => {
                     self.run_backfill(directive, initial_chunk).await
                 }
-                Step::Record { migration } => {
-                    let ms =
-                        i32::try_from(migration_started.elapsed().as_millis()).unwrap_or(i32::MAX);
-                    match super::history::record_pg(&self.client, &self.migrations[*migration], ms)
-                        .await
-                    {
-                        Ok(()) => StepEnd::Done,
-                        Err(e) => StepEnd::Failed(format!(
-                            "{}: recording in flyway_schema_history: {}",
-                            self.where_,
-                            pg_error(&e)
-                        )),
-                    }
-                }
+                Step::Record { migration } => match self.record(*migration).await {
+                    Ok(()) => StepEnd::Done,
+                    Err(e) => StepEnd::Failed(format!(
+                        "{}: recording in flyway_schema_history: {}",
+                        self.where_,
+                        pg_error(&e)
+                    )),
+                },
             };
             if !matches!(end, StepEnd::Done) {
                 break;
             }
             done += 1;
+            if let Err(e) = self.journal.append(&Entry::Done {
+                step: i,
+                label: step.label(&self.migrations),
+                statements: None,
+            }) {
+                end = StepEnd::Failed(format!(
+                    "{}: applied, but writing the run journal failed ({e}): a resume could not tell",
+                    self.where_
+                ));
+                break;
+            }
             if self.ctl.abort {
                 end = StepEnd::Aborted;
                 break;
@@ -774,7 +1083,7 @@ impl Executor for NativePg {
             let (tx, rx) = mpsc::unbounded_channel();
             self.controls = Some(tx);
             *lock(&self.shared) = Shared::default();
-            let steps = plan_steps(&self.migrations, self.opts.record_history);
+            let steps = self.steps();
             let max_lag = job
                 .max_lag_millis
                 .map(|m| m as f64 / 1000.0)
@@ -796,7 +1105,33 @@ impl Executor for NativePg {
                     at: Utc::now(),
                 };
             };
-            let (client, mon, pid, before) = match prepare(&self.dsn, &job, &self.opts).await {
+            let prepared = match super::history::liquibase_refusal(&self.migrations) {
+                Some(r) => Err(format!("refused before start: {r}")),
+                None => prepare(&self.dsn, &job, &self.opts).await,
+            };
+            let prepared = match prepared {
+                Ok(p) => resume_point(&p.1, &steps, &self.migrations, &job.run_dir)
+                    .await
+                    .map(|r| (p, r))
+                    .map_err(|e| format!("refused before start: {e}")),
+                Err(e) => Err(e),
+            };
+            let mut warnings = Vec::new();
+            let prepared = match prepared {
+                Ok(p) => {
+                    match preflight(&p.0.1, &self.dsn, &self.migrations[..], self.lag.as_mut())
+                        .await
+                    {
+                        Ok(w) => {
+                            warnings = w;
+                            Ok(p)
+                        }
+                        Err(e) => Err(format!("refused before start: {e}")),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let ((client, mon, pid, before), from) = match prepared {
                 Ok(x) => x,
                 Err(error) => {
                     let o = Outcome {
@@ -827,10 +1162,14 @@ impl Executor for NativePg {
                 where_: String::new(),
                 invalid_before: before,
                 backfill_left: None,
+                migration_started: Instant::now(),
+                journal: Journal::new(&job.run_dir),
+                step_index: 0,
+                warnings,
             };
             let chunk = job.chunk_size;
             tokio::spawn(async move {
-                let o = task.run(steps, chunk).await;
+                let o = task.run(steps, chunk, from).await;
                 finish(&shared, &o);
                 let _ = updates.send(ExecUpdate::Finished(o)).await;
             });
@@ -871,17 +1210,26 @@ impl Executor for NativePg {
     ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
         Box::pin(async move {
             // The statements ran on the dead process's connection, which the
-            // server has closed (rolling back an open transaction). What is
-            // left to see: INVALID indexes on the run's tables.
+            // server has closed (rolling back an open transaction). Report
+            // what completed and where a new start resumes; change nothing.
             let c = connect(&self.dsn)
                 .await
                 .map_err(|e| ExecError::Refused(format!("cannot inspect the target: {e}")))?;
-            let refusal = before_start(&c, &job.spec.tables, Duration::from_secs(u32::MAX as u64))
+            let steps = self.steps();
+            let from = resume_point(&c, &steps, &self.migrations, &job.run_dir)
                 .await
-                .map_err(|e| ExecError::Refused(pg_error(&e)))?;
+                .map_err(ExecError::Refused)?;
+            let mut detail = from.summary(&steps, &self.migrations);
+            if let Some(r) =
+                before_start(&c, &job.spec.tables, Duration::from_secs(u32::MAX as u64))
+                    .await
+                    .map_err(|e| ExecError::Refused(pg_error(&e)))?
+            {
+                detail.push_str(&format!("; {r}"));
+            }
             let status = ExecStatus {
                 phase: ExecPhase::NotRunning,
-                progress: refusal.map(|r| detail_only(r, 0.0)),
+                progress: Some(detail_only(detail, 0.0)),
                 at: Utc::now(),
             };
             lock(&self.shared).status = status.clone();

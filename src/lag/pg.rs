@@ -140,31 +140,56 @@ impl PgLagPoller {
     }
 }
 
+/// The rows of a parameterless query over the simple protocol: one round
+/// trip and one statement on the server per poll (the extended protocol
+/// would add a prepare for each).
+async fn simple_rows(
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<tokio_postgres::SimpleQueryRow>, tokio_postgres::Error> {
+    Ok(c.simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect())
+}
+
+fn text(r: &tokio_postgres::SimpleQueryRow, i: usize) -> Option<String> {
+    r.get(i).map(str::to_string)
+}
+
+fn float(r: &tokio_postgres::SimpleQueryRow, i: usize) -> Option<f64> {
+    r.get(i).and_then(|v| v.parse().ok())
+}
+
 async fn read_primary(
     slot: &mut Slot,
     dsn: &str,
 ) -> Result<(u64, Vec<SenderRow>), tokio_postgres::Error> {
     let c = slot.client(dsn).await?;
-    let lsn: String = c
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .get(0);
-    let rows = c
-        .query(
-            "SELECT application_name::text, state::text, EXTRACT(EPOCH FROM replay_lag)::float8
-               FROM pg_stat_replication",
-            &[],
-        )
-        .await?;
+    // One statement: the LSN rides on every row (and a row with NULLs when
+    // no replica is connected).
+    let rows = simple_rows(
+        c,
+        "SELECT pg_current_wal_lsn()::text, s.application_name::text, s.state::text,
+                EXTRACT(EPOCH FROM s.replay_lag)::float8
+           FROM (SELECT 1) one LEFT JOIN pg_stat_replication s ON true",
+    )
+    .await?;
+    let lsn = rows.first().and_then(|r| text(r, 0));
     let senders = rows
         .iter()
+        .filter(|r| r.get(1).is_some() || r.get(2).is_some())
         .map(|r| SenderRow {
-            application_name: r.get::<_, Option<String>>(0).unwrap_or_default(),
-            state: r.get::<_, Option<String>>(1).unwrap_or_default(),
-            replay_lag: r.get(2),
+            application_name: text(r, 1).unwrap_or_default(),
+            state: text(r, 2).unwrap_or_default(),
+            replay_lag: float(r, 3),
         })
         .collect();
-    Ok((parse_lsn(&lsn).unwrap_or(0), senders))
+    Ok((lsn.as_deref().and_then(parse_lsn).unwrap_or(0), senders))
 }
 
 async fn read_replica(
@@ -172,25 +197,34 @@ async fn read_replica(
     dsn: &str,
 ) -> Result<(ReplicaRow, Option<String>), tokio_postgres::Error> {
     let c = slot.client(dsn).await?;
-    let r = c
-        .query_one(
-            "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
-                    EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8,
-                    (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)",
-            &[],
-        )
-        .await?;
-    let lsn = |i: usize| r.get::<_, Option<String>>(i).as_deref().and_then(parse_lsn);
+    let rows = simple_rows(
+        c,
+        "SELECT pg_is_in_recovery()::text, pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
+                EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8,
+                (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)",
+    )
+    .await?;
+    let Some(r) = rows.first() else {
+        // Not reachable in practice: a SELECT without FROM returns one row.
+        return Ok((
+            ReplicaRow {
+                in_recovery: false,
+                receive_lsn: None,
+                replay_lsn: None,
+                since_last_replay: None,
+            },
+            None,
+        ));
+    };
+    let lsn = |i: usize| text(r, i).as_deref().and_then(parse_lsn);
     Ok((
         ReplicaRow {
-            in_recovery: r.get(0),
+            in_recovery: r.get(0) == Some("true"),
             receive_lsn: lsn(1),
             replay_lsn: lsn(2),
-            since_last_replay: r.get(3),
+            since_last_replay: float(r, 3),
         },
-        r.get::<_, Option<String>>(4)
-            .as_deref()
-            .and_then(application_name),
+        text(r, 4).as_deref().and_then(application_name),
     ))
 }
 

@@ -28,6 +28,26 @@ pub fn render(plan: &Plan, color: bool) -> String {
         plan.engine_version,
         &plan.plan_digest[..12.min(plan.plan_digest.len())]
     );
+    if let Some(h) = &plan.history {
+        let _ = writeln!(
+            out,
+            "history on target {}: {} migration(s) skipped as already applied{}",
+            h.target,
+            h.skipped_applied.len(),
+            if h.changed_after_apply.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} CHANGED AFTER BEING APPLIED: {}",
+                    h.changed_after_apply.len(),
+                    h.changed_after_apply.join(", ")
+                )
+            }
+        );
+        for n in &h.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
+    }
     for m in &plan.migrations {
         let _ = writeln!(out);
         let exec = m

@@ -208,6 +208,7 @@ pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
         engine_version: version.to_string(),
         risk,
         migrations: out,
+        history: None,
     }
 }
 

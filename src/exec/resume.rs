@@ -1,0 +1,552 @@
+//! Resuming an interrupted native run: which steps completed, and where to
+//! start again so that every statement is applied exactly once.
+//!
+//! Three sources, strongest first:
+//! 1. The history table: a Flyway migration recorded with its current
+//!    checksum is applied as a whole (on PostgreSQL the row is written in the
+//!    migration's own transaction, so it cannot lie).
+//! 2. The run's journal (`native-journal.jsonl` in the run directory),
+//!    appended and fsynced after each statement or step. For a PostgreSQL
+//!    transaction the journal holds its transaction id *before* COMMIT is
+//!    sent, so `txid_status` tells later whether it committed.
+//! 3. The live catalog, for the one statement that may have run after the
+//!    last journal write (a crash between the statement and the fsync):
+//!    the table, column or index it creates or drops is there or not. When
+//!    the catalog cannot tell (DML, most constraints), resuming is refused
+//!    with the statement named: guessing could apply it twice.
+
+use super::native::Step;
+use crate::migrate::Migration;
+use crate::model::Engine;
+use crate::sql::analyze::analyze;
+use crate::sql::ops::{Action, Op};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The journal file's name inside the run directory.
+pub const JOURNAL_FILE: &str = "native-journal.jsonl";
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// A run of this plan started (written before its first statement).
+    Started,
+    /// The first `statements` statements of step `step` are applied
+    /// (`statements == None`: the whole step).
+    Done {
+        /// Step index.
+        step: usize,
+        /// The step's label, to catch a journal of another plan.
+        label: String,
+        /// Statements done within the step; `None` = all.
+        statements: Option<usize>,
+    },
+    /// Step `step`'s transaction id, written before its COMMIT is sent.
+    Xid {
+        /// Step index.
+        step: usize,
+        /// `txid_current()` as text.
+        xid: String,
+    },
+}
+
+/// Append-only, fsynced journal of one run.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    /// The journal in `run_dir` (created on first write).
+    pub fn new(run_dir: &Path) -> Journal {
+        Journal {
+            path: run_dir.join(JOURNAL_FILE),
+        }
+    }
+
+    /// Appends `e` and fsyncs, so that a crash after this returns cannot lose it.
+    pub fn append(&self, e: &Entry) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let line = serde_json::to_string(e).map_err(std::io::Error::other)?;
+        writeln!(f, "{line}")?;
+        f.sync_data()
+    }
+
+    /// Every entry; a torn last line (a crash mid-write) is ignored.
+    pub fn read(&self) -> std::io::Result<Vec<Entry>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+}
+
+/// What the live schema says about one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Its effect is visible.
+    Applied,
+    /// Its effect is not visible.
+    NotApplied,
+    /// The catalog cannot tell.
+    Unknown,
+}
+
+/// A catalog fact that shows a statement's effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The table exists (`true`) or not.
+    Table {
+        /// Table name.
+        table: String,
+        /// Expected to exist.
+        exists: bool,
+    },
+    /// The column exists (`true`) or not.
+    Column {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// Expected to exist.
+        exists: bool,
+    },
+    /// The index exists, and is valid (`true`) or does not exist.
+    Index {
+        /// Index name.
+        name: String,
+        /// Table, when the statement names it (MySQL index names are per table).
+        table: Option<String>,
+        /// Expected to exist.
+        exists: bool,
+    },
+}
+
+/// The probes that show `sql` applied; `None` when the catalog cannot tell.
+pub fn probes(sql: &str, engine: Engine) -> Option<Vec<Probe>> {
+    let t = |s: &str| s.to_string();
+    match analyze(sql, engine).op {
+        Op::CreateTable {
+            table,
+            or_replace: false,
+            temporary: false,
+            ..
+        } => Some(vec![Probe::Table {
+            table,
+            exists: true,
+        }]),
+        Op::DropTable { tables, .. } => Some(
+            tables
+                .into_iter()
+                .map(|table| Probe::Table {
+                    table,
+                    exists: false,
+                })
+                .collect(),
+        ),
+        Op::CreateIndex {
+            table,
+            name: Some(name),
+            ..
+        } => Some(vec![Probe::Index {
+            name,
+            table: Some(table),
+            exists: true,
+        }]),
+        Op::DropIndex { names, table, .. } => Some(
+            names
+                .into_iter()
+                .map(|name| Probe::Index {
+                    name,
+                    table: table.clone(),
+                    exists: false,
+                })
+                .collect(),
+        ),
+        Op::AlterTable { table, actions, .. } if !actions.is_empty() => {
+            let mut out = Vec::new();
+            for a in actions {
+                match a {
+                    Action::AddColumn(c) => out.push(Probe::Column {
+                        table: t(&table),
+                        column: c.name,
+                        exists: true,
+                    }),
+                    Action::DropColumn { names, .. } => {
+                        out.extend(names.into_iter().map(|column| Probe::Column {
+                            table: t(&table),
+                            column,
+                            exists: false,
+                        }))
+                    }
+                    Action::RenameColumn { from, to } => {
+                        out.push(Probe::Column {
+                            table: t(&table),
+                            column: from,
+                            exists: false,
+                        });
+                        out.push(Probe::Column {
+                            table: t(&table),
+                            column: to,
+                            exists: true,
+                        });
+                    }
+                    Action::AddConstraint {
+                        name: Some(name),
+                        kind: crate::sql::ops::ConstraintKind::Unique,
+                        ..
+                    } if engine == Engine::Mysql => out.push(Probe::Index {
+                        name,
+                        table: Some(t(&table)),
+                        exists: true,
+                    }),
+                    Action::DropIndex { name } => out.push(Probe::Index {
+                        name,
+                        table: Some(t(&table)),
+                        exists: false,
+                    }),
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// Combines the probes of one statement: all hold → applied, none → not
+/// applied, some → unknown (a multi-part DDL the server should have made
+/// atomic; a human must look).
+pub fn combine(results: &[bool]) -> Seen {
+    if results.is_empty() {
+        Seen::Unknown
+    } else if results.iter().all(|r| *r) {
+        Seen::Applied
+    } else if results.iter().all(|r| !*r) {
+        Seen::NotApplied
+    } else {
+        Seen::Unknown
+    }
+}
+
+/// Where a run resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// First step not (fully) applied; `steps.len()` when all are.
+    pub step: usize,
+    /// Statements of that step already applied (autocommit statements only).
+    pub skip_statements: usize,
+    /// How each completed step is known, for the report.
+    pub evidence: Vec<String>,
+}
+
+impl ResumePoint {
+    /// A one-line summary.
+    pub fn summary(&self, steps: &[Step], migrations: &[Migration]) -> String {
+        if self.step == 0 && self.skip_statements == 0 {
+            return "nothing applied yet: starting at step 1".into();
+        }
+        if self.step >= steps.len() {
+            return format!("all {} steps already applied", steps.len());
+        }
+        let within = if self.skip_statements > 0 {
+            format!(" from its statement {}", self.skip_statements + 1)
+        } else {
+            String::new()
+        };
+        format!(
+            "steps 1..{} applied ({}); resuming at step {} {}{within}",
+            self.step,
+            self.evidence.join("; "),
+            self.step + 1,
+            steps[self.step].label(migrations)
+        )
+    }
+}
+
+/// What the journal says: steps done, and the partial step with its
+/// statements done and its transaction id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Journaled {
+    /// Leading steps fully done.
+    pub steps_done: usize,
+    /// Statements done in step `steps_done`.
+    pub statements_done: usize,
+    /// Transaction id of step `steps_done`, when one was written.
+    pub xid: Option<String>,
+    /// A run started before (else nothing can have run after a journal write).
+    pub started: bool,
+}
+
+/// Reads the journal against `steps`; an entry naming another step label
+/// means the journal belongs to another plan: refused.
+pub fn journaled(
+    entries: &[Entry],
+    steps: &[Step],
+    migrations: &[Migration],
+) -> Result<Journaled, String> {
+    let mut j = Journaled::default();
+    for e in entries {
+        match e {
+            Entry::Done {
+                step,
+                label,
+                statements,
+            } => {
+                let want = steps.get(*step).map(|s| s.label(migrations));
+                if want.as_deref() != Some(label.as_str()) {
+                    return Err(format!(
+                        "the run's journal names step {} as {label}, but this plan's step is {}: it belongs to another plan; move {JOURNAL_FILE} away to start afresh",
+                        step + 1,
+                        want.unwrap_or_else(|| "absent".into())
+                    ));
+                }
+                match statements {
+                    None if *step >= j.steps_done => {
+                        j.steps_done = step + 1;
+                        j.statements_done = 0;
+                        j.xid = None;
+                    }
+                    Some(n) if *step == j.steps_done => j.statements_done = *n,
+                    _ => {}
+                }
+            }
+            Entry::Started => j.started = true,
+            Entry::Xid { step, xid } if *step == j.steps_done => j.xid = Some(xid.clone()),
+            Entry::Xid { .. } => {}
+        }
+    }
+    Ok(j)
+}
+
+/// The live database as resuming asks it.
+pub trait Inspect: Send {
+    /// Whether transaction `xid` committed (PostgreSQL `txid_status`).
+    fn committed<'a>(&'a mut self, xid: &'a str) -> BoxFuture<'a, Result<bool, String>>;
+    /// Whether `sql`'s effect is visible in the live schema.
+    fn seen<'a>(&'a mut self, sql: &'a str, engine: Engine) -> BoxFuture<'a, Result<Seen, String>>;
+}
+
+/// Where to resume, from the history `sorting` and the journal `j`; the one
+/// step that may have run after the last journal write is settled with
+/// `committed` (a journaled transaction id, PostgreSQL) or `seen` (catalog
+/// probes per statement). A statement the catalog cannot judge refuses.
+pub async fn resume_from(
+    steps: &[Step],
+    migrations: &[Migration],
+    j: &Journaled,
+    sorting: &super::history::Sorting,
+    db: &mut dyn Inspect,
+) -> Result<ResumePoint, String> {
+    if let Some(mm) = sorting.mismatches.first() {
+        let m = &migrations[mm.migration];
+        return Err(format!(
+            "{}: recorded as applied with checksum {}, but the file's checksum is now {}: the file changed after it was applied",
+            m.path.display(),
+            mm.recorded
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "NULL".into()),
+            mm.now
+        ));
+    }
+    let recorded = |mi: usize| {
+        migrations[mi].format == crate::migrate::SourceFormat::Flyway
+            && sorting.applied.contains(&mi)
+    };
+    let mut point = ResumePoint {
+        step: 0,
+        skip_statements: 0,
+        evidence: Vec::new(),
+    };
+    let mut k = 0;
+    while k < steps.len() {
+        if recorded(steps[k].migration()) {
+            point
+                .evidence
+                .push(format!("step {} by flyway_schema_history", k + 1));
+        } else if k < j.steps_done {
+            point
+                .evidence
+                .push(format!("step {} by the journal", k + 1));
+        } else {
+            break;
+        }
+        k += 1;
+    }
+    // Steps that may have run after the last journal write (all of them
+    // when the journal was lost): settled one by one while the database
+    // shows them applied. A plan never started has nothing to settle.
+    while j.started && k < steps.len() {
+        let first = k == j.steps_done;
+        let done_before = if first { j.statements_done } else { 0 };
+        let engine = migrations[steps[k].migration()].engine;
+        point.skip_statements = done_before;
+        let settled = match &steps[k] {
+            Step::Unit { in_txn: true, .. } if engine == Engine::Postgres => match &j.xid {
+                // COMMIT is only sent after the id is journaled.
+                Some(xid) if first => db.committed(xid).await?,
+                _ => false,
+            },
+            Step::Unit { statements, .. } => {
+                let mut all = true;
+                for (si, st) in statements.iter().enumerate().skip(done_before) {
+                    match db.seen(&st.sql, engine).await? {
+                        Seen::Applied => point.skip_statements = si + 1,
+                        Seen::NotApplied => {
+                            all = false;
+                            break;
+                        }
+                        Seen::Unknown => {
+                            return Err(format!(
+                                "{}: cannot tell from the live schema whether the statement at line {} ran before the interruption; check by hand, then run the rest yourself or start afresh without it",
+                                steps[k].label(migrations),
+                                st.line
+                            ));
+                        }
+                    }
+                }
+                all
+            }
+            // A backfill re-runs from its start: its declared SET must be
+            // idempotent (the safe NOT NULL recipe is); a record is not in history.
+            Step::Backfill { .. } | Step::Record { .. } => false,
+        };
+        if !settled {
+            break;
+        }
+        point
+            .evidence
+            .push(format!("step {} by the live database", k + 1));
+        point.skip_statements = 0;
+        k += 1;
+    }
+    point.step = k;
+    Ok(point)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_from_ddl() {
+        assert_eq!(
+            probes("CREATE INDEX CONCURRENTLY i ON t (c)", Engine::Postgres),
+            Some(vec![Probe::Index {
+                name: "i".into(),
+                table: Some("t".into()),
+                exists: true
+            }])
+        );
+        assert_eq!(
+            probes(
+                "ALTER TABLE t ADD COLUMN c int, DROP COLUMN d",
+                Engine::Mysql
+            ),
+            Some(vec![
+                Probe::Column {
+                    table: "t".into(),
+                    column: "c".into(),
+                    exists: true
+                },
+                Probe::Column {
+                    table: "t".into(),
+                    column: "d".into(),
+                    exists: false
+                }
+            ])
+        );
+        assert_eq!(probes("INSERT INTO t VALUES (1)", Engine::Postgres), None);
+        assert_eq!(
+            probes(
+                "ALTER TABLE t ALTER COLUMN c SET NOT NULL",
+                Engine::Postgres
+            ),
+            None
+        );
+        assert_eq!(combine(&[true, true]), Seen::Applied);
+        assert_eq!(combine(&[false]), Seen::NotApplied);
+        assert_eq!(combine(&[true, false]), Seen::Unknown);
+        assert_eq!(combine(&[]), Seen::Unknown);
+    }
+
+    #[test]
+    fn journal_round_trip_and_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(&dir.path().join("run"));
+        assert!(j.read().unwrap().is_empty());
+        let m = Migration {
+            version: "1".into(),
+            description: "x".into(),
+            path: "V1__x.sql".into(),
+            checksum: String::new(),
+            engine: Engine::Postgres,
+            format: crate::migrate::SourceFormat::Flyway,
+            repeatable: false,
+            tx: crate::migrate::TxWrap::AsWritten,
+            directives: Default::default(),
+            statements: crate::sql::split::split(
+                "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n",
+                Engine::Postgres,
+                1,
+                ";",
+            ),
+            text: String::new(),
+        };
+        let ms = vec![m];
+        let steps = super::super::native::plan_steps(&ms, false);
+        assert_eq!(steps.len(), 2);
+        let done = |step: usize, statements| Entry::Done {
+            step,
+            label: steps[step].label(&ms),
+            statements,
+        };
+        j.append(&done(0, None)).unwrap();
+        j.append(&Entry::Xid {
+            step: 1,
+            xid: "42".into(),
+        })
+        .unwrap();
+        // A torn line from a crash mid-write is ignored.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("run").join(JOURNAL_FILE))
+            .and_then(|mut f| f.write_all(b"{\"kind\":\"do"))
+            .unwrap();
+        let e = j.read().unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            journaled(&e, &steps, &ms).unwrap(),
+            Journaled {
+                steps_done: 1,
+                statements_done: 0,
+                xid: Some("42".into()),
+                started: false,
+            }
+        );
+        let other = vec![Entry::Done {
+            step: 0,
+            label: "V9__other.sql:1".into(),
+            statements: None,
+        }];
+        assert!(
+            journaled(&other, &steps, &ms)
+                .unwrap_err()
+                .contains("another plan")
+        );
+    }
+}
