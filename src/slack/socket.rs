@@ -111,12 +111,26 @@ pub async fn run(
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
+        // The replacement link, opened while this one still serves envelopes.
+        let mut replacing: Option<futures_util::future::BoxFuture<'static, Result<Link, String>>> =
+            None;
         // Serve this link until it must be replaced.
         let next: Option<Link> = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     let _ = ws.close(None).await;
                     return Ok(());
+                }
+                new = async {
+                    match replacing.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match new {
+                        Ok(new) => break Some(new),
+                        Err(e) => { eprintln!("cutover: Socket Mode reconnect: {e}"); break None; }
+                    }
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > DEAD_AFTER {
@@ -142,11 +156,14 @@ pub async fn run(
                                 let _ = ws.close(None).await;
                                 return Err(SocketError::Fatal("link_disabled: Socket Mode was turned off for the app".into()));
                             }
-                            // Open the new link before closing this one.
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            match open(api.as_ref()).await {
-                                Ok(new) => break Some(new),
-                                Err(e) => { eprintln!("cutover: Socket Mode reconnect: {e}"); break None; }
+                            // Open the new link before closing this one, and keep
+                            // acking on this one meanwhile (at most one open per second).
+                            if replacing.is_none() {
+                                let api = api.clone();
+                                replacing = Some(Box::pin(async move {
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                    open(api.as_ref()).await
+                                }));
                             }
                         }
                         Some("hello") => {}

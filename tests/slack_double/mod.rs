@@ -357,11 +357,10 @@ impl Double {
             })
             .and_then(|b| b["block_id"].as_str().map(str::to_string))
             .unwrap_or_else(|| "b".into());
-        let action_ts = format!(
-            "{}.{:06}",
-            1_700_000_100 + lock(&self.state).next_envelope,
-            lock(&self.state).calls.len()
-        );
+        let action_ts = {
+            let s = lock(&self.state);
+            format!("{}.{:06}", 1_700_000_100 + s.next_envelope, s.calls.len())
+        };
         json!({
             "type": "block_actions",
             "user": {"id": user, "username": name, "name": name, "team_id": TEAM},
