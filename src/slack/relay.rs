@@ -49,8 +49,10 @@ pub mod keys {
     pub const COMPLETION: &str = "slack.completion";
 }
 
-/// Longest wait between retries of a failing call.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Longest wait between retries of a failing call. Short enough that the
+/// progress message is fresh again within 10 s of an outage's end; one call
+/// per 8 s per message is far below Slack's Tier 3 limit.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Milestone replies kept while Slack is unreachable (older ones are dropped;
 /// the progress message still shows the state).
 const MAX_MILESTONES: usize = 20;
@@ -129,9 +131,6 @@ struct SlotState {
     sent: Option<Value>,
     /// When it was last sent (edits are spaced by `coalesce`).
     last_sent: Option<Instant>,
-    /// Failing: not before this instant.
-    retry_at: Option<Instant>,
-    failures: u32,
 }
 
 /// The relay for one run.
@@ -143,6 +142,8 @@ pub struct Relay {
     slots: BTreeMap<Slot, SlotState>,
     milestones: VecDeque<Message>,
     blocked: BTreeMap<&'static str, Instant>,
+    /// Consecutive server-side failures (backoff).
+    failures: u32,
     report: RelayReport,
     views_tx: watch::Sender<RunView>,
 }
@@ -160,6 +161,7 @@ impl Relay {
             slots: BTreeMap::new(),
             milestones: VecDeque::new(),
             blocked: BTreeMap::new(),
+            failures: 0,
             report: RelayReport::default(),
             views_tx,
         }
@@ -303,9 +305,6 @@ impl Relay {
             {
                 t = t.max(last + coalesce);
             }
-            if let Some(r) = st.and_then(|s| s.retry_at) {
-                t = t.max(r);
-            }
             if let Some(b) = self.blocked.get(method) {
                 t = t.max(*b);
             }
@@ -361,13 +360,19 @@ impl Relay {
                 eprintln!("cutover: Slack rejected a payload: {e}");
             }
             _ => {
-                let st = self
-                    .slots
-                    .entry(slot.unwrap_or(Slot::Completion))
-                    .or_default();
-                st.failures += 1;
-                let backoff = Duration::from_secs(1u64 << st.failures.min(6)).min(MAX_BACKOFF);
-                st.retry_at = Some(now + backoff);
+                // A 5xx or a dead connection means Slack, not one message, is
+                // in trouble: one probe per backoff interval for the relay.
+                self.failures += 1;
+                let backoff = Duration::from_secs(1u64 << self.failures.min(6)).min(MAX_BACKOFF);
+                for m in [methods::UPDATE, methods::POST_MESSAGE] {
+                    let until = self
+                        .blocked
+                        .get(m)
+                        .copied()
+                        .unwrap_or(now)
+                        .max(now + backoff);
+                    self.blocked.insert(m, until);
+                }
             }
         }
     }
@@ -387,9 +392,6 @@ impl Relay {
             let existing = self.ts(slot).cloned();
             let st = self.slots.entry(slot).or_default();
             if st.sent.as_ref() == Some(&body) && existing.is_some() {
-                continue;
-            }
-            if st.retry_at.is_some_and(|r| r > now) {
                 continue;
             }
             let method = if existing.is_some() {
@@ -429,8 +431,7 @@ impl Relay {
                     let st = self.slots.entry(slot).or_default();
                     st.sent = Some(body);
                     st.last_sent = Some(now);
-                    st.retry_at = None;
-                    st.failures = 0;
+                    self.failures = 0;
                 }
                 Err(e) => {
                     let bug = e.handling() == Handling::Bug;
