@@ -380,8 +380,122 @@ async fn a_whole_run_through_the_double() {
     assert_eq!(relay_refusals.len(), 1, "{relay_refusals:?}");
     assert_eq!(relay_refusals[0].run, "run-7f3a");
     assert_eq!(relay_refusals[0].actor, Actor::slack("T0TEAM001", ALICE));
+
+    // A relay rebuilt from the trail (e.g. after a supervisor restart) edits
+    // the same messages: no second pre-flight, an edit of the recorded one.
+    let records: Vec<_> = read_file(&trail_path, &key())
+        .unwrap()
+        .0
+        .into_iter()
+        .filter_map(|e| match e.entry {
+            Entry::Run { record } => Some(record),
+            _ => None,
+        })
+        .collect();
+    let rebuilt = cutover::run::RunState::replay(&records);
+    let posts_before = d.calls_of("chat.postMessage").len();
+    let updates_before = d.calls_of("chat.update").len();
+    let mut fan = cutover::run::fanout::Fanout::default();
+    let sub = fan.subscribe(16);
+    fan.close();
+    // The run's core has ended: its request channel is closed.
+    let (tx2, rx2) = mpsc::channel(4);
+    drop(rx2);
+    let setup = RelaySetup {
+        run: "run-7f3a".into(),
+        target: "orders-prod".into(),
+        channel: CHANNEL.into(),
+        plan,
+        links: Default::default(),
+        people: Default::default(),
+        coalesce: Duration::from_secs(1),
+        requests: None,
+    };
+    let again = host.spawn_for_run(setup, tx2, rebuilt, sub, shutdown.clone());
+    let report = tokio::time::timeout(WAIT, again).await.unwrap().unwrap();
+    assert_eq!(report.ids.preflight.as_deref(), Some(pre.as_str()));
+    let calls = d.calls();
+    assert!(
+        calls[updates_before.min(calls.len())..]
+            .iter()
+            .any(|c| c.method == "chat.update" && c.args["ts"] == pre.as_str()),
+        "the recorded pre-flight is edited"
+    );
+    let new_posts: Vec<_> = d.calls_of("chat.postMessage")[posts_before..].to_vec();
+    assert!(
+        new_posts
+            .iter()
+            .all(|c| c.args["thread_ts"] == pre.as_str()),
+        "no second pre-flight: {:?}",
+        new_posts
+            .iter()
+            .map(|c| &c.args["text"])
+            .collect::<Vec<_>>()
+    );
     shutdown.cancel();
     let _ = socket.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_do_not_wait_for_slow_slack_and_disconnects_are_obeyed() {
+    let d = Double::start().await;
+    let api: Arc<dyn SlackApi> = Arc::new(HttpApi::new(
+        &d.base,
+        Some(Secret::new(BOT)),
+        Some(Secret::new(APP)),
+    ));
+    let interactions = Arc::new(Interactions::new(
+        api.clone(),
+        vec![],
+        Duration::from_secs(300),
+    ));
+    let host = SlackHost::new(api, interactions.clone());
+    let socket = host.spawn_socket_mode(CancellationToken::new());
+    d.wait_for("the first link", WAIT, |d| d.open_links() == [1])
+        .await;
+    // The answer to this click (an ephemeral) is slow; the ack is not.
+    d.inject(
+        "chat.postEphemeral",
+        slack_double::Fault::Slow(Duration::from_secs(4)),
+    );
+    let env = d
+        .deliver(d.block_actions(ALICE, "1700000000.000100", "approve", "run-gone|d|1"))
+        .unwrap();
+    d.wait_for("the slow ephemeral", WAIT, |d| d.ephemerals().len() == 1)
+        .await;
+    let delivery = d
+        .deliveries()
+        .into_iter()
+        .find(|x| x.envelope_id == env)
+        .unwrap();
+    let (acked, _) = delivery.ack.clone().expect("acked");
+    let answered = d.calls_of("chat.postEphemeral")[0].at;
+    assert!(acked < answered, "acked before the work finished");
+    assert!(!delivery.timed_out);
+    // `warning`: the link closes soon; the client moves to a new one first.
+    d.disconnect("warning", Duration::from_secs(5)).unwrap();
+    d.wait_for("the second link", WAIT, |d| d.open_links() == [2])
+        .await;
+    let ll = d.link_log();
+    let pos = |s: &str| {
+        ll.iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} in {ll:?}"))
+    };
+    assert!(pos("hello 2") < pos("close 1 by client"), "{ll:?}");
+    // `link_disabled`: Socket Mode was turned off; the client stops for good.
+    d.disconnect("link_disabled", Duration::ZERO).unwrap();
+    let r = tokio::time::timeout(WAIT, socket).await.unwrap().unwrap();
+    assert!(
+        matches!(r, Err(cutover::slack::socket::SocketError::Fatal(ref m)) if m.contains("link_disabled")),
+        "{r:?}"
+    );
+    assert_eq!(
+        d.calls_of("apps.connections.open").len(),
+        2,
+        "no reconnect after link_disabled"
+    );
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
 }
 
 /// Vector B's body: `payload=` + every reserved character percent-encoded.

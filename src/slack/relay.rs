@@ -53,6 +53,8 @@ pub mod keys {
 /// progress message is fresh again within 10 s of an outage's end; one call
 /// per 8 s per message is far below Slack's Tier 3 limit.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How long recording a message id may hold up the relay.
+const NOTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Milestone replies kept while Slack is unreachable (older ones are dropped;
 /// the progress message still shows the state).
 const MAX_MILESTONES: usize = 20;
@@ -272,9 +274,11 @@ impl Relay {
             },
         );
         let (tx, rx) = oneshot::channel();
-        // The core answers at once; after the run's end it is gone (see the module doc).
-        if requests.send(Request::Command(env, tx)).await.is_ok() {
-            let _ = rx.await;
+        // The core answers at once; after the run's end it is gone (see the
+        // module doc). Never let a stuck core stall the messages.
+        let sent = tokio::time::timeout(NOTE_TIMEOUT, requests.send(Request::Command(env, tx)));
+        if matches!(sent.await, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(NOTE_TIMEOUT, rx).await;
         }
     }
 
