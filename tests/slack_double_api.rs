@@ -136,7 +136,7 @@ async fn tokens_and_content_types_are_checked_like_slack() {
         .call("usergroups.users.list", json!({"usergroup": "S0DBAS001"}))
         .await
         .unwrap();
-    assert_eq!(g["users"], json!(["U0DBA0001"]));
+    assert_eq!(g["users"], json!(["U0DBA0001", "U0GUEST01"]));
     assert_eq!(
         code(
             api.call("usergroups.users.list", json!({"usergroup": "S0NOPE"}))

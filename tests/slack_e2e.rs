@@ -29,9 +29,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-const ALICE: &str = "U0DBA0001"; // DBA
+const ALICE: &str = "U0DBA0001"; // DBA through the Slack group S0DBAS001
 const BOB: &str = "U0REQ0001"; // DBA, the requester
 const CAROL: &str = "U0DEV0001"; // observer
+const GUEST: &str = "U0GUEST01"; // a guest account in the DBA group
 const WAIT: Duration = Duration::from_secs(20);
 
 fn key() -> AuditKey {
@@ -48,10 +49,16 @@ fn policy() -> PolicyConfig {
     };
     PolicyConfig {
         people: vec![
-            p("alice", Role::Dba, ALICE),
+            // An observer by herself: her DBA role comes from the user group,
+            // which the relay reads with usergroups.users.list.
+            p("alice", Role::Observer, ALICE),
             p("bob", Role::Dba, BOB),
             p("carol", Role::Observer, CAROL),
         ],
+        groups: vec![cutover::policy::config::GroupConfig {
+            slack: "S0DBAS001".into(),
+            role: Role::Dba,
+        }],
         ..PolicyConfig::default()
     }
 }
@@ -112,7 +119,12 @@ async fn a_whole_run_through_the_double() {
     let relay_trail_path = dir.path().join("relay-audit.jsonl");
     let (relay_trail, _) = Trail::open(&relay_trail_path, key()).unwrap();
     let interactions = Arc::new(
-        Interactions::new(api.clone(), vec![], Duration::from_secs(300)).with_audit(relay_trail),
+        Interactions::new(
+            api.clone(),
+            vec!["S0DBAS001".into()],
+            Duration::from_secs(300),
+        )
+        .with_audit(relay_trail),
     );
     let host = SlackHost::new(api.clone(), interactions.clone());
     let shutdown = CancellationToken::new();
@@ -204,15 +216,22 @@ async fn a_whole_run_through_the_double() {
         l[1].starts_with("refused") && l[1].contains("not allowed"),
         "{l:?}"
     );
+    d.deliver(d.block_actions(GUEST, &pre, "approve", &approve_value))
+        .unwrap();
+    let l = wait_log(&interactions, 3).await;
+    assert!(
+        l[2].starts_with("refused") && l[2].contains("guest"),
+        "{l:?}"
+    );
     let alice_env = d
         .deliver(d.block_actions(ALICE, &pre, "approve", &approve_value))
         .unwrap();
-    let l = wait_log(&interactions, 3).await;
-    assert_eq!(l[2], "accepted", "{l:?}");
+    let l = wait_log(&interactions, 4).await;
+    assert_eq!(l[3], "accepted", "{l:?}");
     // The same envelope again (a transport duplicate): dropped.
     assert!(d.redeliver(&alice_env));
-    let l = wait_log(&interactions, 4).await;
-    assert_eq!(l[3], "duplicate", "{l:?}");
+    let l = wait_log(&interactions, 5).await;
+    assert_eq!(l[4], "duplicate", "{l:?}");
     // The message is rewritten in place: buttons gone, approver named.
     d.wait_for("the approved rewrite", WAIT, |d| {
         button(d, &pre, "approve").is_none()
@@ -221,11 +240,11 @@ async fn a_whole_run_through_the_double() {
     // A second click on the old render: refused as stale, and recorded.
     d.deliver(d.block_actions(ALICE, &pre, "approve", &approve_value))
         .unwrap();
-    let l = wait_log(&interactions, 5).await;
-    assert_eq!(l[4], "stale render", "{l:?}");
-    d.wait_for("three ephemerals", WAIT, |d| d.ephemerals().len() == 3)
+    let l = wait_log(&interactions, 6).await;
+    assert_eq!(l[5], "stale render", "{l:?}");
+    d.wait_for("three ephemerals", WAIT, |d| d.ephemerals().len() == 4)
         .await;
-    let told: Vec<&str> = vec![BOB, CAROL, ALICE];
+    let told: Vec<&str> = vec![BOB, CAROL, GUEST, ALICE];
     let eph: Vec<String> = d
         .ephemerals()
         .iter()
@@ -234,7 +253,10 @@ async fn a_whole_run_through_the_double() {
     assert_eq!(eph, told);
 
     // Started from the console; progress is posted in the thread and edited.
-    command(&tx, "alice", Command::Start).await;
+    command(&tx, "bob", Command::Start).await;
+    let groups = d.calls_of("usergroups.users.list");
+    assert_eq!(groups.len(), 1, "membership is cached");
+    assert_eq!(groups[0].args["usergroup"], "S0DBAS001");
     d.wait_for("the progress message", WAIT, |d| {
         d.messages()
             .iter()
@@ -317,12 +339,12 @@ async fn a_whole_run_through_the_double() {
     // After the run: its clicks are no longer served; refused and recorded by the relay.
     d.deliver(d.block_actions(ALICE, &pre, "approve", &approve_value))
         .unwrap();
-    let l = wait_log(&interactions, 8).await;
-    assert_eq!(l[7], "unknown run", "{l:?}");
+    let l = wait_log(&interactions, 9).await;
+    assert_eq!(l[8], "unknown run", "{l:?}");
 
     // Every envelope was acked, once, within Slack's 3 s, with no protocol violation.
     let deliveries = d.deliveries();
-    assert_eq!(deliveries.len(), 8);
+    assert_eq!(deliveries.len(), 9);
     for x in &deliveries {
         assert!(!x.timed_out, "{} not acked in 3 s", x.envelope_id);
         let lat = x
@@ -352,8 +374,9 @@ async fn a_whole_run_through_the_double() {
             _ => None,
         })
         .collect();
-    assert_eq!(refused.len(), 3, "{refused:?}");
-    assert!(refused[2].contains("out-of-date"), "{refused:?}");
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert!(refused[2].contains("guest"), "{refused:?}");
+    assert!(refused[3].contains("out-of-date"), "{refused:?}");
     let posted: Vec<String> = events
         .iter()
         .filter_map(|e| match e {

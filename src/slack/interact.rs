@@ -170,6 +170,28 @@ pub struct RunHandle {
 #[derive(Debug, Default)]
 struct GroupCache {
     fetched: Option<Instant>,
+    /// `users.info` verdicts: user → (when, why the user may not act).
+    users: HashMap<String, (Instant, Option<String>)>,
+}
+
+/// Why a Slack account may not act at all, from its `users.info` (spec
+/// §11.1): bots, deactivated accounts and guests are refused whatever
+/// their role.
+pub fn account_problem(info: &Value) -> Option<String> {
+    let u = &info["user"];
+    if !u.is_object() {
+        return Some("Slack did not describe this user".into());
+    }
+    let flag = |k: &str| u[k].as_bool().unwrap_or(false);
+    if flag("deleted") {
+        Some("the account is deactivated".into())
+    } else if flag("is_bot") || flag("is_app_user") {
+        Some("bots and apps cannot decide".into())
+    } else if flag("is_restricted") || flag("is_ultra_restricted") {
+        Some("guest accounts cannot decide".into())
+    } else {
+        None
+    }
 }
 
 /// Routes interactions to runs.
@@ -435,6 +457,31 @@ impl Interactions {
         c.fetched = Some(Instant::now());
     }
 
+    /// `users.info` for the clicker, cached like group membership.
+    async fn account_check(&self, user: &str) -> Option<String> {
+        let mut c = self.cache.lock().await;
+        if let Some((at, why)) = c.users.get(user)
+            && at.elapsed() < self.group_ttl
+        {
+            return why.clone();
+        }
+        let why = match self
+            .api
+            .call(methods::USERS_INFO, json!({"user": user}))
+            .await
+        {
+            Ok(v) => account_problem(&v),
+            Err(e) if e.handling() == Handling::Unauthorized => {
+                Some(format!("Slack does not know this user ({e})"))
+            }
+            // Slack is unreachable: do not cache, and fail closed.
+            Err(e) => return Some(format!("could not check the account with Slack ({e})")),
+        };
+        c.users
+            .insert(user.to_string(), (Instant::now(), why.clone()));
+        why
+    }
+
     /// The work after the ack. `envelope` is the transport's id (Socket Mode envelope).
     pub async fn process(&self, payload: &Value, envelope: Option<&str>) {
         let Some(i) = Interaction::parse(payload) else {
@@ -491,6 +538,13 @@ impl Interactions {
             return;
         }
         self.refresh_groups(&h).await;
+        if let Some(why) = self.account_check(&user.id).await {
+            self.note(&key, format!("refused: {why}"));
+            self.refuse_recorded(Some(&h), &i, &why, &key).await;
+            self.ephemeral(&channel, &user.id, &format!("Refused: {why}"))
+                .await;
+            return;
+        }
         let risk = view.state.spec.as_ref().map_or(Risk::High, |s| s.risk);
         let tables = view
             .state
@@ -599,5 +653,35 @@ impl Interactions {
                     .await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bots_deactivated_and_guest_accounts_cannot_decide() {
+        let u = |k: &str| json!({"ok": true, "user": {"id": "U1", k: true}});
+        assert_eq!(
+            account_problem(&json!({"ok": true, "user": {"id": "U1", "deleted": false}})),
+            None
+        );
+        for (k, want) in [
+            ("deleted", "deactivated"),
+            ("is_bot", "bots"),
+            ("is_app_user", "bots"),
+            ("is_restricted", "guest"),
+            ("is_ultra_restricted", "guest"),
+        ] {
+            assert!(
+                account_problem(&u(k)).is_some_and(|w| w.contains(want)),
+                "{k}"
+            );
+        }
+        assert!(
+            account_problem(&json!({"ok": true})).is_some(),
+            "no user object: refused"
+        );
     }
 }

@@ -195,8 +195,15 @@ impl Double {
             st.users.insert(id.into(), user(id, name));
             st.members.insert(id.into());
         }
-        st.groups
-            .insert("S0DBAS001".into(), vec!["U0DBA0001".into()]);
+        // A guest (single-channel) account, in the DBA group by mistake.
+        let mut guest = user("U0GUEST01", "gus");
+        guest["is_restricted"] = json!(true);
+        st.users.insert("U0GUEST01".into(), guest);
+        st.members.insert("U0GUEST01".into());
+        st.groups.insert(
+            "S0DBAS001".into(),
+            vec!["U0DBA0001".into(), "U0GUEST01".into()],
+        );
         // A message by another app, for `cant_update_message`.
         st.messages.push(Posted {
             channel: CHANNEL.into(),
