@@ -485,3 +485,58 @@ async fn wss_urls_are_spoken_with_rustls() {
     assert!(!s.contains("TlsFeatureNotEnabled"), "{s}");
     assert!(s.contains("Tls") || s.contains("Io"), "{s}");
 }
+
+#[tokio::test]
+async fn the_double_catches_late_wrong_and_missing_acks() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let d = Double::start().await;
+    let api = client(&d, BOT, APP);
+    let url = api.call("apps.connections.open", json!({})).await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let _hello = ws.next().await.unwrap().unwrap();
+    let mut next_text = async || loop {
+        if let Ws::Text(t) = ws.next().await.unwrap().unwrap() {
+            return serde_json::from_str::<Value>(&t).unwrap();
+        }
+    };
+    // A block_actions envelope acked with a payload it does not accept.
+    let click = d.block_actions("U0DBA0001", "1.2", "approve", "x|y|1");
+    let e1 = d.deliver(click.clone()).unwrap();
+    let f = next_text().await;
+    assert_eq!(
+        (f["type"].as_str(), f["accepts_response_payload"].as_bool()),
+        (Some("interactive"), Some(false))
+    );
+    assert_eq!(f["payload"]["trigger_id"], click["trigger_id"]);
+    let bad = json!({"envelope_id": e1, "payload": {"response_action": "errors", "errors": {"reason": "x"}}});
+    ws.send(Ws::Text(bad.to_string().into())).await.unwrap();
+    // An ack for an envelope that was never sent.
+    ws.send(Ws::Text(json!({"envelope_id": "nope"}).to_string().into()))
+        .await
+        .unwrap();
+    // A second envelope left unacked: recorded after 3 s and delivered again.
+    let e2 = d.deliver(click).unwrap();
+    d.wait_for("the redelivery", Duration::from_secs(10), |d| {
+        d.deliveries()
+            .iter()
+            .filter(|x| x.envelope_id == e2)
+            .count()
+            == 2
+    })
+    .await;
+    let ds = d.deliveries();
+    assert!(ds.iter().find(|x| x.envelope_id == e2).unwrap().timed_out);
+    let v = d.violations();
+    assert!(v.iter().any(|m| m.contains("does not accept one")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.contains("unknown or already acked envelope nope")),
+        "{v:?}"
+    );
+}
