@@ -114,6 +114,13 @@ pub enum RelayCommand {
         /// Config file (default: cutover.toml in this directory or a parent).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The relay's own audit trail, for refused clicks no run can record
+        /// (key from CUTOVER_AUDIT_KEY or --audit-key-file).
+        #[arg(long, default_value = "relay-audit.jsonl")]
+        trail: PathBuf,
+        /// File holding the audit key.
+        #[arg(long)]
+        audit_key_file: Option<PathBuf>,
     },
 }
 

@@ -29,7 +29,14 @@ struct Fake(Mutex<Vec<(String, Value)>>);
 impl SlackApi for Fake {
     fn call<'a>(&'a self, method: &'a str, args: Value) -> BoxFuture<'a, Result<Value, ApiError>> {
         self.0.lock().unwrap().push((method.to_string(), args));
-        Box::pin(async { Ok(json!({"ok": true, "users": []})) })
+        Box::pin(async move {
+            Ok(match method {
+                "users.info" => {
+                    json!({"ok": true, "user": {"id": "U", "deleted": false, "is_bot": false}})
+                }
+                _ => json!({"ok": true, "users": []}),
+            })
+        })
     }
 }
 

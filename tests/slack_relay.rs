@@ -1,17 +1,20 @@
 //! The coalescing sender on tokio's paused clock against an in-process fake
 //! of the API trait: edits spaced and coalesced, 429 honoured with only the
 //! newest state sent afterwards, final state delivered after an outage, ids
-//! saved for a restart, and the transcript written without a token.
+//! recorded through the run core (run events) so a relay rebuilt from the
+//! trail edits the same messages, and the transcript written without a token.
 
 mod slack_common;
 
 use cutover::audit::Anchor;
 use cutover::exec::ExecPhase;
 use cutover::policy::Actor;
+use cutover::run::core::{Reply, Request};
 use cutover::run::fanout::{Fanout, Published};
+use cutover::run::{Command, RunState};
 use cutover::run::{Event, EventRecord, Sample};
 use cutover::slack::api::{ApiError, SlackApi};
-use cutover::slack::relay::{MESSAGES_FILE, MessageIds, Relay, RelaySetup};
+use cutover::slack::relay::{MessageIds, Relay, RelaySetup, keys};
 use cutover::slack::transcript::{TRANSCRIPT_FILE, Transcript};
 use cutover::slack::view::RunView;
 use futures_util::future::BoxFuture;
@@ -99,7 +102,7 @@ impl Driver {
     }
 }
 
-fn setup(dir: Option<&std::path::Path>) -> RelaySetup {
+fn setup(requests: Option<tokio::sync::mpsc::Sender<Request>>) -> RelaySetup {
     RelaySetup {
         run: "run-7f3a".into(),
         target: "orders-prod".into(),
@@ -108,7 +111,7 @@ fn setup(dir: Option<&std::path::Path>) -> RelaySetup {
         links: Default::default(),
         people: Default::default(),
         coalesce: Duration::from_secs(5),
-        run_dir: dir.map(|d| d.to_path_buf()),
+        requests,
     }
 }
 
@@ -153,6 +156,28 @@ async fn drive(d: &mut Driver, secs: u64, plan: &cutover::model::Plan) {
             ExecPhase::Copying,
         ));
     }
+}
+
+type Noted = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A stand-in for the run core's request channel: records `NoteMessage`
+/// commands (which must come from cutover itself) and accepts them.
+fn fake_core() -> (tokio::sync::mpsc::Sender<Request>, Noted) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Request>(16);
+    let noted: Noted = Arc::default();
+    let n2 = noted.clone();
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            if let Request::Command(env, reply) = r {
+                assert_eq!(env.actor, Actor::System);
+                if let Command::NoteMessage { key, channel, id } = env.command {
+                    n2.lock().unwrap().push((key, channel, id));
+                }
+                let _ = reply.send(Reply::Accepted { seqs: vec![] });
+            }
+        }
+    });
+    (tx, noted)
 }
 
 fn updates_per_window(calls: &[(Instant, String, Value)], ts: &str, window: Duration) -> usize {
@@ -234,13 +259,13 @@ async fn progress_edits_are_coalesced_and_the_final_state_is_delivered() {
 async fn after_a_429_only_the_newest_state_is_sent_and_an_outage_does_not_lose_the_end() {
     let plan = small_plan();
     let fake = Arc::new(Fake::default());
-    let dir = tempfile::tempdir().unwrap();
+    let (core_tx, noted) = fake_core();
     let mut d = Driver {
         fan: Fanout::default(),
         view: RunView::default(),
     };
     let sub = d.fan.subscribe(4096);
-    let relay = Relay::new(setup(Some(dir.path())), fake.clone(), RunView::default());
+    let relay = Relay::new(setup(Some(core_tx)), fake.clone(), RunView::default());
     let task = tokio::spawn(relay.run(sub));
     drive(&mut d, 20, &plan).await;
     let start = Instant::now();
@@ -297,37 +322,101 @@ async fn after_a_429_only_the_newest_state_is_sent_and_an_outage_does_not_lose_t
     assert!(newest.2["text"].as_str().unwrap_or("").contains("failed"));
     // Backoff, not a hot loop, during the 300 s outage.
     assert!(calls.len() < 120, "{} calls", calls.len());
-    let saved: MessageIds =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join(MESSAGES_FILE)).unwrap())
-            .unwrap();
-    assert_eq!(saved, report.ids);
+    // Every new message's ts went to the run core as a system command.
+    let noted = noted.lock().unwrap().clone();
+    let mut state = RunState::default();
+    let recs = EventRecord::stamp(
+        "run-7f3a",
+        0,
+        noted
+            .iter()
+            .map(|(key, channel, id)| Event::MessagePosted {
+                key: key.clone(),
+                channel: channel.clone(),
+                id: id.clone(),
+            })
+            .collect(),
+        &Actor::System,
+        None,
+        t0(),
+    );
+    for r in &recs {
+        state = state.apply(r);
+    }
+    assert_eq!(
+        MessageIds::from_state(&state, "C1"),
+        report.ids,
+        "{noted:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_restarted_relay_edits_the_same_messages() {
     let plan = small_plan();
-    let dir = tempfile::tempdir().unwrap();
-    let ids = MessageIds {
-        channel: "C1".into(),
-        preflight: Some("1700000000.000001".into()),
-        progress: Some("1700000000.000002".into()),
-        completion: None,
-    };
-    std::fs::write(
-        dir.path().join(MESSAGES_FILE),
-        serde_json::to_string(&ids).unwrap(),
-    )
-    .unwrap();
     let fake = Arc::new(Fake::default());
     let mut d = Driver {
         fan: Fanout::default(),
         view: RunView::default(),
     };
-    let sub = d.fan.subscribe(4096);
-    let task = tokio::spawn(
-        Relay::new(setup(Some(dir.path())), fake.clone(), RunView::default()).run(sub),
+    // The trail so far, as a restarted supervisor replays it.
+    d.events(
+        Actor::local("bob"),
+        0,
+        vec![
+            Event::Created {
+                spec: spec_of(&plan),
+            },
+            Event::Requested {
+                person: "bob".into(),
+                name: "Bob".into(),
+                surface: cutover::policy::Surface::Console,
+            },
+        ],
     );
-    drive(&mut d, 3, &plan).await;
+    d.events(
+        Actor::System,
+        1,
+        vec![
+            Event::MessagePosted {
+                key: keys::PREFLIGHT.into(),
+                channel: "C1".into(),
+                id: "1700000000.000001".into(),
+            },
+            Event::MessagePosted {
+                key: keys::PROGRESS.into(),
+                channel: "C1".into(),
+                id: "1700000000.000002".into(),
+            },
+        ],
+    );
+    let rebuilt = RunView::from_state(d.view.state.clone());
+    let sub = d.fan.subscribe(4096);
+    let task = tokio::spawn(Relay::new(setup(None), fake.clone(), rebuilt).run(sub));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    d.events(
+        Actor::slack("T1", "U2"),
+        2,
+        vec![
+            Event::Approved {
+                approval: approval(&plan, "alice", 2),
+            },
+            Event::ApprovalSatisfied {
+                approvers: vec!["alice".into()],
+            },
+            Event::Started {
+                person: "bob".into(),
+            },
+        ],
+    );
+    for i in 0..3u64 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        d.sample(progress_sample(
+            i * 1000,
+            3000,
+            i as i64 + 3,
+            ExecPhase::Copying,
+        ));
+    }
     d.events(Actor::System, 10, vec![Event::Succeeded]);
     d.fan.close();
     let report = task.await.unwrap();
@@ -338,6 +427,12 @@ async fn a_restarted_relay_edits_the_same_messages() {
             .iter()
             .all(|p| p.2["thread_ts"] == "1700000000.000001"),
         "no new pre-flight"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.1 == "chat.update" && c.2["ts"] == "1700000000.000002"),
+        "the recorded progress message is edited"
     );
     assert_eq!(report.ids.progress.as_deref(), Some("1700000000.000002"));
 }
@@ -352,7 +447,7 @@ async fn without_a_token_every_payload_goes_to_the_transcript() {
         view: RunView::default(),
     };
     let sub = d.fan.subscribe(4096);
-    let task = tokio::spawn(Relay::new(setup(Some(dir.path())), api, RunView::default()).run(sub));
+    let task = tokio::spawn(Relay::new(setup(None), api, RunView::default()).run(sub));
     drive(&mut d, 10, &plan).await;
     d.events(Actor::System, 20, vec![Event::Succeeded]);
     d.fan.close();

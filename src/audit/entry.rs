@@ -1,7 +1,8 @@
 //! What a trail record holds.
 
-use crate::policy::Environment;
-use crate::run::{Event, EventRecord};
+use crate::policy::{Actor, Environment, Surface};
+use crate::run::{CommandKind, Event, EventRecord};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +17,12 @@ pub enum Entry {
         /// The event.
         record: EventRecord,
     },
+    /// A refusal by a relay that no run could record: a click for a run the
+    /// relay does not serve, or for a run whose core has ended.
+    Relay {
+        /// The refusal.
+        record: RelayRecord,
+    },
     /// A torn last line (a crash mid-append) was moved aside on open.
     TornTailRepaired {
         /// 1-based record number the torn line would have had.
@@ -27,6 +34,26 @@ pub enum Entry {
         /// Where it was moved.
         quarantine: String,
     },
+}
+
+/// A relay's own record (see [`Entry::Relay`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayRecord {
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// Who clicked.
+    pub actor: Actor,
+    /// Surface.
+    pub surface: Surface,
+    /// The run id the click named.
+    pub run: String,
+    /// The command the click asked for.
+    pub command: CommandKind,
+    /// Why it was refused.
+    pub reason: String,
+    /// Transport de-duplication key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<String>,
 }
 
 /// Plan digests that succeeded on a staging target, for the promotion rule.

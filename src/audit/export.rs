@@ -45,6 +45,17 @@ fn rows(entries: &[VerifiedEntry], since: Option<DateTime<Utc>>) -> Vec<Row<'_>>
                     summary: describe(&record.event),
                     entry: &e.entry,
                 },
+                Entry::Relay { record } => Row {
+                    n: e.n,
+                    tag: &e.tag,
+                    at: Some(record.at),
+                    run: &record.run,
+                    seq: None,
+                    actor: record.actor.to_string(),
+                    event: "relay_refused",
+                    summary: format!("relay refused {}: {}", record.command, record.reason),
+                    entry: &e.entry,
+                },
                 Entry::TornTailRepaired { line, bytes, .. } => Row {
                     n: e.n,
                     tag: &e.tag,

@@ -21,7 +21,7 @@ pub use chain::{
     Anchor, OpenReport, Problem, Trail, VerifiedEntry, VerifyReport, read_file, verify_bytes,
     verify_file,
 };
-pub use entry::{Entry, staging_successes};
+pub use entry::{Entry, RelayRecord, staging_successes};
 pub use export::{ExportFormat, export};
 pub use key::{AuditKey, KEY_ENV};
 pub use show::show;

@@ -106,6 +106,9 @@ pub fn describe(event: &Event) -> String {
             "refused {command} from {person} via {}: {reason}",
             surface_name(*surface)
         ),
+        Event::MessagePosted { key, channel, id } => {
+            format!("message {key} posted in {channel} as {id}")
+        }
         Event::Sampled { sample, why } => match sample {
             Sample::Progress { status } => format!(
                 "progress ({why}): {:?}{}",
@@ -184,6 +187,22 @@ pub fn show(entries: &[VerifiedEntry], filter: Option<&str>) -> String {
                     continue;
                 }
                 let _ = writeln!(out, "{}", line(record));
+            }
+            Entry::Relay { record: r } => {
+                if runs.as_ref().is_some_and(|x| !x.contains(&r.run))
+                    && filter != Some(r.run.as_str())
+                {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "{}  {}  relay  refused {} from {}: {}",
+                    r.at.format("%Y-%m-%d %H:%M:%SZ"),
+                    r.run,
+                    r.command,
+                    r.actor,
+                    r.reason
+                );
             }
             Entry::TornTailRepaired {
                 line,

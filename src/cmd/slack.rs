@@ -134,7 +134,15 @@ fn check(config: Option<&Path>) -> Result<i32, InputError> {
 
 /// `cutover relay serve`.
 pub fn relay(c: &RelayCommand) -> Result<i32, InputError> {
-    let RelayCommand::Serve { listen, config } = c;
+    let RelayCommand::Serve {
+        listen,
+        config,
+        trail,
+        audit_key_file,
+    } = c;
+    let key = crate::audit::AuditKey::load(audit_key_file.as_deref()).map_err(input)?;
+    let (trail, _) = crate::audit::Trail::open(trail, key)
+        .map_err(|e| InputError(format!("{}: {e}", trail.display())))?;
     let (sc, base) = slack_config(config.as_deref())?
         .ok_or_else(|| InputError("no [slack] section in cutover.toml".into()))?;
     let tokens = sc.tokens(&base).map_err(input)?;
@@ -150,11 +158,14 @@ pub fn relay(c: &RelayCommand) -> Result<i32, InputError> {
             .await
             .map_err(|e| InputError(format!("--listen {listen}: {e}")))?;
         eprintln!("cutover: serving Slack interactivity on {listen}");
-        let handler = Arc::new(crate::slack::interact::Interactions::new(
-            api,
-            Vec::new(),
-            std::time::Duration::from_secs(sc.group_ttl_seconds),
-        ));
+        let handler = Arc::new(
+            crate::slack::interact::Interactions::new(
+                api,
+                Vec::new(),
+                std::time::Duration::from_secs(sc.group_ttl_seconds),
+            )
+            .with_audit(trail),
+        );
         let verifier = Arc::new(crate::slack::signing::Verifier::new(secret));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let s2 = shutdown.clone();

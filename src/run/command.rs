@@ -109,6 +109,17 @@ pub enum Command {
     },
     /// Time passed: expiry, windows opening and closing. From `system` only.
     Tick,
+    /// A surface posted a message about the run (e.g. the Slack pre-flight)
+    /// and records where it is, so a restarted surface edits the same one.
+    /// From `system` only.
+    NoteMessage {
+        /// Which message, e.g. `slack.preflight`.
+        key: String,
+        /// Channel (or equivalent) the message is in.
+        channel: String,
+        /// The message's id there (Slack `ts`).
+        id: String,
+    },
 }
 
 /// A command's name, for refusals.
@@ -141,6 +152,8 @@ pub enum CommandKind {
     RevisePlan,
     /// [`Command::Tick`].
     Tick,
+    /// [`Command::NoteMessage`].
+    NoteMessage,
 }
 
 impl Command {
@@ -160,6 +173,7 @@ impl Command {
             Command::SetMaxLag { .. } => CommandKind::SetMaxLag,
             Command::RevisePlan { .. } => CommandKind::RevisePlan,
             Command::Tick => CommandKind::Tick,
+            Command::NoteMessage { .. } => CommandKind::NoteMessage,
         }
     }
 }

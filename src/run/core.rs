@@ -7,7 +7,7 @@
 //! expiry, windows and lag polling.
 
 use super::command::{Command, CommandEnvelope};
-use super::decide::{Context, Decision, decide, decide_exec, scrub};
+use super::decide::{Context, Decision, decide, decide_exec, refuse_outside, scrub};
 use super::events::{Event, EventRecord, RunSpec, Sample};
 use super::fanout::{Fanout, Published, Subscription};
 use super::sampling::SampleGate;
@@ -72,6 +72,16 @@ pub enum Request {
         capacity: usize,
         /// Where to send the state and the subscription.
         reply: oneshot::Sender<(RunState, Subscription)>,
+    },
+    /// A refusal decided at the edge (a click on an out-of-date render), to
+    /// be recorded as the run's own refusal.
+    Refuse {
+        /// The command as the human sent it.
+        envelope: CommandEnvelope,
+        /// Why it is refused.
+        reason: String,
+        /// Where to send the answer.
+        reply: oneshot::Sender<Reply>,
     },
     /// Slack user-group membership, as the relay fetched it (`usergroups.users.list`).
     SetGroupMembers {
@@ -295,6 +305,24 @@ impl RunCore {
         })
     }
 
+    /// Records a refusal decided at the edge (see [`Request::Refuse`]).
+    pub fn refuse(&mut self, env: CommandEnvelope, reason: &str) -> Result<Reply, CoreError> {
+        let ctx = Context {
+            policy: &self.deps.policy,
+            directory: &self.deps.directory,
+            staging_successes: &self.deps.staging_successes,
+            capabilities: self.executor.capabilities(),
+            now: self.context_now(),
+        };
+        let decision = refuse_outside(&self.state, &env, &ctx, reason);
+        if decision == Decision::Duplicate {
+            return Ok(Reply::Duplicate);
+        }
+        let reason = decision.refusal().unwrap_or_default().to_string();
+        self.record(decision.into_events(), &env.actor, env.dedup.as_deref())?;
+        Ok(Reply::Refused { reason })
+    }
+
     /// Tells the executor what a recorded event asks of it.
     async fn effect(&mut self, event: &Event, before: Phase) -> Result<(), CoreError> {
         let table = self
@@ -461,6 +489,14 @@ impl RunCore {
                     Some(Request::Subscribe { capacity, reply }) => {
                         let sub = self.fanout.subscribe(capacity);
                         let _ = reply.send((self.state.clone(), sub));
+                    }
+                    Some(Request::Refuse { envelope, reason, reply }) => {
+                        let answer = self.refuse(envelope, &reason);
+                        let _ = reply.send(match &answer {
+                            Ok(a) => a.clone(),
+                            Err(e) => Reply::Error { message: e.to_string() },
+                        });
+                        answer?;
                     }
                     Some(Request::SetGroupMembers { group, users }) => {
                         self.deps.directory.set_group_members(&group, users);

@@ -82,9 +82,10 @@ pub fn permission_for(command: &Command, risk: Risk) -> Permission {
         Command::Resume => Permission::Resume,
         Command::Abort { .. } => Permission::Abort,
         Command::CutOver { .. } => Permission::CutOver,
-        Command::SetChunkSize { .. } | Command::SetMaxLag { .. } | Command::Tick => {
-            Permission::Tune
-        }
+        Command::SetChunkSize { .. }
+        | Command::SetMaxLag { .. }
+        | Command::Tick
+        | Command::NoteMessage { .. } => Permission::Tune,
     }
 }
 
@@ -110,11 +111,25 @@ pub fn decide(state: &RunState, env: &CommandEnvelope, ctx: &Context<'_>) -> Dec
         if matches!(env.command, Command::Tick) {
             return Decision::Accepted(Vec::new());
         }
+        // The completion summary is posted after the end; where it is
+        // still belongs to the run.
+        if let (Command::NoteMessage { key, channel, id }, Actor::System) =
+            (&env.command, &env.actor)
+        {
+            return Decision::Accepted(vec![Event::MessagePosted {
+                key: key.clone(),
+                channel: channel.clone(),
+                id: id.clone(),
+            }]);
+        }
         return refuse(format!("the run has ended ({})", state.phase));
     }
-    let system_only = matches!(env.command, Command::Tick);
+    let system_only = matches!(env.command, Command::Tick | Command::NoteMessage { .. });
     if env.actor == Actor::System {
-        if !matches!(env.command, Command::Tick | Command::RevisePlan { .. }) {
+        if !matches!(
+            env.command,
+            Command::Tick | Command::RevisePlan { .. } | Command::NoteMessage { .. }
+        ) {
             return refuse(format!("{kind} needs a person, not cutover itself"));
         }
     } else if system_only {
@@ -139,6 +154,26 @@ pub fn decide(state: &RunState, env: &CommandEnvelope, ctx: &Context<'_>) -> Dec
         Ok(events) => Decision::Accepted(events),
         Err(reason) => refuse(reason),
     }
+}
+
+/// A refusal decided at the edge, before the command could be decided here:
+/// a click on an out-of-date render (first click wins). It is recorded like
+/// any refusal, except that a transport duplicate is dropped unrecorded.
+pub fn refuse_outside(
+    state: &RunState,
+    env: &CommandEnvelope,
+    ctx: &Context<'_>,
+    reason: &str,
+) -> Decision {
+    if env.dedup.as_ref().is_some_and(|k| state.seen.contains(k)) {
+        return Decision::Duplicate;
+    }
+    Decision::Refused(Event::Refused {
+        command: env.command.kind(),
+        person: ctx.directory.resolve(&env.actor).person,
+        surface: env.surface,
+        reason: scrub(reason),
+    })
 }
 
 struct Decider<'a> {
@@ -281,6 +316,21 @@ impl Decider<'_> {
                 Ok(events)
             }
             Command::Tick => Ok(self.tick()),
+            Command::NoteMessage { key, channel, id } => {
+                if self
+                    .state
+                    .messages
+                    .get(key)
+                    .is_some_and(|m| m.channel == *channel && m.id == *id)
+                {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![Event::MessagePosted {
+                    key: key.clone(),
+                    channel: channel.clone(),
+                    id: id.clone(),
+                }])
+            }
         }
     }
 
@@ -656,5 +706,130 @@ pub fn decide_exec(state: &RunState, update: &ExecUpdate) -> Vec<Event> {
                 _ => Vec::new(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::approvals::Binding;
+    use crate::policy::{Environment, Surface};
+    use crate::run::events::EventRecord;
+
+    fn state() -> RunState {
+        let spec = RunSpec {
+            binding: Binding {
+                plan_digest: "d".into(),
+                target: "t".into(),
+            },
+            environment: Environment::Prod,
+            risk: Risk::Medium,
+            versions: vec![],
+            estimated_seconds: 0.0,
+            tables: vec![],
+            executor: "sim".into(),
+        };
+        let recs = EventRecord::stamp(
+            "r",
+            0,
+            vec![Event::Created { spec }],
+            &Actor::System,
+            None,
+            DateTime::<Utc>::default(),
+        );
+        RunState::replay(&recs)
+    }
+
+    fn with<T>(f: impl FnOnce(&Context<'_>) -> T) -> T {
+        let policy = PolicyConfig::default();
+        let directory = Directory::new(&policy);
+        let staging = BTreeSet::new();
+        f(&Context {
+            policy: &policy,
+            directory: &directory,
+            staging_successes: &staging,
+            capabilities: Capabilities {
+                pause: true,
+                postpone_cut_over: true,
+                set_chunk_size: true,
+                set_max_lag: true,
+                lag_throttle: false,
+            },
+            now: DateTime::<Utc>::default(),
+        })
+    }
+
+    fn note(actor: Actor) -> CommandEnvelope {
+        CommandEnvelope::new(
+            actor,
+            Surface::System,
+            Command::NoteMessage {
+                key: "slack.preflight".into(),
+                channel: "C1".into(),
+                id: "1.2".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn message_ids_are_noted_by_cutover_itself_only_and_once() {
+        let s = state();
+        let d = with(|c| decide(&s, &note(Actor::System), c));
+        let Decision::Accepted(events) = d else {
+            panic!("{d:?}")
+        };
+        assert!(matches!(&events[..], [Event::MessagePosted { id, .. }] if id == "1.2"));
+        let recs = EventRecord::stamp(
+            "r",
+            s.last_seq,
+            events,
+            &Actor::System,
+            None,
+            s.last_at.unwrap_or_default(),
+        );
+        let s2 = s.clone().apply(&recs[0]);
+        assert_eq!(s2.messages["slack.preflight"].id, "1.2");
+        let again = with(|c| decide(&s2, &note(Actor::System), c));
+        assert_eq!(
+            again,
+            Decision::Accepted(vec![]),
+            "the same id is not recorded twice"
+        );
+        let by_human = with(|c| decide(&s, &note(Actor::local("mallory")), c));
+        assert!(by_human.refusal().is_some(), "{by_human:?}");
+    }
+
+    #[test]
+    fn refusals_from_the_edge_are_recorded_unless_duplicates() {
+        let s = state();
+        let mut env =
+            CommandEnvelope::new(Actor::slack("T1", "U1"), Surface::Slack, Command::Pause);
+        env.dedup = Some("k".into());
+        let d = with(|c| refuse_outside(&s, &env, c, "clicked an out-of-date message"));
+        assert!(
+            matches!(
+                &d,
+                Decision::Refused(Event::Refused {
+                    command: crate::run::CommandKind::Pause,
+                    surface: Surface::Slack,
+                    ..
+                })
+            ),
+            "{d:?}"
+        );
+        let recs = EventRecord::stamp(
+            "r",
+            s.last_seq,
+            d.into_events(),
+            &env.actor,
+            Some("k"),
+            s.last_at.unwrap_or_default(),
+        );
+        let s2 = s.apply(&recs[0]);
+        assert_eq!(s2.refusals, 1);
+        assert_eq!(
+            with(|c| refuse_outside(&s2, &env, c, "again")),
+            Decision::Duplicate
+        );
     }
 }

@@ -311,6 +311,15 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A surface posted a message about the run; it edits this one from now on.
+    MessagePosted {
+        /// Which message, e.g. `slack.preflight`.
+        key: String,
+        /// Channel.
+        channel: String,
+        /// Message id (Slack `ts`).
+        id: String,
+    },
     /// A sample recorded at the bounded rate or at a threshold crossing.
     Sampled {
         /// The sample.
@@ -367,6 +376,7 @@ impl Event {
             Event::Interrupted { .. } => "interrupted",
             Event::Recovered { .. } => "recovered",
             Event::Refused { .. } => "refused",
+            Event::MessagePosted { .. } => "message_posted",
             Event::Sampled { .. } => "sampled",
         }
     }

@@ -17,6 +17,6 @@ pub mod sampling;
 pub mod state;
 
 pub use command::{Command, CommandEnvelope, CommandKind, OverrideScope};
-pub use decide::{Context, Decision, decide, decide_exec};
+pub use decide::{Context, Decision, decide, decide_exec, refuse_outside};
 pub use events::{EVENT_SCHEMA, Event, EventRecord, RunSpec, Sample};
 pub use state::{Phase, RunState};

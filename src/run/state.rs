@@ -161,6 +161,18 @@ pub struct RunState {
     pub seen: BTreeSet<String>,
     /// The last reason a run ended or failed.
     pub outcome: Option<String>,
+    /// Messages surfaces posted about the run: key → where it is.
+    #[serde(default)]
+    pub messages: std::collections::BTreeMap<String, PostedMessage>,
+}
+
+/// Where a surface's message is (recorded by [`Event::MessagePosted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PostedMessage {
+    /// Channel.
+    pub channel: String,
+    /// Message id (Slack `ts`).
+    pub id: String,
 }
 
 impl RunState {
@@ -308,6 +320,15 @@ impl RunState {
                 }
             }
             Event::Refused { .. } => self.refusals += 1,
+            Event::MessagePosted { key, channel, id } => {
+                self.messages.insert(
+                    key.clone(),
+                    PostedMessage {
+                        channel: channel.clone(),
+                        id: id.clone(),
+                    },
+                );
+            }
             Event::Sampled { .. } => {}
         }
         self

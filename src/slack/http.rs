@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 /// Largest accepted body.
 const MAX_BODY: usize = 1 << 20;
 
+/// Unix seconds now, for the signature window.
+pub type UnixClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// Serves until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
@@ -21,12 +24,25 @@ pub async fn serve(
     handler: Arc<Interactions>,
     shutdown: CancellationToken,
 ) {
+    let clock: UnixClock = Arc::new(|| chrono::Utc::now().timestamp());
+    serve_with_clock(listener, verifier, handler, shutdown, clock).await
+}
+
+/// [`serve`] with the signature window checked against `clock` (tests use
+/// the spec's fixed vector timestamps).
+pub async fn serve_with_clock(
+    listener: TcpListener,
+    verifier: Arc<Verifier>,
+    handler: Arc<Interactions>,
+    shutdown: CancellationToken,
+    clock: UnixClock,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             c = listener.accept() => {
                 let Ok((stream, _)) = c else { continue };
-                tokio::spawn(connection(stream, verifier.clone(), handler.clone()));
+                tokio::spawn(connection(stream, verifier.clone(), handler.clone(), clock.clone()));
             }
         }
     }
@@ -74,7 +90,12 @@ async fn respond(s: &mut TcpStream, status: &str, body: &str) {
     let _ = s.shutdown().await;
 }
 
-async fn connection(mut s: TcpStream, verifier: Arc<Verifier>, handler: Arc<Interactions>) {
+async fn connection(
+    mut s: TcpStream,
+    verifier: Arc<Verifier>,
+    handler: Arc<Interactions>,
+    clock: UnixClock,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -114,7 +135,7 @@ async fn connection(mut s: TcpStream, verifier: Arc<Verifier>, handler: Arc<Inte
         }
     }
     let body = &buf[head_end..head_end + len];
-    let now = chrono::Utc::now().timestamp();
+    let now = clock();
     if let Err(e) = verifier.verify(
         header("x-slack-request-timestamp").as_deref(),
         header("x-slack-signature").as_deref(),

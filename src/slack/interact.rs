@@ -2,19 +2,25 @@
 //!
 //! Transport-neutral: Socket Mode and the HTTP endpoint both hand payloads
 //! here after acknowledging them. The order of checks: transport duplicate
-//! (dropped) → known run (else an ephemeral "not here") → fresh render
-//! (else an ephemeral "out of date"; first click wins) → the run core,
+//! (dropped) → known run → fresh render (first click wins) → the run core,
 //! which authorizes the Slack user against the policy and group membership
 //! and records every acceptance and refusal in the audit trail. Refusals are
 //! explained to the clicker with an ephemeral message.
+//!
+//! Nothing is refused unrecorded: a stale click goes to the run core as a
+//! [`Request::Refuse`] and lands in the run's own trail. A click for a run
+//! with no core to record it — not served here, or already ended — goes
+//! to the relay's own trail ([`Entry::Relay`]), because there is no run
+//! stream to append to and inventing one would break the run's sequence.
 
 use super::api::{Handling, SlackApi, methods};
 use super::blocks::{self, Action, ActionValue};
 use super::view::RunView;
+use crate::audit::{Entry, RelayRecord, Trail};
 use crate::model::Risk;
 use crate::policy::{Actor, Surface};
 use crate::run::core::{Reply, Request};
-use crate::run::{Command, CommandEnvelope};
+use crate::run::{Command, CommandEnvelope, CommandKind};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -164,6 +170,28 @@ pub struct RunHandle {
 #[derive(Debug, Default)]
 struct GroupCache {
     fetched: Option<Instant>,
+    /// `users.info` verdicts: user → (when, why the user may not act).
+    users: HashMap<String, (Instant, Option<String>)>,
+}
+
+/// Why a Slack account may not act at all, from its `users.info` (spec
+/// §11.1): bots, deactivated accounts and guests are refused whatever
+/// their role.
+pub fn account_problem(info: &Value) -> Option<String> {
+    let u = &info["user"];
+    if !u.is_object() {
+        return Some("Slack did not describe this user".into());
+    }
+    let flag = |k: &str| u[k].as_bool().unwrap_or(false);
+    if flag("deleted") {
+        Some("the account is deactivated".into())
+    } else if flag("is_bot") || flag("is_app_user") {
+        Some("bots and apps cannot decide".into())
+    } else if flag("is_restricted") || flag("is_ultra_restricted") {
+        Some("guest accounts cannot decide".into())
+    } else {
+        None
+    }
 }
 
 /// Routes interactions to runs.
@@ -176,6 +204,38 @@ pub struct Interactions {
     cache: tokio::sync::Mutex<GroupCache>,
     /// Outcomes, for logs and tests: (dedup key, what happened).
     pub log: Mutex<Vec<(String, String)>>,
+    /// The relay's own trail, for refusals no run can record.
+    audit: Mutex<Option<Trail>>,
+}
+
+fn kind_of(a: Action) -> CommandKind {
+    match a {
+        Action::Approve => CommandKind::Approve,
+        Action::Reject => CommandKind::Reject,
+        Action::Pause => CommandKind::Pause,
+        Action::Resume => CommandKind::Resume,
+        Action::Abort => CommandKind::Abort,
+        Action::CutOver => CommandKind::CutOver,
+    }
+}
+
+/// The command a click asks for, as far as a refusal needs it.
+fn command_of(a: Action, digest: &str) -> Command {
+    match a {
+        Action::Approve => Command::Approve {
+            plan_digest: digest.to_string(),
+        },
+        Action::Reject => Command::Reject {
+            reason: String::new(),
+        },
+        Action::Pause => Command::Pause,
+        Action::Resume => Command::Resume,
+        Action::Abort => Command::Abort {
+            reason: String::new(),
+            table: None,
+        },
+        Action::CutOver => Command::CutOver { table: None },
+    }
 }
 
 /// De-duplication memory (keys).
@@ -195,7 +255,95 @@ impl Interactions {
             group_ttl,
             cache: tokio::sync::Mutex::new(GroupCache::default()),
             log: Mutex::new(Vec::new()),
+            audit: Mutex::new(None),
         }
+    }
+
+    /// Records refusals that no run can record in `trail` (the relay's own,
+    /// e.g. `relay-audit.jsonl` next to the project's trail).
+    pub fn with_audit(self, trail: Trail) -> Interactions {
+        *self.audit.lock().unwrap_or_else(|p| p.into_inner()) = Some(trail);
+        self
+    }
+
+    /// Stops serving a run (its relay ended).
+    pub fn unregister(&self, run: &str) {
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(run);
+    }
+
+    /// Appends a relay refusal; without a trail it is logged (and says so).
+    fn record_relay(
+        &self,
+        user: &SlackUser,
+        run: &str,
+        command: CommandKind,
+        reason: &str,
+        key: &str,
+    ) {
+        let record = RelayRecord {
+            at: chrono::Utc::now(),
+            actor: Actor::slack(&user.team, &user.id),
+            surface: Surface::Slack,
+            run: run.to_string(),
+            command,
+            reason: crate::run::decide::scrub(reason),
+            dedup: Some(key.to_string()),
+        };
+        let mut t = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        match t.as_mut().map(|t| t.append(&Entry::Relay { record })) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => eprintln!("cutover: could not record a refused Slack click: {e}"),
+            None => eprintln!(
+                "cutover: refused a Slack click from {} for run {run} ({reason}); no relay trail configured",
+                user.id
+            ),
+        }
+    }
+
+    /// Records a refusal decided here: in the run's trail while its core
+    /// listens, else in the relay's own.
+    async fn refuse_recorded(
+        &self,
+        h: Option<&RunHandle>,
+        i: &Interaction,
+        reason: &str,
+        key: &str,
+    ) {
+        let (action, value) = match i {
+            Interaction::Click { action, value, .. }
+            | Interaction::Submit { action, value, .. } => (*action, value),
+        };
+        let user = i.user();
+        if let Some(h) = h {
+            let envelope = CommandEnvelope {
+                actor: Actor::slack(&user.team, &user.id),
+                surface: Surface::Slack,
+                origin: None,
+                dedup: Some(key.to_string()),
+                command: command_of(action, &value.digest),
+            };
+            let (tx, rx) = oneshot::channel();
+            let sent = h
+                .requests
+                .send(Request::Refuse {
+                    envelope,
+                    reason: reason.to_string(),
+                    reply: tx,
+                })
+                .await
+                .is_ok();
+            if sent && matches!(rx.await, Ok(Reply::Refused { .. } | Reply::Duplicate)) {
+                return;
+            }
+        }
+        let why = match h {
+            Some(_) => format!("{reason} (the run's core has ended)"),
+            None => reason.to_string(),
+        };
+        self.record_relay(user, &value.run, kind_of(action), &why, key);
     }
 
     /// Starts serving a run.
@@ -309,6 +457,31 @@ impl Interactions {
         c.fetched = Some(Instant::now());
     }
 
+    /// `users.info` for the clicker, cached like group membership.
+    async fn account_check(&self, user: &str) -> Option<String> {
+        let mut c = self.cache.lock().await;
+        if let Some((at, why)) = c.users.get(user)
+            && at.elapsed() < self.group_ttl
+        {
+            return why.clone();
+        }
+        let why = match self
+            .api
+            .call(methods::USERS_INFO, json!({"user": user}))
+            .await
+        {
+            Ok(v) => account_problem(&v),
+            Err(e) if e.handling() == Handling::Unauthorized => {
+                Some(format!("Slack does not know this user ({e})"))
+            }
+            // Slack is unreachable: do not cache, and fail closed.
+            Err(e) => return Some(format!("could not check the account with Slack ({e})")),
+        };
+        c.users
+            .insert(user.to_string(), (Instant::now(), why.clone()));
+        why
+    }
+
     /// The work after the ack. `envelope` is the transport's id (Socket Mode envelope).
     pub async fn process(&self, payload: &Value, envelope: Option<&str>) {
         let Some(i) = Interaction::parse(payload) else {
@@ -328,6 +501,8 @@ impl Interactions {
         let value = i.value().clone();
         let Some(h) = self.handle(&value.run) else {
             self.note(&key, "unknown run");
+            self.refuse_recorded(None, &i, "the run is not served by this relay", &key)
+                .await;
             self.ephemeral(
                 &channel,
                 &user.id,
@@ -346,6 +521,11 @@ impl Interactions {
             && value.rev != view.rev
         {
             self.note(&key, "stale render");
+            let reason = format!(
+                "clicked an out-of-date message (render {}, current {}; the run is {})",
+                value.rev, view.rev, view.state.phase
+            );
+            self.refuse_recorded(Some(&h), &i, &reason, &key).await;
             self.ephemeral(
                 &channel,
                 &user.id,
@@ -358,6 +538,13 @@ impl Interactions {
             return;
         }
         self.refresh_groups(&h).await;
+        if let Some(why) = self.account_check(&user.id).await {
+            self.note(&key, format!("refused: {why}"));
+            self.refuse_recorded(Some(&h), &i, &why, &key).await;
+            self.ephemeral(&channel, &user.id, &format!("Refused: {why}"))
+                .await;
+            return;
+        }
         let risk = view.state.spec.as_ref().map_or(Risk::High, |s| s.risk);
         let tables = view
             .state
@@ -440,6 +627,7 @@ impl Interactions {
             dedup: Some(key.clone()),
             command,
         };
+        let env_kind = env.command.kind();
         let (tx, rx) = oneshot::channel();
         let reply = if h.requests.send(Request::Command(env, tx)).await.is_ok() {
             rx.await.unwrap_or(Reply::Error {
@@ -460,9 +648,40 @@ impl Interactions {
             }
             Reply::Error { message } => {
                 self.note(&key, format!("error: {message}"));
+                self.record_relay(&user, &value.run, env_kind, message, &key);
                 self.ephemeral(&channel, &user.id, &format!("Not done: {message}"))
                     .await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bots_deactivated_and_guest_accounts_cannot_decide() {
+        let u = |k: &str| json!({"ok": true, "user": {"id": "U1", k: true}});
+        assert_eq!(
+            account_problem(&json!({"ok": true, "user": {"id": "U1", "deleted": false}})),
+            None
+        );
+        for (k, want) in [
+            ("deleted", "deactivated"),
+            ("is_bot", "bots"),
+            ("is_app_user", "bots"),
+            ("is_restricted", "guest"),
+            ("is_ultra_restricted", "guest"),
+        ] {
+            assert!(
+                account_problem(&u(k)).is_some_and(|w| w.contains(want)),
+                "{k}"
+            );
+        }
+        assert!(
+            account_problem(&json!({"ok": true})).is_some(),
+            "no user object: refused"
+        );
     }
 }

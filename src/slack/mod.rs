@@ -11,7 +11,8 @@
 //! - [`signing`]: v0 request signatures (HTTP interactivity);
 //! - [`socket`]: the Socket Mode client;
 //! - [`http`]: `cutover relay serve`, the signed HTTP endpoint;
-//! - [`manifest`]: the app manifest.
+//! - [`manifest`]: the app manifest;
+//! - [`host`]: what the supervisor calls — [`SlackHost::spawn_for_run`].
 //!
 //! Runs on several hosts need one Slack app per host (Slack hands each
 //! Socket Mode envelope to one connection of the app, so a relay would see
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod blocks;
 pub mod config;
+pub mod host;
 pub mod http;
 pub mod interact;
 pub mod manifest;
@@ -31,4 +33,5 @@ pub mod view;
 
 // pub use api::{ApiError, SlackApi};
 pub use config::SlackConfig;
+pub use host::SlackHost;
 pub use view::RunView;

@@ -12,30 +12,49 @@
 //!   does not finish until the final state of every message is delivered
 //!   (or a configuration error makes that impossible, which it reports).
 //!
-//! Message `ts` values are saved to `slack-messages.json` in the run
-//! directory, so a restarted supervisor edits the same messages.
+//! Message `ts` values are part of the run: each new message is recorded
+//! through the run core as [`Command::NoteMessage`] (an
+//! [`Event::MessagePosted`] in the trail), and a relay started from a run's
+//! state (after a restart, rebuilt from the trail) edits the same messages.
+//! The completion summary is posted after the run's last event, when its
+//! core may already have stopped: its `ts` is then kept in memory only, and
+//! a relay restarted in that moment posts the summary once more rather
+//! than never (a duplicate summary is better than a missing one).
 
 use super::api::{ApiError, Handling, SlackApi, methods};
 use super::blocks::{self, Message, RenderCtx};
 use super::config::LinkTemplates;
 use super::view::RunView;
 use crate::model::Plan;
+use crate::policy::{Actor, Surface};
+use crate::run::core::Request;
 use crate::run::fanout::{Published, Subscription};
-use crate::run::{Event, Phase};
+use crate::run::{Command, CommandEnvelope, Event, Phase, RunState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-/// The file holding message ids in a run directory.
-pub const MESSAGES_FILE: &str = "slack-messages.json";
+/// Keys of the relay's messages in [`RunState::messages`].
+pub mod keys {
+    /// The pre-flight message.
+    pub const PREFLIGHT: &str = "slack.preflight";
+    /// The progress reply.
+    pub const PROGRESS: &str = "slack.progress";
+    /// The completion summary.
+    pub const COMPLETION: &str = "slack.completion";
+}
 
-/// Longest wait between retries of a failing call.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Longest wait between retries of a failing call. Short enough that the
+/// progress message is fresh again within 10 s of an outage's end; one call
+/// per 8 s per message is far below Slack's Tier 3 limit.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How long recording a message id may hold up the relay.
+const NOTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Milestone replies kept while Slack is unreachable (older ones are dropped;
 /// the progress message still shows the state).
 const MAX_MILESTONES: usize = 20;
@@ -51,6 +70,20 @@ pub struct MessageIds {
     pub progress: Option<String>,
     /// The completion summary.
     pub completion: Option<String>,
+}
+
+impl MessageIds {
+    /// The ids a run recorded (its [`Event::MessagePosted`] events), in `channel` by default.
+    pub fn from_state(state: &RunState, channel: &str) -> MessageIds {
+        let get = |k: &str| state.messages.get(k);
+        MessageIds {
+            channel: get(keys::PREFLIGHT)
+                .map_or_else(|| channel.to_string(), |m| m.channel.clone()),
+            preflight: get(keys::PREFLIGHT).map(|m| m.id.clone()),
+            progress: get(keys::PROGRESS).map(|m| m.id.clone()),
+            completion: get(keys::COMPLETION).map(|m| m.id.clone()),
+        }
+    }
 }
 
 /// What the relay needs to know about its run.
@@ -70,8 +103,8 @@ pub struct RelaySetup {
     pub people: BTreeMap<String, String>,
     /// Minimum interval between edits of one message.
     pub coalesce: Duration,
-    /// Run directory (for `slack-messages.json`); `None` keeps ids in memory only.
-    pub run_dir: Option<PathBuf>,
+    /// The run core, to record message ids; `None` keeps them in memory only.
+    pub requests: Option<mpsc::Sender<Request>>,
 }
 
 /// How the relay ended.
@@ -100,9 +133,6 @@ struct SlotState {
     sent: Option<Value>,
     /// When it was last sent (edits are spaced by `coalesce`).
     last_sent: Option<Instant>,
-    /// Failing: not before this instant.
-    retry_at: Option<Instant>,
-    failures: u32,
 }
 
 /// The relay for one run.
@@ -114,6 +144,8 @@ pub struct Relay {
     slots: BTreeMap<Slot, SlotState>,
     milestones: VecDeque<Message>,
     blocked: BTreeMap<&'static str, Instant>,
+    /// Consecutive server-side failures (backoff).
+    failures: u32,
     report: RelayReport,
     views_tx: watch::Sender<RunView>,
 }
@@ -121,15 +153,7 @@ pub struct Relay {
 impl Relay {
     /// A relay starting from `view` (the state handed over with the subscription).
     pub fn new(setup: RelaySetup, api: Arc<dyn SlackApi>, view: RunView) -> Relay {
-        let ids = setup
-            .run_dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join(MESSAGES_FILE)).ok())
-            .and_then(|t| serde_json::from_str::<MessageIds>(&t).ok())
-            .unwrap_or_else(|| MessageIds {
-                channel: setup.channel.clone(),
-                ..MessageIds::default()
-            });
+        let ids = MessageIds::from_state(&view.state, &setup.channel);
         let (views_tx, _) = watch::channel(view.clone());
         Relay {
             setup,
@@ -139,6 +163,7 @@ impl Relay {
             slots: BTreeMap::new(),
             milestones: VecDeque::new(),
             blocked: BTreeMap::new(),
+            failures: 0,
             report: RelayReport::default(),
             views_tx,
         }
@@ -225,24 +250,35 @@ impl Relay {
         }
     }
 
-    fn set_ts(&mut self, slot: Slot, ts: Option<String>) {
+    async fn set_ts(&mut self, slot: Slot, ts: Option<String>) {
+        let key = match slot {
+            Slot::Preflight => keys::PREFLIGHT,
+            Slot::Progress => keys::PROGRESS,
+            Slot::Completion => keys::COMPLETION,
+        };
         match slot {
-            Slot::Preflight => self.ids.preflight = ts,
-            Slot::Progress => self.ids.progress = ts,
-            Slot::Completion => self.ids.completion = ts,
+            Slot::Preflight => self.ids.preflight = ts.clone(),
+            Slot::Progress => self.ids.progress = ts.clone(),
+            Slot::Completion => self.ids.completion = ts.clone(),
         }
-        if let Some(d) = &self.setup.run_dir {
-            let tmp = d.join(format!("{MESSAGES_FILE}.tmp"));
-            let ok = serde_json::to_vec_pretty(&self.ids)
-                .ok()
-                .and_then(|b| std::fs::write(&tmp, b).ok())
-                .and_then(|_| std::fs::rename(&tmp, d.join(MESSAGES_FILE)).ok());
-            if ok.is_none() {
-                eprintln!(
-                    "cutover: could not save Slack message ids in {}",
-                    d.display()
-                );
-            }
+        let (Some(id), Some(requests)) = (ts, &self.setup.requests) else {
+            return;
+        };
+        let env = CommandEnvelope::new(
+            Actor::System,
+            Surface::System,
+            Command::NoteMessage {
+                key: key.to_string(),
+                channel: self.ids.channel.clone(),
+                id,
+            },
+        );
+        let (tx, rx) = oneshot::channel();
+        // The core answers at once; after the run's end it is gone (see the
+        // module doc). Never let a stuck core stall the messages.
+        let sent = tokio::time::timeout(NOTE_TIMEOUT, requests.send(Request::Command(env, tx)));
+        if matches!(sent.await, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(NOTE_TIMEOUT, rx).await;
         }
     }
 
@@ -272,9 +308,6 @@ impl Relay {
                 && let Some(last) = st.and_then(|s| s.last_sent)
             {
                 t = t.max(last + coalesce);
-            }
-            if let Some(r) = st.and_then(|s| s.retry_at) {
-                t = t.max(r);
             }
             if let Some(b) = self.blocked.get(method) {
                 t = t.max(*b);
@@ -306,7 +339,13 @@ impl Relay {
                 })
     }
 
-    fn failed(&mut self, slot: Option<Slot>, method: &'static str, e: &ApiError, now: Instant) {
+    async fn failed(
+        &mut self,
+        slot: Option<Slot>,
+        method: &'static str,
+        e: &ApiError,
+        now: Instant,
+    ) {
         match e.handling() {
             Handling::RateLimited => {
                 if let ApiError::RateLimited { retry_after, .. } = e {
@@ -316,7 +355,7 @@ impl Relay {
             Handling::Fatal | Handling::StopChannel => self.report.fatal = Some(e.to_string()),
             Handling::Repost | Handling::ReplyInstead => {
                 if let Some(s) = slot {
-                    self.set_ts(s, None);
+                    self.set_ts(s, None).await;
                     self.slots.remove(&s);
                 }
             }
@@ -325,13 +364,19 @@ impl Relay {
                 eprintln!("cutover: Slack rejected a payload: {e}");
             }
             _ => {
-                let st = self
-                    .slots
-                    .entry(slot.unwrap_or(Slot::Completion))
-                    .or_default();
-                st.failures += 1;
-                let backoff = Duration::from_secs(1u64 << st.failures.min(6)).min(MAX_BACKOFF);
-                st.retry_at = Some(now + backoff);
+                // A 5xx or a dead connection means Slack, not one message, is
+                // in trouble: one probe per backoff interval for the relay.
+                self.failures += 1;
+                let backoff = Duration::from_secs(1u64 << self.failures.min(6)).min(MAX_BACKOFF);
+                for m in [methods::UPDATE, methods::POST_MESSAGE] {
+                    let until = self
+                        .blocked
+                        .get(m)
+                        .copied()
+                        .unwrap_or(now)
+                        .max(now + backoff);
+                    self.blocked.insert(m, until);
+                }
             }
         }
     }
@@ -351,9 +396,6 @@ impl Relay {
             let existing = self.ts(slot).cloned();
             let st = self.slots.entry(slot).or_default();
             if st.sent.as_ref() == Some(&body) && existing.is_some() {
-                continue;
-            }
-            if st.retry_at.is_some_and(|r| r > now) {
                 continue;
             }
             let method = if existing.is_some() {
@@ -388,17 +430,16 @@ impl Relay {
                             self.ids.channel = c.to_string();
                         }
                         let ts = resp["ts"].as_str().map(str::to_string);
-                        self.set_ts(slot, ts);
+                        self.set_ts(slot, ts).await;
                     }
                     let st = self.slots.entry(slot).or_default();
                     st.sent = Some(body);
                     st.last_sent = Some(now);
-                    st.retry_at = None;
-                    st.failures = 0;
+                    self.failures = 0;
                 }
                 Err(e) => {
                     let bug = e.handling() == Handling::Bug;
-                    self.failed(Some(slot), method, &e, now);
+                    self.failed(Some(slot), method, &e, now).await;
                     if bug {
                         // Never resend the same rejected payload.
                         let st = self.slots.entry(slot).or_default();
@@ -427,7 +468,7 @@ impl Relay {
                 }
                 Err(e) => {
                     let h = e.handling();
-                    self.failed(None, methods::POST_MESSAGE, &e, now);
+                    self.failed(None, methods::POST_MESSAGE, &e, now).await;
                     if h == Handling::Bug {
                         self.milestones.pop_front();
                     }
@@ -440,7 +481,17 @@ impl Relay {
     /// Runs until the run has ended and its final state is in Slack (or a
     /// configuration error stops it). Never blocks the run: it only reads
     /// its own subscription.
-    pub async fn run(mut self, mut sub: Subscription) -> RelayReport {
+    pub async fn run(self, sub: Subscription) -> RelayReport {
+        self.run_until(sub, CancellationToken::new()).await
+    }
+
+    /// [`run`](Self::run), or until `shutdown` (then the report says
+    /// whether the final state had been delivered).
+    pub async fn run_until(
+        mut self,
+        mut sub: Subscription,
+        shutdown: CancellationToken,
+    ) -> RelayReport {
         let coalesce = self.setup.coalesce;
         let mut open = true;
         loop {
@@ -455,6 +506,7 @@ impl Relay {
             let due = self.next_due(now, coalesce);
             tokio::select! {
                 biased;
+                _ = shutdown.cancelled() => break,
                 item = sub.recv(), if open => match item {
                     Some(i) => self.apply(&i),
                     None => open = false,

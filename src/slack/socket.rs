@@ -74,6 +74,15 @@ fn fatal_open(e: &str) -> bool {
     .any(|c| e.contains(c))
 }
 
+/// The wait before opening a replacement link after a `disconnect`, given
+/// the disconnects of the last minute (this one included): 1 s, then
+/// doubling with each further one, up to [`MAX_BACKOFF`]. A Slack that
+/// answers every ack with `disconnect` must not get one open per second.
+pub fn reconnect_delay(disconnects_last_minute: usize) -> Duration {
+    let n = disconnects_last_minute.clamp(1, 6) as u32;
+    (Duration::from_secs(1) * 2u32.pow(n - 1)).min(MAX_BACKOFF)
+}
+
 /// Runs until `shutdown` or a fatal error.
 pub async fn run(
     api: Arc<dyn SlackApi>,
@@ -82,6 +91,7 @@ pub async fn run(
 ) -> Result<(), SocketError> {
     let mut backoff = Duration::from_secs(1);
     let mut link: Option<Link> = None;
+    let mut disconnects: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
@@ -111,12 +121,26 @@ pub async fn run(
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
+        // The replacement link, opened while this one still serves envelopes.
+        let mut replacing: Option<futures_util::future::BoxFuture<'static, Result<Link, String>>> =
+            None;
         // Serve this link until it must be replaced.
         let next: Option<Link> = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     let _ = ws.close(None).await;
                     return Ok(());
+                }
+                new = async {
+                    match replacing.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match new {
+                        Ok(new) => break Some(new),
+                        Err(e) => { eprintln!("cutover: Socket Mode reconnect: {e}"); break None; }
+                    }
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > DEAD_AFTER {
@@ -142,11 +166,20 @@ pub async fn run(
                                 let _ = ws.close(None).await;
                                 return Err(SocketError::Fatal("link_disabled: Socket Mode was turned off for the app".into()));
                             }
-                            // Open the new link before closing this one.
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            match open(api.as_ref()).await {
-                                Ok(new) => break Some(new),
-                                Err(e) => { eprintln!("cutover: Socket Mode reconnect: {e}"); break None; }
+                            // Open the new link before closing this one, and keep
+                            // acking on this one meanwhile (at most one open per second).
+                            if replacing.is_none() {
+                                let now = Instant::now();
+                                disconnects.push_back(now);
+                                while disconnects.front().is_some_and(|t| now - *t > Duration::from_secs(60)) {
+                                    disconnects.pop_front();
+                                }
+                                let delay = reconnect_delay(disconnects.len());
+                                let api = api.clone();
+                                replacing = Some(Box::pin(async move {
+                                    tokio::time::sleep(delay).await;
+                                    open(api.as_ref()).await
+                                }));
                             }
                         }
                         Some("hello") => {}
@@ -175,5 +208,17 @@ pub async fn run(
         };
         let _ = ws.close(None).await;
         link = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_disconnects_back_off() {
+        let d: Vec<u64> = (1..=8).map(|n| reconnect_delay(n).as_secs()).collect();
+        assert_eq!(d, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(reconnect_delay(0), Duration::from_secs(1));
     }
 }

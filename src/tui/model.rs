@@ -348,6 +348,9 @@ pub fn describe(e: &Event) -> String {
             reason,
             ..
         } => format!("REFUSED {command} from {person}: {reason}"),
+        Event::MessagePosted { key, channel, id } => {
+            format!("posted {key} in {channel} (ts {id})")
+        }
         Event::Sampled { sample, why } => match sample {
             Sample::Lag { sample } => format!(
                 "lag {} {} recorded ({why})",
