@@ -108,6 +108,29 @@ async fn headless_native_run_applies_records_history_and_is_refused_without_a_ro
         .get(0);
     assert_eq!(applied, 1);
 
+    // Without a Slack token the relay wrote what the channel would have seen.
+    // The supervisor outlives the headless client until the relay has rewritten the
+    // pre-flight to its final state (edits are coalesced, so this takes seconds).
+    let path = d.join(".cutover/runs/dev-1/slack-transcript.jsonl");
+    let mut transcript = String::new();
+    for _ in 0..300 {
+        transcript = std::fs::read_to_string(&path).unwrap_or_default();
+        if transcript.contains("chat.update") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(transcript.contains("chat.postMessage"), "{transcript}");
+    assert!(transcript.contains("completed on"), "{transcript}");
+    let last_update = transcript
+        .lines()
+        .rfind(|l| l.contains("chat.update"))
+        .unwrap_or_else(|| panic!("the pre-flight was never updated: {transcript}"));
+    assert!(
+        !last_update.contains("\"approve\""),
+        "stale Approve button left: {last_update}"
+    );
+
     // Flyway's history now records V1: the same plan has nothing pending.
     let (code, out, err) = cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -463,6 +463,97 @@ pub fn executor(
     }
 }
 
+/// Starts the Slack relay for this run inside the supervisor: the real Web API
+/// (and Socket Mode with an app token) when `[slack]` has a bot token, otherwise
+/// a transcript of every payload in the run directory. The relay subscribes to
+/// the run core like any other view, and its clicks become commands to it.
+fn start_slack(
+    run_dir: &Path,
+    sup: &SuperviseSpec,
+    cfg: &Config,
+    requests: &tokio::sync::mpsc::Sender<crate::run::core::Request>,
+    shutdown: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<crate::slack::relay::RelayReport>>, InputError> {
+    use crate::slack::{
+        SlackConfig, SlackHost,
+        api::{HttpApi, SlackApi},
+        interact::Interactions,
+        relay::RelaySetup,
+        transcript::Transcript,
+    };
+    let sc: SlackConfig = match &cfg.slack {
+        Some(v) => v
+            .clone()
+            .try_into()
+            .map_err(|e| InputError(format!("{} [slack]: {e}", cfg.path.display())))?,
+        None => SlackConfig {
+            channel: "transcript".into(),
+            ..SlackConfig::default()
+        },
+    };
+    let base = cfg.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let tokens = sc.tokens(&base).map_err(input)?;
+    let has_app = tokens.app.is_some();
+    let api: Arc<dyn SlackApi> = match tokens.bot {
+        Some(bot) => Arc::new(HttpApi::new(&sc.api_base, Some(bot), tokens.app)),
+        None => Arc::new(Transcript::in_run_dir(run_dir)),
+    };
+    let groups = cfg.policy.groups.iter().map(|g| g.slack.clone()).collect();
+    let mut interactions = Interactions::new(
+        api.clone(),
+        groups,
+        Duration::from_secs(sc.group_ttl_seconds),
+    );
+    if let Ok(key) = AuditKey::load(sup.key_file.as_deref()) {
+        let relay_trail = sup.trail.with_file_name("relay-audit.jsonl");
+        if let Ok((t, _)) = Trail::open(&relay_trail, key) {
+            interactions = interactions.with_audit(t);
+        }
+    }
+    let host = SlackHost::new(api, Arc::new(interactions));
+    if has_app {
+        host.spawn_socket_mode(shutdown.clone());
+    }
+    let plan: Plan = std::fs::read(run_dir.join("plan.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| InputError(format!("{}: no readable plan.json", run_dir.display())))?;
+    let people = cfg
+        .policy
+        .people
+        .iter()
+        .filter_map(|p| p.slack.clone().map(|u| (p.id.clone(), u)))
+        .collect();
+    let setup = RelaySetup {
+        run: sup.run.clone(),
+        target: sup.spec.binding.target.clone(),
+        channel: sc.channel.clone(),
+        plan,
+        links: sc.links.clone(),
+        people,
+        coalesce: sc.coalesce(),
+        requests: None,
+    };
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    // Queued now, answered once the run core's loop starts in `supervise`.
+    requests
+        .try_send(crate::run::core::Request::Subscribe {
+            capacity: 4096,
+            reply,
+        })
+        .map_err(|e| InputError(format!("slack relay: cannot subscribe to the run: {e}")))?;
+    let requests = requests.clone();
+    Ok(Some(tokio::spawn(async move {
+        match rx.await {
+            Ok((state, sub)) => host
+                .spawn_for_run(setup, requests, state, sub, shutdown)
+                .await
+                .unwrap_or_default(),
+            Err(_) => Default::default(),
+        }
+    })))
+}
+
 /// `cutover supervise --run-dir DIR` (hidden): the per-run supervisor process.
 pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
     let text = std::fs::read_to_string(a.run_dir.join("run.json"))
@@ -531,9 +622,23 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
                 }
             }
         });
+        let relay = start_slack(&a.run_dir, &sup, &cfg, &tx, shutdown.clone())?;
         let state = supervisor::supervise(&a.run_dir, core, (tx, rx), shutdown.clone())
             .await
             .map_err(input)?;
+        // The run is over: let the relay deliver the final state before leaving.
+        if let Some(relay) = relay {
+            match tokio::time::timeout(Duration::from_secs(120), relay).await {
+                Ok(Ok(report)) if !report.final_delivered => {
+                    eprintln!(
+                        "slack: the final state of run {} was not delivered",
+                        sup.run
+                    )
+                }
+                Ok(_) => {}
+                Err(_) => eprintln!("slack: gave up delivering the final state after 120 s"),
+            }
+        }
         shutdown.cancel();
         eprintln!("run {} ended: {}", sup.run, state.phase);
         Ok(headless::exit_code(state.phase))
