@@ -80,7 +80,8 @@ fn environment(s: Stage) -> Environment {
     }
 }
 
-fn header(spec: &RunSpec, policy: &crate::policy::PolicyConfig) -> HeaderInfo {
+fn header(spec: &RunSpec, cfg: &Config) -> HeaderInfo {
+    let policy = &cfg.policy;
     let rule = policy
         .approval_rule(spec.environment, spec.risk)
         .map(|r| {
@@ -97,9 +98,34 @@ fn header(spec: &RunSpec, policy: &crate::policy::PolicyConfig) -> HeaderInfo {
         .unwrap_or_else(|| "none".into());
     HeaderInfo {
         version: env!("CARGO_PKG_VERSION").into(),
-        slack: "off — posts shown in the log".into(),
-        slack_connected: false,
+        slack: slack_status(cfg),
+        slack_connected: slack_configured(cfg),
         approval_rule: rule,
+    }
+}
+
+/// Whether the supervisor's relay talks to Slack (a `[slack]` bot token is set).
+fn slack_configured(cfg: &Config) -> bool {
+    let base = cfg.path.parent().unwrap_or(Path::new("."));
+    cfg.slack
+        .clone()
+        .and_then(|v| v.try_into::<crate::slack::SlackConfig>().ok())
+        .and_then(|sc| sc.tokens(base).ok())
+        .is_some_and(|t| t.bot.is_some())
+}
+
+/// The header's Slack field: where the team sees this run.
+fn slack_status(cfg: &Config) -> String {
+    let channel = cfg
+        .slack
+        .as_ref()
+        .and_then(|v| v.get("channel"))
+        .and_then(|c| c.as_str())
+        .unwrap_or("");
+    if slack_configured(cfg) {
+        format!("slack {channel}")
+    } else {
+        "slack off — payloads go to the run's transcript".into()
     }
 }
 
@@ -213,7 +239,7 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
                 }
             }
         }
-        let console = Console::new(header(&spec, &cfg.policy), Some(plan));
+        let console = Console::new(header(&spec, &cfg), Some(plan));
         client(&sock, console, &cfg, &a.client, true).await
     })
 }
@@ -242,7 +268,7 @@ pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
         let h = state
             .spec
             .as_ref()
-            .map(|s| header(s, &cfg.policy))
+            .map(|s| header(s, &cfg))
             .unwrap_or_default();
         client(&sock, Console::new(h, plan), &cfg, &a.client, false).await
     })
