@@ -42,16 +42,31 @@ impl std::str::FromStr for Engine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "flavor", rename_all = "lowercase")]
 pub enum EngineVersion {
-    Postgres { major: u32 },
-    Mariadb { major: u32, minor: u32 },
-    Mysql { major: u32, minor: u32, patch: u32 },
+    Postgres {
+        major: u32,
+        /// Minor release; 0 when unknown (`--engine-version postgres-15`).
+        #[serde(default)]
+        minor: u32,
+    },
+    Mariadb {
+        major: u32,
+        minor: u32,
+    },
+    Mysql {
+        major: u32,
+        minor: u32,
+        patch: u32,
+    },
 }
 
 impl EngineVersion {
     /// The documented defaults: PostgreSQL 15 and MariaDB 10.11.
     pub fn default_for(engine: Engine) -> Self {
         match engine {
-            Engine::Postgres => EngineVersion::Postgres { major: 15 },
+            Engine::Postgres => EngineVersion::Postgres {
+                major: 15,
+                minor: 0,
+            },
             Engine::Mysql => EngineVersion::Mariadb {
                 major: 10,
                 minor: 11,
@@ -79,7 +94,10 @@ impl EngineVersion {
             .collect::<Option<_>>()?;
         let n = |i: usize| nums.get(i).copied().unwrap_or(0);
         match flavor.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" | "pg" => Some(EngineVersion::Postgres { major: n(0) }),
+            "postgres" | "postgresql" | "pg" => Some(EngineVersion::Postgres {
+                major: n(0),
+                minor: n(1),
+            }),
             "mariadb" => Some(EngineVersion::Mariadb {
                 major: n(0),
                 minor: n(1),
@@ -99,7 +117,10 @@ impl EngineVersion {
         match engine {
             Engine::Postgres => {
                 let num: u32 = s.trim().parse().ok()?;
-                Some(EngineVersion::Postgres { major: num / 10000 })
+                Some(EngineVersion::Postgres {
+                    major: num / 10000,
+                    minor: num % 10000,
+                })
             }
             Engine::Mysql => {
                 let head = s.split('-').next()?;
@@ -135,7 +156,7 @@ impl EngineVersion {
 
     pub fn pg_major(&self) -> Option<u32> {
         match *self {
-            EngineVersion::Postgres { major } => Some(major),
+            EngineVersion::Postgres { major, .. } => Some(major),
             _ => None,
         }
     }
@@ -144,7 +165,8 @@ impl EngineVersion {
 impl fmt::Display for EngineVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EngineVersion::Postgres { major } => write!(f, "postgres-{major}"),
+            EngineVersion::Postgres { major, minor: 0 } => write!(f, "postgres-{major}"),
+            EngineVersion::Postgres { major, minor } => write!(f, "postgres-{major}.{minor}"),
             EngineVersion::Mariadb { major, minor } => write!(f, "mariadb-{major}.{minor}"),
             EngineVersion::Mysql {
                 major,

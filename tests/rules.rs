@@ -167,6 +167,16 @@ fn cases() -> Vec<Case> {
         c("lock-timeout-too-long", Pg, "SET lock_timeout = '10min';\nALTER TABLE big ADD COLUMN x int;\n", Migration, Medium),
         c("mysql-implicit-commit", My, "SET SESSION lock_wait_timeout = 5;\nALTER TABLE small ADD COLUMN x int;\nALTER TABLE small ADD COLUMN y int;\n", Migration, Low),
         v("instant-add-row-version-limit", My, "mysql-8.0.30", "ALTER TABLE big ADD COLUMN x int", Stmt(0), Low),
+        v("concurrent-index-pg14-bug", Pg, "postgres-14.2", "CREATE INDEX CONCURRENTLY i ON big (n)", Stmt(0), High),
+        v("concurrent-index-pg14-bug", Pg, "postgres-14", "REINDEX INDEX CONCURRENTLY big_n_idx", Stmt(0), High),
+        c("index-too-wide", Pg, "CREATE INDEX CONCURRENTLY i ON big (a, b, c, d)", Stmt(0), Low),
+        c("rename-schema", Pg, "ALTER SCHEMA app RENAME TO app_old", Stmt(0), Medium),
+        c("missing-statement-timeout", Pg, "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY i ON big (n);\n", Migration, Low),
+        c("multiple-alter-same-table", My, "SET SESSION lock_wait_timeout = 5;\nALTER TABLE small ADD COLUMN x int;\nALTER TABLE small ADD COLUMN y int;\n", Migration, Low),
+        c("auto-increment-reset", My, "ALTER TABLE small AUTO_INCREMENT = 1000", Stmt(0), Low),
+        c("volatile-default-single-value", My, "ALTER TABLE small ADD COLUMN x DOUBLE DEFAULT (RAND())", Stmt(0), Low),
+        c("drop-column-reclaim", Pg, "ALTER TABLE big DROP COLUMN t", Stmt(0), High),
+        c("mysql-partition-clause-algorithm-ignored", My, "ALTER TABLE big PARTITION BY HASH(c) PARTITIONS 4, ALGORITHM=INSTANT", Stmt(0), High),
     ]
 }
 
@@ -213,6 +223,31 @@ fn every_rule_has_a_case() {
         .filter(|id| !covered.contains(id.as_str()))
         .collect();
     assert!(missing.is_empty(), "rules without a test case: {missing:?}");
+}
+
+#[test]
+fn the_pg14_index_bug_is_not_reported_on_fixed_releases() {
+    for v in ["postgres-14.4", "postgres-15", "postgres-13.9"] {
+        let case = Case {
+            rule: "",
+            engine: Pg,
+            version: Some(v),
+            file: "t.sql",
+            sql: "CREATE INDEX CONCURRENTLY i ON big (n)",
+            at: Stmt(0),
+            risk: Low,
+        };
+        let p = plan(&case);
+        let rules: Vec<&str> = p.migrations[0].statements[0]
+            .findings
+            .iter()
+            .map(|f| f.rule.as_str())
+            .collect();
+        assert!(
+            !rules.contains(&"concurrent-index-pg14-bug"),
+            "{v}: {rules:?}"
+        );
+    }
 }
 
 #[test]

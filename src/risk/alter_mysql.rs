@@ -49,6 +49,17 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
         return;
     }
     // An explicit ALGORITHM=COPY or a LOCK= stronger than NONE is obeyed by the server.
+    // MariaDB accepts INSTANT/NOCOPY on PARTITION BY and copies anyway.
+    if actions.iter().any(|a| matches!(a, Action::Repartition))
+        && let Some(alg @ ("INSTANT" | "NOCOPY" | "INPLACE")) = algorithm.as_deref()
+    {
+        let large = ev.large(t);
+        ev.add(
+            "mysql-partition-clause-algorithm-ignored",
+            large,
+            &[("table", t), ("detail", alg)],
+        );
+    }
     let asked_copy = algorithm.as_deref() == Some("COPY");
     let asked_lock = match lock.as_deref() {
         Some("SHARED") => Some(MyLock::Shared),
@@ -282,9 +293,11 @@ fn action(
                 );
                 (MyCost::COPY, "CONVERT TO CHARACTER SET".into())
             }
-            TableOption::DefaultCharset | TableOption::AutoIncrement | TableOption::Comment => {
+            TableOption::AutoIncrement => {
+                ev.add("auto-increment-reset", false, &[("table", t)]);
                 (MyCost::INSTANT, String::new())
             }
+            TableOption::DefaultCharset | TableOption::Comment => (MyCost::INSTANT, String::new()),
         },
         Action::Repartition => {
             let large = ev.large(t);
@@ -405,6 +418,12 @@ fn add_column(ev: &mut Eval, t: &str, spec: &ColumnSpec) -> (MyCost, String) {
         if !instant_expression(expr) {
             cost = MyCost::COPY;
             why = format!("ADD COLUMN with DEFAULT {expr} copies the table");
+        } else if v.is_mariadb() && expr.to_ascii_lowercase().contains("rand") {
+            ev.add(
+                "volatile-default-single-value",
+                false,
+                &[("column", c), ("detail", expr)],
+            );
         }
     }
     if let Some(parent) = &spec.references {

@@ -40,6 +40,7 @@ fn action(
         Action::DropColumn { names, cascade } => {
             for n in names {
                 ev.add("drop-column", true, &[("table", t), ("column", n)]);
+                ev.add("drop-column-reclaim", false, &[("table", t), ("column", n)]);
             }
             if *cascade {
                 ev.add("drop-cascade", true, &[("name", t)]);

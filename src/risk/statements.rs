@@ -101,6 +101,16 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
                 ev.take_lock(table, "INPLACE, LOCK=SHARED", Blocks::Writes);
                 ev.work(WorkKind::Build, true);
             }
+            if *concurrently {
+                pg14_concurrent_bug(ev, "CREATE INDEX CONCURRENTLY");
+            }
+            if !*unique && columns.len() > 3 {
+                ev.add(
+                    "index-too-wide",
+                    false,
+                    &[("table", table), ("detail", &columns.len().to_string())],
+                );
+            }
             if *unique && ev.exists(table) {
                 ev.add(
                     "unique-index-may-fail",
@@ -208,6 +218,7 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             ..
         } => {
             if *concurrently {
+                pg14_concurrent_bug(ev, "REINDEX CONCURRENTLY");
                 ev.take_lock(target, PgLock::ShareUpdateExclusive.name(), Blocks::Nothing);
                 ev.work(WorkKind::Build, false);
             } else {
@@ -312,6 +323,7 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             ev.work(WorkKind::Meta, true);
         }
         Op::AlterTypeRenameValue { name } => ev.add("pg-enum-rename", false, &[("name", name)]),
+        Op::RenameSchema { name } => ev.add("rename-schema", false, &[("name", name)]),
         Op::AlterDomainAddConstraint => {
             ev.add(
                 "add-column-constrained-domain",
@@ -375,6 +387,25 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             ev.take_lock(&t, mode, Blocks::ReadsAndWrites);
         }
         _ => {}
+    }
+}
+
+/// PostgreSQL 14.0–14.3 could corrupt indexes built concurrently (fixed in 14.4).
+/// An unknown minor release (`postgres-14`) is flagged too, saying so.
+fn pg14_concurrent_bug(ev: &mut Eval, what: &str) {
+    if let crate::model::EngineVersion::Postgres { major: 14, minor } = ev.version
+        && minor < 4
+    {
+        let note = if minor == 0 {
+            " (the minor release is unknown: pass --target or --engine-version postgres-14.N)"
+        } else {
+            ""
+        };
+        ev.add(
+            "concurrent-index-pg14-bug",
+            false,
+            &[("detail", what), ("name", note)],
+        );
     }
 }
 

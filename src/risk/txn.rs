@@ -198,6 +198,41 @@ pub fn check(
         }
     }
 
+    // A statement timeout bounds work that grows with a table.
+    let timeout_set = ops.iter().any(|o| {
+        matches!(o, Op::Set { name, .. } if ["statement_timeout", "max_statement_time", "max_execution_time"].contains(&name.trim_start_matches("session.")))
+    });
+    if !timeout_set
+        && let Some(i) = (0..ops.len()).find(|&i| {
+            facts[i].existing_table && facts[i].work.iter().any(|(k, _)| *k != WorkKind::Meta)
+        })
+    {
+        push(rules.finding(
+            "missing-statement-timeout",
+            e,
+            false,
+            &[("detail", &line(i))],
+        ));
+    }
+
+    // Several ALTERs of one table re-queue for its lock each time.
+    let mut alters: std::collections::BTreeMap<&str, usize> = Default::default();
+    for op in &ops {
+        if let Op::AlterTable { table, .. } = op {
+            *alters.entry(table.as_str()).or_default() += 1;
+        }
+    }
+    for (table, n) in alters {
+        if n > 1 {
+            push(rules.finding(
+                "multiple-alter-same-table",
+                e,
+                false,
+                &[("table", table), ("detail", &n.to_string())],
+            ));
+        }
+    }
+
     if e == Engine::Postgres {
         // Several lock-taking statements in one transaction: the first lock is held
         // while later work runs, or a second table is locked (lock chains).

@@ -308,7 +308,16 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
         Statement::CreatePolicy(_) | Statement::AlterPolicy(_) | Statement::DropPolicy(_) => {
             Op::Benign("policy".into())
         }
-        Statement::AlterSchema(_) => Op::Benign("alter schema".into()),
+        Statement::AlterSchema(a) => {
+            let text = a.to_string();
+            if text.to_ascii_uppercase().contains(" RENAME TO ") {
+                Op::RenameSchema {
+                    name: norm_name(&a.name, e),
+                }
+            } else {
+                Op::Benign("alter schema".into())
+            }
+        }
         Statement::AlterView(_) => Op::Benign("alter view".into()),
         Statement::AlterFunction(_) => Op::Benign("alter function".into()),
         Statement::AlterIndex { .. } => Op::Benign("alter index".into()),

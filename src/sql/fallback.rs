@@ -606,6 +606,11 @@ impl Cursor<'_> {
                     },
                 );
             }
+            "SCHEMA" if self.contains("RENAME") => {
+                return Some(Op::RenameSchema {
+                    name: self.name().unwrap_or_default(),
+                });
+            }
             "INDEX" | "SEQUENCE" | "VIEW" | "FUNCTION" | "PROCEDURE" | "SCHEMA" | "DATABASE"
             | "ROLE" | "USER" | "EXTENSION" | "MATERIALIZED" | "DEFAULT" | "POLICY" | "TRIGGER"
             | "EVENT" | "COLLATION" | "PUBLICATION" | "AGGREGATE" | "OPERATOR" | "STATISTICS"

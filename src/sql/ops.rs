@@ -263,6 +263,10 @@ pub enum Op {
         check: bool,
     },
     AlterDomainAddConstraint,
+    /// `ALTER SCHEMA … RENAME TO …`.
+    RenameSchema {
+        name: String,
+    },
     Update {
         table: String,
         has_where: bool,
