@@ -649,6 +649,22 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
             }
         });
         let relay = start_slack(&a.run_dir, &sup, &cfg, &tx, shutdown.clone())?;
+        if let Some(group) = cfg.policy.local_group.clone() {
+            // Once the socket exists, let the group's members (a second local
+            // approver) use it; they are still identified by their own uid.
+            let (dir, sock) = (a.run_dir.clone(), socket_path(&a.run_dir));
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    if sock.exists() {
+                        if let Err(e) = supervisor::peer::share_with_group(&dir, &sock, &group) {
+                            eprintln!("cannot share the control socket with group {group}: {e}");
+                        }
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
         let state = supervisor::supervise(&a.run_dir, core, (tx, rx), shutdown.clone())
             .await
             .map_err(input)?;

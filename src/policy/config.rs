@@ -64,6 +64,9 @@ pub struct PolicyConfig {
     pub windows: WindowsConfig,
     /// Environment promotion.
     pub promotion: PromotionConfig,
+    /// OS group whose members may use a run's control socket (a second local
+    /// approver, an observer's `attach`). Unset: the socket is owner-only.
+    pub local_group: Option<String>,
 }
 
 /// One person: the unit self-approval is checked against.
