@@ -314,10 +314,7 @@ fn fk_facts_shape_locks_and_index_checks() {
         engine: My,
         ..case("ALTER TABLE small ADD INDEX i (n)")
     });
-    assert_eq!(
-        p.migrations[0].statements[0].lock.mode,
-        "NOCOPY, LOCK=NONE"
-    );
+    assert_eq!(p.migrations[0].statements[0].lock.mode, "NOCOPY, LOCK=NONE");
 }
 
 #[test]
