@@ -77,6 +77,97 @@ async fn postgres_facts_drive_the_verdict() {
 }
 
 #[tokio::test]
+async fn postgres_keys_and_triggers_are_read() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("connect to test PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS live_child, live_parent;
+             CREATE TABLE live_parent (id int PRIMARY KEY);
+             CREATE TABLE live_child (id int PRIMARY KEY, parent_id int, a int, b int,
+               CONSTRAINT live_child_fk FOREIGN KEY (parent_id) REFERENCES live_parent (id) ON DELETE CASCADE);
+             CREATE INDEX live_child_ab ON live_child (a, b);
+             CREATE OR REPLACE FUNCTION live_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+             CREATE TRIGGER live_trg BEFORE INSERT ON live_child FOR EACH ROW EXECUTE FUNCTION live_noop();",
+        )
+        .await
+        .unwrap();
+    let cat = cutover::catalog::live::read(cutover::model::Engine::Postgres, &dsn, "t")
+        .await
+        .unwrap();
+    let child = cat.lookup("live_child").unwrap();
+    assert!(child.has_triggers && child.indexes_known && child.cascading_fks);
+    let ab = child
+        .indexes
+        .iter()
+        .find(|i| i.name == "live_child_ab")
+        .unwrap();
+    assert_eq!(ab.columns, ["a", "b"]);
+    assert!(ab.valid && !ab.unique);
+    assert!(
+        child
+            .indexes
+            .iter()
+            .any(|i| i.unique && i.columns == ["id"])
+    );
+    let fk = child.foreign_key("live_child_fk").unwrap();
+    assert_eq!(
+        (fk.columns.as_slice(), fk.references.as_str()),
+        (&["parent_id".to_string()][..], "public.live_parent")
+    );
+    assert_eq!(
+        (fk.on_delete.as_str(), fk.on_update.as_str()),
+        ("CASCADE", "NO ACTION")
+    );
+    // The parent has only the FK's internal triggers: not "triggers" for gh-ost/pt-osc.
+    assert!(!cat.lookup("live_parent").unwrap().has_triggers);
+
+    let p = plan_with_target(
+        "postgres",
+        &dsn,
+        "SET lock_timeout = '2s';\nALTER TABLE live_child DROP CONSTRAINT live_child_fk;\nALTER TABLE live_child ADD CONSTRAINT fk2 FOREIGN KEY (b) REFERENCES live_parent (id) NOT VALID;\nALTER TABLE live_child ADD CONSTRAINT fk3 FOREIGN KEY (a) REFERENCES live_parent (id) NOT VALID;\n",
+    );
+    let s = &p["migrations"][0]["statements"];
+    let rules = |i: usize| {
+        s[i]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        rules(1).contains(&"fk-lock-on-referenced-table".to_string()),
+        "{}",
+        s[1]
+    );
+    assert_eq!(
+        s[1]["lock"]["other_locks"][0]["table"], "public.live_parent",
+        "{}",
+        s[1]
+    );
+    assert!(
+        rules(2).contains(&"fk-without-index".to_string()),
+        "{}",
+        s[2]
+    );
+    assert!(
+        !rules(3).contains(&"fk-without-index".to_string()),
+        "{}",
+        s[3]
+    );
+    client
+        .batch_execute("DROP TABLE live_child, live_parent")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn mariadb_facts_drive_the_verdict() {
     use mysql_async::prelude::*;
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
@@ -118,6 +209,70 @@ async fn mariadb_facts_drive_the_verdict() {
     assert_eq!(s[0]["rewrites_table"], true);
     assert_eq!(s[1]["lock"]["mode"], "INSTANT", "{}", s[1]);
     c.query_drop("DROP TABLE live_facts").await.unwrap();
+    drop(c);
+    pool.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn mariadb_keys_and_triggers_are_read() {
+    use mysql_async::prelude::*;
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let pool = mysql_async::Pool::new(dsn.as_str());
+    let mut c = pool.get_conn().await.expect("connect to test MariaDB");
+    for q in [
+        "DROP TABLE IF EXISTS live_child, live_parent",
+        "CREATE TABLE live_parent (id INT PRIMARY KEY)",
+        "CREATE TABLE live_child (id INT PRIMARY KEY, parent_id INT, a INT, b INT, KEY live_child_ab (a, b), CONSTRAINT live_child_fk FOREIGN KEY (parent_id) REFERENCES live_parent (id) ON DELETE SET NULL)",
+        "CREATE TRIGGER live_trg BEFORE INSERT ON live_child FOR EACH ROW SET NEW.a = NEW.a",
+    ] {
+        c.query_drop(q).await.unwrap();
+    }
+    let cat = cutover::catalog::live::read(cutover::model::Engine::Mysql, &dsn, "t")
+        .await
+        .unwrap();
+    let child = cat.lookup("live_child").unwrap();
+    assert!(child.has_triggers && child.cascading_fks);
+    assert!(!cat.lookup("live_parent").unwrap().has_triggers);
+    let ab = child
+        .indexes
+        .iter()
+        .find(|i| i.name == "live_child_ab")
+        .unwrap();
+    assert_eq!(ab.columns, ["a", "b"]);
+    assert!(
+        child
+            .indexes
+            .iter()
+            .any(|i| i.name == "PRIMARY" && i.unique)
+    );
+    let fk = child.foreign_key("live_child_fk").unwrap();
+    assert_eq!(fk.columns, ["parent_id"]);
+    assert!(fk.references.ends_with(".live_parent"), "{}", fk.references);
+    assert_eq!(fk.on_delete, "SET NULL");
+
+    let p = plan_with_target(
+        "mysql",
+        &dsn,
+        "-- cutover: executor=gh-ost\nALTER TABLE live_child ADD INDEX i_b (b);\n",
+    );
+    let s = &p["migrations"][0]["statements"][0];
+    assert!(
+        s["lock"]["mode"].as_str().unwrap().ends_with("LOCK=SHARED"),
+        "{s}"
+    );
+    let rules: Vec<&str> = s["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"cascade-fk-online-ddl-limit"), "{rules:?}");
+    assert!(rules.contains(&"triggers-on-target"), "{rules:?}");
+    for q in ["DROP TABLE live_child", "DROP TABLE live_parent"] {
+        c.query_drop(q).await.unwrap();
+    }
     drop(c);
     pool.disconnect().await.unwrap();
 }

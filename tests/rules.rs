@@ -12,13 +12,22 @@ const STATS: &str = r#"
 rows = 10_000_000
 bytes = 5_000_000_000
 columns = { v = "varchar(10)", w = "varchar(50)", e = "enum('a','b')", n = "int", c = "int NOT NULL", t = "text" }
+indexes = [{ name = "big_n_idx", columns = ["n"] }, { name = "big_bad_idx", columns = ["c"], valid = false }]
 [tables.small]
 rows = 100
 bytes = 16384
 columns = { v = "varchar(10)", n = "int", c = "int NOT NULL" }
+indexes = []
 [tables.parent]
 rows = 100
 bytes = 16384
+[tables.child]
+rows = 100
+bytes = 16384
+has_triggers = true
+columns = { parent_id = "int", n = "int" }
+indexes = [{ name = "child_pkey", columns = ["id"], unique = true }]
+foreign_keys = [{ name = "child_parent_fk", columns = ["parent_id"], references = "parent", on_delete = "cascade" }]
 "#;
 
 /// Where the expected finding sits.
@@ -176,6 +185,15 @@ fn cases() -> Vec<Case> {
         c("auto-increment-reset", My, "ALTER TABLE small AUTO_INCREMENT = 1000", Stmt(0), Low),
         c("volatile-default-single-value", My, "ALTER TABLE small ADD COLUMN x DOUBLE DEFAULT (RAND())", Stmt(0), Low),
         c("drop-column-reclaim", Pg, "ALTER TABLE big DROP COLUMN t", Stmt(0), High),
+        c("fk-without-index", Pg, "ALTER TABLE big ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES parent (id) NOT VALID", Stmt(0), Medium),
+        c("fk-without-index", Pg, "ALTER TABLE small ADD CONSTRAINT fk FOREIGN KEY (n) REFERENCES parent (id) NOT VALID", Stmt(0), Low),
+        c("fk-lock-on-referenced-table", Pg, "ALTER TABLE child DROP CONSTRAINT child_parent_fk", Stmt(0), Medium),
+        c("fk-lock-on-referenced-table", Pg, "DROP TABLE child", Stmt(0), High),
+        c("cascade-fk-online-ddl-limit", My, "ALTER TABLE child ADD INDEX i (n)", Stmt(0), Medium),
+        c("triggers-on-target", My, "-- cutover: executor=gh-ost\nALTER TABLE child ADD COLUMN x int;\n", Stmt(0), Medium),
+        c("triggers-on-target", Pg, "-- cutover: executor=pt-osc\nALTER TABLE child ADD COLUMN x int;\n", Stmt(0), Medium),
+        c("non-idempotent-ddl", My, "SET SESSION lock_wait_timeout = 5;\nCREATE TABLE fresh (id int);\nCREATE INDEX fresh_idx ON fresh (id);\n", Migration, Low),
+        c("non-idempotent-ddl", Pg, "SET lock_timeout = '2s';\nDROP INDEX CONCURRENTLY big_old_idx;\nCREATE INDEX CONCURRENTLY big_n2_idx ON big (n);\n", Migration, Low),
         c("mysql-partition-clause-algorithm-ignored", My, "ALTER TABLE big PARTITION BY HASH(c) PARTITIONS 4, ALGORITHM=INSTANT", Stmt(0), High),
     ]
 }
@@ -247,6 +265,86 @@ fn the_pg14_index_bug_is_not_reported_on_fixed_releases() {
             !rules.contains(&"concurrent-index-pg14-bug"),
             "{v}: {rules:?}"
         );
+    }
+}
+
+#[test]
+fn fk_facts_shape_locks_and_index_checks() {
+    let case = |sql: &'static str| Case {
+        rule: "",
+        engine: Pg,
+        version: None,
+        file: "t.sql",
+        sql,
+        at: Stmt(0),
+        risk: Low,
+    };
+    // An index created earlier in the plan counts.
+    let p = plan(&case(
+        "CREATE INDEX CONCURRENTLY i ON small (n);\nALTER TABLE small ADD CONSTRAINT fk FOREIGN KEY (n) REFERENCES parent (id) NOT VALID;\n",
+    ));
+    let rules: Vec<&str> = p.migrations[0].statements[1]
+        .findings
+        .iter()
+        .map(|f| f.rule.as_str())
+        .collect();
+    assert!(!rules.contains(&"fk-without-index"), "{rules:?}");
+    // The referenced table is locked ACCESS EXCLUSIVE when the FK goes.
+    let p = plan(&case("ALTER TABLE child DROP CONSTRAINT child_parent_fk"));
+    let lock = &p.migrations[0].statements[0].lock;
+    assert!(
+        lock.other_locks
+            .iter()
+            .any(|o| o.table == "parent" && o.mode == "AccessExclusiveLock"),
+        "{lock:?}"
+    );
+    // A constraint that is not a known FK does not lock another table.
+    let p = plan(&case("ALTER TABLE child DROP CONSTRAINT child_check"));
+    assert!(p.migrations[0].statements[0].lock.other_locks.is_empty());
+    // MySQL: the cascading FK turns LOCK=NONE into LOCK=SHARED.
+    let p = plan(&Case {
+        engine: My,
+        ..case("ALTER TABLE child ADD INDEX i (n)")
+    });
+    assert_eq!(
+        p.migrations[0].statements[0].lock.mode,
+        "NOCOPY, LOCK=SHARED"
+    );
+    let p = plan(&Case {
+        engine: My,
+        ..case("ALTER TABLE small ADD INDEX i (n)")
+    });
+    assert_eq!(p.migrations[0].statements[0].lock.mode, "NOCOPY, LOCK=NONE");
+}
+
+#[test]
+fn guarded_or_transactional_ddl_is_idempotent_enough() {
+    for (file, sql) in [
+        (
+            "t.sql",
+            "SET lock_timeout = '2s';\nCREATE TABLE IF NOT EXISTS fresh (id int);\nCREATE INDEX IF NOT EXISTS fresh_idx ON fresh (id);\nDROP TABLE IF EXISTS old_t;\n",
+        ),
+        // Flyway wraps a PostgreSQL migration in one transaction: a failure rolls it all back.
+        (
+            "V1__t.sql",
+            "SET lock_timeout = '2s';\nCREATE TABLE fresh (id int);\nCREATE INDEX fresh_idx ON fresh (id);\n",
+        ),
+    ] {
+        let p = plan(&Case {
+            rule: "",
+            engine: Pg,
+            version: None,
+            file,
+            sql,
+            at: Migration,
+            risk: Low,
+        });
+        let rules: Vec<&str> = p.migrations[0]
+            .findings
+            .iter()
+            .map(|f| f.rule.as_str())
+            .collect();
+        assert!(!rules.contains(&"non-idempotent-ddl"), "{file}: {rules:?}");
     }
 }
 

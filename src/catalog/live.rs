@@ -4,7 +4,7 @@
 //! written and no table is scanned. Names are stored normalised so that lookups
 //! match the way the engine resolves the statement's names.
 
-use super::{Catalog, ColumnFacts, FactSource, TableFacts};
+use super::{Catalog, ColumnFacts, FactSource, ForeignKeyFacts, IndexFacts, TableFacts};
 use crate::model::{Engine, EngineVersion};
 use std::time::Duration;
 
@@ -53,7 +53,9 @@ async fn read_pg(dsn: &str) -> Result<Catalog, String> {
     cat.server_version = EngineVersion::from_server_string(Engine::Postgres, &v);
     let rows = client
         .query(
-            "SELECT n.nspname::text, c.relname::text, c.reltuples::float8, pg_total_relation_size(c.oid)::int8, c.relhastriggers
+            "SELECT n.nspname::text, c.relname::text, c.reltuples::float8, pg_total_relation_size(c.oid)::int8,
+                    -- relhastriggers is also true for the internal triggers behind FKs
+                    EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r','p','m') AND n.nspname NOT IN ('pg_catalog','information_schema')
                 AND n.nspname NOT LIKE 'pg_toast%'",
@@ -70,6 +72,7 @@ async fn read_pg(dsn: &str) -> Result<Catalog, String> {
             rows: (tuples >= 0.0).then_some(tuples as u64),
             bytes: Some(bytes.max(0) as u64),
             has_triggers: r.get(4),
+            indexes_known: true,
             ..Default::default()
         };
         cat.tables.insert(format!("{schema}.{name}"), facts);
@@ -100,11 +103,72 @@ async fn read_pg(dsn: &str) -> Result<Catalog, String> {
             );
         }
     }
+    let idx = client
+        .query(
+            "SELECT n.nspname::text || '.' || c.relname::text, i.relname::text, x.indisunique, x.indisvalid,
+                    ARRAY(SELECT coalesce(a.attname::text, pg_get_indexdef(x.indexrelid, k.n::int, true))
+                            FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, n)
+                            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum AND k.attnum > 0
+                           WHERE k.n <= x.indnkeyatts ORDER BY k.n)
+               FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in idx {
+        if let Some(t) = cat.tables.get_mut(&r.get::<_, String>(0)) {
+            t.indexes.push(IndexFacts {
+                name: r.get(1),
+                unique: r.get(2),
+                valid: r.get(3),
+                columns: r.get(4),
+            });
+        }
+    }
+    let fks = client
+        .query(
+            "SELECT n.nspname::text || '.' || c.relname::text, k.conname::text,
+                    ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(attnum, n)
+                            JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.n),
+                    rn.nspname::text || '.' || rc.relname::text, k.confdeltype::text, k.confupdtype::text
+               FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+              WHERE k.contype = 'f'",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in fks {
+        if let Some(t) = cat.tables.get_mut(&r.get::<_, String>(0)) {
+            let fk = ForeignKeyFacts {
+                name: r.get(1),
+                columns: r.get(2),
+                references: r.get(3),
+                on_delete: pg_fk_action(&r.get::<_, String>(4)).into(),
+                on_update: pg_fk_action(&r.get::<_, String>(5)).into(),
+            };
+            t.cascading_fks |= fk.cascades();
+            t.foreign_keys.push(fk);
+        }
+    }
     // Unqualified names resolve through search_path; `public` covers the common case
     // (Catalog::lookup tries it).
     drop(client);
     task.abort();
     Ok(cat)
+}
+
+/// `pg_constraint.confdeltype` / `confupdtype` codes.
+fn pg_fk_action(code: &str) -> &'static str {
+    match code {
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        "r" => "RESTRICT",
+        _ => "NO ACTION",
+    }
 }
 
 /// schema, table, column, type, nullable, max chars, max octets
@@ -181,6 +245,102 @@ async fn read_mysql(dsn: &str) -> Result<Catalog, String> {
             }
         }
     }
+    read_mysql_keys(&mut conn, &mut cat, current.as_deref()).await?;
     let _ = conn.disconnect().await;
     Ok(cat)
+}
+
+/// The tables a MySQL row belongs to: `schema.table`, and `table` in the current database.
+fn my_keys(schema: &str, table: &str, current: Option<&str>) -> Vec<String> {
+    let mut k = vec![format!("{schema}.{table}")];
+    if current == Some(schema) {
+        k.push(table.to_string());
+    }
+    k
+}
+
+/// Indexes, foreign keys and triggers from `information_schema`.
+async fn read_mysql_keys(
+    conn: &mut mysql_async::Conn,
+    cat: &mut Catalog,
+    current: Option<&str>,
+) -> Result<(), String> {
+    use mysql_async::prelude::*;
+    const SYS: &str = "('mysql','information_schema','performance_schema','sys')";
+    for t in cat.tables.values_mut() {
+        t.indexes_known = true;
+    }
+    let idx: Vec<(String, String, String, i64, String)> = conn
+        .query(format!(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COALESCE(COLUMN_NAME, '')
+               FROM information_schema.STATISTICS WHERE TABLE_SCHEMA NOT IN {SYS}
+              ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    for (schema, table, index, non_unique, col) in idx {
+        for key in my_keys(&schema, &table, current) {
+            let Some(t) = cat.tables.get_mut(&key) else {
+                continue;
+            };
+            match t.indexes.iter_mut().find(|i| i.name == index) {
+                Some(i) => i.columns.push(col.clone()),
+                None => t.indexes.push(IndexFacts {
+                    name: index.clone(),
+                    columns: vec![col.clone()],
+                    unique: non_unique == 0,
+                    valid: true,
+                }),
+            }
+        }
+    }
+    let fks: Vec<(String, String, String, String, String, String, String)> = conn
+        .query(format!(
+            "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME,
+                    CONCAT(k.REFERENCED_TABLE_SCHEMA, '.', k.REFERENCED_TABLE_NAME), r.DELETE_RULE, r.UPDATE_RULE
+               FROM information_schema.KEY_COLUMN_USAGE k
+               JOIN information_schema.REFERENTIAL_CONSTRAINTS r
+                 ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
+                AND r.TABLE_NAME = k.TABLE_NAME
+              WHERE k.TABLE_SCHEMA NOT IN {SYS} AND k.REFERENCED_TABLE_NAME IS NOT NULL
+              ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    for (schema, table, name, col, refd, del, upd) in fks {
+        for key in my_keys(&schema, &table, current) {
+            let Some(t) = cat.tables.get_mut(&key) else {
+                continue;
+            };
+            match t.foreign_keys.iter_mut().find(|f| f.name == name) {
+                Some(f) => f.columns.push(col.clone()),
+                None => {
+                    let fk = ForeignKeyFacts {
+                        name: name.clone(),
+                        columns: vec![col.clone()],
+                        references: refd.clone(),
+                        on_delete: del.clone(),
+                        on_update: upd.clone(),
+                    };
+                    t.cascading_fks |= fk.cascades();
+                    t.foreign_keys.push(fk);
+                }
+            }
+        }
+    }
+    let trg: Vec<(String, String)> = conn
+        .query(format!(
+            "SELECT DISTINCT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS
+              WHERE EVENT_OBJECT_SCHEMA NOT IN {SYS}"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    for (schema, table) in trg {
+        for key in my_keys(&schema, &table, current) {
+            if let Some(t) = cat.tables.get_mut(&key) {
+                t.has_triggers = true;
+            }
+        }
+    }
+    Ok(())
 }

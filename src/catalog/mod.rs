@@ -32,6 +32,78 @@ pub struct TableFacts {
     pub has_triggers: bool,
     /// Foreign keys with ON DELETE/UPDATE CASCADE or SET NULL (MySQL: no LOCK=NONE).
     pub cascading_fks: bool,
+    /// Indexes on the table (primary key and unique constraints included).
+    pub indexes: Vec<IndexFacts>,
+    /// Foreign keys declared on this table (it is the referencing side).
+    pub foreign_keys: Vec<ForeignKeyFacts>,
+    /// Index facts were read (live, or an `indexes` key in the stats file); without
+    /// them a missing index cannot be told from an unknown one.
+    pub indexes_known: bool,
+}
+
+impl TableFacts {
+    /// True if `columns` are a leading prefix of a valid index (an FK lookup can use it).
+    pub fn has_index_prefix(&self, columns: &[String]) -> bool {
+        !columns.is_empty()
+            && self.indexes.iter().any(|i| {
+                i.valid
+                    && i.columns.len() >= columns.len()
+                    && i.columns[..columns.len()] == *columns
+            })
+    }
+
+    /// The foreign key named `name`, if known.
+    pub fn foreign_key(&self, name: &str) -> Option<&ForeignKeyFacts> {
+        self.foreign_keys.iter().find(|f| f.name == name)
+    }
+}
+
+/// One index as the catalog knows it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexFacts {
+    pub name: String,
+    /// Key columns in index order (expressions appear as their text).
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub unique: bool,
+    /// PostgreSQL: `indisvalid` (a failed CREATE INDEX CONCURRENTLY leaves it false).
+    #[serde(default = "yes")]
+    pub valid: bool,
+}
+
+/// One foreign key of a table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignKeyFacts {
+    pub name: String,
+    /// Referencing columns, in order.
+    pub columns: Vec<String>,
+    /// The referenced table, normalised like the catalog's keys.
+    pub references: String,
+    /// Upper-case referential actions, e.g. `CASCADE`, `SET NULL`, `NO ACTION`.
+    #[serde(default = "no_action")]
+    pub on_delete: String,
+    #[serde(default = "no_action")]
+    pub on_update: String,
+}
+
+impl ForeignKeyFacts {
+    /// ON … CASCADE / SET NULL / SET DEFAULT: the engine changes child rows itself.
+    pub fn cascades(&self) -> bool {
+        [&self.on_delete, &self.on_update]
+            .iter()
+            .map(|a| a.to_ascii_uppercase())
+            .any(|a| a.starts_with("CASCADE") || a.starts_with("SET "))
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn no_action() -> String {
+    "NO ACTION".into()
 }
 
 /// Where the facts came from.
@@ -110,10 +182,15 @@ struct StatsTable {
     columns: BTreeMap<String, String>,
     #[serde(default)]
     has_triggers: bool,
+    indexes: Option<Vec<IndexFacts>>,
+    #[serde(default)]
+    foreign_keys: Vec<ForeignKeyFacts>,
 }
 
 /// Reads a `--stats` TOML file: `[tables."orders"] rows = …, bytes = …`, optionally
-/// `columns = { status = "varchar(10)" }`.
+/// `columns = { status = "varchar(10)" }`, `has_triggers = true`,
+/// `indexes = [{ name = "i", columns = ["a", "b"], unique = false, valid = true }]` and
+/// `foreign_keys = [{ name = "fk", columns = ["a"], references = "parent", on_delete = "CASCADE" }]`.
 pub fn load_stats(text: &str, path: &str, engine: Engine) -> Result<Catalog, StatsError> {
     let f: StatsFile = toml::from_str(text).map_err(|e| StatsError {
         path: path.to_string(),
@@ -148,7 +225,38 @@ pub fn load_stats(text: &str, path: &str, engine: Engine) -> Result<Catalog, Sta
                 bytes: t.bytes,
                 columns,
                 has_triggers: t.has_triggers,
-                cascading_fks: false,
+                cascading_fks: t.foreign_keys.iter().any(ForeignKeyFacts::cascades),
+                indexes_known: t.indexes.is_some(),
+                indexes: t
+                    .indexes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|mut i| {
+                        i.name = norm_user_name(&i.name, engine);
+                        i.columns = i
+                            .columns
+                            .iter()
+                            .map(|c| norm_user_name(c, engine))
+                            .collect();
+                        i
+                    })
+                    .collect(),
+                foreign_keys: t
+                    .foreign_keys
+                    .into_iter()
+                    .map(|mut f| {
+                        f.name = norm_user_name(&f.name, engine);
+                        f.columns = f
+                            .columns
+                            .iter()
+                            .map(|c| norm_user_name(c, engine))
+                            .collect();
+                        f.references = norm_user_name(&f.references, engine);
+                        f.on_delete = f.on_delete.to_ascii_uppercase();
+                        f.on_update = f.on_update.to_ascii_uppercase();
+                        f
+                    })
+                    .collect(),
             },
         );
     }

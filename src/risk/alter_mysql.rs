@@ -88,6 +88,17 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             cost.lock = cost.lock.max(l);
         }
     }
+    // InnoDB refuses LOCK=NONE on a table whose FKs cascade or set NULL: writes wait.
+    if cost.algo > Algo::Instant
+        && cost.algo < Algo::Copy
+        && cost.lock == MyLock::None
+        && ev.exists(t)
+        && ev.ctx.catalog.lookup(t).is_some_and(|f| f.cascading_fks)
+    {
+        let large = ev.large(t);
+        cost.lock = MyLock::Shared;
+        ev.add("cascade-fk-online-ddl-limit", large, &[("table", t)]);
+    }
     if exclusive_rename && ev.version.is_mariadb() {
         cost.lock = cost.lock.max(MyLock::Exclusive);
     }

@@ -155,6 +155,15 @@ fn action(
         ),
         Action::DropConstraint { name, cascade } => {
             ev.add("drop-constraint", false, &[("table", t), ("name", name)]);
+            let parent = ev
+                .ctx
+                .catalog
+                .lookup(t)
+                .and_then(|f| f.foreign_key(name))
+                .map(|fk| fk.references.clone());
+            if let Some(parent) = parent {
+                fk_parent_lock(ev, t, &parent);
+            }
             if *cascade {
                 ev.add("drop-cascade", true, &[("name", name)]);
             }
@@ -390,6 +399,20 @@ fn add_column(ev: &mut Eval, t: &str, spec: &ColumnSpec) -> (PgLock, Option<Work
     (lock, Some(work))
 }
 
+/// Dropping an FK (or its table) takes ACCESS EXCLUSIVE on the referenced table too.
+pub(super) fn fk_parent_lock(ev: &mut Eval, child: &str, parent: &str) {
+    ev.other_lock(
+        parent,
+        PgLock::AccessExclusive.name(),
+        PgLock::AccessExclusive.blocks(),
+    );
+    ev.add(
+        "fk-lock-on-referenced-table",
+        false,
+        &[("table", child), ("name", parent)],
+    );
+}
+
 fn add_constraint(
     ev: &mut Eval,
     t: &str,
@@ -430,6 +453,21 @@ fn add_constraint(
                 ShareRowExclusive.name(),
                 ShareRowExclusive.blocks(),
             );
+            if ev.lacks_index_prefix(t, columns) {
+                let large = ev.large(t);
+                let idx = format!("{}_{}_idx", base_name(t), columns.join("_"));
+                let alt = format!("CREATE INDEX CONCURRENTLY {idx} ON {t} ({cols});");
+                ev.add(
+                    "fk-without-index",
+                    large,
+                    &[
+                        ("table", t),
+                        ("detail", &cols),
+                        ("name", references),
+                        ("alt_sql", &alt),
+                    ],
+                );
+            }
             if not_valid {
                 return (ShareRowExclusive, Some(WorkKind::Meta));
             }

@@ -61,6 +61,8 @@ pub struct Eval<'a> {
     pub work: Vec<(WorkKind, bool)>,
     /// Tables whose unknown size was already reported.
     pub size_reported: HashSet<String>,
+    /// Index key columns created earlier in the plan, per table as written.
+    pub plan_indexes: &'a HashMap<String, Vec<Vec<String>>>,
 }
 
 impl<'a> Eval<'a> {
@@ -69,6 +71,7 @@ impl<'a> Eval<'a> {
         engine: Engine,
         sql: &'a str,
         created: &'a HashSet<String>,
+        plan_indexes: &'a HashMap<String, Vec<Vec<String>>>,
     ) -> Self {
         Eval {
             ctx,
@@ -89,6 +92,23 @@ impl<'a> Eval<'a> {
             rewrites: false,
             work: Vec::new(),
             size_reported: HashSet::new(),
+            plan_indexes,
+        }
+    }
+
+    /// True when the table's facts are known and no valid index (from the catalog or
+    /// created earlier in this plan) starts with `columns`.
+    pub fn lacks_index_prefix(&self, table: &str, columns: &[String]) -> bool {
+        if columns.is_empty() || !self.exists(table) {
+            return false;
+        }
+        let planned = self.plan_indexes.get(table).is_some_and(|v| {
+            v.iter()
+                .any(|i| i.len() >= columns.len() && i[..columns.len()] == *columns)
+        });
+        match self.ctx.catalog.lookup(table) {
+            Some(f) if f.indexes_known => !planned && !f.has_index_prefix(columns),
+            _ => false,
         }
     }
 
@@ -190,9 +210,10 @@ impl<'a> Eval<'a> {
 /// Classifies migrations into a plan.
 pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
     let mut created: HashSet<String> = HashSet::new();
+    let mut plan_indexes: HashMap<String, Vec<Vec<String>>> = HashMap::new();
     let mut out = Vec::new();
     for m in migrations {
-        out.push(classify_migration(m, ctx, &mut created));
+        out.push(classify_migration(m, ctx, &mut created, &mut plan_indexes));
     }
     let risk = out.iter().map(|m| m.risk).max().unwrap_or(Risk::Low);
     let version = if migrations.iter().all(|m| m.engine == Engine::Mysql) && !migrations.is_empty()
@@ -231,6 +252,7 @@ fn classify_migration(
     m: &Migration,
     ctx: &Context,
     created: &mut HashSet<String>,
+    plan_indexes: &mut HashMap<String, Vec<Vec<String>>>,
 ) -> MigrationVerdict {
     let mut statements = Vec::new();
     let mut analyses: Vec<Analysis> = Vec::new();
@@ -242,8 +264,9 @@ fn classify_migration(
         if let Op::SetUserVar { name, embedded } = &analysis.op {
             vars.insert(name.to_ascii_lowercase(), embedded.clone());
         }
-        let mut ev = Eval::new(ctx, m.engine, &raw.sql, created);
+        let mut ev = Eval::new(ctx, m.engine, &raw.sql, created, plan_indexes);
         evaluate(&mut ev, &analysis, &vars);
+        triggers_on_target(&mut ev, m, &analysis.op);
         // Size-scaled rules are moot on a table this plan creates: nobody uses it yet.
         let main_table = ev
             .lock
@@ -282,6 +305,9 @@ fn classify_migration(
         if let Op::CreateTable { table, .. } = &analysis.op {
             created.insert(table.clone());
         }
+        for (table, cols) in index_keys(&analysis.op) {
+            plan_indexes.entry(table).or_default().push(cols);
+        }
         analyses.push(analysis);
     }
     let findings = txn::check(m, &analyses, &statements, &facts, ctx);
@@ -302,6 +328,54 @@ fn classify_migration(
         risk,
         findings,
         statements,
+    }
+}
+
+/// Index key columns a statement creates (CREATE INDEX, ADD INDEX/UNIQUE/PRIMARY KEY).
+fn index_keys(op: &Op) -> Vec<(String, Vec<String>)> {
+    use crate::sql::ops::{Action, ConstraintKind};
+    match op {
+        Op::CreateIndex { table, columns, .. } => vec![(table.clone(), columns.clone())],
+        Op::AlterTable { table, actions, .. } => {
+            actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::AddConstraint {
+                        kind:
+                            ConstraintKind::Unique
+                            | ConstraintKind::PrimaryKey
+                            | ConstraintKind::Index(_),
+                        columns,
+                        ..
+                    } => Some((table.clone(), columns.clone())),
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => vec![],
+    }
+}
+
+/// gh-ost refuses a table with triggers unless `--include-triggers`; pt-osc drops
+/// them unless `--preserve-triggers`.
+fn triggers_on_target(ev: &mut Eval, m: &Migration, op: &Op) {
+    let Some(exec @ ("gh-ost" | "pt-osc")) = m.directives.executor.as_deref() else {
+        return;
+    };
+    let Op::AlterTable { table, .. } = op else {
+        return;
+    };
+    if ev.ctx.catalog.lookup(table).is_some_and(|f| f.has_triggers) {
+        let flag = if exec == "gh-ost" {
+            "--include-triggers"
+        } else {
+            "--preserve-triggers"
+        };
+        ev.add(
+            "triggers-on-target",
+            false,
+            &[("table", table), ("detail", exec), ("name", flag)],
+        );
     }
 }
 

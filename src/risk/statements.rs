@@ -124,6 +124,7 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             table,
             concurrently,
             cascade,
+            ..
         } => {
             let target = table
                 .clone()
@@ -165,7 +166,9 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
             }
             ev.work(WorkKind::Meta, false);
         }
-        Op::DropTable { tables, cascade } => destroy(ev, "drop-table", tables, *cascade),
+        Op::DropTable {
+            tables, cascade, ..
+        } => destroy(ev, "drop-table", tables, *cascade),
         Op::DropSchema { names, cascade } => {
             let n = names.join(", ");
             ev.add(
@@ -414,6 +417,20 @@ fn destroy(ev: &mut Eval, rule: &str, tables: &[String], cascade: bool) {
     for t in tables {
         ev.add(rule, true, &[("table", t)]);
         ev.take_lock(t, exclusive(ev.engine), Blocks::ReadsAndWrites);
+    }
+    if rule == "drop-table" && ev.engine == Engine::Postgres {
+        let parents: Vec<(String, String)> = tables
+            .iter()
+            .filter_map(|t| ev.ctx.catalog.lookup(t).map(|f| (t, f)))
+            .flat_map(|(t, f)| {
+                f.foreign_keys
+                    .iter()
+                    .map(|fk| (t.clone(), fk.references.clone()))
+            })
+            .collect();
+        for (child, parent) in parents {
+            super::alter_pg::fk_parent_lock(ev, &child, &parent);
+        }
     }
     if cascade {
         ev.add("drop-cascade", true, &[("name", &tables.join(", "))]);

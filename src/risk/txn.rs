@@ -77,6 +77,35 @@ pub fn transaction_groups(m: &Migration, ops: &[&Op]) -> Vec<Option<usize>> {
     groups
 }
 
+/// CREATE/DROP of a table or index without `IF [NOT] EXISTS`: (statement, name, "NOT " or "").
+fn unguarded(op: &Op) -> Option<(&'static str, String, &'static str)> {
+    match op {
+        Op::CreateTable {
+            table,
+            if_not_exists: false,
+            or_replace: false,
+            temporary: false,
+            ..
+        } => Some(("CREATE TABLE", table.clone(), "NOT ")),
+        Op::CreateIndex {
+            name: Some(name),
+            if_not_exists: false,
+            ..
+        } => Some(("CREATE INDEX", name.clone(), "NOT ")),
+        Op::DropTable {
+            tables,
+            if_exists: false,
+            ..
+        } => Some(("DROP TABLE", tables.join(", "), "")),
+        Op::DropIndex {
+            names,
+            if_exists: false,
+            ..
+        } => Some(("DROP INDEX", names.join(", "), "")),
+        _ => None,
+    }
+}
+
 fn is_ddl(op: &Op) -> bool {
     matches!(
         op,
@@ -124,6 +153,31 @@ pub fn check(
                     e,
                     true,
                     &[("detail", &line(i))],
+                ));
+            }
+        }
+    }
+
+    // CREATE/DROP without IF [NOT] EXISTS where a half-applied migration stays half-applied.
+    let real = ops
+        .iter()
+        .filter(|o| !matches!(o, Op::Set { .. } | Op::Begin | Op::Commit | Op::Rollback))
+        .count();
+    let one_tx =
+        groups.first().is_some_and(|g| g.is_some()) && groups.windows(2).all(|w| w[0] == w[1]);
+    if real > 1 && !one_tx {
+        for (i, op) in ops.iter().enumerate() {
+            if let Some((what, name, not)) = unguarded(op) {
+                push(rules.finding(
+                    "non-idempotent-ddl",
+                    e,
+                    false,
+                    &[
+                        ("detail", what),
+                        ("name", &name),
+                        ("sql", not),
+                        ("column", &line(i)),
+                    ],
                 ));
             }
         }

@@ -100,6 +100,7 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
                 references,
                 as_select: ct.query.is_some(),
                 partition_of: ct.partition_of.as_ref().map(|p| norm_name(p, e)),
+                if_not_exists: ct.if_not_exists,
             }
         }
         Statement::CreateIndex(ci) => {
@@ -113,6 +114,7 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
                 name: ci.name.as_ref().map(|n| norm_name(n, e)),
                 unique: ci.unique,
                 concurrently: ci.concurrently,
+                if_not_exists: ci.if_not_exists,
                 kind: if using.contains("fulltext") {
                     IndexKind::Fulltext
                 } else if using.contains("spatial") {
@@ -154,6 +156,7 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
             names,
             cascade,
             table,
+            if_exists,
             ..
         } => {
             let names: Vec<String> = names.iter().map(|n| norm_name(n, e)).collect();
@@ -161,12 +164,14 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
                 ObjectType::Table => Op::DropTable {
                     tables: names,
                     cascade: *cascade,
+                    if_exists: *if_exists,
                 },
                 ObjectType::Index => Op::DropIndex {
                     names,
                     table: table.as_ref().map(|t| norm_name(t, e)),
                     concurrently: false,
                     cascade: *cascade,
+                    if_exists: *if_exists,
                 },
                 ObjectType::Schema | ObjectType::Database => Op::DropSchema {
                     names,

@@ -403,9 +403,9 @@ impl Cursor<'_> {
         }
         v
     }
-    fn skip_if_exists(&mut self) {
-        self.eat_seq(&["IF", "NOT", "EXISTS"]);
-        self.eat_seq(&["IF", "EXISTS"]);
+    /// Skips `IF [NOT] EXISTS`; true if it was there.
+    fn skip_if_exists(&mut self) -> bool {
+        self.eat_seq(&["IF", "NOT", "EXISTS"]) || self.eat_seq(&["IF", "EXISTS"])
     }
     fn rest_text(&self) -> String {
         self.t[self.i.min(self.t.len())..]
@@ -453,7 +453,7 @@ impl Cursor<'_> {
         self.bump();
         match obj.as_str() {
             "TABLE" => {
-                self.skip_if_exists();
+                let if_not_exists = self.skip_if_exists();
                 let table = self.name()?;
                 let mut references = Vec::new();
                 while self.i < self.t.len() {
@@ -472,11 +472,12 @@ impl Cursor<'_> {
                     references,
                     as_select: false,
                     partition_of: None,
+                    if_not_exists,
                 })
             }
             "INDEX" | "KEY" => {
                 let concurrently = self.eat("CONCURRENTLY");
-                self.skip_if_exists();
+                let if_not_exists = self.skip_if_exists();
                 let name = if self.peek_up() != "ON" {
                     self.name()
                 } else {
@@ -494,6 +495,7 @@ impl Cursor<'_> {
                     concurrently,
                     kind,
                     columns: vec![],
+                    if_not_exists,
                 })
             }
             "TRIGGER" | "CONSTRAINT" => {
@@ -526,16 +528,17 @@ impl Cursor<'_> {
         self.bump();
         match obj.as_str() {
             "TABLE" => {
-                self.skip_if_exists();
+                let if_exists = self.skip_if_exists();
                 let tables = self.name_list();
                 Some(Op::DropTable {
                     cascade: self.contains("CASCADE"),
                     tables,
+                    if_exists,
                 })
             }
             "INDEX" => {
                 let concurrently = self.eat("CONCURRENTLY");
-                self.skip_if_exists();
+                let if_exists = self.skip_if_exists();
                 let names = self.name_list();
                 let table = if self.eat("ON") { self.name() } else { None };
                 Some(Op::DropIndex {
@@ -543,6 +546,7 @@ impl Cursor<'_> {
                     table,
                     concurrently,
                     cascade: self.contains("CASCADE"),
+                    if_exists,
                 })
             }
             "SCHEMA" | "DATABASE" => {

@@ -185,6 +185,8 @@ pub enum Op {
         references: Vec<String>,
         as_select: bool,
         partition_of: Option<String>,
+        /// `IF NOT EXISTS`.
+        if_not_exists: bool,
     },
     CreateIndex {
         table: String,
@@ -193,16 +195,22 @@ pub enum Op {
         concurrently: bool,
         kind: IndexKind,
         columns: Vec<String>,
+        /// `IF NOT EXISTS`.
+        if_not_exists: bool,
     },
     DropIndex {
         names: Vec<String>,
         table: Option<String>,
         concurrently: bool,
         cascade: bool,
+        /// `IF EXISTS`.
+        if_exists: bool,
     },
     DropTable {
         tables: Vec<String>,
         cascade: bool,
+        /// `IF EXISTS`.
+        if_exists: bool,
     },
     /// DROP SCHEMA / DATABASE.
     DropSchema {
