@@ -276,3 +276,101 @@ async fn mariadb_keys_and_triggers_are_read() {
     drop(c);
     pool.disconnect().await.unwrap();
 }
+
+#[tokio::test]
+async fn postgres_open_transaction_on_the_table_is_a_lock_queue_risk() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let (setup, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    setup
+        .batch_execute(
+            "DROP TABLE IF EXISTS queue_risk; CREATE TABLE queue_risk (id int PRIMARY KEY);",
+        )
+        .await
+        .unwrap();
+    // Another session sits in an open transaction holding ACCESS SHARE on the table.
+    let (holder, conn2) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn2);
+    holder
+        .batch_execute("BEGIN; SELECT count(*) FROM queue_risk;")
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cutover.toml"),
+        format!("[[targets]]\nname = \"t\"\nengine = \"postgres\"\nenvironment = \"staging\"\nprimary = \"{dsn}\"\n"),
+    )
+    .unwrap();
+    // Any age counts here, so the test need not wait out the 60 s default.
+    std::fs::write(dir.path().join("o.toml"), "[thresholds]\nlarge_rows = 1000000\nlarge_bytes = 1073741824\nold_transaction_seconds = 0\n").unwrap();
+    std::fs::write(
+        dir.path().join("V1__m.sql"),
+        "SET lock_timeout = '2s';\nALTER TABLE queue_risk ADD COLUMN x int;\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "plan",
+            "V1__m.sql",
+            "--target",
+            "t",
+            "--rules",
+            "o.toml",
+            "--format",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &p["migrations"][0]["statements"][1];
+    assert_eq!(s["risk"], "high", "{s}");
+    assert!(
+        s["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "lock-queue-risk"),
+        "{s}"
+    );
+
+    // Once the transaction ends, the risk is gone.
+    holder.batch_execute("COMMIT").await.unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "plan",
+            "V1__m.sql",
+            "--target",
+            "t",
+            "--rules",
+            "o.toml",
+            "--format",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &p["migrations"][0]["statements"][1];
+    assert!(
+        !s["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "lock-queue-risk"),
+        "{s}"
+    );
+    setup.batch_execute("DROP TABLE queue_risk").await.unwrap();
+}

@@ -155,6 +155,29 @@ async fn read_pg(dsn: &str) -> Result<Catalog, String> {
     }
     // Unqualified names resolve through search_path; `public` covers the common case
     // (Catalog::lookup tries it).
+    // Open transactions and the tables they hold locks on (lock-queue risk).
+    let open = client
+        .query(
+            "SELECT a.pid::int8, COALESCE(EXTRACT(EPOCH FROM now() - a.xact_start), 0)::int8, COALESCE(a.state, ''),
+                    n.nspname::text || '.' || c.relname::text
+               FROM pg_stat_activity a
+               JOIN pg_locks l ON l.pid = a.pid AND l.relation IS NOT NULL
+               JOIN pg_class c ON c.oid = l.relation AND c.relkind IN ('r','p','m')
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()
+                AND n.nspname NOT IN ('pg_catalog','information_schema')",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in open {
+        cat.open_transactions.push(super::OpenTransaction {
+            id: r.get::<_, i64>(0).max(0) as u64,
+            age_seconds: r.get::<_, i64>(1).max(0) as u64,
+            state: r.get(2),
+            table: Some(r.get(3)),
+        });
+    }
     drop(client);
     task.abort();
     Ok(cat)
@@ -246,6 +269,22 @@ async fn read_mysql(dsn: &str) -> Result<Catalog, String> {
         }
     }
     read_mysql_keys(&mut conn, &mut cat, current.as_deref()).await?;
+    // InnoDB does not say which tables a transaction touched: every old one counts.
+    let open: Vec<(u64, u64, String)> = conn
+        .query(
+            "SELECT trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, trx_started, NOW()), trx_state
+               FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()",
+        )
+        .await
+        .unwrap_or_default();
+    for (id, age, state) in open {
+        cat.open_transactions.push(super::OpenTransaction {
+            id,
+            age_seconds: age,
+            state,
+            table: None,
+        });
+    }
     let _ = conn.disconnect().await;
     Ok(cat)
 }

@@ -106,6 +106,39 @@ fn no_action() -> String {
     "NO ACTION".into()
 }
 
+/// A transaction that was open when the facts were read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenTransaction {
+    /// Backend pid / connection id.
+    pub id: u64,
+    pub age_seconds: u64,
+    /// e.g. `idle in transaction`.
+    pub state: String,
+    /// Normalised `schema.table` it holds a lock on; `None` when unknown.
+    pub table: Option<String>,
+}
+
+impl Catalog {
+    /// Transactions at least `min_age` seconds old that may hold a lock on `table`.
+    pub fn old_transactions_on(&self, table: &str, min_age: u64) -> Vec<&OpenTransaction> {
+        let qualified = if table.contains('.') || self.engine != Engine::Postgres {
+            table.to_string()
+        } else {
+            format!("public.{table}")
+        };
+        self.open_transactions
+            .iter()
+            .filter(|t| t.age_seconds >= min_age)
+            .filter(|t| match &t.table {
+                Some(x) => {
+                    x == table || *x == qualified || crate::sql::names::base_name(x) == table
+                }
+                None => true,
+            })
+            .collect()
+    }
+}
+
 /// Where the facts came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactSource {
@@ -119,6 +152,9 @@ pub enum FactSource {
 pub struct Catalog {
     pub engine: Engine,
     pub tables: HashMap<String, TableFacts>,
+    /// Open transactions seen live, with the tables they hold locks on (empty
+    /// when the engine cannot tell: then `table` is `None`).
+    pub open_transactions: Vec<OpenTransaction>,
     pub source: FactSource,
     /// The server's version, when read live.
     pub server_version: Option<EngineVersion>,
@@ -129,6 +165,7 @@ impl Catalog {
         Catalog {
             engine,
             tables: HashMap::new(),
+            open_transactions: Vec::new(),
             source: FactSource::None,
             server_version: None,
         }

@@ -267,6 +267,7 @@ fn classify_migration(
         let mut ev = Eval::new(ctx, m.engine, &raw.sql, created, plan_indexes);
         evaluate(&mut ev, &analysis, &vars);
         triggers_on_target(&mut ev, m, &analysis.op);
+        lock_queue(&mut ev);
         // Size-scaled rules are moot on a table this plan creates: nobody uses it yet.
         let main_table = ev
             .lock
@@ -470,6 +471,51 @@ fn evaluate(ev: &mut Eval, a: &Analysis, vars: &HashMap<String, Vec<String>>) {
                 statements::evaluate(ev, op);
             }
         }
+    }
+}
+
+/// A lock-taking statement on a table an old open transaction holds (seen live):
+/// the statement would queue, and every later query behind it.
+fn lock_queue(ev: &mut Eval) {
+    let Some(table) = ev.lock.table.clone() else {
+        return;
+    };
+    let takes_lock = match ev.engine {
+        Engine::Postgres => ev.lock.blocks != Blocks::Nothing,
+        // Every MySQL/MariaDB DDL takes an exclusive metadata lock at its edges.
+        Engine::Mysql => !ev.lock.mode.contains("row") && ev.lock.mode != "none",
+    };
+    if !takes_lock || !ev.exists(&table) {
+        return;
+    }
+    let min = ev.ctx.rules.thresholds.old_transaction_seconds;
+    let old = ev.ctx.catalog.old_transactions_on(&table, min);
+    if let Some(t) = old.iter().max_by_key(|t| t.age_seconds) {
+        let detail = format!(
+            "{} {} has been in a transaction for {} s ({}){}",
+            if ev.engine == Engine::Postgres {
+                "pid"
+            } else {
+                "connection"
+            },
+            t.id,
+            t.age_seconds,
+            if t.state.is_empty() {
+                "state unknown"
+            } else {
+                &t.state
+            },
+            if t.table.is_none() {
+                " and may hold locks on it (InnoDB does not say which tables)"
+            } else {
+                " holding a lock on the table"
+            }
+        );
+        ev.add(
+            "lock-queue-risk",
+            false,
+            &[("table", &table), ("detail", &detail)],
+        );
     }
 }
 

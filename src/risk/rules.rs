@@ -36,6 +36,14 @@ fn yes() -> bool {
 pub struct Thresholds {
     pub large_rows: u64,
     pub large_bytes: u64,
+    /// A transaction open longer than this (seconds) on a table the plan locks
+    /// is a lock-queue risk (`--target` only).
+    #[serde(default = "default_old_transaction")]
+    pub old_transaction_seconds: u64,
+}
+
+fn default_old_transaction() -> u64 {
+    60
 }
 
 /// Throughput model used for estimates.
