@@ -178,6 +178,8 @@ fn cases() -> Vec<Case> {
         v("instant-add-row-version-limit", My, "mysql-8.0.30", "ALTER TABLE big ADD COLUMN x int", Stmt(0), Low),
         v("concurrent-index-pg14-bug", Pg, "postgres-14.2", "CREATE INDEX CONCURRENTLY i ON big (n)", Stmt(0), High),
         v("concurrent-index-pg14-bug", Pg, "postgres-14", "REINDEX INDEX CONCURRENTLY big_n_idx", Stmt(0), High),
+        c("enum-change-pg", Pg, "DROP TYPE mood;\nCREATE TYPE mood AS ENUM ('sad', 'ok');\n", Migration, High),
+        c("enum-change-pg", Pg, "CREATE TYPE mood2 AS ENUM ('sad', 'ok');\nALTER TABLE big ALTER COLUMN t TYPE mood2 USING t::mood2;\n", Migration, High),
         c("index-too-wide", Pg, "CREATE INDEX CONCURRENTLY i ON big (a, b, c, d)", Stmt(0), Low),
         c("rename-schema", Pg, "ALTER SCHEMA app RENAME TO app_old", Stmt(0), Medium),
         c("missing-statement-timeout", Pg, "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY i ON big (n);\n", Migration, Low),

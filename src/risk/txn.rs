@@ -269,6 +269,51 @@ pub fn check(
         ));
     }
 
+    // PostgreSQL cannot drop or reorder enum labels: a migration that drops and
+    // re-creates the type (or moves columns to a new enum with USING) rewrites
+    // every table that uses it, under ACCESS EXCLUSIVE.
+    if e == Engine::Postgres {
+        let created: Vec<(usize, &str)> = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Op::CreateType {
+                    name,
+                    is_enum: true,
+                } => Some((i, name.as_str())),
+                _ => None,
+            })
+            .collect();
+        for (i, op) in ops.iter().enumerate() {
+            let hit = match op {
+                Op::DropOther { kind, names, .. } if kind == "type" => names
+                    .iter()
+                    .find(|n| created.iter().any(|(j, c)| *j > i && c == n))
+                    .map(|n| format!("type {n} is dropped and re-created")),
+                Op::AlterTable { table, actions, .. } => actions.iter().find_map(|a| match a {
+                    Action::AlterColumnType {
+                        column,
+                        new_type,
+                        using: true,
+                    } => created
+                        .iter()
+                        .find(|(j, c)| *j < i && new_type.eq_ignore_ascii_case(c))
+                        .map(|(_, c)| format!("{table}.{column} moves to the new enum {c}")),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            if let Some(detail) = hit {
+                push(rules.finding(
+                    "enum-change-pg",
+                    e,
+                    true,
+                    &[("detail", &detail), ("name", &line(i))],
+                ));
+            }
+        }
+    }
+
     // Several ALTERs of one table re-queue for its lock each time.
     let mut alters: std::collections::BTreeMap<&str, usize> = Default::default();
     for op in &ops {

@@ -299,7 +299,10 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
         Statement::DropExtension(_) => Op::Benign("drop extension".into()),
         Statement::CreateSchema { .. } => Op::Benign("create schema".into()),
         Statement::CreateDatabase { .. } => Op::Benign("create database".into()),
-        Statement::CreateType { .. } => Op::Benign("create type".into()),
+        Statement::CreateType { name, .. } => Op::CreateType {
+            name: norm_name(name, e),
+            is_enum: s.to_string().to_ascii_uppercase().contains(" AS ENUM"),
+        },
         Statement::CreateRole(_)
         | Statement::CreateUser(_)
         | Statement::AlterUser(_)

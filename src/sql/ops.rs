@@ -271,6 +271,11 @@ pub enum Op {
         check: bool,
     },
     AlterDomainAddConstraint,
+    /// `CREATE TYPE name …`: the name, and whether it is an enum.
+    CreateType {
+        name: String,
+        is_enum: bool,
+    },
     /// `ALTER SCHEMA … RENAME TO …`.
     RenameSchema {
         name: String,
