@@ -43,11 +43,18 @@ pub fn load_rules(cfg: Option<&Config>, cli: Option<&Path>) -> Result<RuleSet, I
 
 /// Builds the plan for the given options.
 pub fn build(opts: &PlanOpts) -> Result<(Plan, RuleSet), InputError> {
-    build_all(opts).map(|(p, r, _)| (p, r))
+    build_inner(opts, false).map(|(p, r, _)| (p, r))
 }
 
 /// Builds the plan and returns the migrations it classified (what a run executes).
 pub fn build_all(opts: &PlanOpts) -> Result<(Plan, RuleSet, Vec<migrate::Migration>), InputError> {
+    build_inner(opts, true)
+}
+
+fn build_inner(
+    opts: &PlanOpts,
+    keep_text: bool,
+) -> Result<(Plan, RuleSet, Vec<migrate::Migration>), InputError> {
     let cfg_path = opts.config.clone().or_else(config::discover);
     let cfg = match &cfg_path {
         Some(p) => Some(Config::load(p).map_err(input)?),
@@ -114,6 +121,14 @@ pub fn build_all(opts: &PlanOpts) -> Result<(Plan, RuleSet, Vec<migrate::Migrati
         Catalog::empty(plan_engine)
     };
 
+    if !keep_text {
+        // Only a run needs the files' text (to store what it executes, and the
+        // history check above, for Flyway's checksum); a plan of a
+        // large corpus should not hold it twice.
+        for m in &mut migrations {
+            m.text = String::new();
+        }
+    }
     let mut pg_version = EngineVersion::default_for(Engine::Postgres);
     let mut mysql_version = EngineVersion::default_for(Engine::Mysql);
     if let Some(v) = &opts.engine_version {
