@@ -20,9 +20,16 @@ pub fn describe(event: &Event) -> String {
             spec.executor
         ),
         Event::Requested {
-            person, surface, ..
+            person,
+            name,
+            surface,
         } => {
-            format!("requested by {person} via {}", surface_name(*surface))
+            let who = if name.is_empty() || name == person {
+                person.clone()
+            } else {
+                format!("{name} ({person})")
+            };
+            format!("approval requested by {who} via {}", surface_name(*surface))
         }
         Event::Approved { approval: a } => format!(
             "approved by {} ({}, {}) via {}{} for plan {} on {} [{}]",
@@ -66,12 +73,12 @@ pub fn describe(event: &Event) -> String {
         Event::Expired { reason } => format!("expired: {reason}"),
         Event::Started { person } => format!("started by {person}"),
         Event::PauseRequested { person } => format!("pause requested by {person}"),
-        Event::Paused => "paused (confirmed by the executor)".to_string(),
+        Event::Paused => "paused (executor confirmed)".to_string(),
         Event::ResumeRequested { person } => format!("resume requested by {person}"),
         Event::Resumed => "resumed".to_string(),
         Event::Throttled { reason } => format!("throttled: {reason}"),
         Event::Unthrottled => "no longer throttled".to_string(),
-        Event::ReadyToCutOver => "copy complete, ready to cut over".to_string(),
+        Event::ReadyToCutOver => "copy complete: cut-over postponed until commanded".to_string(),
         Event::CutOverRequested { person } => format!("cut-over requested by {person}"),
         Event::CuttingOver => "cutting over".to_string(),
         Event::Tuned {

@@ -264,107 +264,25 @@ impl Console {
     }
 }
 
-/// One line describing an event, for the log and the headless printer.
+/// One line describing an event, for the log and the headless printer: the
+/// audit timeline's wording (one source), with the outcomes a DBA must not miss
+/// in capitals.
 pub fn describe(e: &Event) -> String {
+    let line = crate::audit::show::describe(e);
     match e {
-        Event::Created { spec } => format!(
-            "created: {} migration(s) on {} ({}, {} risk, executor {})",
-            spec.versions.len(),
-            spec.binding.target,
-            spec.environment,
-            spec.risk,
-            spec.executor
-        ),
-        Event::Requested { name, surface, .. } => {
-            format!("approval requested by {name} ({})", surface_str(*surface))
-        }
-        Event::Approved { approval } => format!(
-            "approved by {} ({}, {}) for plan {}",
-            approval.name,
-            approval.role,
-            surface_str(approval.surface),
-            short(&approval.binding.plan_digest)
-        ),
-        Event::ApprovalSatisfied { approvers } => {
-            format!("approvals complete ({})", approvers.join(", "))
-        }
-        Event::Rejected { person, reason } => format!("rejected by {person}: {reason}"),
-        Event::Overridden {
-            scope,
-            person,
-            reason,
-        } => format!("{scope:?} override by {person}: {reason}").to_lowercase(),
-        Event::WindowWarning { reason } => format!("window warning: {reason}"),
-        Event::WaitingForWindow { reason } => format!("waiting for window: {reason}"),
-        Event::WindowOpened => "window open: the run may start".into(),
-        Event::WindowClosed { reason, action } => format!("{reason} (policy: {action:?})"),
-        Event::PlanRevised {
-            reason, binding, ..
-        } => format!(
-            "plan revised to {} on {}: {reason}",
-            short(&binding.plan_digest),
-            binding.target
-        ),
-        Event::ApprovalsVoided { reason } => format!("approvals voided: {reason}"),
-        Event::Expired { reason } => format!("expired: {reason}"),
-        Event::Started { person } => format!("started by {person}"),
-        Event::PauseRequested { person } => format!("pause requested by {person}"),
-        Event::Paused => "paused (executor confirmed)".into(),
-        Event::ResumeRequested { person } => format!("resume requested by {person}"),
-        Event::Resumed => "resumed".into(),
-        Event::Throttled { reason } => format!("throttled: {reason}"),
-        Event::Unthrottled => "throttle lifted".into(),
-        Event::ReadyToCutOver => "copy complete: cut-over postponed until commanded".into(),
-        Event::CutOverRequested { person } => format!("cut-over requested by {person}"),
-        Event::CuttingOver => "cutting over".into(),
-        Event::Tuned {
-            chunk_size,
-            max_lag_millis,
-        } => {
-            let mut parts = Vec::new();
-            if let Some(c) = chunk_size {
-                parts.push(format!("chunk size {c} rows"));
+        Event::Refused { .. } | Event::Failed { .. } | Event::Aborted { .. } => {
+            let (head, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            let head = match e {
+                Event::Aborted { .. } => "ABORTED:".to_string(),
+                _ => head.to_uppercase(),
+            };
+            if matches!(e, Event::Aborted { .. }) {
+                format!("{head} {line}")
+            } else {
+                format!("{head} {rest}")
             }
-            if let Some(m) = max_lag_millis {
-                parts.push(format!("max lag {:.1}s", *m as f64 / 1000.0));
-            }
-            format!("tuned: {}", parts.join(", "))
         }
-        Event::AbortRequested { person, reason } => {
-            format!("abort requested by {person}: {reason}")
-        }
-        Event::Succeeded => "succeeded".into(),
-        Event::Failed { error, leftovers } => {
-            format!("FAILED: {error} ({} leftover(s))", leftovers.len())
-        }
-        Event::Aborted { reason, leftovers } => {
-            format!("ABORTED: {reason} ({} leftover(s))", leftovers.len())
-        }
-        Event::Interrupted { reason } => format!("interrupted: {reason}"),
-        Event::Recovered { status } => format!("recovered: executor reports {:?}", status.phase),
-        Event::Refused {
-            command,
-            person,
-            reason,
-            ..
-        } => format!("REFUSED {command} from {person}: {reason}"),
-        Event::MessagePosted { key, channel, id } => {
-            format!("posted {key} in {channel} (ts {id})")
-        }
-        Event::Sampled { sample, why } => match sample {
-            Sample::Lag { sample } => format!(
-                "lag {} {} recorded ({why})",
-                sample.replica,
-                sample
-                    .seconds
-                    .map(|s| format!("{s:.2}s"))
-                    .unwrap_or_else(|| "UNKNOWN".into())
-            ),
-            Sample::Progress { status } => format!(
-                "progress {} rows recorded ({why})",
-                status.progress.as_ref().map_or(0, |p| p.rows_copied)
-            ),
-        },
+        _ => line,
     }
 }
 
