@@ -5,6 +5,9 @@
 //! Each engine works in its own throwaway database so that other test
 //! binaries' history rows do not interfere.
 
+mod db_common;
+use db_common::{pg, url};
+
 use cutover::exec::native_mysql::{MyExecOptions, NativeMysql};
 use cutover::exec::native_pg::{NativePg, PgExecOptions};
 use cutover::exec::{ExecJob, ExecUpdate, Executor, Outcome, OutcomeKind};
@@ -18,32 +21,10 @@ use std::path::Path;
 use std::process::Command;
 use tokio::sync::mpsc;
 
-fn url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
-                "{var} is not set but CUTOVER_TEST_REQUIRE_DB is"
-            );
-            eprintln!("skipping: {var} not set (run through scripts/test)");
-            None
-        }
-    }
-}
-
 /// The URL with its database replaced.
 fn with_db(dsn: &str, db: &str) -> String {
     let (base, _) = dsn.rsplit_once('/').expect("URL with a database");
     format!("{base}/{db}")
-}
-
-async fn pg(dsn: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
-        .await
-        .expect("connect to test PostgreSQL");
-    tokio::spawn(conn);
-    c
 }
 
 fn load(paths: &[&Path], engine: Engine) -> Vec<Migration> {

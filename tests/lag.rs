@@ -2,6 +2,9 @@
 //! Lag is induced deterministically (engines.md §5); every test takes one lock
 //! because they share the replicas. Assertions count samples, never time.
 
+mod db_common;
+use db_common::{pg, url};
+
 use cutover::lag::mysql::{MyReplica, MysqlLagPoller};
 use cutover::lag::pg::{PgLagPoller, PgReplica};
 use cutover::lag::{LagPoller, LagSample, PollOptions};
@@ -14,20 +17,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const THRESHOLD: f64 = 2.0;
 /// Polls allowed for the replica to come back under the threshold.
 const RECOVERY_POLLS: usize = 40;
-
-fn url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
-                "{var} is not set but CUTOVER_TEST_REQUIRE_DB is"
-            );
-            eprintln!("skipping: {var} not set (run through scripts/test)");
-            None
-        }
-    }
-}
 
 fn opts() -> PollOptions {
     PollOptions {
@@ -204,14 +193,6 @@ async fn mariadb_stopped_sql_thread_and_unreachable_are_unknown() {
     assert_eq!(one(&mut poller, "r1").await.seconds, Some(0.0));
 }
 
-async fn pg(dsn: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
-        .await
-        .expect("connect to test PostgreSQL");
-    tokio::spawn(conn);
-    c
-}
-
 async fn pg_catch_up(primary: &tokio_postgres::Client, replica: &tokio_postgres::Client) {
     let lsn: String = primary
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
@@ -277,15 +258,7 @@ async fn postgres_paused_replay_is_seen_and_recovers() {
         .await
         .unwrap();
     let dsn = p.clone();
-    let writer = tokio::spawn(async move {
-        let c = pg(&dsn).await;
-        loop {
-            let _ = c
-                .batch_execute("INSERT INTO lag_probe (v) VALUES (1)")
-                .await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let writer = db_common::spawn_pg_writer(dsn);
     let mut waits = 0;
     while server_replay_lag(&primary).await.unwrap_or(0.0) <= THRESHOLD {
         waits += 1;

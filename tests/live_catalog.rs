@@ -2,21 +2,10 @@
 //! started by scripts/test (URLs in CUTOVER_TEST_*). With CUTOVER_TEST_REQUIRE_DB=1 a
 //! missing server fails the test instead of skipping it.
 
-use std::process::Command;
+mod db_common;
+use db_common::url;
 
-fn url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
-                "{var} is not set but CUTOVER_TEST_REQUIRE_DB is"
-            );
-            eprintln!("skipping: {var} not set (run through scripts/test)");
-            None
-        }
-    }
-}
+use std::process::Command;
 
 fn plan_with_target(engine: &str, dsn: &str, sql: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();

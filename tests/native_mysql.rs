@@ -1,5 +1,8 @@
 //! The native MySQL/MariaDB executor against the throwaway MariaDB primary.
 
+mod db_common;
+use db_common::url;
+
 use cutover::exec::native_mysql::{MyExecOptions, NativeMysql};
 use cutover::exec::{Control, ExecJob, ExecPhase, ExecUpdate, Executor, OutcomeKind};
 use cutover::migrate::{LoadOptions, Migration, load_paths};
@@ -12,19 +15,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
-                "{var} is not set but CUTOVER_TEST_REQUIRE_DB is"
-            );
-            None
-        }
-    }
-}
 
 fn migrations(dir: &std::path::Path, name: &str, text: &str) -> Vec<Migration> {
     std::fs::write(dir.join(name), text).unwrap();

@@ -2,6 +2,9 @@
 //! replica, for lag throttling). Tests share one lock: they share tables and
 //! the replica. Assertions are on behaviour and sample counts, never on time.
 
+mod db_common;
+use db_common::{pg, url};
+
 use cutover::exec::native_pg::{NativePg, PgExecOptions};
 use cutover::exec::{Control, ExecJob, ExecPhase, ExecUpdate, Executor, Outcome, OutcomeKind};
 use cutover::lag::PollOptions;
@@ -15,28 +18,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
-                "{var} is not set but CUTOVER_TEST_REQUIRE_DB is"
-            );
-            eprintln!("skipping: {var} not set (run through scripts/test)");
-            None
-        }
-    }
-}
-
-async fn pg(dsn: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
-        .await
-        .expect("connect to test PostgreSQL");
-    tokio::spawn(conn);
-    c
-}
 
 fn migrations(dir: &std::path::Path, files: &[(&str, &str)]) -> Vec<Migration> {
     for (name, text) in files {
@@ -362,15 +343,7 @@ async fn backfill_throttles_while_the_replica_lags_and_resumes_after() {
         .await
         .unwrap();
     let wdsn = dsn.clone();
-    let writer = tokio::spawn(async move {
-        let w = pg(&wdsn).await;
-        loop {
-            let _ = w
-                .batch_execute("INSERT INTO lag_probe (v) VALUES (1)")
-                .await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let writer = db_common::spawn_pg_writer(wdsn);
     let mut waits = 0;
     loop {
         let lag: Option<f64> = c

@@ -2,21 +2,13 @@
 //! live facts, request (refused without a role → exit 3), run natively, record
 //! Flyway history, and a second run of the same plan has nothing pending.
 
+mod db_common;
+
 use std::path::Path;
 use std::process::Command;
 
 fn pg_url() -> Option<String> {
-    match std::env::var("CUTOVER_TEST_PG_PRIMARY") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
-                "CUTOVER_TEST_PG_PRIMARY is not set but CUTOVER_TEST_REQUIRE_DB is"
-            );
-            eprintln!("skipping: CUTOVER_TEST_PG_PRIMARY not set (run through scripts/test)");
-            None
-        }
-    }
+    db_common::url("CUTOVER_TEST_PG_PRIMARY")
 }
 
 fn cutover(dir: &Path, args: &[&str]) -> (i32, String, String) {
