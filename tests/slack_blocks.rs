@@ -195,11 +195,7 @@ fn decisions_rewrite_the_preflight_without_buttons() {
         ("succeeded", "Completed in 41m 55s"),
         ("aborted", "aborted by alice: peak"),
     ] {
-        let v = stages(&plan)
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|x| x.1)
-            .unwrap_or_default();
+        let v = stage(&plan, name);
         let m = blocks::preflight(&plan, &v, &ctx);
         let all = texts(&Value::Array(m.blocks.clone()));
         assert!(all.contains(want), "{name}: {all}");
@@ -208,11 +204,7 @@ fn decisions_rewrite_the_preflight_without_buttons() {
             "{name} still has buttons"
         );
     }
-    let v = stages(&plan)
-        .into_iter()
-        .find(|(n, _)| *n == "voided")
-        .map(|x| x.1)
-        .unwrap_or_default();
+    let v = stage(&plan, "voided");
     assert!(matches!(
         Decision::of(&v),
         Decision::Pending { voided: Some(_) }
@@ -232,11 +224,7 @@ fn a_big_plan_is_summarised_riskiest_first() {
         links: &l,
         people: &people,
     };
-    let v = stages(&plan)
-        .into_iter()
-        .find(|(n, _)| *n == "pending")
-        .map(|x| x.1)
-        .unwrap_or_default();
+    let v = stage(&plan, "pending");
     let m = blocks::preflight(&plan, &v, &ctx);
     assert!(m.blocks.len() <= 50);
     let all = texts(&Value::Array(m.blocks.clone()));
@@ -259,11 +247,7 @@ fn progress_offers_only_the_controls_the_state_allows() {
         people: &people,
     };
     let ids = |name: &str| -> Vec<String> {
-        let v = stages(&plan)
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|x| x.1)
-            .unwrap_or_default();
+        let v = stage(&plan, name);
         blocks::progress(&v, &ctx)
             .blocks
             .iter()
@@ -276,11 +260,7 @@ fn progress_offers_only_the_controls_the_state_allows() {
     assert_eq!(ids("paused"), ["resume", "abort"]);
     assert_eq!(ids("ready"), ["cut_over", "abort"]);
     assert!(ids("succeeded").is_empty());
-    let v = stages(&plan)
-        .into_iter()
-        .find(|(n, _)| *n == "throttled")
-        .map(|x| x.1)
-        .unwrap_or_default();
+    let v = stage(&plan, "throttled");
     let all = texts(&Value::Array(blocks::progress(&v, &ctx).blocks));
     for want in [
         "40,000 / 1,000,000",
@@ -306,11 +286,7 @@ fn completion_summarises_who_what_and_leftovers() {
         links: &l,
         people: &people,
     };
-    let v = stages(&plan)
-        .into_iter()
-        .find(|(n, _)| *n == "aborted")
-        .map(|x| x.1)
-        .unwrap_or_default();
+    let v = stage(&plan, "aborted");
     let all = texts(&Value::Array(blocks::completion(&v, &ctx).blocks));
     for want in [
         "aborted",

@@ -146,6 +146,15 @@ pub fn lag_sample(replica: &str, seconds: Option<f64>, secs: i64) -> Sample {
 }
 
 /// Views of one run at every stage the relay renders.
+/// The view at one named stage of `stages`; an unknown name is a test bug.
+pub fn stage(plan: &Plan, name: &str) -> RunView {
+    stages(plan)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|x| x.1)
+        .unwrap_or_else(|| panic!("no stage named {name}"))
+}
+
 pub fn stages(plan: &Plan) -> Vec<(&'static str, RunView)> {
     let sys = Actor::System;
     let alice = Actor::slack("T1", "U2");
