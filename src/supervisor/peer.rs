@@ -80,7 +80,7 @@ mod group_tests {
                 (f.len() > 2 && f[2] == gid.to_string()).then(|| f[0].to_string())
             })
         });
-        let Some(name) = name else { return };
+        let name = name.unwrap_or_else(|| panic!("gid {gid} has no entry in /etc/group"));
         share_with_group(dir.path(), &sock, &name).unwrap_or_else(|e| panic!("{e}"));
         let mode = |p: &std::path::Path| {
             std::fs::metadata(p)
