@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// cutover — coordinate production schema migrations: classify their risk before a
 /// window, gate them on approval, run and watch them, and keep an audit trail.
 #[derive(Debug, Parser)]
-#[command(name = "cutover", version, about, long_about = None, after_help = "Exit codes: 0 success, 1 --fail-on threshold met (plan) or run failed, 2 bad input or usage.\nDocs: README.md. Example config: examples/cutover.toml.")]
+#[command(name = "cutover", version, about, long_about = None, after_help = "Start here:\n  cutover demo                         # the console on an embedded demo, nothing to configure\n  cutover plan db/migration            # risk of each statement, no database needed\n  cutover run db/migration --target staging\n\nExit codes: 0 success; 1 --fail-on threshold met (plan), run failed, or trail does not verify (audit);\n2 bad input or usage (names file:line); 3 run refused, rejected or approval expired; 4 run aborted.\nDocs: README.md. Example config: examples/cutover.toml; a local playground: examples/local/.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -159,6 +159,13 @@ pub struct AuditOpts {
     pub key_file: Option<std::path::PathBuf>,
 }
 
+/// Output formats of the headless printers (demo, run, attach).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LineFormat {
+    Text,
+    Json,
+}
+
 /// Output formats of `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -214,8 +221,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub no_tui: bool,
     /// Headless output: text lines or JSON lines.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = LineFormat::Text)]
+    pub format: LineFormat,
     /// Simulated seconds per real second (the copy takes ~100 simulated seconds).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
@@ -241,8 +248,8 @@ pub struct ClientArgs {
     #[arg(long)]
     pub no_tui: bool,
     /// Headless output: text lines or JSON lines.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = LineFormat::Text)]
+    pub format: LineFormat,
     /// Console theme: dark, light, high-contrast, or a .toml file (default: [console] theme).
     #[arg(long)]
     pub theme: Option<String>,

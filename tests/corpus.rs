@@ -1,6 +1,9 @@
-//! Robustness over real third-party migrations (../shared/corpus): every file is
-//! planned without a panic, and at most 2% of a dialect's statements may be
-//! unanalyzable. Prints the figures.
+//! Robustness over real third-party migrations (`CUTOVER_CORPUS`, else
+//! `../shared/corpus` beside the checkout): every file is planned without a
+//! panic, and at most 2% of a dialect's statements may be unanalyzable. Prints
+//! the figures. The corpus is third-party data that a fresh clone does not
+//! carry: without it the test prints one "skipped: no corpus" line, except in CI
+//! (`CI` set), which has it and requires it.
 
 use cutover::catalog::Catalog;
 use cutover::migrate::{LoadOptions, load_paths};
@@ -8,10 +11,29 @@ use cutover::model::{Engine, EngineVersion};
 use cutover::risk::{Context, RuleSet, classify};
 use std::path::{Path, PathBuf};
 
-fn corpus_dir() -> PathBuf {
-    std::env::var_os("CUTOVER_CORPUS")
+/// The corpus directory, or `None` when it is absent and not required.
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CUTOVER_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(
+        !required,
+        "corpus not found at {} (CI requires it; set CUTOVER_CORPUS)",
+        dir.display()
+    );
+    // Straight to stderr: libtest captures print!/eprint! of passing tests, and
+    // a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: no corpus at {} (set CUTOVER_CORPUS to run this test)",
+        dir.display()
+    );
+    None
 }
 
 fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -29,12 +51,7 @@ const UNANALYZED: &[&str] = &["unanalyzable-sql", "dynamic-sql", "unknown-alter-
 
 #[test]
 fn corpus_is_analyzable_per_dialect() {
-    let root = corpus_dir();
-    assert!(
-        root.is_dir(),
-        "corpus not found at {} (set CUTOVER_CORPUS)",
-        root.display()
-    );
+    let Some(root) = corpus_dir() else { return };
     let rules = RuleSet::default_rules();
     for engine in [Engine::Postgres, Engine::Mysql] {
         let catalog = Catalog::empty(engine);

@@ -76,7 +76,7 @@ fn all_payloads(plan: &cutover::model::Plan) -> Vec<(String, Value, bool)> {
 }
 
 fn check_all(plan: &cutover::model::Plan) {
-    let Some(script) = validator() else { return };
+    let script = validator();
     let payloads = all_payloads(plan);
     let input: Vec<(Value, bool)> = payloads.iter().map(|(_, p, v)| (p.clone(), *v)).collect();
     let failures: Vec<String> = validate_many(&script, &input)
@@ -103,7 +103,7 @@ fn every_payload_of_a_200_statement_plan_is_valid_block_kit() {
 
 #[test]
 fn the_validator_is_not_a_rubber_stamp() {
-    let Some(script) = validator() else { return };
+    let script = validator();
     let blocks: Vec<Value> = (0..51)
         .map(|i| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("s{i}")}}))
         .collect();

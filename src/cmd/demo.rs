@@ -109,13 +109,7 @@ fn random_key() -> Result<AuditKey, InputError> {
 
 /// `cutover demo` from its arguments: returns the exit code.
 pub fn main(a: &crate::cli::DemoArgs) -> Result<i32, InputError> {
-    let json = match a.format {
-        crate::cli::Format::Text => false,
-        crate::cli::Format::Json => true,
-        crate::cli::Format::Sarif => {
-            return Err(InputError("demo: --format is text or json".into()));
-        }
-    };
+    let json = a.format == crate::cli::LineFormat::Json;
     run(&DemoOptions {
         no_tui: a.no_tui,
         json,

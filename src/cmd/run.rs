@@ -11,7 +11,7 @@
 use super::headless::{self, LineFormat};
 use super::plan::InputError;
 use crate::audit::{self, AuditKey, Entry, Trail};
-use crate::cli::{ApproveArgs, AttachArgs, Format, RunArgs, SuperviseArgs};
+use crate::cli::{ApproveArgs, AttachArgs, RunArgs, SuperviseArgs};
 use crate::config::{Config, Stage, TargetConfig};
 use crate::exec::Executor;
 use crate::exec::sim::{SimConfig, SimExecutor};
@@ -339,8 +339,8 @@ async fn client(
 ) -> Result<i32, InputError> {
     if a.no_tui {
         let format = match a.format {
-            Format::Json => LineFormat::Json,
-            _ => LineFormat::Text,
+            crate::cli::LineFormat::Json => LineFormat::Json,
+            crate::cli::LineFormat::Text => LineFormat::Text,
         };
         let mut out = std::io::stdout();
         let c = headless::follow(sock, console, format, auto_start, &mut out)

@@ -1,5 +1,5 @@
 //! Shared helpers of the Slack tests: plans, run views, and the offline
-//! Block Kit validator (`../shared/tools/validate_blocks.py`, slack_sdk).
+//! Block Kit validator (`scripts/validate_blocks.py`, slack_sdk).
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -324,24 +324,20 @@ pub fn stages(plan: &Plan) -> Vec<(&'static str, RunView)> {
     out
 }
 
-/// The validator script, or `None` (skip) when it is not there and the
-/// environment does not require it.
-pub fn validator() -> Option<PathBuf> {
+/// The validator script (shipped in `scripts/`; `CUTOVER_BLOCK_VALIDATOR`
+/// overrides it).
+pub fn validator() -> PathBuf {
     let p = std::env::var_os("CUTOVER_BLOCK_VALIDATOR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/validate_blocks.py")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/validate_blocks.py")
         });
-    if p.exists() {
-        return Some(p);
-    }
     assert!(
-        std::env::var_os("CUTOVER_TEST_REQUIRE_DB").is_none(),
-        "validate_blocks.py not found at {}",
+        p.exists(),
+        "Block Kit validator not found at {}",
         p.display()
     );
-    eprintln!("skipping: {} not found", p.display());
-    None
+    p
 }
 
 /// Runs the validator on one payload; `Err` lists the problems.
