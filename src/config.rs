@@ -220,6 +220,24 @@ mod tests {
     }
 
     #[test]
+    fn engine_names_the_server_flavour() {
+        for (name, want) in [
+            ("postgres", Engine::Postgres),
+            ("postgresql", Engine::Postgres),
+            ("mysql", Engine::Mysql),
+            ("mariadb", Engine::Mysql),
+        ] {
+            let c = Config::parse(
+                &format!("[[targets]]\nname = \"a\"\nengine = \"{name}\"\nenvironment = \"dev\"\nprimary = \"x\"\nreplicas = []\n"),
+                "c.toml",
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.targets[0].engine, want);
+        }
+        assert!(Config::parse("[[targets]]\nname = \"a\"\nengine = \"oracle\"\nenvironment = \"dev\"\nprimary = \"x\"\nreplicas = []\n", "c.toml").is_err());
+    }
+
+    #[test]
     fn interpolates_env() {
         // SAFETY-free: a variable unique to this test.
         assert!(interpolate("x${CUTOVER_TEST_SURELY_UNSET_VAR}").is_err());

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod dberror;
 pub mod exec;
 pub mod lag;
 pub mod migrate;

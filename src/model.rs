@@ -11,8 +11,10 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
+    #[serde(alias = "postgresql")]
     Postgres,
     /// MySQL and MariaDB share one dialect; the version says which server.
+    #[serde(alias = "mariadb")]
     Mysql,
 }
 
@@ -37,6 +39,10 @@ impl std::str::FromStr for Engine {
         }
     }
 }
+
+/// The newest MySQL 8.0 patch level whose facts the rules model (8.0.29:
+/// INSTANT ADD/DROP COLUMN anywhere); `mysql-8.0` without a patch means it.
+pub const MYSQL_80_NEWEST_MODELED_PATCH: u32 = 29;
 
 /// A server flavour and version; engine facts differ between them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,31 +91,75 @@ impl EngineVersion {
         matches!(self, EngineVersion::Mariadb { .. })
     }
 
-    /// Parses `postgres-15`, `mariadb-10.11`, `mysql-8.0`, `mysql-8.0.29`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let (flavor, ver) = s.trim().split_once('-')?;
-        let nums: Vec<u32> = ver
-            .split('.')
-            .map(|p| p.parse().ok())
-            .collect::<Option<_>>()?;
-        let n = |i: usize| nums.get(i).copied().unwrap_or(0);
+    /// The facts of a flavour's default version: `mysql` means MySQL 8.0 at the
+    /// newest patch level the rules model, `mariadb` MariaDB 10.11, `postgres`
+    /// PostgreSQL 15.
+    pub fn default_for_flavor(flavor: &str) -> Option<Self> {
         match flavor.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" | "pg" => Some(EngineVersion::Postgres {
-                major: n(0),
-                minor: n(1),
-            }),
-            "mariadb" => Some(EngineVersion::Mariadb {
-                major: n(0),
-                minor: n(1),
-            }),
+            "postgres" | "postgresql" | "pg" => Some(Self::default_for(Engine::Postgres)),
+            "mariadb" => Some(Self::default_for(Engine::Mysql)),
             "mysql" => Some(EngineVersion::Mysql {
-                major: n(0),
-                minor: n(1),
-                // Without a patch level assume the oldest 8.0 instant rules (fail safe).
-                patch: n(2),
+                major: 8,
+                minor: 0,
+                patch: MYSQL_80_NEWEST_MODELED_PATCH,
             }),
             _ => None,
         }
+    }
+
+    /// Parses `postgres-15`, `mariadb-10.11`, `mysql-8.0`, `mysql-8.0.29`.
+    /// A version the rules know nothing about (`postgres-99`) is an error, and
+    /// `mysql-8.0` without a patch level means the newest 8.0 facts modelled
+    /// (not 8.0.0, whose instant-DDL rules are the oldest).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        const EXPECTED: &str = "expected postgres-10 … postgres-18, mariadb-10.2 … mariadb-11.8, \
+             mysql-5.7, mysql-8.0[.N], mysql-8.4 or mysql-9.N";
+        let bad = || format!("'{s}': {EXPECTED}");
+        let (flavor, ver) = s.trim().split_once('-').ok_or_else(bad)?;
+        let nums: Vec<u32> = ver
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        if nums.is_empty() || nums.len() > 3 {
+            return Err(bad());
+        }
+        let n = |i: usize| nums.get(i).copied();
+        let v = match flavor.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" if (10..=18).contains(&nums[0]) && nums.len() <= 2 => {
+                EngineVersion::Postgres {
+                    major: nums[0],
+                    minor: n(1).unwrap_or(0),
+                }
+            }
+            "mariadb"
+                if nums.len() == 2
+                    && ((nums[0] == 10 && (2..=11).contains(&nums[1]))
+                        || (nums[0] == 11 && nums[1] <= 8)) =>
+            {
+                EngineVersion::Mariadb {
+                    major: nums[0],
+                    minor: nums[1],
+                }
+            }
+            "mysql"
+                if nums.len() >= 2
+                    && matches!((nums[0], nums[1]), (5, 7) | (8, 0) | (8, 4) | (9, 0..=5)) =>
+            {
+                let newest = if (nums[0], nums[1]) == (8, 0) {
+                    MYSQL_80_NEWEST_MODELED_PATCH
+                } else {
+                    0
+                };
+                EngineVersion::Mysql {
+                    major: nums[0],
+                    minor: nums[1],
+                    patch: n(2).unwrap_or(newest),
+                }
+            }
+            _ => return Err(bad()),
+        };
+        Ok(v)
     }
 
     /// Parses what the server reports (`SHOW server_version_num`, `SELECT VERSION()`).

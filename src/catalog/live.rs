@@ -32,14 +32,18 @@ pub async fn read(engine: Engine, dsn: &str, target: &str) -> Result<Catalog, Li
     };
     match tokio::time::timeout(TIMEOUT, fut).await {
         Ok(r) => r.map_err(err),
-        Err(_) => Err(err(format!("no answer within {}s", TIMEOUT.as_secs()))),
+        Err(_) => Err(err(crate::dberror::timed_out(
+            engine,
+            dsn,
+            TIMEOUT.as_secs(),
+        ))),
     }
 }
 
 async fn read_pg(dsn: &str) -> Result<Catalog, String> {
     let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::dberror::postgres(dsn, &e))?;
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -210,7 +214,7 @@ async fn read_mysql(dsn: &str) -> Result<Catalog, String> {
     let opts = mysql_async::Opts::from_url(dsn).map_err(|e| e.to_string())?;
     let mut conn = mysql_async::Conn::new(opts)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::dberror::mysql(dsn, &e))?;
     let mut cat = Catalog::empty(Engine::Mysql);
     cat.source = FactSource::Live;
     let v: Option<String> = conn

@@ -75,9 +75,17 @@ fn build_inner(
     if let Some(tp) = target.as_ref().and_then(|t| t.throughput) {
         rules.throughput = tp;
     }
-    let engine: Option<Engine> = match (&opts.engine, &target) {
-        (Some(e), _) => Some(e.parse().map_err(InputError)?),
-        (None, Some(t)) => Some(t.engine),
+    let version = opts
+        .engine_version
+        .as_deref()
+        .map(|v| EngineVersion::parse(v).map_err(|e| InputError(format!("--engine-version {e}"))))
+        .transpose()?;
+    // The engine the user named beats a guess from the files' syntax; a
+    // version names its engine too.
+    let engine: Option<Engine> = match (&opts.engine, &target, &version) {
+        (Some(e), _, _) => Some(e.parse().map_err(InputError)?),
+        (None, Some(t), _) => Some(t.engine),
+        (None, None, Some(v)) => Some(v.engine()),
         _ => None,
     };
     let format = opts
@@ -100,8 +108,17 @@ fn build_inner(
             .enable_all()
             .build()
             .map_err(input)?;
+        // A server that accepts but never answers must not hang the plan.
+        const HISTORY_TIMEOUT: u64 = 15;
         let h = rt
-            .block_on(crate::exec::history::read_all(t.engine, &dsn))
+            .block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(HISTORY_TIMEOUT),
+                    crate::exec::history::read_all(t.engine, &dsn),
+                )
+                .await
+                .unwrap_or_else(|_| Err(crate::dberror::timed_out(t.engine, &dsn, HISTORY_TIMEOUT)))
+            })
             .map_err(|e| {
                 InputError(format!(
                     "target '{}': reading the migration history tables: {e}",
@@ -131,12 +148,17 @@ fn build_inner(
     }
     let mut pg_version = EngineVersion::default_for(Engine::Postgres);
     let mut mysql_version = EngineVersion::default_for(Engine::Mysql);
-    if let Some(v) = &opts.engine_version {
-        let v = EngineVersion::parse(v).ok_or_else(|| {
-            InputError(format!(
-                "--engine-version '{v}': expected postgres-15, mariadb-10.11 or mysql-8.0"
-            ))
-        })?;
+    // `--engine mysql` means MySQL's facts, `--engine mariadb` MariaDB's.
+    if let Some(v) = opts
+        .engine
+        .as_deref()
+        .and_then(EngineVersion::default_for_flavor)
+        .filter(|v| v.engine() == Engine::Mysql)
+    {
+        mysql_version = v;
+    }
+    if let Some(v) = version {
+        check_version_fits(&v, opts.engine.as_deref(), &migrations)?;
         match v.engine() {
             Engine::Postgres => pg_version = v,
             Engine::Mysql => mysql_version = v,
@@ -166,6 +188,39 @@ fn build_inner(
         plan.history = Some(h.0);
     }
     Ok((plan, rules, migrations))
+}
+
+/// An `--engine-version` must be of the engine the plan is for: the flavour
+/// named by `--engine`, and the dialect of at least one migration (a version
+/// of another engine would otherwise be silently ignored).
+fn check_version_fits(
+    v: &EngineVersion,
+    engine: Option<&str>,
+    migrations: &[migrate::Migration],
+) -> Result<(), InputError> {
+    if let Some(e) = engine {
+        let flavor_matches = match v {
+            EngineVersion::Postgres { .. } => e.parse::<Engine>() == Ok(Engine::Postgres),
+            EngineVersion::Mariadb { .. } => e.eq_ignore_ascii_case("mariadb"),
+            EngineVersion::Mysql { .. } => e.eq_ignore_ascii_case("mysql"),
+        };
+        if !flavor_matches {
+            return Err(InputError(format!(
+                "--engine-version {v} contradicts --engine {e}"
+            )));
+        }
+    }
+    if let Some(m) = migrations.first()
+        && !migrations.iter().any(|m| m.engine == v.engine())
+    {
+        return Err(InputError(format!(
+            "--engine-version {v} is for {}, but {} is {} SQL (set --engine, or drop --engine-version)",
+            v.engine(),
+            m.path.display(),
+            m.engine
+        )));
+    }
+    Ok(())
 }
 
 /// Rule name of the finding on a migration changed after it was applied.

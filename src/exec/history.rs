@@ -499,7 +499,7 @@ pub async fn read_all(engine: crate::model::Engine, dsn: &str) -> Result<History
         crate::model::Engine::Postgres => {
             let (c, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
                 .await
-                .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
+                .map_err(|e| crate::dberror::postgres(dsn, &e))?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -510,7 +510,7 @@ pub async fn read_all(engine: crate::model::Engine, dsn: &str) -> Result<History
                 .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
             let mut conn = mysql_async::Conn::new(opts)
                 .await
-                .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
+                .map_err(|e| crate::dberror::mysql(dsn, &e))?;
             let h = read_all_mysql(&mut conn).await.map_err(|e| e.to_string());
             let _ = conn.disconnect().await;
             h

@@ -842,8 +842,10 @@ async fn prepare(
         .map_err(|e| crate::sql::redact::redact_dsn(&e.to_string()))?;
     let mut conn = mysql_async::Conn::new(o.clone())
         .await
-        .map_err(|e| my_error(&e))?;
-    let mon = mysql_async::Conn::new(o).await.map_err(|e| my_error(&e))?;
+        .map_err(|e| crate::dberror::mysql(dsn, &e))?;
+    let mon = mysql_async::Conn::new(o)
+        .await
+        .map_err(|e| crate::dberror::mysql(dsn, &e))?;
     let (id, version): (u32, String) = conn
         .query_first("SELECT CONNECTION_ID(), VERSION()")
         .await

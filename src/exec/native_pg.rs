@@ -150,7 +150,7 @@ fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
 async fn connect(dsn: &str) -> Result<Client, String> {
     let (c, conn) = tokio_postgres::connect(dsn, NoTls)
         .await
-        .map_err(|e| crate::sql::redact::redact_dsn(&pg_error(&e)))?;
+        .map_err(|e| crate::dberror::postgres(dsn, &e))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
