@@ -66,7 +66,10 @@ fn plan(c: &Case) -> Plan {
     let catalog = load_stats(STATS, "stats", c.engine).unwrap();
     let mut pg = EngineVersion::default_for(Engine::Postgres);
     let mut my = EngineVersion::default_for(Engine::Mysql);
-    if let Some(v) = c.version.and_then(EngineVersion::parse) {
+    if let Some(v) = c
+        .version
+        .map(|v| EngineVersion::parse(v).expect("case version"))
+    {
         match v.engine() {
             Engine::Postgres => pg = v,
             Engine::Mysql => my = v,
