@@ -181,3 +181,59 @@ fn authentication_failures_say_so() {
         assert!(!err.contains("wrongpw"), "{err}");
     }
 }
+
+/// The event wording (trail, console log, headless lines) is built in one
+/// place; no `{:?}` there may print Rust's debug text to a DBA.
+#[test]
+fn event_wording_has_no_debug_formatting() {
+    let src = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/audit/show.rs"),
+    )
+    .unwrap();
+    let body = &src[src.find("pub fn describe").unwrap()..];
+    let body = &body[..body.find("\n}\n").unwrap()];
+    for (n, line) in body.lines().enumerate() {
+        assert!(
+            !line.contains(":?}"),
+            "describe line {}: debug formatting: {line}",
+            n + 1
+        );
+    }
+}
+
+/// The whole demo, headless: every event line it prints (throttles, progress,
+/// approvals, cut-over) reads as words; its trail is kept for the audit
+/// commands it names.
+#[test]
+fn the_demo_speaks_words_and_keeps_its_trail() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, out, err) = cutover(d.path(), &["demo", "--no-tui", "--speed", "40"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    for line in out.lines() {
+        assert!(
+            !line.contains(" { ") && !line.contains("\" }"),
+            "debug text: {line}"
+        );
+    }
+    assert!(out.contains("throttled"), "{out}");
+    let kept = out
+        .lines()
+        .find_map(|l| l.strip_prefix("The demo's files are kept in "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no kept directory in\n{out}"))
+        .to_string();
+    let trail = format!("{kept}/audit.jsonl");
+    let key = format!("{kept}/audit.key");
+    let (code, out, err) = cutover(
+        d.path(),
+        &["audit", "verify", "--trail", &trail, "--key-file", &key],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = cutover(
+        d.path(),
+        &["audit", "show", "--trail", &trail, "--key-file", &key],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("approved by"), "{out}");
+    std::fs::remove_dir_all(&kept).unwrap();
+}

@@ -57,11 +57,23 @@ pub fn describe(event: &Event) -> String {
             scope,
             person,
             reason,
-        } => format!("{scope:?} overridden by {person}: {reason}").to_lowercase(),
+        } => format!(
+            "{} overridden by {person}: {reason}",
+            match scope {
+                crate::run::OverrideScope::Window => "window",
+                crate::run::OverrideScope::Promotion => "promotion",
+            }
+        ),
         Event::WindowWarning { reason } => format!("window warning: {reason}"),
         Event::WaitingForWindow { reason } => format!("waiting for window: {reason}"),
         Event::WindowOpened => "window open".to_string(),
-        Event::WindowClosed { reason, action } => format!("{reason} (policy: {action:?})"),
+        Event::WindowClosed { reason, action } => format!(
+            "{reason} (policy: {})",
+            match action {
+                crate::policy::config::CloseAction::Warn => "warn and keep going",
+                crate::policy::config::CloseAction::Pause => "pause",
+            }
+        ),
         Event::PlanRevised {
             binding, reason, ..
         } => format!(
@@ -103,7 +115,7 @@ pub fn describe(event: &Event) -> String {
         }
         Event::Aborted { reason, leftovers } => format!("{reason}{}", left(leftovers)),
         Event::Interrupted { reason } => format!("interrupted: {reason}"),
-        Event::Recovered { status } => format!("recovered: executor reports {:?}", status.phase),
+        Event::Recovered { status } => format!("recovered: executor reports {}", status.phase),
         Event::Refused {
             command,
             person,
@@ -118,7 +130,7 @@ pub fn describe(event: &Event) -> String {
         }
         Event::Sampled { sample, why } => match sample {
             Sample::Progress { status } => format!(
-                "progress ({why}): {:?}{}",
+                "progress ({why}): {}{}",
                 status.phase,
                 status
                     .progress

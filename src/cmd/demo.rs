@@ -144,7 +144,11 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
         config: Some(PathBuf::from("/dev/null")),
     })?;
     let key = random_key()?;
-    let trail_path = dir.path().join("audit.jsonl");
+    // The demo's directory outlives it, so that the audit commands can be tried
+    // on its trail right after (the key is written beside it, 0600).
+    let dir = dir.keep();
+    write_key(&dir.join("audit.key"), &key)?;
+    let trail_path = dir.join("audit.jsonl");
     let (trail, _) = Trail::open(&trail_path, key.clone()).map_err(|e| err(&e))?;
     let clock: Arc<dyn Clock> = Arc::new(ScaledClock {
         base: Utc::now(),
@@ -153,7 +157,7 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
     });
     let tick = Duration::from_secs_f64(1.0 / speed);
     let run_id = format!("demo-{}", clock.now().format("%Y%m%d-%H%M%S"));
-    let run_dir = dir.path().join("runs").join(&run_id);
+    let run_dir = dir.join("runs").join(&run_id);
     let lock = supervisor::lock_run_dir(&run_dir).map_err(|e| err(&e))?;
     std::fs::write(
         run_dir.join("plan.json"),
@@ -211,8 +215,20 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let cut_over_wait = if opts.no_tui { 2.0 } else { 20.0 };
-    let bot = tokio::spawn(slack_users(tx.clone(), tick, table.clone(), cut_over_wait));
+    // At the keyboard, a newcomer gets time to approve (A) and cut over (c)
+    // before the simulated Alice does.
+    let (approve_wait, cut_over_wait) = if opts.no_tui {
+        (4.0, 2.0)
+    } else {
+        (45.0, 20.0)
+    };
+    let bot = tokio::spawn(slack_users(
+        tx.clone(),
+        tick,
+        table.clone(),
+        approve_wait,
+        cut_over_wait,
+    ));
     drop(tx);
 
     let console = Console::new(
@@ -220,7 +236,11 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
             version: env!("CARGO_PKG_VERSION").into(),
             slack: "off — posts shown in the log".into(),
             slack_connected: false,
-            approval_rule: "1 from dba (prod, high risk); requester excluded".into(),
+            approval_rule: if opts.no_tui {
+                "1 from dba (prod, high risk); requester excluded".into()
+            } else {
+                "1 from dba (prod, high risk); requester excluded — press A to approve (else Alice will)".into()
+            },
         },
         Some(plan),
     );
@@ -263,6 +283,7 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
                 read_only: opts.read_only,
                 auto_start: true,
                 actor: format!("local:{}", current_user()),
+                simulation: true,
             },
         )
         .await
@@ -281,9 +302,32 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
     };
     bot.abort();
     drop(lock);
-    // The temporary directory (trail, key, run dir) goes with `dir`.
-    drop(dir);
+    if !opts.json {
+        print_kept(&dir);
+    }
     Ok(code)
+}
+
+/// Writes the demo's audit key where only this user can read it.
+fn write_key(path: &std::path::Path, key: &AuditKey) -> Result<(), InputError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(key.bytes()))
+        .map_err(|e| InputError(format!("{}: {e}", path.display())))
+}
+
+/// Says where the demo's trail is and how to read it.
+fn print_kept(dir: &std::path::Path) {
+    let d = dir.display();
+    println!("\nThe demo's files are kept in {d} (delete it when done). Try:");
+    for sub in ["verify", "show", "export --format csv"] {
+        println!("  cutover audit {sub} --trail {d}/audit.jsonl --key-file {d}/audit.key");
+    }
 }
 
 fn replica(name: &str, peak: f64, period: u64, offset: u64) -> SimReplica {
@@ -304,9 +348,16 @@ async fn send(tx: &mpsc::Sender<Request>, user: &str, command: Command) -> Optio
     rrx.await.ok()
 }
 
-/// Bob requests; Alice approves after 4 simulated seconds and, once the copy
-/// is done, cuts over if nobody at the keyboard did within `cut_over_wait`.
-async fn slack_users(tx: mpsc::Sender<Request>, tick: Duration, table: String, cut_over_wait: f64) {
+/// Bob requests; Alice approves after `approve_wait` simulated seconds unless
+/// someone at the keyboard did, and, once the copy is done, cuts over if nobody
+/// at the keyboard did within `cut_over_wait`.
+async fn slack_users(
+    tx: mpsc::Sender<Request>,
+    tick: Duration,
+    table: String,
+    approve_wait: f64,
+    cut_over_wait: f64,
+) {
     let sim = |secs: f64| tick.mul_f64(secs);
     let (stx, srx) = oneshot::channel();
     if tx
@@ -324,20 +375,33 @@ async fn slack_users(tx: mpsc::Sender<Request>, tick: Duration, table: String, c
     };
     tokio::time::sleep(sim(1.0)).await;
     send(&tx, BOB, Command::Request).await;
-    tokio::time::sleep(sim(4.0)).await;
+    let wait = tokio::time::Instant::now() + sim(approve_wait);
+    while tokio::time::Instant::now() < wait
+        && matches!(state.phase, Phase::Planned | Phase::AwaitingApproval)
+    {
+        match tokio::time::timeout_at(wait, sub.recv()).await {
+            Ok(Some(crate::run::fanout::Published::Event { record, .. })) => {
+                state = state.apply(&record);
+            }
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => return,
+        }
+    }
     let digest = state
         .spec
         .as_ref()
         .map(|s| s.binding.plan_digest.clone())
         .unwrap_or_default();
-    send(
-        &tx,
-        ALICE,
-        Command::Approve {
-            plan_digest: digest,
-        },
-    )
-    .await;
+    if matches!(state.phase, Phase::Planned | Phase::AwaitingApproval) {
+        send(
+            &tx,
+            ALICE,
+            Command::Approve {
+                plan_digest: digest,
+            },
+        )
+        .await;
+    }
     let mut ready_since: Option<tokio::time::Instant> = None;
     loop {
         let item = tokio::time::timeout(sim(1.0), sub.recv()).await;

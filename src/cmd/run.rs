@@ -365,6 +365,7 @@ async fn client(
         sock,
         console,
         AppOptions {
+            simulation: false,
             theme,
             keys,
             read_only: a.read_only,

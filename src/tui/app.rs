@@ -33,6 +33,8 @@ pub struct AppOptions {
     pub auto_start: bool,
     /// The actor shown for commands this console sends (`local:<user>`).
     pub actor: String,
+    /// The demo's simulation: it ends with the console.
+    pub simulation: bool,
 }
 
 /// How the console ended.
@@ -198,6 +200,7 @@ async fn event_loop(
     let mut keys_rx = term_events();
     let mut ui = Ui {
         read_only: opts.read_only,
+        simulation: opts.simulation,
         selected: riskiest(console),
         ..Ui::default()
     };

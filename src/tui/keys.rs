@@ -320,6 +320,8 @@ pub enum DialogKind {
     MaxLag,
     /// Ctrl-C: leave the console?
     Quit,
+    /// Approve the run (as a second authorized person).
+    Approve,
 }
 
 /// Which button has focus.
@@ -370,6 +372,9 @@ pub struct Ui {
     pub read_only: bool,
     /// A one-line message for the status bar.
     pub message: Option<String>,
+    /// The run is the demo's simulation, which ends with the console (no
+    /// supervisor keeps it going after a detach).
+    pub simulation: bool,
 }
 
 /// What the run looks like to the key handler.
@@ -463,9 +468,19 @@ pub fn handle_key(ui: &mut Ui, facts: &RunFacts, keys: &KeyMap, ev: &KeyEvent) -
         Action::Resume => return Some(Effect::Send(Command::Resume)),
         Action::Start => return Some(Effect::Send(Command::Start)),
         Action::Approve => {
-            return Some(Effect::Send(Command::Approve {
-                plan_digest: facts.plan_digest.clone(),
-            }));
+            // An approval lets a migration run on production: it is confirmed
+            // like abort and cut-over, with the table typed on high risk.
+            if facts.phase.is_terminal() {
+                ui.message = Some(format!("the run has ended ({})", facts.phase));
+                return None;
+            }
+            ui.dialog = Some(Dialog {
+                kind: DialogKind::Approve,
+                input: String::new(),
+                needs_input: facts.risk == Risk::High,
+                button: Button::Cancel,
+                error: None,
+            });
         }
         Action::ChunkUp | Action::ChunkDown => {
             let cur = facts.chunk_size.unwrap_or(1000);
@@ -578,7 +593,7 @@ fn confirm(ui: &mut Ui, facts: &RunFacts) -> Option<Effect> {
                 }
             }
         }
-        DialogKind::Abort | DialogKind::CutOver => {
+        DialogKind::Abort | DialogKind::CutOver | DialogKind::Approve => {
             let table = if d.needs_input {
                 let typed = d.input.trim().to_string();
                 if !crate::run::decide::table_matches(&facts.tables, &typed) {
@@ -594,13 +609,15 @@ fn confirm(ui: &mut Ui, facts: &RunFacts) -> Option<Effect> {
             };
             let kind = d.kind;
             ui.dialog = None;
-            Some(Effect::Send(if kind == DialogKind::Abort {
-                Command::Abort {
+            Some(Effect::Send(match kind {
+                DialogKind::Abort => Command::Abort {
                     reason: "aborted from the console".into(),
                     table,
-                }
-            } else {
-                Command::CutOver { table }
+                },
+                DialogKind::Approve => Command::Approve {
+                    plan_digest: facts.plan_digest.clone(),
+                },
+                _ => Command::CutOver { table },
             }))
         }
     }
@@ -682,6 +699,45 @@ mod tests {
         let mut ui = Ui::default();
         assert!(press(&mut ui, &f, &[k('c'), k('a'), k('a')]).is_empty());
         assert_eq!(ui.dialog.map(|d| d.input), Some("aa".into()));
+    }
+
+    #[test]
+    fn approve_is_confirmed_and_high_risk_wants_the_table() {
+        let shift_a = KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT);
+        // Medium risk: a dialog defaulting to Cancel, then Confirm approves.
+        let f = facts(Risk::Medium);
+        let mut ui = Ui::default();
+        assert!(press(&mut ui, &f, &[shift_a, code(KeyCode::Enter)]).is_empty());
+        assert!(ui.dialog.is_none());
+        let fx = press(
+            &mut ui,
+            &f,
+            &[shift_a, code(KeyCode::Tab), code(KeyCode::Enter)],
+        );
+        assert_eq!(
+            fx,
+            vec![Effect::Send(Command::Approve {
+                plan_digest: f.plan_digest.clone()
+            })]
+        );
+        // High risk: nothing is sent until the table is typed.
+        let f = facts(Risk::High);
+        let mut ui = Ui::default();
+        let fx = press(
+            &mut ui,
+            &f,
+            &[shift_a, code(KeyCode::Tab), code(KeyCode::Enter)],
+        );
+        assert!(fx.is_empty());
+        assert!(ui.dialog.as_ref().and_then(|d| d.error.clone()).is_some());
+        let mut keys: Vec<KeyEvent> = "orders".chars().map(k).collect();
+        keys.push(code(KeyCode::Enter));
+        assert_eq!(
+            press(&mut ui, &f, &keys),
+            vec![Effect::Send(Command::Approve {
+                plan_digest: f.plan_digest.clone()
+            })]
+        );
     }
 
     #[test]

@@ -805,6 +805,14 @@ fn draw_dialog(f: &mut Frame, area: Rect, c: &Console, ui: &Ui, theme: &Theme) {
             )],
             "Set",
         ),
+        DialogKind::Quit if ui.simulation => (
+            "Leave the demo?",
+            vec![
+                Line::from("The demo's simulation ends with the console."),
+                Line::from("(A real run keeps going under its supervisor.) (y/n)"),
+            ],
+            "Leave",
+        ),
         DialogKind::Quit => (
             "Leave the console?",
             vec![
@@ -813,9 +821,29 @@ fn draw_dialog(f: &mut Frame, area: Rect, c: &Console, ui: &Ui, theme: &Theme) {
             ],
             "Detach",
         ),
+        DialogKind::Approve => (
+            "Approve?",
+            vec![
+                Line::from(format!(
+                    "Approve plan {} on {target}?",
+                    short(
+                        &c.state
+                            .spec
+                            .as_ref()
+                            .map(|s| s.binding.plan_digest.clone())
+                            .unwrap_or_default()
+                    )
+                )),
+                Line::from("Your name and the plan digest are recorded in the audit trail."),
+            ],
+            "Approve",
+        ),
     };
     if d.needs_input {
-        if matches!(d.kind, DialogKind::Abort | DialogKind::CutOver) {
+        if matches!(
+            d.kind,
+            DialogKind::Abort | DialogKind::CutOver | DialogKind::Approve
+        ) {
             lines.push(Line::from(Span::styled(
                 format!("HIGH RISK: type the table name to confirm ({tables})"),
                 theme.fg(theme.high).add_modifier(Modifier::BOLD),
