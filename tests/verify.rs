@@ -539,3 +539,200 @@ fn a_prod_target_is_refused_with_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("production target"), "{err}");
 }
+
+/// Statements beyond engines.md's table: each must be observed (not fail) and
+/// leave nothing behind; what the plan got wrong is printed for review.
+const PG_MORE: &[&str] = &[
+    "ALTER TABLE t ALTER COLUMN ts TYPE timestamptz",
+    "ALTER TABLE t ALTER COLUMN n TYPE numeric(12,2)",
+    "ALTER TABLE t ALTER COLUMN n TYPE numeric(10,3)",
+    "ALTER TABLE t ALTER COLUMN d TYPE integer",
+    "ALTER TABLE t ALTER COLUMN v TYPE varchar(10) COLLATE \"C\"",
+    "ALTER TABLE t ADD COLUMN x int REFERENCES parent (id)",
+    "ALTER TABLE t ADD COLUMN x int UNIQUE",
+    "ALTER TABLE t ADD COLUMN x int GENERATED ALWAYS AS IDENTITY",
+    "ALTER TABLE t SET LOGGED",
+    "ALTER TABLE t ENABLE ROW LEVEL SECURITY",
+    "ALTER TABLE t DISABLE TRIGGER ALL",
+    "ALTER TABLE t ALTER COLUMN txt SET STORAGE EXTERNAL",
+    "ALTER TABLE t ALTER COLUMN txt SET COMPRESSION pglz",
+    "ALTER TABLE t ALTER COLUMN c SET (n_distinct = 100)",
+    "ALTER TABLE t ADD CONSTRAINT t_id_u UNIQUE USING INDEX t_id_uq",
+    "ALTER TABLE t RENAME TO t_renamed",
+    "ALTER INDEX t_c_idx RENAME TO t_c_idx2",
+    "ALTER TABLE t DROP CONSTRAINT t_d_fk",
+    "ALTER TABLE t ALTER COLUMN d DROP DEFAULT",
+    "COMMENT ON TABLE t IS 'orders'",
+    "ANALYZE t",
+    "LOCK TABLE t IN SHARE MODE",
+    "DELETE FROM t WHERE id = 1",
+    "INSERT INTO t (id, c) VALUES (1000, 1)",
+    "CREATE UNIQUE INDEX CONCURRENTLY t_id_uq2 ON t (id)",
+    "CREATE INDEX t_c_part ON t (c) WHERE c > 10",
+    "REFRESH MATERIALIZED VIEW mv",
+    "ALTER TYPE mood ADD VALUE 'great'",
+    "ALTER TABLE t VALIDATE CONSTRAINT t_c_pos",
+];
+
+const MY_MORE: &[&str] = &[
+    "ALTER TABLE t ADD COLUMN z INT AFTER id",
+    "ALTER TABLE t MODIFY v VARCHAR(100)",
+    "ALTER TABLE t MODIFY c INT NOT NULL",
+    "ALTER TABLE t ADD COLUMN j JSON",
+    "ALTER TABLE t COMMENT = 'orders'",
+    "ALTER TABLE t AUTO_INCREMENT = 1000",
+    "ALTER TABLE t ADD UNIQUE INDEX u_c (c)",
+    "ALTER TABLE t MODIFY e ENUM('b', 'a')",
+    "ALTER TABLE t ADD CONSTRAINT chk CHECK (c > 0)",
+    "ALTER TABLE t ROW_FORMAT=COMPACT",
+    "ALTER TABLE t ADD FULLTEXT INDEX ft (v)",
+    "ALTER TABLE t MODIFY v VARCHAR(100) CHARACTER SET latin1",
+    "ALTER TABLE t CONVERT TO CHARACTER SET latin1",
+    "ALTER TABLE t DROP PRIMARY KEY, ADD PRIMARY KEY (id, c)",
+    "ALTER TABLE t ADD COLUMN ai INT AUTO_INCREMENT UNIQUE",
+    "ALTER TABLE t RENAME TO t_renamed",
+    "OPTIMIZE TABLE pt",
+    "TRUNCATE TABLE pt",
+    "DROP TABLE pt",
+];
+
+#[test]
+fn postgres_more_statements_are_observed_and_leave_nothing() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = with_db(&dsn, "verify_more");
+    let snapshot = rt.block_on(async {
+        let admin = pg(&dsn).await;
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS verify_more WITH (FORCE)")
+            .await
+            .unwrap();
+        admin
+            .batch_execute("CREATE DATABASE verify_more")
+            .await
+            .unwrap();
+        let c = pg(&fixture).await;
+        c.batch_execute(PG_SETUP).await.unwrap();
+        c.batch_execute(
+            "ALTER TABLE t ADD COLUMN ts timestamp, ADD COLUMN n numeric(10,2);
+             CREATE MATERIALIZED VIEW mv AS SELECT id, c FROM t;
+             SET TIME ZONE 'UTC'; ALTER DATABASE verify_more SET timezone = 'UTC'",
+        )
+        .await
+        .unwrap();
+        catalog_pg(&c).await
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_fixture(dir.path(), "postgres", "staging", &fixture, PG_MORE);
+    let r = cutover::cmd::verify::report(&args).expect("verify runs");
+    print_disagreements(&r);
+    let got = &r.migrations[0].statements;
+    assert_eq!(got.len(), PG_MORE.len());
+    for (sql, s) in PG_MORE.iter().zip(got) {
+        assert!(
+            matches!(s.outcome, Outcome::Observed(_)),
+            "{sql}: {:?}",
+            s.outcome
+        );
+    }
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
+    let after = rt.block_on(async { catalog_pg(&pg(&fixture).await).await });
+    assert_eq!(snapshot, after, "the staging catalog changed");
+}
+
+#[test]
+fn mariadb_more_statements_are_observed_and_leave_nothing() {
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = with_db(&dsn, "verify_more");
+    let snapshot = rt.block_on(async {
+        let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&dsn).unwrap())
+            .await
+            .unwrap();
+        c.query_drop("DROP DATABASE IF EXISTS verify_more")
+            .await
+            .unwrap();
+        c.query_drop("CREATE DATABASE verify_more").await.unwrap();
+        c.query_drop("USE verify_more").await.unwrap();
+        for s in MY_SETUP {
+            c.query_drop(*s).await.unwrap();
+        }
+        catalog_my(&mut c).await
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_fixture(dir.path(), "mysql", "staging", &fixture, MY_MORE);
+    let r = cutover::cmd::verify::report(&args).expect("verify runs");
+    print_disagreements(&r);
+    let got = &r.migrations[0].statements;
+    assert_eq!(got.len(), MY_MORE.len());
+    for (sql, s) in MY_MORE.iter().zip(got) {
+        assert!(
+            matches!(s.outcome, Outcome::Observed(_)),
+            "{sql}: {:?}",
+            s.outcome
+        );
+    }
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
+    let after = rt.block_on(async {
+        let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&fixture).unwrap())
+            .await
+            .unwrap();
+        catalog_my(&mut c).await
+    });
+    assert_eq!(snapshot, after, "the staging schema changed");
+}
+
+/// The binary: text output beside the plan, exit 1 on a disagreement.
+#[test]
+fn a_disagreement_exits_1_and_is_printed() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = with_db(&dsn, "verify_cli");
+    rt.block_on(async {
+        let admin = pg(&dsn).await;
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS verify_cli WITH (FORCE)")
+            .await
+            .unwrap();
+        admin
+            .batch_execute("CREATE DATABASE verify_cli")
+            .await
+            .unwrap();
+        pg(&fixture).await.batch_execute(PG_SETUP).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // The plan marks REINDEX TABLE as a table rewrite; the engine rebuilds only indexes.
+    write_fixture(
+        dir.path(),
+        "postgres",
+        "staging",
+        &fixture,
+        &["REINDEX TABLE t"],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(dir.path())
+        .args(["verify", "migrations", "--target", "staging"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("predicted: ShareLock"), "{text}");
+    assert!(
+        text.contains("observed:  ShareLock + AccessExclusiveLock on index"),
+        "{text}"
+    );
+    assert!(text.contains("observed-weaker-than-predicted"), "{text}");
+    assert!(text.contains("nothing left behind"), "{text}");
+}
