@@ -736,3 +736,112 @@ fn a_disagreement_exits_1_and_is_printed() {
     assert!(text.contains("observed-weaker-than-predicted"), "{text}");
     assert!(text.contains("nothing left behind"), "{text}");
 }
+
+/// Rehearsal calibration: a real native run on staging measures the rewrite;
+/// `plan --target prod` then estimates with the measured rate and says so.
+#[test]
+fn a_staging_run_calibrates_prod_estimates() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (stg, prod) = (with_db(&dsn, "calib_stg"), with_db(&dsn, "calib_prod"));
+    rt.block_on(async {
+        let admin = pg(&dsn).await;
+        for (db, rows) in [("calib_stg", 1_000_000), ("calib_prod", 300_000)] {
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await
+                .unwrap();
+            admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+            let c = pg(&with_db(&dsn, db)).await;
+            c.batch_execute(&format!(
+                "CREATE TABLE big (id int PRIMARY KEY, c int, pad text);
+                 INSERT INTO big SELECT g, g, 'padding-padding-padding' FROM generate_series(1, {rows}) g;
+                 ANALYZE big;"
+            ))
+            .await
+            .unwrap();
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("db")).unwrap();
+    std::fs::write(
+        d.join("db/V1__widen.sql"),
+        "ALTER TABLE big ALTER COLUMN c TYPE bigint;\n",
+    )
+    .unwrap();
+    let me = String::from_utf8_lossy(
+        &std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    std::fs::write(
+        d.join("cutover.toml"),
+        format!(
+            "[[targets]]\nname = \"staging\"\nengine = \"postgres\"\nenvironment = \"staging\"\nprimary = \"{stg}\"\nexecutor = \"native\"\n\n\
+             [[targets]]\nname = \"prod\"\nengine = \"postgres\"\nenvironment = \"prod\"\nprimary = \"{prod}\"\nexecutor = \"native\"\n\n\
+             [[policy.people]]\nid = \"me\"\nname = \"Me\"\nrole = \"dba\"\nlocal = [\"{me}\"]\n"
+        ),
+    )
+    .unwrap();
+    let cutover = |args: &[&str], key: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
+        c.args(args).current_dir(d).env("USER", &me);
+        if key {
+            c.env("CUTOVER_AUDIT_KEY", "an-audit-key-for-tests-0123456789");
+        } else {
+            c.env_remove("CUTOVER_AUDIT_KEY");
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let estimate = |json: &str| -> f64 {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["migrations"][0]["statements"][0]["estimate"]["duration_seconds"]
+            .as_f64()
+            .unwrap()
+    };
+
+    let (_, before, _) = cutover(
+        &["plan", "db", "--target", "prod", "--format", "json"],
+        true,
+    );
+    assert!(!before.contains("calibrated from"), "{before}");
+
+    let (code, out, err) = cutover(&["run", "db", "--target", "staging", "--no-tui"], true);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+
+    let (_, after, err) = cutover(
+        &["plan", "db", "--target", "prod", "--format", "json"],
+        true,
+    );
+    println!("{after}");
+    assert!(
+        after.contains("estimates calibrated from staging run staging-1 (copy/rewrite"),
+        "{after}\n{err}"
+    );
+    assert_ne!(estimate(&before), estimate(&after));
+    let (_, text, _) = cutover(&["plan", "db", "--target", "prod"], true);
+    assert!(
+        text.contains("note: estimates calibrated from staging run staging-1"),
+        "{text}"
+    );
+
+    // Without the audit key the staging history cannot be verified: no calibration.
+    let (_, unkeyed, _) = cutover(
+        &["plan", "db", "--target", "prod", "--format", "json"],
+        false,
+    );
+    assert!(!unkeyed.contains("calibrated from"), "{unkeyed}");
+    assert_eq!(estimate(&before), estimate(&unkeyed));
+}

@@ -8,6 +8,7 @@
 //! statement, runs on scratch copies in a scratch schema that is dropped after.
 //! Engine facts: specs/engines.md §7.
 
+pub mod calibrate;
 pub mod compare;
 pub mod mysql;
 pub mod pg;
