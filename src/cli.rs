@@ -30,6 +30,11 @@ pub enum Command {
         after_help = "Examples:\n  cutover run db/migration --target prod            # full-screen console\n  cutover run db/migration --target prod --no-tui --format json   # CI / cron\n\nExit codes: 0 succeeded, 1 failed, 2 usage or bad input, 3 refused/rejected or expired, 4 aborted.\nDetaching (q) leaves the run going; `cutover attach RUN` comes back."
     )]
     Run(RunArgs),
+    /// Run each statement on a staging target and compare the engine's real locks and rewrites with the plan.
+    #[command(
+        after_help = "Examples:\n  cutover verify db/migration --target staging\n  cutover verify db/migration --target staging --format json\n\nPostgreSQL: each statement in BEGIN … ROLLBACK; what cannot run in a transaction, and\nevery MySQL/MariaDB statement, runs on scratch copies that are dropped after.\nExit codes: 0 agrees, 1 a disagreement, failure or leftover, 2 bad input or a prod target."
+    )]
+    Verify(VerifyArgs),
     /// Reconnect a console (or the headless printer) to a run.
     Attach(AttachArgs),
     /// Approve a run locally, as a second authorized person (where policy allows).
@@ -310,4 +315,22 @@ pub struct SuperviseArgs {
     /// The run directory holding run.json.
     #[arg(long)]
     pub run_dir: PathBuf,
+}
+
+/// `cutover verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Migrations, engine and rule options as for `plan`; --target is required
+    /// and must not be a prod target.
+    #[command(flatten)]
+    pub opts: PlanOpts,
+    /// Output format (text or json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Rows copied into each scratch table.
+    #[arg(long, default_value_t = 1000)]
+    pub sample_rows: u64,
+    /// Lock timeout per probe, in milliseconds (a busy staging table fails fast).
+    #[arg(long, default_value_t = 2000)]
+    pub lock_timeout_ms: u64,
 }

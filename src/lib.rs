@@ -22,3 +22,4 @@ pub mod slack;
 pub mod sql;
 pub mod supervisor;
 pub mod tui;
+pub mod verify;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Demo(a) => cmd::demo::main(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Verify(a) => cmd::verify::run(a),
         Command::Attach(a) => cmd::run::attach(a),
         Command::Approve(a) => cmd::run::approve(a),
         Command::Supervise(a) => cmd::run::supervise(a),

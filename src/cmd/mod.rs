@@ -8,3 +8,4 @@ pub mod plan;
 pub mod rules;
 pub mod run;
 pub mod slack;
+pub mod verify;

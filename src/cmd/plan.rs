@@ -72,8 +72,22 @@ fn build_inner(
         }
         None => None,
     };
+    let model_throughput = rules.throughput;
     if let Some(tp) = target.as_ref().and_then(|t| t.throughput) {
         rules.throughput = tp;
+    }
+    // Prod estimates use what staging rehearsals measured (crate::verify::calibrate).
+    let calibration = target.as_ref().and_then(|t| {
+        crate::verify::calibrate::for_target(
+            cfg.as_ref(),
+            t,
+            model_throughput,
+            Path::new(".cutover/audit.jsonl"),
+            Path::new(".cutover/runs"),
+        )
+    });
+    if let Some(c) = &calibration {
+        rules.throughput = c.apply(rules.throughput);
     }
     let version = opts
         .engine_version
@@ -186,6 +200,9 @@ fn build_inner(
             .max()
             .unwrap_or(Risk::Low);
         plan.history = Some(h.0);
+    }
+    if let (Some(c), Some(h)) = (&calibration, plan.history.as_mut()) {
+        h.notes.push(c.describe());
     }
     Ok((plan, rules, migrations))
 }
