@@ -64,6 +64,11 @@ async fn headless_native_run_applies_records_history_and_is_refused_without_a_ro
     let (code, _, err) = cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("not allowed to request"), "{err}");
+    // The refusal names the key that would let this OS user request.
+    assert!(
+        err.contains("add a `[[policy.people]]` entry with `local = [\""),
+        "{err}"
+    );
     let exists: bool = client
         .query_one("SELECT to_regclass('run_e2e') IS NOT NULL", &[])
         .await

@@ -1,6 +1,7 @@
 //! The role × command matrix.
 
 use super::config::PermissionsConfig;
+use super::identity::{Actor, Identity};
 use crate::model::Risk;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -117,9 +118,84 @@ pub fn allowed(matrix: &PermissionsConfig, role: Option<Role>, permission: Permi
     role.is_some_and(|r| matrix.of(r).contains(&permission))
 }
 
+/// Why `who` (acting as `actor`) may not `permission`, naming the
+/// `cutover.toml` key that would change the answer: someone unknown needs a
+/// `[[policy.people]]` entry, someone known needs a role that holds it.
+pub fn refusal(
+    matrix: &PermissionsConfig,
+    actor: &Actor,
+    who: &Identity,
+    permission: Permission,
+) -> String {
+    match who.role {
+        None => {
+            let hint = match actor {
+                Actor::Local { user } => format!(
+                    "{actor} is not a configured person: add a `[[policy.people]]` entry \
+                     with `local = [\"{user}\"]` and a `role` that may {permission}"
+                ),
+                Actor::Slack { user, .. } => format!(
+                    "{actor} is not a configured person: add a `[[policy.people]]` entry \
+                     with `slack = \"{user}\"` and a `role` that may {permission}, \
+                     or a `[[policy.groups]]` group they belong to"
+                ),
+                Actor::System => "cutover itself holds no role".to_string(),
+            };
+            format!(
+                "{} (no role) is not allowed to {permission}: {hint}",
+                who.name
+            )
+        }
+        Some(role) => {
+            let holders: Vec<&str> = [Role::Observer, Role::Owner, Role::Dba]
+                .into_iter()
+                .filter(|r| matrix.of(*r).contains(&permission))
+                .map(|r| r.as_str())
+                .collect();
+            let who_may = if holders.is_empty() {
+                "no role".to_string()
+            } else {
+                format!("role {}", holders.join(" or "))
+            };
+            format!(
+                "{} (role {role}) is not allowed to {permission}: {who_may} may \
+                 (`[policy.permissions]` {role} = [...] lists what {role} may do)",
+                who.name
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_names_the_missing_key() {
+        let m = PermissionsConfig::default();
+        let policy = crate::policy::PolicyConfig::default();
+        let dir = crate::policy::Directory::new(&policy);
+        let root = Actor::local("root");
+        let r = refusal(&m, &root, &dir.resolve(&root), Permission::Request);
+        assert!(
+            r.contains("add a `[[policy.people]]` entry with `local = [\"root\"]`"),
+            "{r}"
+        );
+        let u = Actor::slack("T1", "U42");
+        let r = refusal(&m, &u, &dir.resolve(&u), Permission::ApproveHigh);
+        assert!(r.contains("`slack = \"U42\"`"), "{r}");
+        let owner = Identity {
+            person: "bob".into(),
+            name: "Bob".into(),
+            role: Some(Role::Owner),
+        };
+        let r = refusal(&m, &Actor::local("bob"), &owner, Permission::ApproveHigh);
+        assert!(
+            r.contains("Bob (role owner) is not allowed to approve_high"),
+            "{r}"
+        );
+        assert!(r.contains("role dba may"), "{r}");
+    }
 
     #[test]
     fn default_matrix_matches_the_documented_defaults() {

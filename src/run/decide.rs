@@ -137,10 +137,12 @@ pub fn decide(state: &RunState, env: &CommandEnvelope, ctx: &Context<'_>) -> Dec
     } else {
         let perm = permission_for(&env.command, spec.risk);
         if !authz::allowed(&ctx.policy.permissions, who.role, perm) {
-            let role = who
-                .role
-                .map_or("no role".to_string(), |r| format!("role {r}"));
-            return refuse(format!("{} ({role}) is not allowed to {perm}", who.name));
+            return refuse(authz::refusal(
+                &ctx.policy.permissions,
+                &env.actor,
+                &who,
+                perm,
+            ));
         }
     }
     let d = Decider {
