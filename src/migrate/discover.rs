@@ -5,7 +5,7 @@ use super::{
     MigrateError, Migration, SourceFormat, TxWrap, alembic, directives, liquibase, sha256_hex,
 };
 use crate::model::Engine;
-use crate::sql::split::split;
+use crate::sql::split::split_checked;
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
@@ -139,7 +139,11 @@ fn load_file(
             _ => tx,
         };
         let statements = if split_statements {
-            split(body, engine, first_line, delim)
+            split_checked(body, engine, first_line, delim).map_err(|e| MigrateError::Syntax {
+                path: shown.clone(),
+                line: e.line,
+                message: e.message,
+            })?
         } else {
             let lead = body.len() - body.trim_start().len();
             let first = first_line + body[..lead].matches('\n').count();
