@@ -230,7 +230,9 @@ fn split_inner(
             {
                 let mut j = i;
                 while j < bytes.len()
-                    && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'$')
+                    && (bytes[j].is_ascii_alphanumeric()
+                        || bytes[j] == b'_'
+                        || (bytes[j] == b'$' && !bytes[j..].starts_with(delim.as_bytes())))
                 {
                     j += 1;
                 }
