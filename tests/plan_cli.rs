@@ -342,14 +342,10 @@ fn plan_files(files: &[(&str, &str)], extra: &[&str]) -> (i32, String, String) {
         std::fs::write(p, text).unwrap();
     }
     let d = dir.path().to_str().unwrap().to_string();
-    let mut a = vec![
-        "plan",
-        d.as_str(),
-        "--format",
-        "json",
-        "--config",
-        "/dev/null",
-    ];
+    let mut a = vec!["plan", d.as_str(), "--config", "/dev/null"];
+    if !extra.contains(&"--format") {
+        a.extend(["--format", "json"]);
+    }
     a.extend_from_slice(extra);
     cutover(&a)
 }
@@ -540,5 +536,29 @@ fn a_closed_pipe_ends_the_plan_quietly_in_every_format() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{format}: {err}");
         assert!(err.is_empty(), "{format}: {err}");
+    }
+}
+
+#[test]
+fn secrets_are_redacted_in_every_format() {
+    let pg = "ALTER ROLE a PASSWORD E'hunter2';\nALTER ROLE b PASSWORD $pw$hunter2$pw$;\nALTER ROLE c PASSWORD/**/'hunter2';\nALTER ROLE d PASSWORD U&'hunter2';\nSELECT dblink_connect('host=x password=hunter2');\nCREATE SUBSCRIPTION s CONNECTION 'host=x password=hunter2' PUBLICATION p;\nDO $$ BEGIN CREATE ROLE e LOGIN PASSWORD 'hunter2'; END $$;\nALTER ROLE f PASSWORD 'hunter2' GARBAGE GARBAGE;\n";
+    let my = "SET PASSWORD FOR u = PASSWORD('hunter2');\nSET PASSWORD FOR 'u'@'%' = 'hunter2';\nCREATE USER v IDENTIFIED VIA ed25519 USING PASSWORD('hunter2');\nPREPARE s FROM 'CREATE USER w IDENTIFIED BY \\'hunter2\\'';\nSELECT PASSWORD('hunter2');\n";
+    for (engine, sql) in [("postgres", pg), ("mysql", my)] {
+        for format in ["text", "json", "sarif"] {
+            let (code, out, err) = plan_files(
+                &[("V1__secrets.sql", sql)],
+                &["--engine", engine, "--format", format],
+            );
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                !out.contains("hunter2") && !err.contains("hunter2"),
+                "{engine} {format}: {out}"
+            );
+            // SARIF carries findings, not statement text.
+            assert!(
+                format == "sarif" || out.contains("***"),
+                "{engine} {format}"
+            );
+        }
     }
 }

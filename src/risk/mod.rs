@@ -18,7 +18,7 @@ use crate::migrate::{Migration, TxWrap};
 use crate::model::*;
 use crate::sql::analyze::analyze;
 use crate::sql::ops::{Analysis, Op};
-use crate::sql::redact::redact;
+use crate::sql::redact::{redact_with_secrets, scrub};
 pub use locks::PgLock;
 pub use rules::RuleSet;
 use std::collections::{HashMap, HashSet};
@@ -312,10 +312,18 @@ fn classify_migration(m: &Migration, ctx: &Context, st: &mut PlanState) -> Migra
             work: ev.work.clone(),
             existing_table,
         });
+        // Secrets leave neither in the statement nor in text derived from it.
+        let (sql, secrets) = redact_with_secrets(&raw.sql);
+        if !secrets.is_empty() {
+            for f in &mut ev.findings {
+                f.reason = scrub(&f.reason, &secrets);
+                f.safe_alternative = f.safe_alternative.as_ref().map(|a| scrub(a, &secrets));
+            }
+        }
         statements.push(StatementVerdict {
             index,
             line: raw.line,
-            sql: redact(&raw.sql),
+            sql,
             risk,
             lock: ev.lock,
             rewrites_table: ev.rewrites,
