@@ -192,7 +192,7 @@ pub struct PlanOpts {
     #[arg(long)]
     pub engine_version: Option<String>,
     /// Force the migration source format instead of detecting it per file.
-    #[arg(long, value_parser = ["flyway", "golang-migrate", "diesel", "liquibase", "alembic", "plain"])]
+    #[arg(long, value_parser = ["flyway", "golang-migrate", "diesel", "liquibase", "alembic", "goose", "dbmate", "plain"])]
     pub source_format: Option<String>,
     /// Target in cutover.toml: table facts are read live (read-only) from its primary.
     #[arg(long)]

@@ -332,3 +332,233 @@ fn run_needs_a_target_and_live_facts() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no supervisor is running"), "{err}");
 }
+
+/// Plans files written to a fresh directory; returns (exit code, stdout, stderr).
+fn plan_files(files: &[(&str, &str)], extra: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let d = dir.path().to_str().unwrap().to_string();
+    let mut a = vec!["plan", d.as_str(), "--config", "/dev/null"];
+    if !extra.contains(&"--format") {
+        a.extend(["--format", "json"]);
+    }
+    a.extend_from_slice(extra);
+    cutover(&a)
+}
+
+fn sqls_of(p: &Value) -> Vec<String> {
+    p["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["statements"].as_array().unwrap().iter())
+        .map(|s| s["sql"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn goose_and_dbmate_plan_only_the_up_half() {
+    let goose = "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS trigger AS $$ BEGIN RETURN NEW; END; $$ LANGUAGE plpgsql;\n-- +goose StatementEnd\n\n-- +goose Down\nDROP TABLE a;\nDROP FUNCTION f();\n";
+    let goose_nt = "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON a (id);\n-- +goose Down\nDROP INDEX CONCURRENTLY i;\n";
+    let dbmate = "-- migrate:up\nALTER TABLE a ADD COLUMN b int;\n\n-- migrate:down\nALTER TABLE a DROP COLUMN b;\n";
+    let dbmate_nt = "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY j ON a (b);\n-- migrate:down\nDROP INDEX j;\n";
+    for forced in [None, Some("plain")] {
+        let mut extra = vec!["--engine", "postgres"];
+        if let Some(f) = forced {
+            extra.extend(["--source-format", f]);
+        }
+        let (code, out, err) = plan_files(
+            &[
+                ("00001_a.sql", goose),
+                ("00002_i.sql", goose_nt),
+                ("20240101000003_b.sql", dbmate),
+                ("20240101000004_j.sql", dbmate_nt),
+            ],
+            &extra,
+        );
+        assert_eq!(code, 0, "{err}");
+        let p: Value = serde_json::from_str(&out).unwrap();
+        let sqls = sqls_of(&p);
+        assert_eq!(sqls.len(), 5, "{forced:?}: {sqls:?}");
+        assert!(
+            sqls.iter().all(|s| !s.starts_with("DROP")),
+            "down half planned: {sqls:?}"
+        );
+        let formats: Vec<&str> = p["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["format"].as_str().unwrap())
+            .collect();
+        assert_eq!(formats, ["goose", "goose", "dbmate", "dbmate"]);
+        // NO TRANSACTION / transaction:false: CONCURRENTLY is fine; otherwise it
+        // would be inside the tool's transaction.
+        let rules: Vec<String> = p["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m["findings"].as_array().unwrap().iter())
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            !rules.contains(&"concurrently-in-transaction".to_string()),
+            "{rules:?}"
+        );
+    }
+    let (code, out, _) = plan_files(
+        &[(
+            "00001_i.sql",
+            "-- +goose Up\nCREATE INDEX CONCURRENTLY i ON a (id);\n-- +goose Down\nDROP INDEX i;\n",
+        )],
+        &["--engine", "postgres"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("concurrently-in-transaction"), "{out}");
+}
+
+#[test]
+fn bad_input_is_exit_2_naming_file_and_line() {
+    for (name, text, at) in [
+        (
+            "V1__q.sql",
+            "SELECT 1;\nUPDATE t SET a = 'x WHERE id = 1;\nDROP TABLE t;\n",
+            "V1__q.sql:2:",
+        ),
+        (
+            "V1__c.sql",
+            "SELECT 1;\n/* start\nDROP TABLE t;\n",
+            "V1__c.sql:2:",
+        ),
+        (
+            "V1__d.sql",
+            "DO $body$ BEGIN\nPERFORM 1;\nEND $$;\n",
+            "V1__d.sql:1:",
+        ),
+        (
+            "1_g.sql",
+            "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n",
+            "1_g.sql:2:",
+        ),
+        (
+            "c.sql",
+            "--liquibase formatted sql\n--changeset a:1 endDelimiter:\nSELECT 1;\n",
+            "c.sql:2:",
+        ),
+        (
+            "d.sql",
+            "--liquibase formatted sql\n--changeset a:1\nSELECT 1;\n--changeset a:1\nSELECT 2;\n",
+            "d.sql:4:",
+        ),
+    ] {
+        let (code, _, err) = plan_files(&[(name, text)], &["--engine", "postgres"]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(at), "{name}: {err}");
+    }
+    let (code, _, err) = plan_files(
+        &[("V1__a.sql", "/*!40101 SET NAMES utf8 */;\nSELECT `a;\n")],
+        &["--engine", "mysql"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("V1__a.sql:2:"), "{err}");
+}
+
+#[test]
+fn flyway_versions_that_compare_equal_are_duplicates() {
+    for (a, b) in [
+        ("V1__a.sql", "V1.0__b.sql"),
+        ("V1__a.sql", "V01__b.sql"),
+        ("V1_2__a.sql", "V1.2.0__b.sql"),
+    ] {
+        let (code, _, err) = plan_files(
+            &[(a, "SELECT 1;"), (b, "SELECT 2;")],
+            &["--engine", "postgres"],
+        );
+        assert_eq!(code, 2, "{a} {b}: {err}");
+        assert!(err.contains("must be unique"), "{err}");
+    }
+    let (code, _, err) = plan_files(
+        &[("V1__a.sql", "SELECT 1;"), ("V1.1__b.sql", "SELECT 2;")],
+        &["--engine", "postgres"],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn non_regular_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("V1__fifo.sql");
+    let st = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(st.success());
+    for target in [fifo.clone(), dir.path().to_path_buf()] {
+        let (code, _, err) = cutover(&["plan", target.to_str().unwrap(), "--config", "/dev/null"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("not a regular file") && err.contains("V1__fifo.sql"),
+            "{err}"
+        );
+    }
+    let (code, _, err) = cutover(&["plan", "/dev/null", "--config", "/dev/null"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn a_closed_pipe_ends_the_plan_quietly_in_every_format() {
+    // Output far larger than a pipe's buffer: the write fails whatever the timing.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.sql");
+    let sql: String = (0..3000)
+        .map(|i| format!("ALTER TABLE t{i} ADD COLUMN c{i} int;\n"))
+        .collect();
+    std::fs::write(&f, sql).unwrap();
+    for format in ["text", "json", "sarif"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args([
+                "plan",
+                f.to_str().unwrap(),
+                "--engine",
+                "postgres",
+                "--config",
+                "/dev/null",
+                "--format",
+                format,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {err}");
+        assert!(err.is_empty(), "{format}: {err}");
+    }
+}
+
+#[test]
+fn secrets_are_redacted_in_every_format() {
+    let pg = "ALTER ROLE a PASSWORD E'hunter2';\nALTER ROLE b PASSWORD $pw$hunter2$pw$;\nALTER ROLE c PASSWORD/**/'hunter2';\nALTER ROLE d PASSWORD U&'hunter2';\nSELECT dblink_connect('host=x password=hunter2');\nCREATE SUBSCRIPTION s CONNECTION 'host=x password=hunter2' PUBLICATION p;\nDO $$ BEGIN CREATE ROLE e LOGIN PASSWORD 'hunter2'; END $$;\nALTER ROLE f PASSWORD 'hunter2' GARBAGE GARBAGE;\n";
+    let my = "SET PASSWORD FOR u = PASSWORD('hunter2');\nSET PASSWORD FOR 'u'@'%' = 'hunter2';\nCREATE USER v IDENTIFIED VIA ed25519 USING PASSWORD('hunter2');\nPREPARE s FROM 'CREATE USER w IDENTIFIED BY \\'hunter2\\'';\nSELECT PASSWORD('hunter2');\n";
+    for (engine, sql) in [("postgres", pg), ("mysql", my)] {
+        for format in ["text", "json", "sarif"] {
+            let (code, out, err) = plan_files(
+                &[("V1__secrets.sql", sql)],
+                &["--engine", engine, "--format", format],
+            );
+            assert_eq!(code, 0, "{err}");
+            assert!(
+                !out.contains("hunter2") && !err.contains("hunter2"),
+                "{engine} {format}: {out}"
+            );
+            // SARIF carries findings, not statement text.
+            assert!(
+                format == "sarif" || out.contains("***"),
+                "{engine} {format}"
+            );
+        }
+    }
+}

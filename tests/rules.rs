@@ -199,6 +199,9 @@ fn cases() -> Vec<Case> {
         c("triggers-on-target", Pg, "-- cutover: executor=pt-osc\nALTER TABLE child ADD COLUMN x int;\n", Stmt(0), Medium),
         c("non-idempotent-ddl", My, "SET SESSION lock_wait_timeout = 5;\nCREATE TABLE fresh (id int);\nCREATE INDEX fresh_idx ON fresh (id);\n", Migration, Low),
         c("non-idempotent-ddl", Pg, "SET lock_timeout = '2s';\nDROP INDEX CONCURRENTLY big_old_idx;\nCREATE INDEX CONCURRENTLY big_n2_idx ON big (n);\n", Migration, Low),
+        c("drop-owned", Pg, "DROP OWNED BY app", Stmt(0), High),
+        c("create-rule-instead", Pg, "CREATE RULE r AS ON INSERT TO small DO INSTEAD NOTHING", Stmt(0), High),
+        c("add-column-domain-check", Pg, "CREATE DOMAIN posint AS int CHECK (VALUE > 0);\nALTER TABLE big ADD COLUMN p posint;\n", Stmt(1), High),
         c("mysql-partition-clause-algorithm-ignored", My, "ALTER TABLE big PARTITION BY HASH(c) PARTITIONS 4, ALGORITHM=INSTANT", Stmt(0), High),
     ]
 }
@@ -453,4 +456,180 @@ fn lock_queue_risk_needs_an_old_transaction_on_the_table() {
     let got = run(vec![tx(600, None)], My);
     assert!(got[1].1 && got[2].1, "{got:?}");
     assert_eq!(got[2].0, High);
+}
+
+/// The plan's risk of each statement of `sql` (one migration, plain file).
+fn stmt_risks(engine: Engine, sql: &'static str) -> Vec<(Risk, Vec<String>)> {
+    let p = plan(&Case {
+        rule: "",
+        engine,
+        version: None,
+        file: "t.sql",
+        sql,
+        at: Migration,
+        risk: Low,
+    });
+    p.migrations[0]
+        .statements
+        .iter()
+        .map(|s| (s.risk, s.findings.iter().map(|f| f.rule.clone()).collect()))
+        .collect()
+}
+
+/// Issue #15: every class of statement that destroys data, hides DML or cannot be
+/// read plans high; at least two variants per engine and class.
+#[rustfmt::skip]
+#[test]
+fn fail_safe_classes_plan_high() {
+    let cases: Vec<(&str, Engine, &str)> = vec![
+        // 1. DML hidden inside another statement.
+        ("hidden-dml", Pg, "WITH d AS (DELETE FROM victim RETURNING *) SELECT count(*) FROM d"),
+        ("hidden-dml", Pg, "WITH u AS (UPDATE victim SET a = 1 RETURNING id) SELECT * FROM u"),
+        ("hidden-dml", Pg, "WITH x AS (SELECT 1) DELETE FROM victim"),
+        ("hidden-dml", Pg, "INSERT INTO archive WITH d AS (DELETE FROM victim RETURNING *) SELECT * FROM d"),
+        ("hidden-dml", Pg, "EXPLAIN ANALYZE DELETE FROM victim"),
+        ("hidden-dml", Pg, "EXPLAIN (ANALYZE, BUFFERS) UPDATE victim SET a = 1"),
+        ("hidden-dml", Pg, "PREPARE p AS DELETE FROM victim"),
+        ("hidden-dml", Pg, "DO $$ BEGIN DELETE FROM victim; END $$"),
+        ("hidden-dml", My, "WITH x AS (SELECT 1) DELETE FROM victim"),
+        ("hidden-dml", My, "WITH x AS (SELECT 1) UPDATE victim SET a = 1"),
+        ("hidden-dml", My, "ANALYZE DELETE FROM victim"),
+        ("hidden-dml", My, "ANALYZE FORMAT=JSON UPDATE victim SET a = 1"),
+        ("hidden-dml", My, "PREPARE s FROM 'DELETE FROM victim'"),
+        // 2. Predicates that bound nothing; ORDER BY/LIMIT without WHERE.
+        ("no-bound", Pg, "DELETE FROM victim WHERE true"),
+        ("no-bound", Pg, "DELETE FROM victim WHERE 1=1"),
+        ("no-bound", Pg, "UPDATE victim SET a = 1 WHERE NOT false"),
+        ("no-bound", Pg, "UPDATE victim SET a = 1 WHERE (a > 1 OR true)"),
+        ("no-bound", Pg, "DELETE FROM victim WHERE ((TRUE))"),
+        ("no-bound", Pg, "DELETE FROM victim WHERE id = id"),
+        ("no-bound", My, "DELETE FROM victim WHERE 1"),
+        ("no-bound", My, "DELETE FROM victim WHERE 1 = 1 LIMIT 18446744073709551615"),
+        ("no-bound", My, "DELETE FROM victim ORDER BY id LIMIT 10"),
+        ("no-bound", My, "UPDATE victim SET a = 1 LIMIT 18446744073709551615"),
+        ("no-bound", My, "UPDATE victim SET a = 1 WHERE a = 2 OR 1"),
+        // 3. Statements that silently discard or drop data.
+        ("discard", Pg, "CREATE RULE r AS ON INSERT TO victim DO INSTEAD NOTHING"),
+        ("discard", Pg, "CREATE OR REPLACE RULE r AS ON DELETE TO victim DO INSTEAD NOTHING"),
+        ("discard", Pg, "DROP OWNED BY app"),
+        ("discard", Pg, "DROP OWNED BY app, reporting CASCADE"),
+        ("discard", My, "ALTER TABLE victim TRUNCATE PARTITION p1"),
+        ("discard", My, "ALTER TABLE victim TRUNCATE PARTITION p1, p2"),
+        // 4. Executable comments are SQL.
+        ("exec-comment", My, "/*!50001 DROP TABLE victim */"),
+        ("exec-comment", My, "/*M!100100 DROP TABLE victim */"),
+        ("exec-comment", My, "/*!40000 ALTER TABLE victim DROP COLUMN a */"),
+        ("exec-comment", My, "/*M!100100 DELETE FROM victim */"),
+        // 5. Text the engine rejects, whatever the fallback makes of it.
+        ("rejected", Pg, "ALTER TABLE victim ADD COLUMN c int DEFAULT 0 garbage"),
+        ("rejected", Pg, "ALTER TABLE victim ADD COLUMN d int,"),
+        ("rejected", Pg, "ALTER TABLE victim ADD COLUMN e text DEFAULT 'V0'\nALTER TABLE victim DROP COLUMN f"),
+        ("rejected", Pg, "ALTER TABLE victim ADD COLUMN g int UNSIGNED"),
+        ("rejected", Pg, "CREATE TABLE t2 (id integer PRIMARY KEY AUTOINCREMENT)"),
+        ("rejected", Pg, "ALTER TABLE `victim` ADD COLUMN h int"),
+        ("rejected", Pg, "ALTER TABLE victim DROP COLUMN a garbage"),
+        ("rejected", Pg, "ALTER TABLE victim ADD COLUMN c int,, ADD COLUMN d int"),
+        ("rejected", My, "ALTER TABLE victim ADD COLUMN c int DEFAULT 0 garbage"),
+        ("rejected", My, "ALTER TABLE victim ADD COLUMN d int,"),
+        ("rejected", My, "ALTER TABLE victim ADD COLUMN e varchar(9) DEFAULT 'V0'\nALTER TABLE victim DROP COLUMN f"),
+        ("rejected", My, "CREATE TABLE t2 (id integer PRIMARY KEY AUTOINCREMENT)"),
+        ("rejected", My, "ALTER TABLE victim ADD COLUMN c int NOT NULL DEFAULT 0 AFTER id garbage"),
+        ("rejected", My, "ALTER TABLE victim MODIFY c int::bigint"),
+    ];
+    let mut failures = Vec::new();
+    for (class, engine, sql) in cases {
+        for (i, (risk, rules)) in stmt_risks(engine, sql).into_iter().enumerate() {
+            if risk != High {
+                failures.push(format!("{class} {engine:?} `{}` statement {i}: {risk} {rules:?}", sql.replace('\n', " ")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} below high:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Issue #15 class 6: facts the plan already has.
+#[test]
+fn plan_facts_carry_to_later_statements() {
+    // A table created and then filled by INSERT … SELECT is no longer empty.
+    for (engine, sql) in [
+        (
+            Pg,
+            "CREATE TABLE filled (id int);\nINSERT INTO filled SELECT n FROM big;\nCREATE INDEX fi ON filled (id);\n",
+        ),
+        (
+            Pg,
+            "CREATE TABLE filled AS SELECT n AS id FROM big;\nALTER TABLE filled ALTER COLUMN id SET NOT NULL;\n",
+        ),
+        (
+            My,
+            "CREATE TABLE filled (id int);\nINSERT INTO filled SELECT n FROM big;\nALTER TABLE filled ADD FULLTEXT INDEX ft (id);\n",
+        ),
+        (
+            My,
+            "CREATE TABLE filled (id int);\nINSERT INTO filled (id) SELECT n FROM big;\nALTER TABLE filled MODIFY id BIGINT;\n",
+        ),
+    ] {
+        let risks = stmt_risks(engine, sql);
+        let (risk, rules) = risks.last().unwrap();
+        assert_eq!(*risk, High, "{sql}: {rules:?}");
+        assert!(
+            rules.iter().any(|r| r == "table-size-unknown"),
+            "{sql}: {rules:?}"
+        );
+    }
+    // Still empty without the fill.
+    let risks = stmt_risks(
+        Pg,
+        "CREATE TABLE fresh (id int);\nINSERT INTO fresh VALUES (1);\nCREATE INDEX fi ON fresh (id);\n",
+    );
+    assert_eq!(risks[2].0, Low, "{risks:?}");
+    // A domain with CHECK, created or constrained earlier, makes ADD COLUMN a rewrite.
+    for sql in [
+        "CREATE DOMAIN posint AS int CHECK (VALUE > 0);\nALTER TABLE big ADD COLUMN p posint;\n",
+        "CREATE DOMAIN posint AS int;\nALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0);\nALTER TABLE big ADD COLUMN p posint;\n",
+    ] {
+        let risks = stmt_risks(Pg, sql);
+        let (risk, rules) = risks.last().unwrap();
+        assert_eq!(*risk, High, "{sql}: {rules:?}");
+        assert!(
+            rules.iter().any(|r| r == "add-column-domain-check"),
+            "{sql}: {rules:?}"
+        );
+    }
+    let risks = stmt_risks(
+        Pg,
+        "CREATE DOMAIN label AS text;\nALTER TABLE big ADD COLUMN l label;\n",
+    );
+    assert_eq!(risks[1].0, Low, "{risks:?}");
+    // ALTER CONSTRAINT … DEFERRABLE is catalog-only.
+    for sql in [
+        "ALTER TABLE big ALTER CONSTRAINT fk DEFERRABLE INITIALLY DEFERRED",
+        "ALTER TABLE big ALTER CONSTRAINT fk NOT DEFERRABLE",
+    ] {
+        let risks = stmt_risks(Pg, sql);
+        assert_eq!(risks[0].0, Low, "{sql}: {risks:?}");
+    }
+}
+
+/// Bounded DML and read-only statements stay below high (the fixes must not
+/// raise everything).
+#[test]
+fn bounded_and_read_only_statements_stay_below_high() {
+    for (engine, sql) in [
+        (Pg, "DELETE FROM small WHERE id = 1 OR false"),
+        (Pg, "UPDATE small SET n = 1 WHERE n IS NULL"),
+        (Pg, "WITH x AS (SELECT 1) SELECT * FROM x"),
+        (Pg, "EXPLAIN DELETE FROM small"),
+        (
+            Pg,
+            "CREATE RULE r AS ON SELECT TO small DO INSTEAD SELECT * FROM big",
+        ),
+        (My, "DELETE FROM small WHERE id < 10 ORDER BY id LIMIT 5"),
+        (My, "/*!40101 SET NAMES utf8mb4 */"),
+        (My, "/*M!100100 SET NAMES utf8mb4 */"),
+    ] {
+        for (risk, rules) in stmt_risks(engine, sql) {
+            assert_ne!(risk, High, "{sql}: {rules:?}");
+        }
+    }
 }

@@ -321,15 +321,24 @@ pub fn render(plan: &Plan, rules: &RuleSet, format: Format) -> String {
 /// `cutover plan`: returns the exit code (0, or 1 when --fail-on is met).
 pub fn run(args: &PlanArgs) -> Result<i32, InputError> {
     let (plan, rules) = build(&args.opts)?;
-    if args.format == Format::Json {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let written = if args.format == Format::Json {
         // Streamed: a large plan is never held twice in memory.
-        use std::io::Write;
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
-        serde_json::to_writer_pretty(&mut w, &plan).map_err(input)?;
-        writeln!(w).and_then(|_| w.flush()).map_err(input)?;
+        serde_json::to_writer_pretty(&mut w, &plan)
+            .map_err(std::io::Error::from)
+            .and_then(|_| writeln!(w))
     } else {
-        println!("{}", render(&plan, &rules, args.format).trim_end());
+        writeln!(w, "{}", render(&plan, &rules, args.format).trim_end())
+    }
+    .and_then(|_| w.flush());
+    match written {
+        // `cutover plan … | head`: the reader has what it wanted; stop quietly, as
+        // Unix tools do.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(input(e)),
+        Ok(()) => {}
     }
     if let Some(h) = &plan.history
         && !h.changed_after_apply.is_empty()

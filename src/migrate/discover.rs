@@ -3,9 +3,10 @@
 use super::naming::{NameInfo, classify_name, compare_versions, natural_cmp};
 use super::{
     MigrateError, Migration, SourceFormat, TxWrap, alembic, directives, liquibase, sha256_hex,
+    updown,
 };
 use crate::model::Engine;
-use crate::sql::split::split;
+use crate::sql::split::split_checked;
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
@@ -97,6 +98,17 @@ fn load_file(
     out: &mut Vec<Migration>,
 ) -> Result<(), MigrateError> {
     let shown = path.display().to_string();
+    // Opening a FIFO or a terminal would wait forever for a writer.
+    let meta = std::fs::metadata(path).map_err(|source| MigrateError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(MigrateError::Other {
+            path: shown,
+            message: "not a regular file (a FIFO, socket or device): migrations are read from regular files only".into(),
+        });
+    }
     let bytes = std::fs::read(path).map_err(|source| MigrateError::Io {
         path: shown.clone(),
         source,
@@ -109,15 +121,23 @@ fn load_file(
             message: "file is not valid UTF-8".into(),
         }
     })?;
-    let format = opts
-        .format
-        .unwrap_or(if liquibase::is_formatted_sql(&text) {
-            SourceFormat::Liquibase
-        } else if alembic::is_offline_sql(&text) {
-            SourceFormat::Alembic
-        } else {
-            info.format
-        });
+    // A file with goose/dbmate up/down annotations is never meant to run its down
+    // half, whatever format was forced for the other files.
+    let format = match (opts.format, updown::detect(&text)) {
+        (Some(f @ (SourceFormat::Liquibase | SourceFormat::Alembic)), _) => f,
+        (_, Some(updown::Tool::Goose)) => SourceFormat::Goose,
+        (_, Some(updown::Tool::Dbmate)) => SourceFormat::Dbmate,
+        (Some(f), None) => f,
+        (None, None) => {
+            if liquibase::is_formatted_sql(&text) {
+                SourceFormat::Liquibase
+            } else if alembic::is_offline_sql(&text) {
+                SourceFormat::Alembic
+            } else {
+                info.format
+            }
+        }
+    };
     let file_directives = directives::parse(&text, &shown, 1)?;
     let engine = opts
         .engine
@@ -130,7 +150,8 @@ fn load_file(
                 first_line: usize,
                 tx: TxWrap,
                 delim: &str,
-                split_statements: bool|
+                split_statements: bool,
+                given: Option<Vec<crate::sql::split::RawStatement>>|
      -> Result<Migration, MigrateError> {
         let d = directives::parse(body, &shown, first_line)?;
         let tx = match d.transaction.as_deref() {
@@ -138,8 +159,14 @@ fn load_file(
             Some("whole") => TxWrap::Whole,
             _ => tx,
         };
-        let statements = if split_statements {
-            split(body, engine, first_line, delim)
+        let statements = if let Some(given) = given {
+            given
+        } else if split_statements {
+            split_checked(body, engine, first_line, delim).map_err(|e| MigrateError::Syntax {
+                path: shown.clone(),
+                line: e.line,
+                message: e.message,
+            })?
         } else {
             let lead = body.len() - body.trim_start().len();
             let first = first_line + body[..lead].matches('\n').count();
@@ -184,6 +211,7 @@ fn load_file(
                     tx,
                     &delim,
                     cs.split_statements,
+                    None,
                 )?;
                 m.text = cs.text;
                 out.push(m);
@@ -200,10 +228,37 @@ fn load_file(
                     TxWrap::AsWritten,
                     ";",
                     true,
+                    None,
                 )?;
                 m.text = r.text;
                 out.push(m);
             }
+        }
+        SourceFormat::Goose | SourceFormat::Dbmate => {
+            let tool = if format == SourceFormat::Goose {
+                updown::Tool::Goose
+            } else {
+                updown::Tool::Dbmate
+            };
+            let up = updown::up(&text, tool, engine, &shown)?;
+            // Both tools wrap a migration in one transaction unless told not to.
+            let tx = if up.no_transaction {
+                TxWrap::AsWritten
+            } else {
+                TxWrap::Whole
+            };
+            let mut m = make(
+                info.version,
+                info.description,
+                &text,
+                1,
+                tx,
+                ";",
+                true,
+                Some(up.statements),
+            )?;
+            m.text = text;
+            out.push(m);
         }
         _ => {
             let tx = match format {
@@ -212,7 +267,16 @@ fn load_file(
                 _ => TxWrap::AsWritten,
             };
             // The checksum covers the whole file's bytes, as Flyway and friends see them.
-            let mut m = make(info.version, info.description, &text, 1, tx, ";", true)?;
+            let mut m = make(
+                info.version,
+                info.description,
+                &text,
+                1,
+                tx,
+                ";",
+                true,
+                None,
+            )?;
             m.text = text;
             out.push(m);
         }
@@ -265,12 +329,13 @@ fn sniff_engine(path: &Path, text: &str) -> Engine {
 }
 
 fn check_duplicates(ms: &[Migration]) -> Result<(), MigrateError> {
-    let mut seen: std::collections::HashMap<&str, &Migration> = std::collections::HashMap::new();
+    let mut seen: std::collections::HashMap<String, &Migration> = std::collections::HashMap::new();
     for m in ms {
-        if m.format != SourceFormat::Flyway {
+        if m.format != SourceFormat::Flyway || m.repeatable {
             continue;
         }
-        if let Some(prev) = seen.insert(m.version.as_str(), m) {
+        // Flyway compares versions numerically: V1, V1.0 and V01 are one version.
+        if let Some(prev) = seen.insert(super::naming::canonical_version(&m.version), m) {
             return Err(MigrateError::Other {
                 path: m.path.display().to_string(),
                 message: format!(

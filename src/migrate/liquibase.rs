@@ -76,9 +76,22 @@ pub fn changesets(text: &str, path: &str) -> Result<Vec<Changeset>, MigrateError
                             err(format!("runInTransaction must be true or false, not '{v}'"))
                         })?
                     }
-                    "enddelimiter" => cs.end_delimiter = Some(unescape_delimiter(v)),
+                    "enddelimiter" => {
+                        let d = unescape_delimiter(v);
+                        // An empty delimiter would match everywhere and end nothing.
+                        if d.trim().is_empty() {
+                            return Err(err("endDelimiter needs a value (for example endDelimiter:/ or endDelimiter:\\nGO)".into()));
+                        }
+                        cs.end_delimiter = Some(d);
+                    }
                     _ => {}
                 }
+            }
+            if let Some(prev) = out.iter().find(|p| p.author == cs.author && p.id == cs.id) {
+                return Err(err(format!(
+                    "changeset {author}:{id} is already defined at line {}: changeset ids must be unique",
+                    prev.first_line - 1
+                )));
             }
             out.push(cs);
         } else if let Some(cs) = out.last_mut() {
@@ -133,5 +146,45 @@ mod tests {
     fn bad_changeset_header_names_line() {
         let e = changesets("--liquibase formatted sql\n--changeset nobody\n", "x.sql").unwrap_err();
         assert!(e.to_string().starts_with("x.sql:2:"), "{e}");
+    }
+
+    #[test]
+    fn empty_end_delimiter_and_duplicate_ids_are_errors() {
+        for (text, line, what) in [
+            (
+                "--liquibase formatted sql\n--changeset a:1 endDelimiter:\nSELECT 1;\n",
+                2,
+                "endDelimiter",
+            ),
+            (
+                "--liquibase formatted sql\n--changeset a:1 endDelimiter: \nSELECT 1;\n",
+                2,
+                "endDelimiter",
+            ),
+            (
+                "--liquibase formatted sql\n--changeset a:1\nSELECT 1;\n--changeset a:1\nSELECT 2;\n",
+                4,
+                "line 2",
+            ),
+            (
+                "--liquibase formatted sql\n--changeset a:x\n--changeset b:y\n--changeset a:x\n",
+                4,
+                "a:x",
+            ),
+        ] {
+            let e = changesets(text, "c.sql").unwrap_err().to_string();
+            assert!(e.starts_with(&format!("c.sql:{line}:")), "{e}");
+            assert!(e.contains(what), "{e}");
+        }
+        // Same id, different author: distinct changesets.
+        assert_eq!(
+            changesets(
+                "--liquibase formatted sql\n--changeset a:1\n--changeset b:1\n",
+                "c.sql"
+            )
+            .unwrap()
+            .len(),
+            2
+        );
     }
 }

@@ -10,6 +10,7 @@ mod directives;
 mod discover;
 mod liquibase;
 mod naming;
+mod updown;
 
 pub use directives::{BackfillDirective, Directives};
 pub use discover::{LoadOptions, load_paths};
@@ -29,6 +30,10 @@ pub enum SourceFormat {
     Diesel,
     Liquibase,
     Alembic,
+    /// goose: `-- +goose Up` / `-- +goose Down` in one file.
+    Goose,
+    /// dbmate: `-- migrate:up` / `-- migrate:down` in one file.
+    Dbmate,
     Plain,
 }
 
@@ -40,6 +45,8 @@ impl SourceFormat {
             SourceFormat::Diesel => "diesel",
             SourceFormat::Liquibase => "liquibase",
             SourceFormat::Alembic => "alembic",
+            SourceFormat::Goose => "goose",
+            SourceFormat::Dbmate => "dbmate",
             SourceFormat::Plain => "plain",
         }
     }
@@ -54,10 +61,12 @@ impl std::str::FromStr for SourceFormat {
             "diesel" => SourceFormat::Diesel,
             "liquibase" => SourceFormat::Liquibase,
             "alembic" => SourceFormat::Alembic,
+            "goose" => SourceFormat::Goose,
+            "dbmate" => SourceFormat::Dbmate,
             "plain" | "sql" => SourceFormat::Plain,
             other => {
                 return Err(format!(
-                    "unknown format '{other}' (expected flyway, golang-migrate, diesel, liquibase, alembic or plain)"
+                    "unknown format '{other}' (expected flyway, golang-migrate, diesel, liquibase, alembic, goose, dbmate or plain)"
                 ));
             }
         })

@@ -113,8 +113,23 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     let pa: Vec<&str> = a.split(['.', '_', '-']).collect();
     let pb: Vec<&str> = b.split(['.', '_', '-']).collect();
     for i in 0..pa.len().max(pb.len()) {
-        let x = pa.get(i).copied().unwrap_or("");
-        let y = pb.get(i).copied().unwrap_or("");
+        // A missing part counts as 0 against a number (`1` = `1.0`).
+        let x = pa
+            .get(i)
+            .copied()
+            .unwrap_or(if pb.get(i).is_some_and(|y| is_num(y)) {
+                "0"
+            } else {
+                ""
+            });
+        let y = pb
+            .get(i)
+            .copied()
+            .unwrap_or(if pa.get(i).is_some_and(|x| is_num(x)) {
+                "0"
+            } else {
+                ""
+            });
         let ord = match (is_num(x), is_num(y)) {
             (true, true) => {
                 let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
@@ -127,6 +142,26 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
         }
     }
     Ordering::Equal
+}
+
+/// A version as Flyway compares it: numeric parts without leading zeros, trailing
+/// zero parts dropped (`01.0` → `1`).
+pub fn canonical_version(v: &str) -> String {
+    let mut parts: Vec<String> = v
+        .split(['.', '_'])
+        .map(|p| {
+            if is_num(p) {
+                let t = p.trim_start_matches('0');
+                if t.is_empty() { "0" } else { t }.to_string()
+            } else {
+                p.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    while parts.len() > 1 && parts.last().is_some_and(|p| p == "0") {
+        parts.pop();
+    }
+    parts.join(".")
 }
 
 fn is_num(s: &str) -> bool {
@@ -167,6 +202,21 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn flyway_versions_are_equal_numerically() {
+        for (a, b) in [
+            ("1", "1.0"),
+            ("1", "01"),
+            ("1.2", "1.2.0"),
+            ("01.02", "1.2"),
+        ] {
+            assert_eq!(canonical_version(a), canonical_version(b), "{a} {b}");
+            assert_eq!(compare_versions(a, b), Ordering::Equal, "{a} {b}");
+        }
+        assert_ne!(canonical_version("1.1"), canonical_version("1.10"));
+        assert_ne!(canonical_version("10"), canonical_version("1"));
+    }
 
     #[test]
     fn flyway_versions_compare_numerically() {

@@ -203,9 +203,10 @@ fn action(
             );
             (ShareRowExclusive, Some(WorkKind::Meta))
         }
-        Action::RowLevelSecurity | Action::Owner | Action::RenameIndex => {
-            (AccessExclusive, Some(WorkKind::Meta))
-        }
+        Action::RowLevelSecurity
+        | Action::Owner
+        | Action::RenameIndex
+        | Action::AlterConstraint { .. } => (AccessExclusive, Some(WorkKind::Meta)),
         Action::AttachPartition { partition } => {
             let large = ev.large(partition);
             ev.add(
@@ -291,6 +292,22 @@ fn add_column(ev: &mut Eval, t: &str, spec: &ColumnSpec) -> (PgLock, Option<Work
                 ("column", c),
                 ("detail", &format!("{f}()")),
                 ("alt_sql", &alt),
+            ],
+        );
+        work = WorkKind::Rewrite;
+    } else if ev
+        .checked_domains
+        .contains(&spec.data_type.to_ascii_lowercase())
+    {
+        // A domain with constraints makes PostgreSQL check every row: a rewrite.
+        let large = ev.large(t);
+        ev.add(
+            "add-column-domain-check",
+            large,
+            &[
+                ("table", t),
+                ("column", c),
+                ("detail", &spec.data_type.to_ascii_lowercase()),
             ],
         );
         work = WorkKind::Rewrite;

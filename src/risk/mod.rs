@@ -18,7 +18,7 @@ use crate::migrate::{Migration, TxWrap};
 use crate::model::*;
 use crate::sql::analyze::analyze;
 use crate::sql::ops::{Analysis, Op};
-use crate::sql::redact::redact;
+use crate::sql::redact::{redact_with_secrets, scrub};
 pub use locks::PgLock;
 pub use rules::RuleSet;
 use std::collections::{HashMap, HashSet};
@@ -63,6 +63,8 @@ pub struct Eval<'a> {
     pub size_reported: HashSet<String>,
     /// Index key columns created earlier in the plan, per table as written.
     pub plan_indexes: &'a HashMap<String, Vec<Vec<String>>>,
+    /// Domains with a CHECK constraint created (or constrained) earlier in the plan.
+    pub checked_domains: &'a HashSet<String>,
 }
 
 impl<'a> Eval<'a> {
@@ -72,6 +74,7 @@ impl<'a> Eval<'a> {
         sql: &'a str,
         created: &'a HashSet<String>,
         plan_indexes: &'a HashMap<String, Vec<Vec<String>>>,
+        checked_domains: &'a HashSet<String>,
     ) -> Self {
         Eval {
             ctx,
@@ -93,6 +96,7 @@ impl<'a> Eval<'a> {
             work: Vec::new(),
             size_reported: HashSet::new(),
             plan_indexes,
+            checked_domains,
         }
     }
 
@@ -211,9 +215,15 @@ impl<'a> Eval<'a> {
 pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
     let mut created: HashSet<String> = HashSet::new();
     let mut plan_indexes: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+    let mut domains: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     for m in migrations {
-        out.push(classify_migration(m, ctx, &mut created, &mut plan_indexes));
+        let mut state = PlanState {
+            created: &mut created,
+            plan_indexes: &mut plan_indexes,
+            checked_domains: &mut domains,
+        };
+        out.push(classify_migration(m, ctx, &mut state));
     }
     let risk = out.iter().map(|m| m.risk).max().unwrap_or(Risk::Low);
     let version = if migrations.iter().all(|m| m.engine == Engine::Mysql) && !migrations.is_empty()
@@ -248,12 +258,15 @@ pub fn plan_digest(migrations: &[Migration], rules_digest: &str) -> String {
     hex::encode(h.finalize())
 }
 
-fn classify_migration(
-    m: &Migration,
-    ctx: &Context,
-    created: &mut HashSet<String>,
-    plan_indexes: &mut HashMap<String, Vec<Vec<String>>>,
-) -> MigrationVerdict {
+/// What earlier statements of the plan established, for the later ones.
+struct PlanState<'s> {
+    /// Tables created in the plan and still empty (nobody uses them yet).
+    created: &'s mut HashSet<String>,
+    plan_indexes: &'s mut HashMap<String, Vec<Vec<String>>>,
+    checked_domains: &'s mut HashSet<String>,
+}
+
+fn classify_migration(m: &Migration, ctx: &Context, st: &mut PlanState) -> MigrationVerdict {
     let mut statements = Vec::new();
     let mut analyses: Vec<Analysis> = Vec::new();
     let mut facts: Vec<txn::StmtFacts> = Vec::new();
@@ -264,7 +277,14 @@ fn classify_migration(
         if let Op::SetUserVar { name, embedded } = &analysis.op {
             vars.insert(name.to_ascii_lowercase(), embedded.clone());
         }
-        let mut ev = Eval::new(ctx, m.engine, &raw.sql, created, plan_indexes);
+        let mut ev = Eval::new(
+            ctx,
+            m.engine,
+            &raw.sql,
+            st.created,
+            st.plan_indexes,
+            st.checked_domains,
+        );
         evaluate(&mut ev, &analysis, &vars);
         triggers_on_target(&mut ev, m, &analysis.op);
         lock_queue(&mut ev);
@@ -292,23 +312,25 @@ fn classify_migration(
             work: ev.work.clone(),
             existing_table,
         });
+        // Secrets leave neither in the statement nor in text derived from it.
+        let (sql, secrets) = redact_with_secrets(&raw.sql);
+        if !secrets.is_empty() {
+            for f in &mut ev.findings {
+                f.reason = scrub(&f.reason, &secrets);
+                f.safe_alternative = f.safe_alternative.as_ref().map(|a| scrub(a, &secrets));
+            }
+        }
         statements.push(StatementVerdict {
             index,
             line: raw.line,
-            sql: redact(&raw.sql),
+            sql,
             risk,
             lock: ev.lock,
             rewrites_table: ev.rewrites,
             estimate: est,
             findings: ev.findings,
         });
-        // The table exists for the statements after this one.
-        if let Op::CreateTable { table, .. } = &analysis.op {
-            created.insert(table.clone());
-        }
-        for (table, cols) in index_keys(&analysis.op) {
-            plan_indexes.entry(table).or_default().push(cols);
-        }
+        remember(st, &analysis.op);
         analyses.push(analysis);
     }
     let findings = txn::check(m, &analyses, &statements, &facts, ctx);
@@ -329,6 +351,37 @@ fn classify_migration(
         risk,
         findings,
         statements,
+    }
+}
+
+/// Records what a statement establishes for the statements after it.
+fn remember(st: &mut PlanState, op: &Op) {
+    match op {
+        // A new, empty table: nobody uses it yet. One created from a query is
+        // filled: its size is unknown, like any existing table's.
+        Op::CreateTable {
+            table, as_select, ..
+        } => {
+            if *as_select {
+                st.created.remove(table);
+            } else {
+                st.created.insert(table.clone());
+            }
+        }
+        // INSERT … SELECT fills it with an unknown number of rows.
+        Op::Insert {
+            table,
+            from_select: true,
+        } => {
+            st.created.remove(table);
+        }
+        Op::CreateDomain { name, check: true } | Op::AlterDomainAddConstraint { name } => {
+            st.checked_domains.insert(name.to_ascii_lowercase());
+        }
+        _ => {}
+    }
+    for (table, cols) in index_keys(op) {
+        st.plan_indexes.entry(table).or_default().push(cols);
     }
 }
 

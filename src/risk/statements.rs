@@ -327,7 +327,37 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
         }
         Op::AlterTypeRenameValue { name } => ev.add("pg-enum-rename", false, &[("name", name)]),
         Op::RenameSchema { name } => ev.add("rename-schema", false, &[("name", name)]),
-        Op::AlterDomainAddConstraint => {
+        Op::CreateRule {
+            table,
+            event,
+            instead,
+        } => {
+            // ON SELECT … DO INSTEAD is how views are built; on writes it replaces them.
+            if *instead && !event.eq_ignore_ascii_case("SELECT") {
+                ev.add(
+                    "create-rule-instead",
+                    true,
+                    &[("table", table), ("detail", event)],
+                );
+            }
+            ev.take_lock(
+                table,
+                PgLock::AccessExclusive.name(),
+                Blocks::ReadsAndWrites,
+            );
+            ev.work(WorkKind::Meta, true);
+        }
+        Op::DropOwned { roles } => {
+            let n = roles.join(", ");
+            ev.add("drop-owned", true, &[("name", &n)]);
+            ev.take_lock(
+                &format!("(objects owned by {n})"),
+                PgLock::AccessExclusive.name(),
+                Blocks::ReadsAndWrites,
+            );
+            ev.work(WorkKind::Meta, true);
+        }
+        Op::AlterDomainAddConstraint { .. } => {
             ev.add(
                 "add-column-constrained-domain",
                 true,

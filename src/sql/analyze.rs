@@ -15,8 +15,35 @@ use sqlparser::ast::{
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
+/// Statements longer than this are not parsed: the parser's memory grows by a few
+/// hundred bytes per input byte, and a migration statement this long is generated
+/// data, not reviewable DDL. They are unanalyzable (high), never a memory spike.
+pub const MAX_PARSED_STATEMENT_BYTES: usize = 128 * 1024;
+
 /// Analyzes one statement (without its terminator).
 pub fn analyze(sql: &str, engine: Engine) -> Analysis {
+    if sql.len() > MAX_PARSED_STATEMENT_BYTES {
+        return unanalyzable(format!(
+            "statement of {} KiB is too large to analyze (limit {} KiB)",
+            sql.len() / 1024,
+            MAX_PARSED_STATEMENT_BYTES / 1024
+        ));
+    }
+    // MySQL `/*!NNNNN … */` and MariaDB `/*M!NNNNNN … */` run: analyze what they hold.
+    let unwrapped;
+    let sql = match engine {
+        Engine::Mysql => match unwrap_executable_comments(sql) {
+            Some(s) => {
+                unwrapped = s;
+                unwrapped.as_str()
+            }
+            None => sql,
+        },
+        Engine::Postgres => sql,
+    };
+    if let Some(what) = foreign_syntax(sql, engine) {
+        return unanalyzable(format!("{what} is not {engine} syntax"));
+    }
     if let Some(op) = fallback::pre_parse(sql, engine) {
         return Analysis {
             op,
@@ -51,13 +78,125 @@ pub fn analyze(sql: &str, engine: Engine) -> Analysis {
             parsed_by: ParsedBy::Sqlparser,
             parse_error: None,
         },
-        Ok(_) => fallback_or_unanalyzable(
-            sql,
-            engine,
-            "several statements where one was expected".into(),
-        ),
+        // The splitter saw one statement where the engine sees several (inside an
+        // executable comment, say): reading only the first would hide the others.
+        Ok(_) => unanalyzable("several statements where one was expected".into()),
         Err(e) => fallback_or_unanalyzable(sql, engine, e.to_string()),
     }
+}
+
+fn unanalyzable(message: String) -> Analysis {
+    Analysis {
+        op: Op::Unanalyzable {
+            message: message.clone(),
+        },
+        parsed_by: ParsedBy::Fallback,
+        parse_error: Some(message),
+    }
+}
+
+/// Replaces MySQL/MariaDB executable comments by their content (the version number
+/// dropped); `None` when there is none. Quotes are respected.
+pub fn unwrap_executable_comments(sql: &str) -> Option<String> {
+    let b = sql.as_bytes();
+    if !sql.contains("/*!") && !sql.contains("/*M!") {
+        return None;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let mut copied = 0;
+    let mut found = false;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' && q != b'`' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let open = if b.get(i + 2) == Some(&b'!') {
+                    3
+                } else if b.get(i + 2) == Some(&b'M') && b.get(i + 3) == Some(&b'!') {
+                    4
+                } else {
+                    0
+                };
+                let close = sql[i + 2..].find("*/").map(|p| p + i + 2);
+                let Some(close) = close else { break };
+                if open > 0 {
+                    found = true;
+                    out.push_str(&sql[copied..i]);
+                    let mut j = i + open;
+                    while j < close && b[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                    out.push(' ');
+                    out.push_str(&sql[j..close]);
+                    out.push(' ');
+                    copied = close + 2;
+                }
+                i = close + 2;
+            }
+            _ => i += 1,
+        }
+    }
+    if !found {
+        return None;
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    Some(out)
+}
+
+/// Other dialects' syntax that sqlparser accepts but the engine rejects (MySQL
+/// `UNSIGNED` or backticks on PostgreSQL, SQLite `AUTOINCREMENT`).
+fn foreign_syntax(sql: &str, engine: Engine) -> Option<&'static str> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let lower = sql.to_ascii_lowercase();
+    let words: &[&'static str] = match engine {
+        Engine::Postgres => &["unsigned", "zerofill", "auto_increment", "autoincrement"],
+        Engine::Mysql => &["autoincrement"],
+    };
+    let backtick = engine == Engine::Postgres && lower.contains('`');
+    let cast = engine == Engine::Mysql && lower.contains("::");
+    if !backtick && !cast && !words.iter().any(|w| lower.contains(w)) {
+        return None;
+    }
+    // Confirm on tokens: inside a string or quoted identifier they are fine.
+    let toks = match engine {
+        Engine::Postgres => Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize(),
+        Engine::Mysql => Tokenizer::new(&MySqlDialect {}, sql).tokenize(),
+    };
+    let Ok(toks) = toks else {
+        return backtick.then_some("a backtick-quoted identifier");
+    };
+    for t in &toks {
+        match t {
+            Token::Word(w) if w.quote_style.is_none() => {
+                let v = w.value.to_ascii_lowercase();
+                if let Some(found) = words.iter().find(|k| **k == v) {
+                    return Some(match *found {
+                        "unsigned" => "UNSIGNED (MySQL)",
+                        "zerofill" => "ZEROFILL (MySQL)",
+                        "auto_increment" => "AUTO_INCREMENT (MySQL)",
+                        _ => "AUTOINCREMENT (SQLite)",
+                    });
+                }
+            }
+            Token::Word(w) if w.quote_style == Some('`') && engine == Engine::Postgres => {
+                return Some("a backtick-quoted identifier (MySQL)");
+            }
+            Token::Char('`') if engine == Engine::Postgres => {
+                return Some("a backtick-quoted identifier (MySQL)");
+            }
+            Token::DoubleColon if engine == Engine::Mysql => {
+                return Some("a :: cast (PostgreSQL)");
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn fallback_or_unanalyzable(sql: &str, engine: Engine, message: String) -> Analysis {
@@ -201,9 +340,11 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
                 .map(|r| (norm_name(&r.old_name, e), norm_name(&r.new_name, e)))
                 .collect(),
         },
+        // ORDER BY/LIMIT bound how many rows, not which: without a WHERE that
+        // restricts something, the statement may touch any row.
         Statement::Update(u) => Op::Update {
             table: table_factor_name(&u.table.relation, e),
-            has_where: u.selection.is_some() || u.limit.is_some(),
+            has_where: u.selection.as_ref().is_some_and(|w| !bounds_nothing(w)),
         },
         Statement::Delete(d) => {
             let table = d
@@ -218,8 +359,15 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
                 .unwrap_or_default();
             Op::Delete {
                 table,
-                has_where: d.selection.is_some() || d.limit.is_some(),
+                has_where: d.selection.as_ref().is_some_and(|w| !bounds_nothing(w)),
             }
+        }
+        Statement::Insert(i) if i.source.as_ref().is_some_and(|q| has_hidden_dml(q)) => {
+            let mut dml = Vec::new();
+            if let Some(q) = &i.source {
+                query_dml(q, &mut dml);
+            }
+            worst_of(dml.into_iter().map(|s| map_statement(s, e)))
         }
         Statement::Insert(i) => Op::Insert {
             table: match &i.table {
@@ -231,7 +379,39 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
                 .as_ref()
                 .is_some_and(|q| !matches!(*q.body, ast::SetExpr::Values(_))),
         },
-        Statement::Query(_) => Op::Select,
+        Statement::Query(q) => {
+            // Data-modifying CTEs (`WITH d AS (DELETE …) SELECT …`) and `WITH … UPDATE`.
+            let mut dml = Vec::new();
+            query_dml(q, &mut dml);
+            if dml.is_empty() {
+                Op::Select
+            } else {
+                worst_of(dml.into_iter().map(|s| map_statement(s, e)))
+            }
+        }
+        Statement::Explain {
+            analyze,
+            statement,
+            options,
+            ..
+        } => {
+            // EXPLAIN ANALYZE executes the statement.
+            let runs = *analyze
+                || options.iter().flatten().any(|o| {
+                    o.name.value.eq_ignore_ascii_case("analyze")
+                        && !o.arg.as_ref().is_some_and(|a| {
+                            matches!(
+                                a.to_string().to_ascii_lowercase().as_str(),
+                                "false" | "off" | "0"
+                            )
+                        })
+                });
+            if runs {
+                map_statement(statement, e)
+            } else {
+                Op::Benign("explain".into())
+            }
+        }
         Statement::Set(set) => map_set(set, e),
         Statement::StartTransaction { .. } => Op::Begin,
         Statement::Commit { .. } => Op::Commit,
@@ -268,6 +448,7 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
             },
         },
         Statement::CreateDomain(d) => Op::CreateDomain {
+            name: norm_name(&d.name, e),
             check: d.to_string().to_ascii_uppercase().contains("CHECK"),
         },
         Statement::Prepare { statement, .. } => Op::Prepare {
@@ -342,7 +523,12 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
         | Statement::ShowTables { .. } => Op::Benign("show".into()),
         Statement::Flush { .. } => Op::Benign("flush".into()),
         Statement::Declare { .. } => Op::Benign("declare".into()),
-        Statement::CreateRule(_) | Statement::DropRule(_) => Op::Benign("rule".into()),
+        Statement::CreateRule(r) => Op::CreateRule {
+            table: norm_name(&r.table_name, e),
+            event: r.event.to_string(),
+            instead: matches!(r.do_kind, Some(ast::CreateRuleDoKind::Instead)),
+        },
+        Statement::DropRule(_) => Op::Benign("rule".into()),
         Statement::CreateOperator(_)
         | Statement::CreateOperatorClass(_)
         | Statement::CreateOperatorFamily(_)
@@ -367,6 +553,136 @@ fn map_statement(s: &Statement, e: Engine) -> Op {
             ),
         },
     }
+}
+
+/// Collects the data-modifying statements of a query: its CTEs' and its body's.
+fn query_dml<'a>(q: &'a ast::Query, out: &mut Vec<&'a Statement>) {
+    if let Some(w) = &q.with {
+        for c in &w.cte_tables {
+            query_dml(&c.query, out);
+        }
+    }
+    set_expr_dml(&q.body, out);
+}
+
+fn set_expr_dml<'a>(b: &'a ast::SetExpr, out: &mut Vec<&'a Statement>) {
+    match b {
+        ast::SetExpr::Insert(s)
+        | ast::SetExpr::Update(s)
+        | ast::SetExpr::Delete(s)
+        | ast::SetExpr::Merge(s) => out.push(s),
+        ast::SetExpr::Query(q) => query_dml(q, out),
+        ast::SetExpr::SetOperation { left, right, .. } => {
+            set_expr_dml(left, out);
+            set_expr_dml(right, out);
+        }
+        _ => {}
+    }
+}
+
+fn has_hidden_dml(q: &ast::Query) -> bool {
+    let mut v = Vec::new();
+    query_dml(q, &mut v);
+    !v.is_empty()
+}
+
+/// The riskiest of several operations one statement performs.
+fn worst_of(ops: impl Iterator<Item = Op>) -> Op {
+    let rank = |o: &Op| match o {
+        Op::Unanalyzable { .. } => 4,
+        Op::Update {
+            has_where: false, ..
+        }
+        | Op::Delete {
+            has_where: false, ..
+        } => 3,
+        Op::Update { .. } | Op::Delete { .. } => 2,
+        Op::Insert { .. } => 1,
+        _ => 0,
+    };
+    ops.max_by_key(rank).unwrap_or(Op::Select)
+}
+
+/// True when a WHERE predicate restricts nothing: it folds to a constant true
+/// (`true`, `1=1`, `NOT false`, `x OR true`, MySQL `WHERE 1`, `id = id`).
+pub fn bounds_nothing(e: &Expr) -> bool {
+    const_truth(e) == Some(true)
+}
+
+/// The constant truth value of a predicate, when it has one (NULL counts as false).
+fn const_truth(e: &Expr) -> Option<bool> {
+    use ast::{BinaryOperator as B, UnaryOperator as U, Value as V};
+    match e {
+        Expr::Value(v) => match &v.value {
+            V::Boolean(b) => Some(*b),
+            V::Null => Some(false),
+            V::Number(n, _) => n.parse::<f64>().ok().map(|x| x != 0.0),
+            _ => None,
+        },
+        Expr::Nested(x) => const_truth(x),
+        Expr::UnaryOp { op: U::Not, expr } => const_truth(expr).map(|b| !b),
+        Expr::IsTrue(x) | Expr::IsNotFalse(x) => const_truth(x),
+        Expr::IsFalse(x) | Expr::IsNotTrue(x) => const_truth(x).map(|b| !b),
+        Expr::IsNotNull(x) => literal_number(x).map(|_| true).or_else(|| match &**x {
+            Expr::Value(v) if !matches!(v.value, V::Null) => Some(true),
+            _ => None,
+        }),
+        Expr::BinaryOp { left, op, right } => match op {
+            B::Or => match (const_truth(left), const_truth(right)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            B::And => match (const_truth(left), const_truth(right)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+            B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq => {
+                if let (Some(a), Some(b)) = (literal_number(left), literal_number(right)) {
+                    return Some(match op {
+                        B::Eq => a == b,
+                        B::NotEq => a != b,
+                        B::Lt => a < b,
+                        B::LtEq => a <= b,
+                        B::Gt => a > b,
+                        _ => a >= b,
+                    });
+                }
+                // The same expression on both sides: true for every non-NULL row.
+                let same = left.to_string() == right.to_string() && !has_call(left);
+                match op {
+                    B::Eq | B::LtEq | B::GtEq if same => Some(true),
+                    B::NotEq | B::Lt | B::Gt if same => Some(false),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn literal_number(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse().ok(),
+            ast::Value::SingleQuotedString(s) => s.parse().ok(),
+            ast::Value::Boolean(b) => Some(if *b { 1.0 } else { 0.0 }),
+            _ => None,
+        },
+        Expr::Nested(x) => literal_number(x),
+        Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => literal_number(expr).map(|x| -x),
+        _ => None,
+    }
+}
+
+/// A function call may be volatile (`random() = random()`).
+fn has_call(e: &Expr) -> bool {
+    e.to_string().contains('(')
 }
 
 fn first_words(s: &str, n: usize) -> String {

@@ -89,8 +89,36 @@ pub fn pre_parse(sql: &str, engine: Engine) -> Option<Op> {
             Some(Op::Benign(first.to_ascii_lowercase()))
         }
         (Engine::Postgres, "DO") => Some(do_block(sql, engine)),
+        // MariaDB `ANALYZE [FORMAT=JSON] <statement>` runs the statement.
+        (Engine::Mysql, "ANALYZE") => {
+            let at = dml_keyword_at(sql)?;
+            Some(analyze(&sql[at..], engine).op)
+        }
         _ => None,
     }
+}
+
+/// Byte offset of the first top-level-looking DML keyword (a word, outside quotes
+/// is not checked: callers pass statement heads).
+fn dml_keyword_at(sql: &str) -> Option<usize> {
+    let up = sql.to_ascii_uppercase();
+    let b = up.as_bytes();
+    let mut best: Option<usize> = None;
+    for k in ["SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"] {
+        let mut from = 0;
+        while let Some(p) = up[from..].find(k).map(|p| p + from) {
+            let before = p == 0 || !(b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'_');
+            let after = b
+                .get(p + k.len())
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'));
+            if before && after {
+                best = Some(best.map_or(p, |x: usize| x.min(p)));
+                break;
+            }
+            from = p + k.len();
+        }
+    }
+    best
 }
 
 /// A `DO $$ … $$` block: the DDL/DML statements inside are analyzed; dynamic
@@ -181,6 +209,9 @@ pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
         e: engine,
     };
     let first = c.peek_up().to_string();
+    if merged_statements(&t) {
+        return None;
+    }
     match first.as_str() {
         "CREATE" => c.create(),
         "ALTER" => c.alter(),
@@ -228,7 +259,7 @@ pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
             let table = c.name()?;
             Some(Op::Update {
                 table,
-                has_where: c.contains("WHERE") || c.contains("LIMIT"),
+                has_where: c.where_bounds(),
             })
         }
         "DELETE" => {
@@ -241,10 +272,19 @@ pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
             let table = c.name()?;
             Some(Op::Delete {
                 table,
-                has_where: c.contains("WHERE") || c.contains("LIMIT"),
+                has_where: c.where_bounds(),
             })
         }
-        "SELECT" | "WITH" | "SHOW" | "VALUES" | "EXPLAIN" => Some(Op::Select),
+        // A CTE or EXPLAIN ANALYZE may hide data-modifying statements: only a
+        // read-only one is recognized.
+        "WITH" | "EXPLAIN" | "SELECT" | "VALUES" => (!t.iter().any(|x| {
+            matches!(
+                x.up(),
+                "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "REPLACE" | "CALL" | "DO"
+            )
+        }))
+        .then_some(Op::Select),
+        "SHOW" => Some(Op::Select),
         "SET" => {
             c.bump();
             for k in ["SESSION", "LOCAL", "GLOBAL"] {
@@ -326,6 +366,93 @@ pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
     }
 }
 
+/// True when the tokens hold the start of a second statement at top level: a
+/// missing `;` merged two statements, and reading the first would hide the second.
+/// Routine, trigger and rule bodies legitimately hold statements and are exempt.
+fn merged_statements(t: &[T]) -> bool {
+    let head: Vec<&str> = t.iter().take(8).map(T::up).collect();
+    if head.first() == Some(&"CREATE")
+        && head.iter().any(|w| {
+            matches!(
+                *w,
+                "TRIGGER" | "RULE" | "FUNCTION" | "PROCEDURE" | "EVENT" | "POLICY"
+            )
+        })
+    {
+        return false;
+    }
+    let mut depth = 0i32;
+    for i in 1..t.len() {
+        match t[i].up() {
+            "(" => depth += 1,
+            ")" => depth -= 1,
+            _ => {}
+        }
+        if depth != 0 {
+            continue;
+        }
+        let next = t.get(i + 1).map(T::up).unwrap_or("");
+        let starts = match t[i].up() {
+            "ALTER" => next == "TABLE",
+            "CREATE" => matches!(
+                next,
+                "TABLE" | "INDEX" | "UNIQUE" | "VIEW" | "SEQUENCE" | "TYPE" | "OR" | "SCHEMA"
+            ),
+            "DROP" => matches!(
+                next,
+                "TABLE" | "INDEX" | "VIEW" | "SCHEMA" | "DATABASE" | "SEQUENCE" | "TYPE"
+            ),
+            "INSERT" => next == "INTO",
+            "DELETE" => next == "FROM",
+            "TRUNCATE" => next == "TABLE",
+            "RENAME" => next == "TABLE",
+            "UPDATE" => t.get(i + 2).map(T::up) == Some("SET"),
+            _ => false,
+        };
+        if starts {
+            return true;
+        }
+    }
+    false
+}
+
+/// Parses `text` as one complete expression of the engine's grammar.
+fn parse_expr_whole(text: &str, e: Engine) -> Option<sqlparser::ast::Expr> {
+    use sqlparser::parser::Parser;
+    let dialect: Box<dyn sqlparser::dialect::Dialect> = match e {
+        Engine::Postgres => Box::new(PostgreSqlDialect {}),
+        Engine::Mysql => Box::new(MySqlDialect {}),
+    };
+    let mut p = Parser::new(dialect.as_ref()).try_with_sql(text).ok()?;
+    let expr = p.parse_expr().ok()?;
+    (p.peek_token().token == Token::EOF).then_some(expr)
+}
+
+/// Parses `text` as one complete data type of the engine's grammar.
+fn parse_type_whole(text: &str, e: Engine) -> bool {
+    use sqlparser::parser::Parser;
+    // MySQL type attributes sqlparser does not read (`VARCHAR(9) BINARY`).
+    let mut text = text;
+    if e == Engine::Mysql {
+        while let Some(t) = [
+            "BINARY", "ASCII", "UNICODE", "ZEROFILL", "SIGNED", "UNSIGNED",
+        ]
+        .iter()
+        .find_map(|w| text.strip_suffix(w).filter(|t| t.ends_with(' ')))
+        {
+            text = t.trim_end();
+        }
+    }
+    let dialect: Box<dyn sqlparser::dialect::Dialect> = match e {
+        Engine::Postgres => Box::new(PostgreSqlDialect {}),
+        Engine::Mysql => Box::new(MySqlDialect {}),
+    };
+    let Ok(mut p) = Parser::new(dialect.as_ref()).try_with_sql(text) else {
+        return false;
+    };
+    p.parse_data_type().is_ok() && p.peek_token().token == Token::EOF
+}
+
 struct Cursor<'a> {
     t: &'a [T],
     i: usize,
@@ -402,6 +529,39 @@ impl Cursor<'_> {
             }
         }
         v
+    }
+    /// True when a WHERE clause follows that restricts something. A predicate that
+    /// folds to constant true, or one the grammar does not accept, bounds nothing.
+    fn where_bounds(&self) -> bool {
+        let Some(w) = self.t[self.i..].iter().position(|t| t.up() == "WHERE") else {
+            return false;
+        };
+        let start = self.i + w + 1;
+        let mut end = start;
+        let mut depth = 0;
+        while let Some(t) = self.t.get(end) {
+            match t.up() {
+                "(" => depth += 1,
+                ")" => depth -= 1,
+                "ORDER" | "LIMIT" | "RETURNING" if depth == 0 => break,
+                _ => {}
+            }
+            end += 1;
+        }
+        let text = Cursor {
+            t: &self.t[start..end],
+            i: 0,
+            e: self.e,
+        }
+        .rest_text();
+        parse_expr_whole(&text, self.e).is_some_and(|x| !super::analyze::bounds_nothing(&x))
+    }
+    /// True at the end of the clause, after any of the optional trailing words.
+    fn at_end_after(&mut self, optional: &[&str]) -> bool {
+        while optional.contains(&self.peek_up()) && self.i < self.t.len() {
+            self.bump();
+        }
+        self.i >= self.t.len()
     }
     /// Skips `IF [NOT] EXISTS`; true if it was there.
     fn skip_if_exists(&mut self) -> bool {
@@ -508,13 +668,36 @@ impl Cursor<'_> {
                 })
             }
             "DOMAIN" => Some(Op::CreateDomain {
+                name: self.name().unwrap_or_default(),
                 check: self.contains("CHECK"),
             }),
+            "RULE" => {
+                // CREATE RULE name AS ON event TO table [WHERE …] DO [ALSO|INSTEAD] …
+                self.name()?;
+                if !self.eat_seq(&["AS", "ON"]) {
+                    return None;
+                }
+                let event = self.peek_up().to_string();
+                self.bump();
+                if !self.eat("TO") {
+                    return None;
+                }
+                let table = self.name()?;
+                let instead = self
+                    .t
+                    .windows(2)
+                    .any(|w| w[0].up() == "DO" && w[1].up() == "INSTEAD");
+                Some(Op::CreateRule {
+                    table,
+                    event,
+                    instead,
+                })
+            }
             "VIEW" | "MATERIALIZED" | "FUNCTION" | "PROCEDURE" | "SEQUENCE" | "EXTENSION"
             | "SCHEMA" | "DATABASE" | "TYPE" | "ROLE" | "USER" | "EVENT" | "AGGREGATE"
-            | "OPERATOR" | "CAST" | "COLLATION" | "LANGUAGE" | "POLICY" | "RULE"
-            | "PUBLICATION" | "SUBSCRIPTION" | "SERVER" | "STATISTICS" | "TEXT" | "ACCESS"
-            | "CONVERSION" | "FOREIGN" | "TABLESPACE" | "GROUP" => {
+            | "OPERATOR" | "CAST" | "COLLATION" | "LANGUAGE" | "POLICY" | "PUBLICATION"
+            | "SUBSCRIPTION" | "SERVER" | "STATISTICS" | "TEXT" | "ACCESS" | "CONVERSION"
+            | "FOREIGN" | "TABLESPACE" | "GROUP" => {
                 Some(Op::Benign(format!("create {}", obj.to_ascii_lowercase())))
             }
             _ => None,
@@ -564,6 +747,13 @@ impl Cursor<'_> {
                 Some(Op::DropTrigger { table })
             }
             "" => None,
+            "OWNED" => {
+                if !self.eat("BY") {
+                    return None;
+                }
+                let roles = self.name_list();
+                (!roles.is_empty()).then_some(Op::DropOwned { roles })
+            }
             other => {
                 let kind = other.to_ascii_lowercase();
                 if other == "MATERIALIZED" {
@@ -600,11 +790,12 @@ impl Cursor<'_> {
                 });
             }
             "DOMAIN" => {
+                let name = self.name().unwrap_or_default();
                 return Some(
                     if self.contains("ADD")
                         && (self.contains("CHECK") || self.contains("CONSTRAINT"))
                     {
-                        Op::AlterDomainAddConstraint
+                        Op::AlterDomainAddConstraint { name }
                     } else {
                         Op::Benign("alter domain".into())
                     },
@@ -637,7 +828,16 @@ impl Cursor<'_> {
         let mut actions = Vec::new();
         let mut algorithm = None;
         let mut lock = None;
-        for clause in split_top_level(&self.t[self.i..]) {
+        let clauses = split_top_level(&self.t[self.i..]);
+        if clauses.is_empty() {
+            actions.push(Action::Unknown("ALTER TABLE without an action".into()));
+        }
+        for clause in clauses {
+            if clause.is_empty() {
+                // `ADD c int,` or `,,`: the engine rejects a dangling comma.
+                actions.push(Action::Unknown("an empty clause (dangling comma)".into()));
+                continue;
+            }
             let mut cl = Cursor {
                 t: clause,
                 i: 0,
@@ -698,46 +898,63 @@ impl Cursor<'_> {
                     }
                 }
             }
-            "DROP" => match self.peek_up() {
-                "PRIMARY" => Action::DropPrimaryKey,
-                "FOREIGN" => {
-                    self.bump();
-                    self.eat("KEY");
-                    self.skip_if_exists();
-                    Action::DropForeignKey {
-                        name: self.ident().unwrap_or_default(),
+            "DROP" => {
+                // Every DROP form ends after its name (and CASCADE/RESTRICT):
+                // anything more is text the engine rejects.
+                let action = match self.peek_up() {
+                    "PRIMARY" => {
+                        self.bump();
+                        self.eat("KEY");
+                        Action::DropPrimaryKey
                     }
-                }
-                "INDEX" | "KEY" => {
-                    self.bump();
-                    self.skip_if_exists();
-                    Action::DropIndex {
-                        name: self.ident().unwrap_or_default(),
+                    "FOREIGN" => {
+                        self.bump();
+                        self.eat("KEY");
+                        self.skip_if_exists();
+                        match self.ident() {
+                            Some(name) => Action::DropForeignKey { name },
+                            None => return unknown,
+                        }
                     }
-                }
-                "CONSTRAINT" | "CHECK" => {
-                    self.bump();
-                    self.skip_if_exists();
-                    let name = self.ident().unwrap_or_default();
-                    Action::DropConstraint {
-                        name,
-                        cascade: self.contains("CASCADE"),
+                    "INDEX" | "KEY" => {
+                        self.bump();
+                        self.skip_if_exists();
+                        match self.ident() {
+                            Some(name) => Action::DropIndex { name },
+                            None => return unknown,
+                        }
                     }
-                }
-                "PARTITION" => Action::DropPartition,
-                "DEFAULT" => unknown,
-                _ => {
-                    self.eat("COLUMN");
-                    self.skip_if_exists();
-                    match self.ident() {
-                        Some(n) => Action::DropColumn {
-                            names: vec![n],
+                    "CONSTRAINT" | "CHECK" => {
+                        self.bump();
+                        self.skip_if_exists();
+                        let Some(name) = self.ident() else {
+                            return unknown;
+                        };
+                        Action::DropConstraint {
+                            name,
                             cascade: self.contains("CASCADE"),
-                        },
-                        None => unknown,
+                        }
                     }
+                    "PARTITION" => return Action::DropPartition,
+                    "DEFAULT" => return unknown,
+                    _ => {
+                        self.eat("COLUMN");
+                        self.skip_if_exists();
+                        match self.ident() {
+                            Some(n) => Action::DropColumn {
+                                names: vec![n],
+                                cascade: self.contains("CASCADE"),
+                            },
+                            None => return unknown,
+                        }
+                    }
+                };
+                if self.at_end_after(&["CASCADE", "RESTRICT"]) {
+                    action
+                } else {
+                    unknown
                 }
-            },
+            }
             "MODIFY" | "CHANGE" => {
                 self.eat("COLUMN");
                 let old = match self.ident() {
@@ -772,6 +989,28 @@ impl Cursor<'_> {
                     }
                 }
             }
+            "ALTER" if self.peek_up() == "CONSTRAINT" => {
+                // PostgreSQL ALTER CONSTRAINT name [NOT] DEFERRABLE [INITIALLY …]
+                self.bump();
+                let Some(name) = self.ident() else {
+                    return unknown;
+                };
+                let attrs = [
+                    "DEFERRABLE",
+                    "NOT",
+                    "INITIALLY",
+                    "DEFERRED",
+                    "IMMEDIATE",
+                    "ENFORCED",
+                    "INHERIT",
+                    "NO",
+                ];
+                if self.i < self.t.len() && self.at_end_after(&attrs) {
+                    Action::AlterConstraint { name }
+                } else {
+                    unknown
+                }
+            }
             "ALTER" => {
                 self.eat("COLUMN");
                 let Some(column) = self.ident() else {
@@ -781,8 +1020,18 @@ impl Cursor<'_> {
                     self.peek_up().to_string().as_str(),
                     self.t.get(self.i + 1).map(T::up).unwrap_or(""),
                 ) {
-                    ("SET", "NOT") => Action::SetNotNull { column },
-                    ("DROP", "NOT") => Action::DropNotNull { column },
+                    ("SET", "NOT") | ("DROP", "NOT") => {
+                        let set = self.peek_up() == "SET";
+                        self.i += 2;
+                        if !self.eat("NULL") || self.i < self.t.len() {
+                            return unknown;
+                        }
+                        if set {
+                            Action::SetNotNull { column }
+                        } else {
+                            Action::DropNotNull { column }
+                        }
+                    }
                     ("SET", "DEFAULT") => {
                         self.i += 2;
                         let text = self.rest_text();
@@ -791,7 +1040,9 @@ impl Cursor<'_> {
                             default: classify_default_text(&text, self.e, text.starts_with('(')),
                         }
                     }
-                    ("DROP", "DEFAULT") => Action::DropDefault { column },
+                    ("DROP", "DEFAULT") if self.t.len() == self.i + 2 => {
+                        Action::DropDefault { column }
+                    }
                     ("SET", "DATA") | ("TYPE", _) => {
                         self.eat("SET");
                         self.eat("DATA");
@@ -820,12 +1071,14 @@ impl Cursor<'_> {
             }
             "RENAME" => {
                 if self.eat("COLUMN") {
-                    let from = self.ident().unwrap_or_default();
-                    self.eat("TO");
-                    return Action::RenameColumn {
-                        from,
-                        to: self.ident().unwrap_or_default(),
+                    let (Some(from), true, Some(to)) = (self.ident(), self.eat("TO"), self.ident())
+                    else {
+                        return unknown;
                     };
+                    if self.i < self.t.len() {
+                        return unknown;
+                    }
+                    return Action::RenameColumn { from, to };
                 }
                 if self.eat("INDEX") || self.eat("KEY") || self.eat("CONSTRAINT") {
                     return Action::RenameIndex;
@@ -1028,10 +1281,12 @@ impl Cursor<'_> {
         out
     }
 
+    /// A column definition; `None` unless every token is a column option the engine
+    /// accepts (trailing garbage or a swallowed statement makes it unreadable).
     fn column_def(&mut self) -> Option<ColumnSpec> {
         let name = self.ident()?;
         let data_type = self.type_text();
-        if data_type.is_empty() {
+        if data_type.is_empty() || !parse_type_whole(&data_type, self.e) {
             return None;
         }
         let mut spec = ColumnSpec {
@@ -1087,6 +1342,7 @@ impl Cursor<'_> {
                         e: self.e,
                     }
                     .rest_text();
+                    parse_expr_whole(&text, self.e)?;
                     spec.default = Some(classify_default_text(
                         &text.replace(" ( ", "(").replace(" (", "("),
                         self.e,
@@ -1102,7 +1358,11 @@ impl Cursor<'_> {
                 "CHECK" => spec.check = true,
                 "AUTO_INCREMENT" | "IDENTITY" => spec.auto_increment = true,
                 "GENERATED" => {
-                    if self.contains("IDENTITY") && !self.t[self.i..].iter().any(|t| t.up() == "(")
+                    let identity_by_default = self.eat_seq(&["BY", "DEFAULT"]);
+                    self.eat("ALWAYS");
+                    if identity_by_default
+                        || self.contains("IDENTITY")
+                            && !self.t[self.i..].iter().any(|t| t.up() == "(")
                     {
                         spec.auto_increment = true;
                     } else {
@@ -1126,13 +1386,51 @@ impl Cursor<'_> {
                             Generated::Virtual
                         });
                 }
-                "FIRST" | "AFTER" => spec.positioned = true,
+                "FIRST" => spec.positioned = true,
+                "AFTER" => {
+                    spec.positioned = true;
+                    self.ident()?;
+                }
+                "CONSTRAINT" => {
+                    if !matches!(
+                        self.peek_up(),
+                        "CHECK" | "UNIQUE" | "PRIMARY" | "REFERENCES" | "NOT" | "NULL" | "DEFAULT"
+                    ) {
+                        self.ident()?;
+                    }
+                }
+                "COLUMN_FORMAT" | "STORAGE" | "COMPRESSION" => {
+                    self.bump();
+                }
+                "(" => {
+                    // A parenthesised group (CHECK, REFERENCES columns, identity options).
+                    let mut depth = 1;
+                    while depth > 0 {
+                        match self.t.get(self.i).map(T::up) {
+                            Some("(") => depth += 1,
+                            Some(")") => depth -= 1,
+                            Some(_) => {}
+                            None => return None,
+                        }
+                        self.bump();
+                    }
+                }
                 "CHARACTER" | "CHARSET" => {
                     self.eat("SET");
                     spec.charset = self.raw_word().map(|s| s.to_ascii_lowercase());
                 }
                 "COLLATE" => spec.collate = self.raw_word().map(|s| s.to_ascii_lowercase()),
-                _ => {}
+                "KEY" | "ON" | "UPDATE" | "DELETE" | "CASCADE" | "RESTRICT" | "SET" | "NO"
+                | "ACTION" | "MATCH" | "FULL" | "PARTIAL" | "SIMPLE" | "DEFERRABLE"
+                | "INITIALLY" | "DEFERRED" | "IMMEDIATE" | "ALWAYS" | "BY" | "STORED"
+                | "VIRTUAL" | "PERSISTENT" | "INVISIBLE" | "VISIBLE" | "ENFORCED" | "COMMENT"
+                | "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "NOW" | "SRID" | "UNSIGNED"
+                | "ZEROFILL" | "SERIAL" | "NOT" => {}
+                _ => match self.t.get(self.i - 1) {
+                    // Literals (COMMENT 'x', SRID 4326) and quoted words are harmless.
+                    Some(T::S(_) | T::N(_) | T::W(_, _, true)) => {}
+                    _ => return None,
+                },
             }
         }
         Some(spec)
@@ -1155,10 +1453,11 @@ fn split_top_level(t: &[T]) -> Vec<&[T]> {
             _ => {}
         }
     }
-    if start < t.len() {
+    // A trailing comma leaves an empty last clause, which the caller reports.
+    if !t.is_empty() {
         out.push(&t[start..]);
     }
-    out.into_iter().filter(|c| !c.is_empty()).collect()
+    out
 }
 
 #[cfg(test)]

@@ -134,6 +134,10 @@ pub enum Action {
         to: String,
     },
     RenameIndex,
+    /// PostgreSQL `ALTER CONSTRAINT name [NOT] DEFERRABLE …`: catalog only.
+    AlterConstraint {
+        name: String,
+    },
     /// PostgreSQL storage changes that rewrite: SET LOGGED/UNLOGGED, TABLESPACE, ACCESS METHOD.
     PgRewrite(String),
     /// Storage parameters / statistics: SUE, no rewrite.
@@ -267,10 +271,26 @@ pub enum Op {
     AlterTypeRenameValue {
         name: String,
     },
+    /// `CREATE DOMAIN name … [CHECK …]`.
     CreateDomain {
+        name: String,
         check: bool,
     },
-    AlterDomainAddConstraint,
+    /// `ALTER DOMAIN name ADD CONSTRAINT|CHECK …`.
+    AlterDomainAddConstraint {
+        name: String,
+    },
+    /// PostgreSQL `CREATE RULE … ON event TO table DO [ALSO|INSTEAD] …`.
+    CreateRule {
+        table: String,
+        /// SELECT, INSERT, UPDATE or DELETE.
+        event: String,
+        instead: bool,
+    },
+    /// PostgreSQL `DROP OWNED BY role, …`: drops every object the roles own.
+    DropOwned {
+        roles: Vec<String>,
+    },
     /// `CREATE TYPE name …`: the name, and whether it is an enum.
     CreateType {
         name: String,

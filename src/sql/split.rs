@@ -2,9 +2,10 @@
 //!
 //! Splits a file into statements at top-level terminators while skipping comments,
 //! quoted strings and identifiers, PostgreSQL dollar-quoted bodies and MySQL `#`
-//! comments, and honouring MySQL `DELIMITER` lines. It never fails: an unterminated
-//! quote just runs to the end of the file, and the parser then reports that
-//! statement as unanalyzable, with its line.
+//! comments, and honouring MySQL `DELIMITER` lines. MySQL `/*!NNNNN … */` and
+//! MariaDB `/*M!NNNNNN … */` comments are executable, so they stay in the statement's
+//! text. An unterminated block comment, quote or dollar-quote is bad input
+//! ([`split_checked`] names its line): the engine would not run what follows it.
 
 use crate::model::Engine;
 
@@ -15,13 +16,56 @@ pub struct RawStatement {
     pub line: usize,
 }
 
-/// Splits `text` (whose first line is `first_line`) into statements.
+/// Text the engine would not accept as a whole: an unterminated comment or quote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct SplitError {
+    /// 1-based line where the unterminated construct starts.
+    pub line: usize,
+    pub message: String,
+}
+
+/// Splits `text` (whose first line is `first_line`) into statements; an
+/// unterminated construct ends the text (callers that plan use [`split_checked`]).
 ///
 /// `delimiter` is the initial terminator (`;`, or a Liquibase `endDelimiter`).
 pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> Vec<RawStatement> {
+    split_inner(text, engine, first_line, delimiter).0
+}
+
+/// Like [`split`], but an unterminated block comment, quote or dollar-quote is an
+/// error naming the line where it starts.
+pub fn split_checked(
+    text: &str,
+    engine: Engine,
+    first_line: usize,
+    delimiter: &str,
+) -> Result<Vec<RawStatement>, SplitError> {
+    match split_inner(text, engine, first_line, delimiter) {
+        (_, Some(e)) => Err(e),
+        (v, None) => Ok(v),
+    }
+}
+
+fn split_inner(
+    text: &str,
+    engine: Engine,
+    first_line: usize,
+    delimiter: &str,
+) -> (Vec<RawStatement>, Option<SplitError>) {
+    let mut err: Option<SplitError> = None;
+    let mut unterminated = |line: usize, what: &str| {
+        if err.is_none() {
+            err = Some(SplitError {
+                line,
+                message: format!("unterminated {what}: the rest of the file would be swallowed"),
+            });
+        }
+    };
     let mut out = Vec::new();
     let bytes = text.as_bytes();
-    let mut delim = delimiter.to_string();
+    // An empty terminator would match at every byte and never advance.
+    let mut delim = if delimiter.is_empty() { ";" } else { delimiter }.to_string();
     let mut i = 0usize;
     let mut line = first_line;
     // Start of the current statement's significant text, and its line.
@@ -64,7 +108,12 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
         // Terminator? Comments and quotes are consumed whole below, so a delimiter
         // seen here is at top level (and one starting with white space, like
         // Liquibase's `\nGO`, is seen before the white space is skipped).
-        if bytes[i..].starts_with(delim.as_bytes()) {
+        // Under a custom DELIMITER the client sends everything up to it as one
+        // query, and the server runs each `;`-separated statement in it (outside
+        // routine bodies): so `;` still ends a statement there.
+        let at_delim = bytes[i..].starts_with(delim.as_bytes());
+        let at_semi = !at_delim && mysql && c == b';' && delim != ";";
+        if at_delim || at_semi {
             if routine && last_word == "END" {
                 // A bare END right before the terminator closes a BEGIN block.
                 depth -= 1;
@@ -75,8 +124,12 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
                 words_seen = 0;
                 depth = 0;
                 push(&mut out, text, &mut start, i);
-                line += count_newlines(delim.as_bytes());
-                i += delim.len();
+                if at_semi {
+                    i += 1;
+                } else {
+                    line += count_newlines(delim.as_bytes());
+                    i += delim.len();
+                }
                 continue;
             }
         }
@@ -99,12 +152,21 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
                 continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                // MySQL executable comments `/*! ... */` are statements' text, keep them.
-                let exec = mysql && bytes.get(i + 2) == Some(&b'!');
+                // MySQL `/*! ... */` and MariaDB `/*M! ... */` comments are executable:
+                // they are statements' text, keep them.
+                let exec = mysql
+                    && (bytes.get(i + 2) == Some(&b'!')
+                        || (bytes.get(i + 2) == Some(&b'M') && bytes.get(i + 3) == Some(&b'!')));
                 if exec && start.is_none() {
                     start = Some((i, line));
                 }
-                let end = skip_block_comment(bytes, i, !mysql);
+                let end = match skip_block_comment(bytes, i, !mysql) {
+                    Some(end) => end,
+                    None => {
+                        unterminated(line, "block comment (/* without */)");
+                        bytes.len()
+                    }
+                };
                 line += count_newlines(&bytes[i..end]);
                 i = end;
                 continue;
@@ -118,17 +180,26 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
         match c {
             b'\'' => {
                 let backslash = mysql || (i > 0 && (bytes[i - 1] == b'E' || bytes[i - 1] == b'e'));
-                let end = skip_quoted(bytes, i, b'\'', backslash);
+                let end = skip_quoted(bytes, i, b'\'', backslash).unwrap_or_else(|| {
+                    unterminated(line, "quoted string (')");
+                    bytes.len()
+                });
                 line += count_newlines(&bytes[i..end]);
                 i = end;
             }
             b'"' => {
-                let end = skip_quoted(bytes, i, b'"', mysql);
+                let end = skip_quoted(bytes, i, b'"', mysql).unwrap_or_else(|| {
+                    unterminated(line, "double-quoted string or identifier (\")");
+                    bytes.len()
+                });
                 line += count_newlines(&bytes[i..end]);
                 i = end;
             }
             b'`' if mysql => {
-                let end = skip_quoted(bytes, i, b'`', false);
+                let end = skip_quoted(bytes, i, b'`', false).unwrap_or_else(|| {
+                    unterminated(line, "backtick-quoted identifier (`)");
+                    bytes.len()
+                });
                 line += count_newlines(&bytes[i..end]);
                 i = end;
             }
@@ -137,7 +208,13 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
                     let tag = &bytes[i..tag_end];
                     let body_end = find_sub(bytes, tag_end, tag)
                         .map(|p| p + tag.len())
-                        .unwrap_or(bytes.len());
+                        .unwrap_or_else(|| {
+                            unterminated(
+                                line,
+                                &format!("dollar-quoted string ({})", String::from_utf8_lossy(tag)),
+                            );
+                            bytes.len()
+                        });
                     line += count_newlines(&bytes[i..body_end]);
                     i = body_end;
                 } else {
@@ -145,7 +222,6 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
                 }
             }
             c if mysql
-                && delim == ";"
                 && (c.is_ascii_alphabetic() || c == b'_')
                 && (i == 0
                     || !(bytes[i - 1].is_ascii_alphanumeric()
@@ -154,7 +230,9 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
             {
                 let mut j = i;
                 while j < bytes.len()
-                    && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'$')
+                    && (bytes[j].is_ascii_alphanumeric()
+                        || bytes[j] == b'_'
+                        || (bytes[j] == b'$' && !bytes[j..].starts_with(delim.as_bytes())))
                 {
                     j += 1;
                 }
@@ -190,7 +268,7 @@ pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> 
         }
     }
     push(&mut out, text, &mut start, bytes.len());
-    out
+    (out, err)
 }
 
 fn push(out: &mut Vec<RawStatement>, text: &str, start: &mut Option<(usize, usize)>, end: usize) {
@@ -255,8 +333,9 @@ fn count_newlines(b: &[u8]) -> usize {
     b.iter().filter(|&&c| c == b'\n').count()
 }
 
-/// Returns the index after the closing `*/` (PostgreSQL block comments nest).
-fn skip_block_comment(bytes: &[u8], i: usize, nested: bool) -> usize {
+/// Returns the index after the closing `*/` (PostgreSQL block comments nest), or
+/// `None` when the comment never ends.
+fn skip_block_comment(bytes: &[u8], i: usize, nested: bool) -> Option<usize> {
     let mut depth = 0usize;
     let mut j = i;
     while j + 1 < bytes.len() {
@@ -270,17 +349,18 @@ fn skip_block_comment(bytes: &[u8], i: usize, nested: bool) -> usize {
             depth -= 1;
             j += 2;
             if depth == 0 {
-                return j;
+                return Some(j);
             }
         } else {
             j += 1;
         }
     }
-    bytes.len()
+    None
 }
 
-/// Returns the index after the closing quote; a doubled quote is an escaped quote.
-fn skip_quoted(bytes: &[u8], i: usize, q: u8, backslash: bool) -> usize {
+/// Returns the index after the closing quote (a doubled quote is an escaped quote),
+/// or `None` when the quote never closes.
+fn skip_quoted(bytes: &[u8], i: usize, q: u8, backslash: bool) -> Option<usize> {
     let mut j = i + 1;
     while j < bytes.len() {
         let c = bytes[j];
@@ -293,11 +373,11 @@ fn skip_quoted(bytes: &[u8], i: usize, q: u8, backslash: bool) -> usize {
                 j += 2;
                 continue;
             }
-            return j + 1;
+            return Some(j + 1);
         }
         j += 1;
     }
-    bytes.len()
+    None
 }
 
 /// If a dollar-quote tag (`$$` or `$tag$`) starts at `i`, returns the index after it.
@@ -383,6 +463,19 @@ mod tests {
     }
 
     #[test]
+    fn semicolons_under_a_custom_delimiter_end_statements_outside_routines() {
+        let text = "DELIMITER //\nDROP TRIGGER IF EXISTS t1;\nCREATE TRIGGER t1 AFTER UPDATE ON e FOR EACH ROW\nBEGIN\n  DECLARE d INT DEFAULT 0;\n  IF d THEN UPDATE m SET x = 1; END IF;\nEND;\n//\nDELIMITER ;\nSELECT 1;";
+        let got = sqls(text, Engine::Mysql);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], ("DROP TRIGGER IF EXISTS t1".to_string(), 2));
+        assert!(
+            got[1].0.starts_with("CREATE TRIGGER") && got[1].0.ends_with("END"),
+            "{got:?}"
+        );
+        assert_eq!(got[1].1, 3);
+    }
+
+    #[test]
     fn custom_end_delimiter() {
         let got: Vec<_> = split("SELECT 1\nGO\nSELECT 2\nGO", Engine::Postgres, 10, "\nGO")
             .into_iter()
@@ -395,5 +488,41 @@ mod tests {
     fn unterminated_quote_runs_to_end_without_panic() {
         let got = sqls("SELECT 'abc;\nSELECT 2;", Engine::Postgres);
         assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn unterminated_constructs_are_errors_with_their_line() {
+        for (text, engine, line) in [
+            (
+                "SELECT 1;\nSELECT 'abc;\nDROP TABLE t;",
+                Engine::Postgres,
+                2,
+            ),
+            ("SELECT 1;\n\n/* hidden\nDROP TABLE t;", Engine::Postgres, 3),
+            (
+                "SELECT 1;\nDO $x$ BEGIN\nDROP TABLE t; END $$;",
+                Engine::Postgres,
+                2,
+            ),
+            ("SELECT 1;\nSELECT \"a;\nDROP TABLE t;", Engine::Postgres, 2),
+            ("SELECT 1;\nSELECT 'a\\';\nDROP TABLE t;", Engine::Mysql, 2),
+            ("SELECT 1;\n/*!50001 DROP TABLE t;", Engine::Mysql, 2),
+            ("SELECT `a;\nDROP TABLE t;", Engine::Mysql, 1),
+        ] {
+            let e = split_checked(text, engine, 1, ";").unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(e.message.starts_with("unterminated"), "{e}");
+        }
+        assert!(split_checked("SELECT '/*';\n-- '\nSELECT 1;", Engine::Postgres, 1, ";").is_ok());
+    }
+
+    #[test]
+    fn executable_comments_are_statements() {
+        let got = sqls(
+            "/*!40101 SET NAMES utf8 */;\n/*M!100100 DROP TABLE t */;\n/* plain */;\nSELECT 1;",
+            Engine::Mysql,
+        );
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[1], ("/*M!100100 DROP TABLE t */".to_string(), 2));
     }
 }
