@@ -302,3 +302,61 @@ fn completion_summarises_who_what_and_leftovers() {
         assert!(all.contains(want), "{want}: {all}");
     }
 }
+
+#[test]
+fn plan_level_findings_show_and_an_unknown_part_makes_the_estimate_unknown() {
+    let mut plan = small_plan();
+    plan.migrations[0].findings.push(cutover::model::Finding {
+        rule: "statements-after-exclusive-lock".into(),
+        risk: cutover::model::Risk::High,
+        reason: "3 statements run while <ACCESS EXCLUSIVE> is held".into(),
+        safe_alternative: Some("split the migration".into()),
+    });
+    for m in &mut plan.migrations {
+        for s in &mut m.statements {
+            s.estimate = Some(cutover::model::Estimate {
+                lock_seconds: 1.0,
+                duration_seconds: 20.0,
+            });
+        }
+    }
+    let l = links();
+    let people = BTreeMap::new();
+    let ctx = RenderCtx {
+        run: "run-7f3a",
+        target: "orders-prod",
+        links: &l,
+        people: &people,
+    };
+    let view = stage(&plan, "pending");
+    let all = texts(&Value::Array(blocks::preflight(&plan, &view, &ctx).blocks));
+    assert!(all.contains("statements-after-exclusive-lock"), "{all}");
+    assert!(
+        all.contains("&lt;ACCESS EXCLUSIVE&gt; is held") && all.contains("split the migration")
+    );
+    assert!(all.contains("est. "), "{all}");
+    assert!(!all.contains("est. unknown"), "{all}");
+    // One statement without a size: the whole estimate is unknown.
+    plan.migrations[0].statements[0].estimate = None;
+    let all = texts(&Value::Array(blocks::preflight(&plan, &view, &ctx).blocks));
+    assert!(all.contains("est. unknown"), "{all}");
+}
+
+#[test]
+fn modals_escape_and_bound_what_people_typed() {
+    let v = ActionValue {
+        run: "run-<!channel>".into(),
+        digest: "d".into(),
+        rev: 1,
+    };
+    let tables = vec!["<!here>".to_string(); 400];
+    for view in [
+        blocks::reject_modal(&v, "<https://evil|x>"),
+        blocks::abort_reason_modal(&v, "<https://evil|x>"),
+        blocks::typed_table_modal(Action::Abort, &v, "<https://evil|x>", &tables),
+    ] {
+        let s = view["blocks"][0]["text"]["text"].as_str().unwrap_or("");
+        assert!(!s.contains("<!") && !s.contains("<https"), "{s}");
+        assert!(s.chars().count() <= 3000);
+    }
+}

@@ -39,6 +39,9 @@ pub struct SlackHost {
 impl SlackHost {
     /// A host for `api`, routing clicks through `interactions`.
     pub fn new(api: Arc<dyn SlackApi>, interactions: Arc<Interactions>) -> SlackHost {
+        // Every call from this host (Socket Mode, relays) is paced: nothing
+        // reaches Slack while it has asked us to wait.
+        let api: Arc<dyn SlackApi> = Arc::new(super::pace::Paced::new(api));
         SlackHost { api, interactions }
     }
 

@@ -248,7 +248,8 @@ impl Interactions {
     /// Serves no runs yet; `groups` are the policy's Slack groups.
     pub fn new(api: Arc<dyn SlackApi>, groups: Vec<String>, group_ttl: Duration) -> Interactions {
         Interactions {
-            api,
+            // Ephemeral answers, modals and lookups share the one backoff.
+            api: Arc::new(super::pace::Paced::new(api)),
             runs: Mutex::new(HashMap::new()),
             seen: Mutex::new(VecDeque::new()),
             groups,

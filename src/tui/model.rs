@@ -167,9 +167,10 @@ impl Console {
         self.seen(rec.at);
         let actor = rec.actor.to_string();
         let kind = match &rec.event {
-            Event::Refused { .. } | Event::Failed { .. } | Event::Interrupted { .. } => {
-                LogKind::Problem
-            }
+            Event::Refused { .. }
+            | Event::Failed { .. }
+            | Event::Interrupted { .. }
+            | Event::SlackProblem { .. } => LogKind::Problem,
             _ => LogKind::Event,
         };
         if !matches!(rec.event, Event::Sampled { .. }) {
