@@ -381,3 +381,91 @@ async fn hostile_names_reasons_and_sql_reach_the_channel_escaped_bounded_and_exa
         "{preformatted:?}"
     );
 }
+
+fn cutover(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
+    c.current_dir(dir)
+        .args(args)
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("SLACK_APP_TOKEN")
+        .env_remove("SLACK_SIGNING_SECRET");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("run cutover");
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn slack_check_reports_only_what_it_checked_and_names_the_host_it_cannot_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("cutover.toml"),
+        format!("[slack]\nchannel = \"C0DBOPS01\"\napi_base = \"http://127.0.0.1:{port}/api\"\n"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("cutover.toml");
+    let cfg = cfg.to_str().unwrap();
+    // No token: nothing is claimed ok.
+    let (code, out) = cutover(dir.path(), &["slack", "check", "--config", cfg], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("ok   scope"), "{out}");
+    assert!(out.contains("skip scope usergroups:read"), "{out}");
+    // Unreachable API: the host and the cause, and nothing claimed ok.
+    let (code, out) = cutover(
+        dir.path(),
+        &["slack", "check", "--config", cfg],
+        &[("SLACK_BOT_TOKEN", BOT)],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("ok   scope"), "{out}");
+    assert!(
+        out.contains(&format!("cannot reach 127.0.0.1:{port}")) && out.contains("refused"),
+        "{out}"
+    );
+}
+
+#[test]
+fn slack_manifest_accepts_only_https_request_urls_and_quotes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = cutover(
+        dir.path(),
+        &[
+            "slack",
+            "manifest",
+            "--request-url",
+            "https://relay.example/slack?x=1#y",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("request_url: \"https://relay.example/slack?x=1#y\""),
+        "{out}"
+    );
+    for bad in [
+        "http://relay.example/slack",
+        "https://a.example/x\n  token_rotation_enabled: true",
+    ] {
+        let (code, out) = cutover(
+            dir.path(),
+            &["slack", "manifest", "--request-url", bad],
+            &[],
+        );
+        assert_eq!(code, 2, "{bad}: {out}");
+        assert!(out.contains("--request-url"), "{out}");
+    }
+}
