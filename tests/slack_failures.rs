@@ -469,3 +469,81 @@ fn slack_manifest_accepts_only_https_request_urls_and_quotes_them() {
         assert!(out.contains("--request-url"), "{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modal_opens_within_the_trigger_window_on_a_cold_cache_and_warm_caches_answer_at_once() {
+    use cutover::slack::blocks::ActionValue;
+    use cutover::slack::interact::{Interactions, RunHandle};
+    use slack_double::Fault;
+    let double = Double::start().await;
+    // Slack is slow today: 2 s for each lookup (two of them would expire the trigger).
+    for _ in 0..4 {
+        double.inject("usergroups.users.list", Fault::Slow(Duration::from_secs(2)));
+        double.inject("users.info", Fault::Slow(Duration::from_secs(2)));
+    }
+    let api = Arc::new(HttpApi::new(&double.base, Some(Secret::new(BOT)), None));
+    let h = Arc::new(Interactions::new(
+        api,
+        vec!["S0DBAS001".into()],
+        Duration::from_secs(300),
+    ));
+    let (core, _) = fake_core();
+    let plan = small_plan();
+    let view = stage(&plan, "pending");
+    let value = ActionValue {
+        run: "run-7f3a".into(),
+        digest: plan.plan_digest.clone(),
+        rev: view.rev,
+    };
+    let (_vtx, vrx) = tokio::sync::watch::channel(view);
+    h.register(
+        "run-7f3a",
+        RunHandle {
+            requests: core,
+            view: vrx,
+            target: "orders-prod".into(),
+            channel: CHANNEL.into(),
+        },
+    );
+    // Cold cache: the reject form opens first; the checks happen at submission.
+    let click = double.block_actions("U0DBA0001", "1700000000.000100", "reject", &value.encode());
+    h.process(&click, None).await;
+    let opens = double.calls_of("views.open");
+    assert_eq!(opens.len(), 1);
+    assert_eq!(opens[0].error, None, "the trigger expired");
+    let calls = double.calls();
+    let open_at = calls.iter().position(|c| c.method == "views.open").unwrap();
+    assert!(
+        calls[..open_at]
+            .iter()
+            .all(|c| c.method != "users.info" && c.method != "usergroups.users.list"),
+        "the form waited on lookups"
+    );
+    // Warmed at run start (here: by hand), in the background.
+    h.spawn_warm("run-7f3a");
+    double
+        .wait_for("warm caches", Duration::from_secs(30), |_| {
+            h.warm_for("U0DBA0001") && h.warm_for("U0GUEST01")
+        })
+        .await;
+    let lookups =
+        |d: &Double| d.calls_of("users.info").len() + d.calls_of("usergroups.users.list").len();
+    let before = lookups(&double);
+    // A guest in the DBA group clicks Reject: refused from the cache, no form, no lookup.
+    let guest = double.block_actions("U0GUEST01", "1700000000.000100", "reject", &value.encode());
+    h.process(&guest, None).await;
+    assert_eq!(double.calls_of("views.open").len(), 1);
+    assert_eq!(lookups(&double), before);
+    let log = h.log.lock().unwrap().clone();
+    assert!(
+        log.last().is_some_and(|(_, w)| w.contains("guest")),
+        "{log:?}"
+    );
+    // Alice again: checked from the cache, the form opens.
+    let again = double.block_actions("U0DBA0001", "1700000000.000100", "reject", &value.encode());
+    h.process(&again, None).await;
+    let opens = double.calls_of("views.open");
+    assert_eq!(opens.len(), 2);
+    assert_eq!(opens[1].error, None);
+    assert_eq!(lookups(&double), before);
+}

@@ -85,6 +85,8 @@ impl SlackHost {
                 channel: handle_base.1,
             },
         );
+        // Group members and accounts cached before the first click.
+        self.interactions.spawn_warm(&run);
         let interactions = self.interactions.clone();
         tokio::spawn(async move {
             let report = relay.run_until(sub, shutdown).await;
