@@ -833,34 +833,27 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
             None => count(p.rows_copied),
         };
         fields.push(format!("*Rows*\n{rows}"));
-        let pct = p
-            .percent
-            .or_else(|| {
-                p.rows_total
-                    .filter(|t| *t > 0)
-                    .map(|t| p.rows_copied as f64 * 100.0 / t as f64)
-            })
-            .map(|x| x.clamp(0.0, 100.0));
-        if let Some(pct) = pct {
-            let filled = (pct / 10.0).round() as usize;
+        // One fold for every surface: unclamped percent, rate only over
+        // real copying, ETA from the recent rate (see `run::copyview`).
+        if let Some(pct) = view.copy.percent() {
+            let filled = ((pct / 10.0).round() as usize).min(10);
+            let label = crate::run::copyview::percent_label(pct);
             fields.push(format!(
-                "*Progress*\n{}{} {pct:.1}%",
+                "*Progress*\n{}{} {label}",
                 "█".repeat(filled),
-                "░".repeat(10 - filled.min(10))
+                "░".repeat(10 - filled)
             ));
-            let _ = write!(text, ", {pct:.1}%");
+            let _ = write!(text, ", {label}");
         }
-        fields.push(format!(
-            "*Rate*\n{}",
-            view.rate()
-                .map_or("—".to_string(), |r| format!("{} rows/s", count(r as u64)))
-        ));
-        fields.push(format!(
-            "*ETA*\n{}",
-            p.eta_seconds
-                .filter(|_| s.phase == Phase::Running)
-                .map_or("—".into(), duration)
-        ));
+        if let Some(r) = view.rate() {
+            fields.push(format!("*Rate*\n{} rows/s", count(r as u64)));
+        }
+        if view.copy.copying() {
+            fields.push(format!(
+                "*ETA*\n{}",
+                view.copy.eta_seconds().map_or("unknown".into(), duration)
+            ));
+        }
     }
     let mut lag_lines = Vec::new();
     for l in view.lag.values().take(8) {
