@@ -302,3 +302,118 @@ fn completion_summarises_who_what_and_leftovers() {
         assert!(all.contains(want), "{want}: {all}");
     }
 }
+
+#[test]
+fn plan_level_findings_show_and_an_unknown_part_makes_the_estimate_unknown() {
+    let mut plan = small_plan();
+    plan.migrations[0].findings.push(cutover::model::Finding {
+        rule: "statements-after-exclusive-lock".into(),
+        risk: cutover::model::Risk::High,
+        reason: "3 statements run while <ACCESS EXCLUSIVE> is held".into(),
+        safe_alternative: Some("split the migration".into()),
+    });
+    for m in &mut plan.migrations {
+        for s in &mut m.statements {
+            s.estimate = Some(cutover::model::Estimate {
+                lock_seconds: 1.0,
+                duration_seconds: 20.0,
+            });
+        }
+    }
+    let l = links();
+    let people = BTreeMap::new();
+    let ctx = RenderCtx {
+        run: "run-7f3a",
+        target: "orders-prod",
+        links: &l,
+        people: &people,
+    };
+    let view = stage(&plan, "pending");
+    let all = texts(&Value::Array(blocks::preflight(&plan, &view, &ctx).blocks));
+    assert!(all.contains("statements-after-exclusive-lock"), "{all}");
+    assert!(
+        all.contains("&lt;ACCESS EXCLUSIVE&gt; is held") && all.contains("split the migration")
+    );
+    assert!(all.contains("est. "), "{all}");
+    assert!(!all.contains("est. unknown"), "{all}");
+    // One statement without a size: the whole estimate is unknown.
+    plan.migrations[0].statements[0].estimate = None;
+    let all = texts(&Value::Array(blocks::preflight(&plan, &view, &ctx).blocks));
+    assert!(all.contains("est. unknown"), "{all}");
+}
+
+#[test]
+fn modals_escape_and_bound_what_people_typed() {
+    let v = ActionValue {
+        run: "run-<!channel>".into(),
+        digest: "d".into(),
+        rev: 1,
+    };
+    let tables = vec!["<!here>".to_string(); 400];
+    for view in [
+        blocks::reject_modal(&v, "<https://evil|x>"),
+        blocks::abort_reason_modal(&v, "<https://evil|x>"),
+        blocks::typed_table_modal(Action::Abort, &v, "<https://evil|x>", &tables),
+    ] {
+        let s = view["blocks"][0]["text"]["text"].as_str().unwrap_or("");
+        assert!(!s.contains("<!") && !s.contains("<https"), "{s}");
+        assert!(s.chars().count() <= 3000);
+    }
+}
+
+#[test]
+fn console_and_slack_show_the_same_progress_from_one_fold() {
+    use cutover::exec::ExecPhase;
+    use cutover::run::Sample;
+    let plan = small_plan();
+    let mut view = stage(&plan, "approved");
+    let mut console = cutover::tui::Console::default();
+    let feed = |view: &mut cutover::slack::view::RunView,
+                console: &mut cutover::tui::Console,
+                s: Sample| {
+        view.sample(&s);
+        console.apply(&cutover::supervisor::ServerMsg::Sample {
+            sample: Box::new(s),
+        });
+    };
+    // gh-ost's estimate exceeded: 1,045,000 of 1,000,000.
+    for (i, rows) in [1_030_000u64, 1_040_000, 1_045_000].into_iter().enumerate() {
+        let mut s = progress_sample(0, 1_000_000, 30 + i as i64 * 5, ExecPhase::Copying);
+        if let Sample::Progress { status } = &mut s
+            && let Some(p) = status.progress.as_mut()
+        {
+            p.rows_copied = rows;
+        }
+        feed(&mut view, &mut console, s);
+    }
+    assert_eq!(console.copy, view.copy);
+    assert_eq!(console.rate, view.rate());
+    assert_eq!(console.eta_seconds(), None);
+    let l = links();
+    let people = BTreeMap::new();
+    let ctx = RenderCtx {
+        run: "run-7f3a",
+        target: "orders-prod",
+        links: &l,
+        people: &people,
+    };
+    let all = texts(&Value::Array(blocks::progress(&view, &ctx).blocks));
+    assert!(all.contains("104.5% (past the estimated total)"), "{all}");
+    assert!(all.contains("*ETA*\\nunknown"), "{all}");
+    // Throttled: no rate, ETA unknown, on both.
+    feed(
+        &mut view,
+        &mut console,
+        progress_sample(
+            1_045_000,
+            2_000_000,
+            50,
+            ExecPhase::Throttled {
+                reason: "lag".into(),
+            },
+        ),
+    );
+    assert_eq!((console.rate, view.rate()), (None, None));
+    let all = texts(&Value::Array(blocks::progress(&view, &ctx).blocks));
+    assert!(!all.contains("*Rate*"), "{all}");
+}

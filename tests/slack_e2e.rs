@@ -622,6 +622,14 @@ async fn the_http_endpoint_accepts_the_spec_vectors_and_refuses_forged_stale_and
     );
     assert_eq!(post(&b, "1700000000", b_sig, &body).await, 200);
     assert_eq!(post(&b, "1700000000", b_sig, &body).await, 401, "replayed");
+    // The replay cache is keyed by the signature's bytes: the same signature
+    // in upper-case hex is the same request.
+    let upper = format!("v0={}", b_sig[3..].to_uppercase());
+    assert_eq!(
+        post(&b, "1700000000", &upper, &body).await,
+        401,
+        "replayed in upper case"
+    );
     assert_eq!(post(&b, "1700000000", "", &body).await, 401, "unsigned");
     // C and D.
     let c = serve("s3cr3t");
@@ -666,4 +674,99 @@ async fn the_http_endpoint_accepts_the_spec_vectors_and_refuses_forged_stale_and
             .iter()
             .any(|e| matches!(&e.entry, Entry::Relay { record } if record.run == "run-elsewhere"))
     );
+}
+
+/// 1,000 connections that send half a request and stall: each is closed by
+/// the read timeout; at the connection limit the accept loop waits (one turn
+/// per accepted connection, no spinning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_are_closed_by_the_timeout_and_the_accept_loop_stays_idle() {
+    use cutover::slack::http::{ServeOptions, ServeStats, serve_with};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = Double::start().await;
+    let api: Arc<dyn SlackApi> = Arc::new(HttpApi::new(&d.base, Some(Secret::new(BOT)), None));
+    let handler = Arc::new(Interactions::new(api, vec![], Duration::from_secs(300)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(ServeStats::default());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve_with(
+        listener,
+        Arc::new(Verifier::new(Secret::new("s3cr3t"))),
+        handler,
+        shutdown.clone(),
+        Arc::new(|| 1_700_000_000),
+        ServeOptions {
+            read_timeout: Duration::from_millis(500),
+            max_connections: 250,
+        },
+        stats.clone(),
+    ));
+    const N: usize = 1000;
+    let mut conns = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"POST /slack HTTP/1.1\r\nContent-Length: 500\r\n\r\npayload=%7B")
+            .await
+            .unwrap();
+        conns.push(c);
+    }
+    let cpu0 = cpu_seconds();
+    let wall0 = std::time::Instant::now();
+    let closers: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                // Closed by the server: EOF after at most a 408.
+                let _ = c.read_to_end(&mut out).await;
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for c in closers {
+        // A guard, not a timing assertion: without the read timeout this hangs.
+        let a = tokio::time::timeout(Duration::from_secs(120), c)
+            .await
+            .expect("the server closed the connection")
+            .unwrap();
+        answers.push(a);
+    }
+    let (cpu, wall) = (cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64());
+    eprintln!(
+        "1,000 half-sent connections closed in {wall:.1} s using {cpu:.2} s of CPU ({:.0}% of a core, client included)",
+        100.0 * cpu / wall
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.is_empty() || a.starts_with("HTTP/1.1 408"))
+    );
+    let get = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);
+    assert_eq!(get(&stats.accepted), N as u64);
+    assert_eq!(get(&stats.timed_out), N as u64);
+    assert_eq!(get(&stats.accept_errors), 0);
+    // One turn per accepted connection (+ the one waiting now): never a spin.
+    assert!(
+        get(&stats.loop_turns) <= N as u64 + 1,
+        "{}",
+        get(&stats.loop_turns)
+    );
+    // And no connection is left open.
+    d.wait_for("connections closed", Duration::from_secs(10), |_| {
+        get(&stats.open) == 0
+    })
+    .await;
+    shutdown.cancel();
+}
+
+/// User + system CPU seconds of this process (Linux `/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the ')'.
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -128,6 +128,7 @@ pub fn describe(event: &Event) -> String {
         Event::MessagePosted { key, channel, id } => {
             format!("message {key} posted in {channel} as {id}")
         }
+        Event::SlackProblem { code, detail } => format!("slack problem ({code}): {detail}"),
         Event::Sampled { sample, why } => match sample {
             Sample::Progress { status } => format!(
                 "progress ({why}): {}{}",

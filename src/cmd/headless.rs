@@ -72,9 +72,14 @@ pub fn summary(c: &Console) -> Vec<String> {
     }
     if let Some(p) = c.progress.as_ref().and_then(|p| p.progress.as_ref()) {
         out.push(format!(
-            "rows copied: {} of {}",
+            "rows copied: {} of {}{}",
             thousands(p.rows_copied),
-            p.rows_total.map(thousands).unwrap_or_else(|| "?".into())
+            p.rows_total.map(thousands).unwrap_or_else(|| "?".into()),
+            // The same fold as the console and Slack (never clamped).
+            c.copy
+                .percent()
+                .map(|x| format!(" ({})", crate::run::copyview::percent_label(x)))
+                .unwrap_or_default()
         ));
     }
     for a in &s.approvals {

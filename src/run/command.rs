@@ -120,6 +120,13 @@ pub enum Command {
         /// The message's id there (Slack `ts`).
         id: String,
     },
+    /// The Slack relay could not show the run as it should. From `system` only.
+    NoteSlackProblem {
+        /// Slack's error code.
+        code: String,
+        /// What was rejected and what was sent instead.
+        detail: String,
+    },
 }
 
 /// A command's name, for refusals.
@@ -154,6 +161,8 @@ pub enum CommandKind {
     Tick,
     /// [`Command::NoteMessage`].
     NoteMessage,
+    /// [`Command::NoteSlackProblem`].
+    NoteSlackProblem,
 }
 
 impl Command {
@@ -174,6 +183,7 @@ impl Command {
             Command::RevisePlan { .. } => CommandKind::RevisePlan,
             Command::Tick => CommandKind::Tick,
             Command::NoteMessage { .. } => CommandKind::NoteMessage,
+            Command::NoteSlackProblem { .. } => CommandKind::NoteSlackProblem,
         }
     }
 }

@@ -85,7 +85,8 @@ pub fn permission_for(command: &Command, risk: Risk) -> Permission {
         Command::SetChunkSize { .. }
         | Command::SetMaxLag { .. }
         | Command::Tick
-        | Command::NoteMessage { .. } => Permission::Tune,
+        | Command::NoteMessage { .. }
+        | Command::NoteSlackProblem { .. } => Permission::Tune,
     }
 }
 
@@ -122,13 +123,27 @@ pub fn decide(state: &RunState, env: &CommandEnvelope, ctx: &Context<'_>) -> Dec
                 id: id.clone(),
             }]);
         }
+        if let (Command::NoteSlackProblem { code, detail }, Actor::System) =
+            (&env.command, &env.actor)
+        {
+            return Decision::Accepted(vec![Event::SlackProblem {
+                code: code.clone(),
+                detail: detail.clone(),
+            }]);
+        }
         return refuse(format!("the run has ended ({})", state.phase));
     }
-    let system_only = matches!(env.command, Command::Tick | Command::NoteMessage { .. });
+    let system_only = matches!(
+        env.command,
+        Command::Tick | Command::NoteMessage { .. } | Command::NoteSlackProblem { .. }
+    );
     if env.actor == Actor::System {
         if !matches!(
             env.command,
-            Command::Tick | Command::RevisePlan { .. } | Command::NoteMessage { .. }
+            Command::Tick
+                | Command::RevisePlan { .. }
+                | Command::NoteMessage { .. }
+                | Command::NoteSlackProblem { .. }
         ) {
             return refuse(format!("{kind} needs a person, not cutover itself"));
         }
@@ -333,6 +348,10 @@ impl Decider<'_> {
                     id: id.clone(),
                 }])
             }
+            Command::NoteSlackProblem { code, detail } => Ok(vec![Event::SlackProblem {
+                code: code.clone(),
+                detail: detail.clone(),
+            }]),
         }
     }
 

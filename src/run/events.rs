@@ -320,6 +320,15 @@ pub enum Event {
         /// Message id (Slack `ts`).
         id: String,
     },
+    /// A surface could not show the run as it should (Slack rejected a
+    /// payload, or a configuration error stopped the relay): recorded so
+    /// the console and the trail say what the channel did not see.
+    SlackProblem {
+        /// Slack's error code (`invalid_blocks`, `invalid_auth`, …).
+        code: String,
+        /// What was rejected and what was sent instead.
+        detail: String,
+    },
     /// A sample recorded at the bounded rate or at a threshold crossing.
     Sampled {
         /// The sample.
@@ -377,6 +386,7 @@ impl Event {
             Event::Recovered { .. } => "recovered",
             Event::Refused { .. } => "refused",
             Event::MessagePosted { .. } => "message_posted",
+            Event::SlackProblem { .. } => "slack_problem",
             Event::Sampled { .. } => "sampled",
         }
     }

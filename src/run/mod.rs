@@ -9,6 +9,7 @@
 //! - [`core`]: the async loop that owns one run.
 
 pub mod command;
+pub mod copyview;
 pub mod core;
 pub mod decide;
 pub mod events;

@@ -329,6 +329,7 @@ impl RunState {
                     },
                 );
             }
+            Event::SlackProblem { .. } => {}
             Event::Sampled { .. } => {}
         }
         self

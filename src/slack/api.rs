@@ -313,8 +313,7 @@ impl HttpApi {
         };
         let transport = |e: reqwest::Error| ApiError::Transport {
             method: method.to_string(),
-            // reqwest errors name the URL, never headers: no token leaks here.
-            message: e.without_url().to_string(),
+            message: transport_message(&self.base, e),
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
@@ -326,6 +325,30 @@ impl HttpApi {
         let body = resp.text().await.map_err(transport)?;
         parse_body(method, status, retry.as_deref(), &body)
     }
+}
+
+/// "cannot reach HOST: CAUSE" from a reqwest error: the host of the API
+/// base and the innermost cause (connection refused, DNS, TLS, timeout),
+/// never the URL's path or any header (no token can leak here).
+fn transport_message(base: &str, e: reqwest::Error) -> String {
+    let host = base
+        .split_once("://")
+        .map_or(base, |(_, r)| r)
+        .split('/')
+        .next()
+        .unwrap_or(base);
+    let timeout = e.is_timeout();
+    let e = e.without_url();
+    let mut cause = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    if timeout {
+        cause = format!("timed out ({cause})");
+    }
+    format!("cannot reach {host}: {cause}")
 }
 
 /// Percent-encodes a form value.

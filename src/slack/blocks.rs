@@ -150,6 +150,66 @@ pub fn clip(s: &str, max: usize) -> String {
     out
 }
 
+/// Escapes user text for `mrkdwn`, then bounds it to `max` characters of
+/// the *escaped* text (escaping after truncating could exceed the bound;
+/// truncating after escaping could cut `&amp;` in half): whole entities only.
+pub fn fit(s: &str, max: usize) -> String {
+    let max = max.max(1);
+    let mut out = String::new();
+    let mut n = 0;
+    let total: usize = s.chars().map(esc_len).sum();
+    if total <= max {
+        return esc(s);
+    }
+    for c in s.chars() {
+        let k = esc_len(c);
+        if n + k > max - 1 {
+            break;
+        }
+        n += k;
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out.push('…');
+    out
+}
+
+fn esc_len(c: char) -> usize {
+    match c {
+        '&' => 5,
+        '<' | '>' => 4,
+        _ => 1,
+    }
+}
+
+/// Truncates `mrkdwn` built from escaped parts to `max` characters without
+/// cutting an entity (`&amp;`) or markup (`<@U…>`, `<url|text>`) in half:
+/// the cut moves back to before the unfinished piece.
+pub fn clip_mrkdwn(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: Vec<char> = s.chars().take(max.saturating_sub(1)).collect();
+    let open_at = |cut: &[char], open: char, close: char| {
+        let o = cut.iter().rposition(|c| *c == open)?;
+        let closed = cut[o..].contains(&close);
+        (!closed).then_some(o)
+    };
+    if let Some(o) = open_at(&cut, '<', '>') {
+        cut.truncate(o);
+    }
+    if let Some(o) = open_at(&cut, '&', ';') {
+        cut.truncate(o);
+    }
+    let mut out: String = cut.into_iter().collect();
+    out.push('…');
+    out
+}
+
 fn plain(s: &str, max: usize) -> Value {
     let s = if s.trim().is_empty() { "-" } else { s };
     json!({"type": "plain_text", "text": clip(s, max), "emoji": true})
@@ -157,7 +217,7 @@ fn plain(s: &str, max: usize) -> Value {
 
 fn mrkdwn(s: &str, max: usize) -> Value {
     let s = if s.trim().is_empty() { " -" } else { s };
-    json!({"type": "mrkdwn", "text": clip(s, max)})
+    json!({"type": "mrkdwn", "text": clip_mrkdwn(s, max)})
 }
 
 fn header(s: &str) -> Value {
@@ -244,8 +304,13 @@ fn count(n: u64) -> String {
 /// A person as a mention when their Slack id is known.
 fn who(ctx: &RenderCtx<'_>, person: &str) -> String {
     match ctx.people.get(person) {
-        Some(u) => format!("<@{u}>"),
-        None => esc(person),
+        // A configured id becomes a mention only when it looks like one.
+        Some(u)
+            if !u.is_empty() && u.len() <= 20 && u.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            format!("<@{u}>")
+        }
+        _ => fit(person, 80),
     }
 }
 
@@ -311,46 +376,75 @@ impl Decision {
     }
 }
 
-fn statement_text(
+/// Rich-text pieces: literal text (never parsed as markup, so nothing
+/// in it needs escaping and SQL shows exactly as it runs).
+fn rt(text: &str) -> Value {
+    json!({"type": "text", "text": text})
+}
+
+fn rt_styled(text: &str, style: &str) -> Value {
+    json!({"type": "text", "text": text, "style": {style: true}})
+}
+
+/// One statement as a `rich_text` block: what it locks and for how long,
+/// its SQL verbatim in a preformatted element (cut, and said so, only
+/// when very long), and its riskiest finding.
+fn statement_block(
     m_version: &str,
     st: &StatementVerdict,
     sql_max: usize,
     ctx: &RenderCtx<'_>,
     digest: &str,
-) -> String {
-    let mut t = format!(
-        "*v{} #{}* · {}",
-        esc(m_version),
-        st.index + 1,
-        risk_badge(st.risk)
-    );
+) -> Value {
+    let mut head = vec![
+        rt_styled(
+            &format!("v{} #{}", clip(m_version, 60), st.index + 1),
+            "bold",
+        ),
+        rt(&format!(" · {}", risk_badge(st.risk))),
+    ];
     if let Some(table) = &st.lock.table {
-        let _ = write!(t, " · `{}`", esc(table));
+        head.push(rt(" · "));
+        head.push(rt_styled(&clip(table, 130), "code"));
     }
-    let _ = write!(
-        t,
-        "\nLock `{}` ({})",
-        esc(&st.lock.mode),
+    let mut line = format!(
+        "\nLock {} ({})",
+        clip(&st.lock.mode, 60),
         st.lock.blocks.as_str()
     );
     match &st.estimate {
         Some(e) => {
             let _ = write!(
-                t,
+                line,
                 " ~{} · total ~{}",
                 duration(e.lock_seconds),
                 duration(e.duration_seconds)
             );
         }
-        None => t.push_str(" · duration unknown (no table size)"),
+        None => line.push_str(" · duration unknown (no table size)"),
     }
     if st.rewrites_table {
-        t.push_str(" · rewrites the table");
+        line.push_str(" · rewrites the table");
     }
+    head.push(rt(&line));
+    let mut elements = vec![json!({"type": "rich_text_section", "elements": head})];
+
     let sql = st.sql.trim();
-    let shown = clip(sql, sql_max);
-    let _ = write!(t, "\n```{}```", esc(&shown).replace("```", "'''"));
-    if shown.len() < sql.len() {
+    let total = sql.chars().count();
+    let sql_shown: String = sql.chars().take(sql_max).collect();
+    let sql_shown = if sql_shown.is_empty() {
+        "-".to_string()
+    } else {
+        sql_shown
+    };
+    elements.push(json!({"type": "rich_text_preformatted", "elements": [rt(&sql_shown)]}));
+
+    let mut tail = Vec::new();
+    if total > sql_max {
+        tail.push(rt_styled(
+            &format!("(first {sql_max} of {total} characters shown) "),
+            "italic",
+        ));
         let vars = LinkVars {
             run: ctx.run,
             version: m_version,
@@ -359,19 +453,61 @@ fn statement_text(
             statement: &format!("{m_version}-{}", st.index),
         };
         match ctx.links.statement.as_ref().or(ctx.links.plan.as_ref()) {
-            Some(tpl) => {
-                let _ = write!(t, "\n<{}|Full statement>", fill(tpl, &vars));
-            }
-            None => t.push_str("\n_(truncated; see the full plan in the console)_"),
+            Some(tpl) => tail
+                .push(json!({"type": "link", "url": fill(tpl, &vars), "text": "Full statement"})),
+            None => tail.push(rt_styled("see the full plan in the console", "italic")),
         }
     }
     if let Some(f) = st.findings.iter().max_by_key(|f| f.risk) {
-        let _ = write!(t, "\n_{}_", esc(&clip(&f.reason, 300)));
+        if !tail.is_empty() {
+            tail.push(rt("\n"));
+        }
+        tail.push(rt_styled(&clip(&f.reason, 300), "italic"));
         if let Some(alt) = &f.safe_alternative {
-            let _ = write!(t, "\nSafer: {}", esc(&clip(alt, 300)));
+            tail.push(rt(&format!("\nSafer: {}", clip(alt, 300))));
         }
     }
-    t
+    if !tail.is_empty() {
+        elements.push(json!({"type": "rich_text_section", "elements": tail}));
+    }
+    json!({"type": "rich_text", "elements": elements})
+}
+
+/// The plan's transaction-level findings (they explain a risk no single
+/// statement shows), riskiest first, in one section.
+fn plan_findings(plan: &Plan) -> Option<Value> {
+    let mut all: Vec<(&str, &crate::model::Finding)> = plan
+        .migrations
+        .iter()
+        .flat_map(|m| m.findings.iter().map(move |f| (m.version.as_str(), f)))
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    all.sort_by_key(|(_, f)| std::cmp::Reverse(f.risk));
+    let mut t = String::from("*Whole-migration findings*");
+    let mut shown = 0;
+    for (v, f) in &all {
+        let mut line = format!(
+            "\n• *v{}* · {} · `{}`: _{}_",
+            fit(v, 60),
+            risk_badge(f.risk),
+            fit(&f.rule, 80),
+            fit(&f.reason, 300)
+        );
+        if let Some(alt) = &f.safe_alternative {
+            let _ = write!(line, "\n   Safer: {}", fit(alt, 300));
+        }
+        if t.chars().count() + line.chars().count() > limits::SECTION_TEXT - 60 {
+            break;
+        }
+        t.push_str(&line);
+        shown += 1;
+    }
+    if shown < all.len() {
+        let _ = write!(t, "\n…and {} more (see the full plan)", all.len() - shown);
+    }
+    Some(section(&t))
 }
 
 fn text_len(blocks: &[Value]) -> usize {
@@ -418,10 +554,21 @@ pub fn preflight_with(
         .iter()
         .flat_map(|m| m.statements.iter().map(move |s| (m.version.as_str(), s)))
         .collect();
-    let est: f64 = statements
+    let unknown = statements
+        .iter()
+        .filter(|(_, s)| s.estimate.is_none())
+        .count();
+    let known: f64 = statements
         .iter()
         .filter_map(|(_, s)| s.estimate.map(|e| e.duration_seconds))
         .sum();
+    // A sum over the known parts would understate: any unknown part makes
+    // the whole unknown.
+    let est = if unknown > 0 || statements.is_empty() {
+        format!("unknown ({unknown} statement(s) without a size)")
+    } else {
+        duration(known)
+    };
     let outcome = outcome_line(view, ctx);
     let title = match &outcome {
         Some((icon, short, _)) => format!("{icon} {versions} → {} · {short}", ctx.target),
@@ -434,22 +581,21 @@ pub fn preflight_with(
     let mut head = vec![header(&title)];
     let mut summary = format!(
         "*Migration* {} on `{}` · risk {} · {} statement(s) in {} migration(s) · est. {} · plan `{}`",
-        esc(&versions),
-        esc(ctx.target),
+        fit(&versions, 80),
+        fit(ctx.target, 80),
         risk_badge(plan.risk),
         statements.len(),
         plan.migrations.len(),
-        if est > 0.0 {
-            duration(est)
-        } else {
-            "unknown".into()
-        },
+        est,
         esc(&clip(&digest, 12)),
     );
     if let Some(r) = &view.state.requester {
         let _ = write!(summary, "\nRequested by {}", who(ctx, r));
     }
     head.push(section(&summary));
+    if let Some(f) = plan_findings(plan) {
+        head.push(f);
+    }
     let first = plan.migrations.first().map_or("", |m| m.version.as_str());
     let vars = LinkVars {
         run: ctx.run,
@@ -465,7 +611,7 @@ pub fn preflight_with(
     if let Some(t) = &ctx.links.plan {
         links.push(format!("<{}|Full plan>", fill(t, &vars)));
     }
-    links.push(format!("run `{}`", esc(ctx.run)));
+    links.push(format!("run `{}`", fit(ctx.run, 80)));
     head.push(context(&[links.join(" · ")]));
     head.push(json!({"type": "divider"}));
 
@@ -480,7 +626,7 @@ pub fn preflight_with(
             if let Some(r) = voided {
                 tail.push(section(&format!(
                     "♻️ *Earlier approvals were voided:* {}",
-                    esc(r)
+                    fit(r, 1000)
                 )));
             }
             let approve = {
@@ -489,8 +635,8 @@ pub fn preflight_with(
                     &format!("Approve {versions} on {}?", ctx.target),
                     &format!(
                         "Approve *{}* on *{}* at {} risk (plan `{}`).",
-                        esc(&versions),
-                        esc(ctx.target),
+                        fit(&versions, 60),
+                        fit(ctx.target, 60),
                         risk_badge(plan.risk),
                         esc(&clip(&digest, 12))
                     ),
@@ -522,7 +668,7 @@ pub fn preflight_with(
         }
         Decision::Rejected => {
             let line = match view.state.outcome.as_deref() {
-                Some(r) => format!("❌ Rejected — {}", esc(r)),
+                Some(r) => format!("❌ Rejected — {}", fit(r, 1000)),
                 None => "❌ Rejected".to_string(),
             };
             tail.push(context(&[line]));
@@ -549,7 +695,7 @@ pub fn preflight_with(
             break;
         }
         let (ver, st) = statements[i];
-        let b = section(&statement_text(ver, st, sql_max, ctx, &digest));
+        let b = statement_block(ver, st, sql_max, ctx, &digest);
         let n = text_len(std::slice::from_ref(&b));
         if used + n > limits::TOTAL_TEXT {
             break;
@@ -596,7 +742,7 @@ pub fn preflight_with(
         let _ = write!(text, " — {short}");
     }
     Message {
-        text: clip(&text, limits::FALLBACK_TEXT),
+        text: fit(&text, limits::FALLBACK_TEXT),
         blocks,
     }
 }
@@ -608,7 +754,11 @@ fn outcome_line(view: &RunView, ctx: &RenderCtx<'_>) -> Option<(&'static str, St
         (Some(a), Some(b)) => duration((b - a).num_milliseconds() as f64 / 1000.0),
         _ => "?".into(),
     };
-    let reason = s.outcome.as_deref().map(esc).unwrap_or_default();
+    let reason = s
+        .outcome
+        .as_deref()
+        .map(|o| fit(o, 1000))
+        .unwrap_or_default();
     match s.phase {
         Phase::Succeeded => Some((
             "✅",
@@ -683,34 +833,27 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
             None => count(p.rows_copied),
         };
         fields.push(format!("*Rows*\n{rows}"));
-        let pct = p
-            .percent
-            .or_else(|| {
-                p.rows_total
-                    .filter(|t| *t > 0)
-                    .map(|t| p.rows_copied as f64 * 100.0 / t as f64)
-            })
-            .map(|x| x.clamp(0.0, 100.0));
-        if let Some(pct) = pct {
-            let filled = (pct / 10.0).round() as usize;
+        // One fold for every surface: unclamped percent, rate only over
+        // real copying, ETA from the recent rate (see `run::copyview`).
+        if let Some(pct) = view.copy.percent() {
+            let filled = ((pct / 10.0).round() as usize).min(10);
+            let label = crate::run::copyview::percent_label(pct);
             fields.push(format!(
-                "*Progress*\n{}{} {pct:.1}%",
+                "*Progress*\n{}{} {label}",
                 "█".repeat(filled),
-                "░".repeat(10 - filled.min(10))
+                "░".repeat(10 - filled)
             ));
-            let _ = write!(text, ", {pct:.1}%");
+            let _ = write!(text, ", {label}");
         }
-        fields.push(format!(
-            "*Rate*\n{}",
-            view.rate()
-                .map_or("—".to_string(), |r| format!("{} rows/s", count(r as u64)))
-        ));
-        fields.push(format!(
-            "*ETA*\n{}",
-            p.eta_seconds
-                .filter(|_| s.phase == Phase::Running)
-                .map_or("—".into(), duration)
-        ));
+        if let Some(r) = view.rate() {
+            fields.push(format!("*Rate*\n{} rows/s", count(r as u64)));
+        }
+        if view.copy.copying() {
+            fields.push(format!(
+                "*ETA*\n{}",
+                view.copy.eta_seconds().map_or("unknown".into(), duration)
+            ));
+        }
     }
     let mut lag_lines = Vec::new();
     for l in view.lag.values().take(8) {
@@ -722,7 +865,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         lag_lines.push(format!(
             "{} `{}` {v} / {max_lag:.1}s",
             if over { "🔴" } else { "🟢" },
-            esc(&l.replica)
+            fit(&l.replica, 80)
         ));
     }
     if !lag_lines.is_empty() {
@@ -734,10 +877,10 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
     }
     let mut notes = Vec::new();
     if let Some(t) = &view.throttle {
-        notes.push(format!("Throttled: {}", esc(t)));
+        notes.push(format!("Throttled: {}", fit(t, 500)));
     }
     if let Some(w) = &s.window_note {
-        notes.push(format!("Window: {}", esc(w)));
+        notes.push(format!("Window: {}", fit(w, 500)));
     }
     if !notes.is_empty() {
         blocks.push(context(&[notes.join(" · ")]));
@@ -753,7 +896,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         let mut b = button(Action::Pause, "Pause", &v, None);
         b["confirm"] = confirm(
             "Pause the migration?",
-            &format!("Pause copying on *{}*.", esc(ctx.target)),
+            &format!("Pause copying on *{}*.", fit(ctx.target, 80)),
             "Pause",
             false,
         );
@@ -763,7 +906,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         let mut b = button(Action::Resume, "Resume", &v, Some("primary"));
         b["confirm"] = confirm(
             "Resume the migration?",
-            &format!("Resume copying on *{}*.", esc(ctx.target)),
+            &format!("Resume copying on *{}*.", fit(ctx.target, 80)),
             "Resume",
             false,
         );
@@ -778,7 +921,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         };
         b["confirm"] = confirm(
             &format!("{} on {}?", verb(Action::CutOver), ctx.target),
-            &format!("Swap in the new table on *{}*.{extra}", esc(ctx.target)),
+            &format!("Swap in the new table on *{}*.{extra}", fit(ctx.target, 80)),
             "Cut over",
             false,
         );
@@ -795,7 +938,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
             &format!("{} on {}?", verb(Action::Abort), ctx.target),
             &format!(
                 "Stop the migration on *{}*; what it left behind is listed afterwards.{extra}",
-                esc(ctx.target)
+                fit(ctx.target, 80)
             ),
             "Abort",
             true,
@@ -810,7 +953,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         }));
     }
     Message {
-        text: clip(&text, limits::FALLBACK_TEXT),
+        text: fit(&text, limits::FALLBACK_TEXT),
         blocks,
     }
 }
@@ -832,8 +975,8 @@ pub fn completion(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
     };
     let mut blocks = vec![section(&format!(
         "{icon} *{}* {word} on `{}` in {took}",
-        esc(ctx.run),
-        esc(ctx.target)
+        fit(ctx.run, 80),
+        fit(ctx.target, 80)
     ))];
     let rows = view
         .progress
@@ -869,21 +1012,21 @@ pub fn completion(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
             if interveners.is_empty() {
                 "none".into()
             } else {
-                clip(&interveners.join(", "), 1500)
+                clip_mrkdwn(&interveners.join(", "), 1500)
             }
         ),
     ];
     let f: Vec<Value> = fields.iter().map(|t| mrkdwn(t, 2000)).collect();
     blocks.push(json!({"type": "section", "fields": f}));
     if let Some(o) = &s.outcome {
-        blocks.push(section(&format!("*Reason:* {}", esc(o))));
+        blocks.push(section(&format!("*Reason:* {}", fit(o, 2500))));
     }
     if !view.leftovers.is_empty() {
         let mut t = String::from("*Left behind* (clean up by hand):");
         for l in view.leftovers.iter().take(20) {
-            let _ = write!(t, "\n• {} `{}`", esc(&l.kind), esc(&l.name));
+            let _ = write!(t, "\n• {} `{}`", fit(&l.kind, 40), fit(&l.name, 130));
             if let Some(c) = &l.cleanup {
-                let _ = write!(t, " — `{}`", esc(&clip(c, 200)));
+                let _ = write!(t, " — `{}`", fit(c, 200));
             }
         }
         blocks.push(section(&t));
@@ -893,17 +1036,49 @@ pub fn completion(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         ctx.run, ctx.target
     );
     Message {
-        text: clip(&text, limits::FALLBACK_TEXT),
+        text: fit(&text, limits::FALLBACK_TEXT),
         blocks,
     }
 }
 
-/// A one-line milestone reply (paused by X, lag over the limit, …).
+/// A one-line milestone reply (paused by X, lag over the limit, …) from
+/// plain text: everything in it is escaped.
 pub fn milestone(line: &str) -> Message {
     Message {
-        text: clip(line, limits::FALLBACK_TEXT),
-        blocks: vec![section(&esc(line))],
+        text: fit(line, limits::FALLBACK_TEXT),
+        blocks: vec![section(&fit(line, limits::SECTION_TEXT))],
     }
+}
+
+/// The milestone reply an event calls for, if any: the person as a mention
+/// (or their escaped name), and every reason typed by someone escaped and
+/// bounded, so `<!channel>` stays text and a long reason cannot push the
+/// line over Slack's limits.
+pub fn milestone_for(event: &crate::run::Event, ctx: &RenderCtx<'_>) -> Option<Message> {
+    use crate::run::Event;
+    const REASON: usize = 1500;
+    let line = match event {
+        Event::PauseRequested { person } => format!("⏸ Pause requested by {}", who(ctx, person)),
+        Event::ResumeRequested { person } => {
+            format!("▶️ Resume requested by {}", who(ctx, person))
+        }
+        Event::AbortRequested { person, reason } => format!(
+            "🛑 Abort requested by {}: {}",
+            who(ctx, person),
+            fit(reason, REASON)
+        ),
+        Event::CutOverRequested { person } => {
+            format!("🔀 Cut-over requested by {}", who(ctx, person))
+        }
+        Event::WindowClosed { reason, .. } => format!("🕒 Window closed: {}", fit(reason, REASON)),
+        Event::Interrupted { reason } => format!("⚠️ Interrupted: {}", fit(reason, REASON)),
+        _ => return None,
+    };
+    Some(Message {
+        // The fallback shows in notifications: same escaped line, no blocks needed.
+        text: clip_mrkdwn(&line, limits::FALLBACK_TEXT),
+        blocks: vec![section(&line)],
+    })
 }
 
 /// The modal asking for a reject reason.
@@ -916,7 +1091,7 @@ pub fn reject_modal(v: &ActionValue, target: &str) -> Value {
         "submit": plain("Reject", 24),
         "close": plain("Cancel", 24),
         "blocks": [
-            section(&format!("Reject run `{}` on *{}*. The reason is recorded in the audit trail.", esc(&v.run), esc(target))),
+            section(&format!("Reject run `{}` on *{}*. The reason is recorded in the audit trail.", fit(&v.run, 80), fit(target, 80))),
             {
                 "type": "input",
                 "block_id": "reason",
@@ -942,8 +1117,8 @@ pub fn typed_table_modal(
     let mut blocks = vec![
         section(&format!(
             "This is a *high-risk* run on *{}*. Type the table name to confirm ({}).",
-            esc(target),
-            esc(&clip(&tables.join(", "), 500))
+            fit(target, 80),
+            fit(&tables.join(", "), 500)
         )),
         json!({
             "type": "input",
@@ -981,7 +1156,7 @@ pub fn abort_reason_modal(v: &ActionValue, target: &str) -> Value {
         "submit": plain("Abort", 24),
         "close": plain("Cancel", 24),
         "blocks": [
-            section(&format!("Abort run `{}` on *{}*.", esc(&v.run), esc(target))),
+            section(&format!("Abort run `{}` on *{}*.", fit(&v.run, 80), fit(target, 80))),
             {
                 "type": "input",
                 "block_id": "reason",

@@ -39,6 +39,9 @@ pub struct SlackHost {
 impl SlackHost {
     /// A host for `api`, routing clicks through `interactions`.
     pub fn new(api: Arc<dyn SlackApi>, interactions: Arc<Interactions>) -> SlackHost {
+        // Every call from this host (Socket Mode, relays) is paced: nothing
+        // reaches Slack while it has asked us to wait.
+        let api: Arc<dyn SlackApi> = Arc::new(super::pace::Paced::new(api));
         SlackHost { api, interactions }
     }
 
@@ -82,6 +85,8 @@ impl SlackHost {
                 channel: handle_base.1,
             },
         );
+        // Group members and accounts cached before the first click.
+        self.interactions.spawn_warm(&run);
         let interactions = self.interactions.clone();
         tokio::spawn(async move {
             let report = relay.run_until(sub, shutdown).await;

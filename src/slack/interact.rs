@@ -170,9 +170,16 @@ pub struct RunHandle {
 #[derive(Debug, Default)]
 struct GroupCache {
     fetched: Option<Instant>,
+    /// Members per group, as last fetched (handed to each new run's core).
+    members: BTreeMap<String, Vec<String>>,
     /// `users.info` verdicts: user → (when, why the user may not act).
     users: HashMap<String, (Instant, Option<String>)>,
 }
+
+/// Accounts looked up ahead of clicks per refresh (`users.info` is Tier 4).
+const WARM_USERS: usize = 50;
+/// Shortest interval between background refreshes.
+const MIN_REFRESH: Duration = Duration::from_secs(30);
 
 /// Why a Slack account may not act at all, from its `users.info` (spec
 /// §11.1): bots, deactivated accounts and guests are refused whatever
@@ -202,6 +209,8 @@ pub struct Interactions {
     groups: Vec<String>,
     group_ttl: Duration,
     cache: tokio::sync::Mutex<GroupCache>,
+    /// One refresh at a time; never held while answering a click.
+    refreshing: tokio::sync::Mutex<()>,
     /// Outcomes, for logs and tests: (dedup key, what happened).
     pub log: Mutex<Vec<(String, String)>>,
     /// The relay's own trail, for refusals no run can record.
@@ -248,12 +257,14 @@ impl Interactions {
     /// Serves no runs yet; `groups` are the policy's Slack groups.
     pub fn new(api: Arc<dyn SlackApi>, groups: Vec<String>, group_ttl: Duration) -> Interactions {
         Interactions {
-            api,
+            // Ephemeral answers, modals and lookups share the one backoff.
+            api: Arc::new(super::pace::Paced::new(api)),
             runs: Mutex::new(HashMap::new()),
             seen: Mutex::new(VecDeque::new()),
             groups,
             group_ttl,
             cache: tokio::sync::Mutex::new(GroupCache::default()),
+            refreshing: tokio::sync::Mutex::new(()),
             log: Mutex::new(Vec::new()),
             audit: Mutex::new(None),
         }
@@ -425,46 +436,78 @@ impl Interactions {
         }
     }
 
-    async fn refresh_groups(&self, h: &RunHandle) {
-        let mut c = self.cache.lock().await;
-        if c.fetched.is_some_and(|t| t.elapsed() < self.group_ttl) || self.groups.is_empty() {
-            return;
+    fn fresh(&self, at: Option<Instant>) -> bool {
+        at.is_some_and(|t| t.elapsed() < self.group_ttl)
+    }
+
+    /// Group members, fetched when stale (or `force`d), and handed to the
+    /// run core. No lock is held across a Slack call that a click waits on.
+    async fn refresh_groups(&self, h: &RunHandle, force: bool) -> Vec<String> {
+        if self.groups.is_empty() {
+            return Vec::new();
         }
-        for g in &self.groups {
-            let args = json!({"usergroup": g.trim_start_matches('@')});
-            match self.api.call(methods::USERGROUP_USERS, args).await {
-                Ok(v) => {
-                    let users: Vec<String> = v["users"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|u| u.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let _ = h
-                        .requests
-                        .send(Request::SetGroupMembers {
-                            group: g.clone(),
-                            users,
-                        })
-                        .await;
+        let _one = self.refreshing.lock().await;
+        let cached = {
+            let c = self.cache.lock().await;
+            (!force && self.fresh(c.fetched)).then(|| c.members.clone())
+        };
+        let members = match cached {
+            Some(m) => m,
+            None => {
+                let mut fetched = BTreeMap::new();
+                for g in &self.groups {
+                    let args = json!({"usergroup": g.trim_start_matches('@')});
+                    match self.api.call(methods::USERGROUP_USERS, args).await {
+                        Ok(v) => {
+                            let users: Vec<String> = v["users"]
+                                .as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|u| u.as_str().map(str::to_string))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            fetched.insert(g.clone(), users);
+                        }
+                        // Free plan or bad id: the static allow-list (people) still works.
+                        Err(e) => eprintln!("cutover: Slack group {g}: {e}"),
+                    }
                 }
-                // Free plan or bad id: the static allow-list (people) still works.
-                Err(e) => eprintln!("cutover: Slack group {g}: {e}"),
+                let mut c = self.cache.lock().await;
+                c.fetched = Some(Instant::now());
+                c.members = fetched.clone();
+                fetched
             }
+        };
+        let mut all = Vec::new();
+        for (group, users) in members {
+            all.extend(users.iter().cloned());
+            let _ = h
+                .requests
+                .send(Request::SetGroupMembers { group, users })
+                .await;
         }
-        c.fetched = Some(Instant::now());
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// `users.info` for the clicker, cached like group membership.
     async fn account_check(&self, user: &str) -> Option<String> {
-        let mut c = self.cache.lock().await;
-        if let Some((at, why)) = c.users.get(user)
-            && at.elapsed() < self.group_ttl
         {
-            return why.clone();
+            let c = self.cache.lock().await;
+            if let Some((at, why)) = c.users.get(user)
+                && self.fresh(Some(*at))
+            {
+                return why.clone();
+            }
         }
+        self.fetch_account(user).await
+    }
+
+    /// Asks Slack about an account and caches the answer (not when Slack is
+    /// unreachable: then it fails closed, uncached).
+    async fn fetch_account(&self, user: &str) -> Option<String> {
         let why = match self
             .api
             .call(methods::USERS_INFO, json!({"user": user}))
@@ -474,12 +517,47 @@ impl Interactions {
             Err(e) if e.handling() == Handling::Unauthorized => {
                 Some(format!("Slack does not know this user ({e})"))
             }
-            // Slack is unreachable: do not cache, and fail closed.
             Err(e) => return Some(format!("could not check the account with Slack ({e})")),
         };
-        c.users
+        self.cache
+            .lock()
+            .await
+            .users
             .insert(user.to_string(), (Instant::now(), why.clone()));
         why
+    }
+
+    /// Whether a click by `user` can be checked from the caches alone.
+    pub fn warm_for(&self, user: &str) -> bool {
+        let Ok(c) = self.cache.try_lock() else {
+            return false;
+        };
+        (self.groups.is_empty() || self.fresh(c.fetched))
+            && c.users
+                .get(user)
+                .is_some_and(|(at, _)| self.fresh(Some(*at)))
+    }
+
+    /// Warms the caches for a run as it starts (group members to its core,
+    /// the members' accounts) and keeps them fresh in the background while
+    /// the run is served, so a click never waits on a cold cache.
+    pub fn spawn_warm(self: &Arc<Self>, run: &str) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let run = run.to_string();
+        tokio::spawn(async move {
+            let mut first = true;
+            while let Some(h) = me.handle(&run) {
+                let members = me.refresh_groups(&h, !first).await;
+                for u in members.iter().take(WARM_USERS) {
+                    if me.handle(&run).is_none() {
+                        return;
+                    }
+                    me.fetch_account(u).await;
+                }
+                first = false;
+                tokio::time::sleep((me.group_ttl / 2).max(MIN_REFRESH)).await;
+            }
+        })
     }
 
     /// The work after the ack. `envelope` is the transport's id (Socket Mode envelope).
@@ -506,7 +584,7 @@ impl Interactions {
             self.ephemeral(
                 &channel,
                 &user.id,
-                &format!("Run `{}` is not served by this relay (it may have ended or run on another host).", value.run),
+                &format!("Run `{}` is not served by this relay (it may have ended or run on another host).", blocks::fit(&value.run, 80)),
             )
             .await;
             return;
@@ -537,15 +615,28 @@ impl Interactions {
             .await;
             return;
         }
-        self.refresh_groups(&h).await;
-        if let Some(why) = self.account_check(&user.id).await {
-            self.note(&key, format!("refused: {why}"));
-            self.refuse_recorded(Some(&h), &i, &why, &key).await;
-            self.ephemeral(&channel, &user.id, &format!("Refused: {why}"))
-                .await;
-            return;
-        }
         let risk = view.state.spec.as_ref().map_or(Risk::High, |s| s.risk);
+        let opens_modal = match &i {
+            Interaction::Click { action, .. } => match action {
+                Action::Reject | Action::Abort => true,
+                Action::CutOver => risk == Risk::High,
+                _ => false,
+            },
+            Interaction::Submit { .. } => false,
+        };
+        // A modal must open within 3 s of the click. On a cold cache the
+        // checks would eat that time: open the form now and check at
+        // submission (which always checks) — the form itself decides nothing.
+        if !opens_modal || self.warm_for(&user.id) {
+            self.refresh_groups(&h, false).await;
+            if let Some(why) = self.account_check(&user.id).await {
+                self.note(&key, format!("refused: {why}"));
+                self.refuse_recorded(Some(&h), &i, &why, &key).await;
+                self.ephemeral(&channel, &user.id, &format!("Refused: {why}"))
+                    .await;
+                return;
+            }
+        }
         let tables = view
             .state
             .spec

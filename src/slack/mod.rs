@@ -25,6 +25,7 @@ pub mod host;
 pub mod http;
 pub mod interact;
 pub mod manifest;
+pub mod pace;
 pub mod relay;
 pub mod signing;
 pub mod socket;

@@ -24,12 +24,13 @@
 use super::api::{ApiError, Handling, SlackApi, methods};
 use super::blocks::{self, Message, RenderCtx};
 use super::config::LinkTemplates;
+use super::pace::Paced;
 use super::view::RunView;
 use crate::model::Plan;
 use crate::policy::{Actor, Surface};
 use crate::run::core::Request;
 use crate::run::fanout::{Published, Subscription};
-use crate::run::{Command, CommandEnvelope, Event, Phase, RunState};
+use crate::run::{Command, CommandEnvelope, Phase, RunState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
@@ -49,10 +50,6 @@ pub mod keys {
     pub const COMPLETION: &str = "slack.completion";
 }
 
-/// Longest wait between retries of a failing call. Short enough that the
-/// progress message is fresh again within 10 s of an outage's end; one call
-/// per 8 s per message is far below Slack's Tier 3 limit.
-const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How long recording a message id may hold up the relay.
 const NOTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Milestone replies kept while Slack is unreachable (older ones are dropped;
@@ -133,21 +130,41 @@ struct SlotState {
     sent: Option<Value>,
     /// When it was last sent (edits are spaced by `coalesce`).
     last_sent: Option<Instant>,
+    /// Slack rejected this message's blocks: from now on it is plain text
+    /// (a rejected payload is never resent, and the same renderer would
+    /// only produce the same mistake again).
+    plain: Option<String>,
+    /// Slack rejected even the plain text: nothing more is sent for it.
+    dead: bool,
 }
 
 /// The relay for one run.
 pub struct Relay {
     setup: RelaySetup,
-    api: Arc<dyn SlackApi>,
+    api: Arc<Paced<dyn SlackApi>>,
     view: RunView,
     ids: MessageIds,
     slots: BTreeMap<Slot, SlotState>,
     milestones: VecDeque<Message>,
-    blocked: BTreeMap<&'static str, Instant>,
-    /// Consecutive server-side failures (backoff).
-    failures: u32,
     report: RelayReport,
     views_tx: watch::Sender<RunView>,
+}
+
+/// The plain-text stand-in for a message whose blocks Slack rejected.
+fn plain_body(channel: &str, why: &str, m: &Message, update: bool) -> Value {
+    let text = blocks::clip(
+        &format!(
+            "⚠️ Slack rejected the formatted message ({why}); plain text instead — decide and watch in the console.\n{}",
+            m.text
+        ),
+        4000,
+    );
+    let mut body = json!({"channel": channel, "text": text});
+    if update {
+        // Without `blocks` an edit would keep the old (stale) ones.
+        body["blocks"] = json!([]);
+    }
+    body
 }
 
 impl Relay {
@@ -157,13 +174,11 @@ impl Relay {
         let (views_tx, _) = watch::channel(view.clone());
         Relay {
             setup,
-            api,
+            api: Arc::new(Paced::new(api)),
             view,
             ids,
             slots: BTreeMap::new(),
             milestones: VecDeque::new(),
-            blocked: BTreeMap::new(),
-            failures: 0,
             report: RelayReport::default(),
             views_tx,
         }
@@ -187,36 +202,12 @@ impl Relay {
     pub fn apply(&mut self, item: &Published) {
         self.view.apply(item);
         if let Published::Event { record, .. } = item {
-            let who = |p: &str| match self.setup.people.get(p) {
-                Some(u) => format!("<@{u}>"),
-                None => p.to_string(),
-            };
-            let line = match &record.event {
-                Event::PauseRequested { person } => {
-                    Some(format!("⏸ Pause requested by {}", who(person)))
-                }
-                Event::ResumeRequested { person } => {
-                    Some(format!("▶️ Resume requested by {}", who(person)))
-                }
-                Event::AbortRequested { person, reason } => {
-                    Some(format!("🛑 Abort requested by {}: {reason}", who(person)))
-                }
-                Event::CutOverRequested { person } => {
-                    Some(format!("🔀 Cut-over requested by {}", who(person)))
-                }
-                Event::WindowClosed { reason, .. } => Some(format!("🕒 Window closed: {reason}")),
-                Event::Interrupted { reason } => Some(format!("⚠️ Interrupted: {reason}")),
-                _ => None,
-            };
-            if let Some(l) = line {
+            let ctx = self.ctx();
+            if let Some(m) = blocks::milestone_for(&record.event, &ctx) {
                 if self.milestones.len() >= MAX_MILESTONES {
                     self.milestones.pop_front();
                 }
-                // Built by hand so the mention markup survives escaping.
-                self.milestones.push_back(Message {
-                    text: l.clone(),
-                    blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": l}})],
-                });
+                self.milestones.push_back(m);
             }
         }
         self.views_tx.send_replace(self.view.clone());
@@ -242,11 +233,41 @@ impl Relay {
         }
     }
 
+    /// The body a slot should have in Slack now (blocks, or the plain-text
+    /// stand-in once its blocks were rejected); `None` when it should not
+    /// exist yet or nothing more can be sent for it.
+    fn desired_body(&self, slot: Slot) -> Option<Value> {
+        let m = self.desired(slot)?;
+        let st = self.slots.get(&slot);
+        if st.is_some_and(|s| s.dead) {
+            return None;
+        }
+        Some(match st.and_then(|s| s.plain.as_deref()) {
+            Some(why) => plain_body(&self.ids.channel, why, &m, self.ts(slot).is_some()),
+            None => m.body(&self.ids.channel),
+        })
+    }
+
     fn ts(&self, slot: Slot) -> Option<&String> {
         match slot {
             Slot::Preflight => self.ids.preflight.as_ref(),
             Slot::Progress => self.ids.progress.as_ref(),
             Slot::Completion => self.ids.completion.as_ref(),
+        }
+    }
+
+    /// Sends a system command to the run core (message ids, problems).
+    async fn note(&self, command: Command) {
+        let Some(requests) = &self.setup.requests else {
+            return;
+        };
+        let env = CommandEnvelope::new(Actor::System, Surface::System, command);
+        let (tx, rx) = oneshot::channel();
+        // The core answers at once; after the run's end it is gone (see the
+        // module doc). Never let a stuck core stall the messages.
+        let sent = tokio::time::timeout(NOTE_TIMEOUT, requests.send(Request::Command(env, tx)));
+        if matches!(sent.await, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(NOTE_TIMEOUT, rx).await;
         }
     }
 
@@ -261,25 +282,33 @@ impl Relay {
             Slot::Progress => self.ids.progress = ts.clone(),
             Slot::Completion => self.ids.completion = ts.clone(),
         }
-        let (Some(id), Some(requests)) = (ts, &self.setup.requests) else {
+        let Some(id) = ts else {
             return;
         };
-        let env = CommandEnvelope::new(
-            Actor::System,
-            Surface::System,
-            Command::NoteMessage {
-                key: key.to_string(),
-                channel: self.ids.channel.clone(),
-                id,
-            },
-        );
-        let (tx, rx) = oneshot::channel();
-        // The core answers at once; after the run's end it is gone (see the
-        // module doc). Never let a stuck core stall the messages.
-        let sent = tokio::time::timeout(NOTE_TIMEOUT, requests.send(Request::Command(env, tx)));
-        if matches!(sent.await, Ok(Ok(()))) {
-            let _ = tokio::time::timeout(NOTE_TIMEOUT, rx).await;
+        self.note(Command::NoteMessage {
+            key: key.to_string(),
+            channel: self.ids.channel.clone(),
+            id,
+        })
+        .await;
+    }
+
+    /// The method and body a slot needs sent now, ignoring pacing.
+    fn pending(&self, slot: Slot) -> Option<(&'static str, Value)> {
+        let body = self.desired_body(slot)?;
+        let st = self.slots.get(&slot);
+        let posted = self.ts(slot).is_some();
+        if posted && st.and_then(|s| s.sent.as_ref()) == Some(&body) {
+            return None;
         }
+        if !posted && slot != Slot::Preflight && self.ids.preflight.is_none() {
+            return None; // threads under the pre-flight
+        }
+        Some(if posted {
+            (methods::UPDATE, body)
+        } else {
+            (methods::POST_MESSAGE, body)
+        })
     }
 
     /// The next moment something may be sent, or `None` when nothing is pending.
@@ -290,92 +319,115 @@ impl Relay {
         let mut due: Option<Instant> = None;
         let mut consider = |t: Instant| due = Some(due.map_or(t, |d: Instant| d.min(t)));
         for slot in [Slot::Preflight, Slot::Progress, Slot::Completion] {
-            let Some(m) = self.desired(slot) else {
+            let Some((method, _)) = self.pending(slot) else {
                 continue;
-            };
-            let st = self.slots.get(&slot);
-            let body = m.body(&self.ids.channel);
-            if st.and_then(|s| s.sent.as_ref()) == Some(&body) && self.ts(slot).is_some() {
-                continue;
-            }
-            let method = if self.ts(slot).is_some() {
-                methods::UPDATE
-            } else {
-                methods::POST_MESSAGE
             };
             let mut t = now;
-            if self.ts(slot).is_some()
-                && let Some(last) = st.and_then(|s| s.last_sent)
+            if method == methods::UPDATE
+                && let Some(last) = self.slots.get(&slot).and_then(|s| s.last_sent)
             {
                 t = t.max(last + coalesce);
             }
-            if let Some(b) = self.blocked.get(method) {
-                t = t.max(*b);
+            if let Some(b) = self.api.blocked_until(method) {
+                t = t.max(b);
             }
             consider(t);
         }
         if !self.milestones.is_empty() && self.ids.preflight.is_some() {
-            let mut t = now;
-            if let Some(b) = self.blocked.get(methods::POST_MESSAGE) {
-                t = t.max(*b);
-            }
-            consider(t);
+            consider(
+                self.api
+                    .blocked_until(methods::POST_MESSAGE)
+                    .map_or(now, |b| b.max(now)),
+            );
         }
         due
     }
 
-    /// Whether every message shows the final state.
+    /// Whether every message shows the final state (or cannot be shown).
     fn final_delivered(&self) -> bool {
         self.ended()
             && [Slot::Preflight, Slot::Progress, Slot::Completion]
                 .into_iter()
-                .all(|slot| match self.desired(slot) {
+                .all(|slot| match self.desired_body(slot) {
                     None => true,
-                    Some(m) => {
+                    Some(b) => {
                         self.ts(slot).is_some()
-                            && self.slots.get(&slot).and_then(|s| s.sent.as_ref())
-                                == Some(&m.body(&self.ids.channel))
+                            && self.slots.get(&slot).and_then(|s| s.sent.as_ref()) == Some(&b)
                     }
                 })
     }
 
-    async fn failed(
-        &mut self,
-        slot: Option<Slot>,
-        method: &'static str,
-        e: &ApiError,
-        now: Instant,
-    ) {
+    /// Records a problem as a run event (the console shows it) and in the report.
+    async fn problem(&mut self, code: &str, detail: String) {
+        eprintln!("cutover: Slack: {detail}");
+        self.note(Command::NoteSlackProblem {
+            code: code.to_string(),
+            detail,
+        })
+        .await;
+    }
+
+    async fn failed(&mut self, slot: Option<Slot>, method: &'static str, e: &ApiError) {
+        let code = e.code().unwrap_or("error").to_string();
         match e.handling() {
-            Handling::RateLimited => {
-                if let ApiError::RateLimited { retry_after, .. } = e {
-                    self.blocked.insert(method, now + *retry_after);
-                }
+            // Pacing already knows (see `pace`): nothing is resent early.
+            Handling::RateLimited | Handling::Retry => {}
+            Handling::Fatal | Handling::StopChannel => {
+                self.report.fatal = Some(e.to_string());
+                self.problem(
+                    &code,
+                    format!("the relay stopped: {e}; the channel sees nothing more of this run"),
+                )
+                .await;
             }
-            Handling::Fatal | Handling::StopChannel => self.report.fatal = Some(e.to_string()),
             Handling::Repost | Handling::ReplyInstead => {
                 if let Some(s) = slot {
                     self.set_ts(s, None).await;
                     self.slots.remove(&s);
                 }
             }
-            Handling::Bug => {
-                self.report.rejected.push(e.to_string());
-                eprintln!("cutover: Slack rejected a payload: {e}");
-            }
             _ => {
-                // A 5xx or a dead connection means Slack, not one message, is
-                // in trouble: one probe per backoff interval for the relay.
-                self.failures += 1;
-                let backoff = Duration::from_secs(1u64 << self.failures.min(6)).min(MAX_BACKOFF);
-                for m in [methods::UPDATE, methods::POST_MESSAGE] {
-                    let until = self
-                        .blocked
-                        .get(m)
-                        .copied()
-                        .unwrap_or(now)
-                        .max(now + backoff);
-                    self.blocked.insert(m, until);
+                // Our payload was wrong. Never send it again: the slot goes
+                // plain text once, and if even that is rejected, quiet.
+                self.report.rejected.push(e.to_string());
+                let details = match e {
+                    ApiError::Slack { messages, .. } if !messages.is_empty() => {
+                        format!(" ({})", blocks::clip(&messages.join("; "), 300))
+                    }
+                    _ => String::new(),
+                };
+                let what = match slot {
+                    Some(Slot::Preflight) => "pre-flight message",
+                    Some(Slot::Progress) => "progress message",
+                    Some(Slot::Completion) => "completion summary",
+                    None => "milestone reply",
+                };
+                let Some(s) = slot else {
+                    self.problem(
+                        &code,
+                        format!("Slack rejected a {what}: {method} {code}{details}"),
+                    )
+                    .await;
+                    return;
+                };
+                let st = self.slots.entry(s).or_default();
+                let detail = if st.plain.is_none() {
+                    st.plain = Some(code.clone());
+                    format!(
+                        "Slack rejected the {what}: {method} {code}{details}; sent as plain text instead"
+                    )
+                } else {
+                    st.dead = true;
+                    format!(
+                        "Slack rejected the plain-text {what} too: {method} {code}{details}; it is no longer sent"
+                    )
+                };
+                let dead_preflight =
+                    s == Slot::Preflight && st.dead && self.ids.preflight.is_none();
+                self.problem(&code, detail).await;
+                if dead_preflight {
+                    // Nothing can thread under a pre-flight that does not exist.
+                    self.report.fatal = Some(e.to_string());
                 }
             }
         }
@@ -389,28 +441,23 @@ impl Relay {
             if self.report.fatal.is_some() {
                 return;
             }
-            let Some(m) = self.desired(slot) else {
+            let Some((method, body)) = self.pending(slot) else {
                 continue;
             };
-            let body = m.body(&self.ids.channel);
-            let existing = self.ts(slot).cloned();
-            let st = self.slots.entry(slot).or_default();
-            if st.sent.as_ref() == Some(&body) && existing.is_some() {
+            if method == methods::UPDATE
+                && self
+                    .slots
+                    .get(&slot)
+                    .and_then(|s| s.last_sent)
+                    .is_some_and(|l| l + coalesce > now)
+            {
                 continue;
             }
-            let method = if existing.is_some() {
-                methods::UPDATE
-            } else {
-                methods::POST_MESSAGE
-            };
-            if existing.is_some() && st.last_sent.is_some_and(|l| l + coalesce > now) {
-                continue;
-            }
-            if self.blocked.get(method).is_some_and(|b| *b > now) {
+            if self.api.blocked_until(method).is_some() {
                 continue;
             }
             let mut args = body.clone();
-            match (&existing, slot) {
+            match (self.ts(slot).cloned(), slot) {
                 (Some(ts), _) => args["ts"] = json!(ts),
                 (None, Slot::Preflight) => {}
                 (None, _) => {
@@ -425,7 +472,7 @@ impl Relay {
             }
             match self.api.call(method, args).await {
                 Ok(resp) => {
-                    if existing.is_none() {
+                    if method == methods::POST_MESSAGE {
                         if let Some(c) = resp["channel"].as_str() {
                             self.ids.channel = c.to_string();
                         }
@@ -435,28 +482,15 @@ impl Relay {
                     let st = self.slots.entry(slot).or_default();
                     st.sent = Some(body);
                     st.last_sent = Some(now);
-                    self.failures = 0;
                 }
-                Err(e) => {
-                    let bug = e.handling() == Handling::Bug;
-                    self.failed(Some(slot), method, &e, now).await;
-                    if bug {
-                        // Never resend the same rejected payload.
-                        let st = self.slots.entry(slot).or_default();
-                        st.sent = Some(body);
-                        st.last_sent = Some(now);
-                    }
-                }
+                Err(e) => self.failed(Some(slot), method, &e).await,
             }
         }
         while let (Some(m), Some(parent)) =
             (self.milestones.front().cloned(), self.ids.preflight.clone())
         {
             if self.report.fatal.is_some()
-                || self
-                    .blocked
-                    .get(methods::POST_MESSAGE)
-                    .is_some_and(|b| *b > now)
+                || self.api.blocked_until(methods::POST_MESSAGE).is_some()
             {
                 break;
             }
@@ -468,10 +502,11 @@ impl Relay {
                 }
                 Err(e) => {
                     let h = e.handling();
-                    self.failed(None, methods::POST_MESSAGE, &e, now).await;
-                    if h == Handling::Bug {
+                    if !matches!(h, Handling::RateLimited | Handling::Retry) {
+                        // Not resent: the progress message still shows the state.
                         self.milestones.pop_front();
                     }
+                    self.failed(None, methods::POST_MESSAGE, &e).await;
                     break;
                 }
             }

@@ -90,7 +90,12 @@ impl Verifier {
             .map_err(|_| SignatureError::Mismatch)?;
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.retain(|_, at| (now - *at).abs() <= 2 * WINDOW_SECONDS);
-        if seen.insert(sig.to_string(), t).is_some() {
+        // Keyed by the canonical form (lower-case hex of the bytes): the same
+        // signature in upper case is the same request, not a new one.
+        if seen
+            .insert(format!("v0={}", hex::encode(&given)), t)
+            .is_some()
+        {
             return Err(SignatureError::Replayed);
         }
         Ok(())

@@ -21,10 +21,20 @@ pub struct Transcript {
 
 impl Transcript {
     /// Writes to `<run_dir>/slack-transcript.jsonl`.
+    /// A restarted supervisor continues the numbering of the file it finds
+    /// (and so never hands out a message `ts` twice).
     pub fn in_run_dir(run_dir: &Path) -> Transcript {
+        let path = run_dir.join(TRANSCRIPT_FILE);
+        let last = last_seq(&path);
+        // End a torn last line so the next record starts on its own.
+        if std::fs::read(&path).is_ok_and(|b| b.last().is_some_and(|c| *c != b'\n'))
+            && let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path)
+        {
+            let _ = writeln!(f);
+        }
         Transcript {
-            path: run_dir.join(TRANSCRIPT_FILE),
-            counter: Mutex::new(0),
+            path,
+            counter: Mutex::new(last),
         }
     }
 
@@ -51,6 +61,19 @@ impl Transcript {
     }
 }
 
+/// The highest `seq` in an existing transcript (0 when there is none). A
+/// torn last line (a crash mid-write) is skipped.
+fn last_seq(path: &Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["seq"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
 impl SlackApi for Transcript {
     fn call<'a>(&'a self, method: &'a str, args: Value) -> BoxFuture<'a, Result<Value, ApiError>> {
         Box::pin(async move {
@@ -64,5 +87,41 @@ impl SlackApi for Transcript {
                 _ => json!({"ok": true}),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restarted_transcript_continues_the_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcript::in_run_dir(dir.path());
+        for _ in 0..3 {
+            t.call(methods::POST_MESSAGE, json!({"channel": "C"}))
+                .await
+                .unwrap();
+        }
+        // A crash mid-line, then a restart.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(t.path())
+            .unwrap();
+        write!(f, "{{\"seq\": 9").unwrap();
+        drop(f);
+        let t2 = Transcript::in_run_dir(dir.path());
+        let r = t2
+            .call(methods::POST_MESSAGE, json!({"channel": "C"}))
+            .await
+            .unwrap();
+        assert_eq!(r["ts"], "0000000001.000004");
+        let text = std::fs::read_to_string(t2.path()).unwrap();
+        let seqs: Vec<u64> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["seq"].as_u64())
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
     }
 }

@@ -9,13 +9,11 @@
 
 use crate::exec::{ExecStatus, Leftover};
 use crate::lag::LagSample;
+use crate::run::copyview::CopyView;
 use crate::run::fanout::Published;
 use crate::run::{Event, EventRecord, Phase, RunState, Sample};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, VecDeque};
-
-/// Seconds of progress history used for the copy rate.
-const RATE_WINDOW_SECONDS: i64 = 60;
+use std::collections::BTreeMap;
 
 /// One human intervention after the start (pause, resume, abort, cut-over, override).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +49,8 @@ pub struct RunView {
     pub ended_at: Option<DateTime<Utc>>,
     /// Render revision (see the module doc).
     pub rev: u64,
-    /// Rows copied over the last minute, for the rate.
-    history: VecDeque<(DateTime<Utc>, u64)>,
+    /// The copy's progress, folded as every surface folds it.
+    pub copy: CopyView,
 }
 
 /// Which buttons a state offers; a change bumps the render revision.
@@ -129,16 +127,7 @@ impl RunView {
     pub fn sample(&mut self, s: &Sample) {
         match s {
             Sample::Progress { status } => {
-                if let Some(p) = &status.progress {
-                    self.history.push_back((status.at, p.rows_copied));
-                    while self.history.len() > 2
-                        && self.history.front().is_some_and(|(t, _)| {
-                            (status.at - *t).num_seconds() > RATE_WINDOW_SECONDS
-                        })
-                    {
-                        self.history.pop_front();
-                    }
-                }
+                self.copy.sample(status);
                 if let crate::exec::ExecPhase::Throttled { reason } = &status.phase {
                     self.throttle = Some(reason.clone());
                 }
@@ -156,12 +145,9 @@ impl RunView {
         }
     }
 
-    /// Rows per second over the last minute, when known.
+    /// Rows per second over the recent copy (see [`crate::run::copyview`]).
     pub fn rate(&self) -> Option<f64> {
-        let (t0, r0) = self.history.front()?;
-        let (t1, r1) = self.history.back()?;
-        let dt = (*t1 - *t0).num_milliseconds() as f64 / 1000.0;
-        (dt > 0.0).then(|| r1.saturating_sub(*r0) as f64 / dt)
+        self.copy.rate()
     }
 
     /// People who approved, in order, without repeats.

@@ -74,8 +74,10 @@ pub struct Console {
     pub lag: BTreeMap<String, LagHistory>,
     /// The latest executor status.
     pub progress: Option<ExecStatus>,
-    /// Copy rate, rows per second (smoothed).
+    /// Copy rate, rows per second (from [`Console::copy`]).
     pub rate: Option<f64>,
+    /// The copy's progress, folded as every surface folds it.
+    pub copy: crate::run::copyview::CopyView,
     /// The event log, oldest first.
     pub log: VecDeque<LogLine>,
     /// The trail head after the latest event.
@@ -167,9 +169,10 @@ impl Console {
         self.seen(rec.at);
         let actor = rec.actor.to_string();
         let kind = match &rec.event {
-            Event::Refused { .. } | Event::Failed { .. } | Event::Interrupted { .. } => {
-                LogKind::Problem
-            }
+            Event::Refused { .. }
+            | Event::Failed { .. }
+            | Event::Interrupted { .. }
+            | Event::SlackProblem { .. } => LogKind::Problem,
             _ => LogKind::Event,
         };
         if !matches!(rec.event, Event::Sampled { .. }) {
@@ -195,7 +198,6 @@ impl Console {
             Event::Failed { leftovers, .. } | Event::Aborted { leftovers, .. } => {
                 self.leftovers = leftovers.clone()
             }
-            Event::Throttled { .. } | Event::Paused => self.rate = None,
             _ => {}
         }
     }
@@ -205,23 +207,8 @@ impl Console {
             Sample::Lag { sample } => self.lag_sample(sample),
             Sample::Progress { status } => {
                 self.seen(status.at);
-                if let (Some(prev), Some(new)) = (
-                    self.progress
-                        .as_ref()
-                        .and_then(|p| p.progress.as_ref().map(|x| (p.at, x.rows_copied))),
-                    status.progress.as_ref(),
-                ) {
-                    let dt = (status.at - prev.0).num_milliseconds() as f64 / 1000.0;
-                    if dt > 0.0 && new.rows_copied >= prev.1 {
-                        let r = (new.rows_copied - prev.1) as f64 / dt;
-                        let copying = matches!(status.phase, ExecPhase::Copying);
-                        self.rate = match (self.rate, copying) {
-                            (_, false) => None,
-                            (Some(old), true) => Some(old * 0.7 + r * 0.3),
-                            (None, true) => Some(r),
-                        };
-                    }
-                }
+                self.copy.sample(status);
+                self.rate = self.copy.rate();
                 self.progress = Some(status.clone());
             }
         }
@@ -237,19 +224,9 @@ impl Console {
         }
     }
 
-    /// Seconds left at the current rate; `None` while not copying.
+    /// Seconds left at the recent copy rate (see [`crate::run::copyview`]).
     pub fn eta_seconds(&self) -> Option<f64> {
-        let p = self.progress.as_ref()?;
-        let prog = p.progress.as_ref()?;
-        if let Some(e) = prog.eta_seconds {
-            return Some(e);
-        }
-        if !matches!(p.phase, ExecPhase::Copying) {
-            return None;
-        }
-        let total = prog.rows_total?;
-        let rate = self.rate.filter(|r| *r > 0.0)?;
-        Some(total.saturating_sub(prog.rows_copied) as f64 / rate)
+        self.copy.eta_seconds()
     }
 
     /// Why the copy is not moving, if it is not.

@@ -520,18 +520,16 @@ fn draw_progress(f: &mut Frame, area: Rect, c: &Console, theme: &Theme) {
     ])
     .areas(inner);
     let p = c.progress.as_ref().and_then(|s| s.progress.clone());
-    let ratio = p
-        .as_ref()
-        .and_then(|p| p.percent.map(|x| x / 100.0))
-        .unwrap_or(0.0)
-        .clamp(0.0, 1.0);
+    let pct = c.copy.percent();
+    // The bar cannot be fuller than full; the label says the real figure.
+    let ratio = pct.map_or(0.0, |x| x / 100.0).clamp(0.0, 1.0);
     let moving = matches!(c.state.phase, Phase::Running | Phase::CuttingOver);
     let gc = if moving { theme.ok } else { theme.warn };
     f.render_widget(
         Gauge::default()
             .gauge_style(Style::default().fg(gc))
             .ratio(ratio)
-            .label(format!("{:.1}%", ratio * 100.0)),
+            .label(pct.map_or_else(|| "?%".into(), crate::run::copyview::percent_label)),
         g,
     );
     let text = match &p {

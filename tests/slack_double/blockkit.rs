@@ -312,8 +312,92 @@ impl Check {
                     _ => self.err(at, "missing required field: text"),
                 }
             }
+            "rich_text" => {
+                self.keys(at, o, &["type", "block_id", "elements"]);
+                match o.get("elements").and_then(Value::as_array) {
+                    Some(e) if !e.is_empty() => {
+                        for (i, x) in e.iter().enumerate() {
+                            self.rich_container(&format!("{at}/elements/{i}"), x);
+                        }
+                    }
+                    _ => self.err(at, "elements must have at least 1 item"),
+                }
+            }
             "" => self.err(at, "missing required field: type"),
             t => self.err(at, format!("unsupported block type '{t}'")),
+        }
+    }
+
+    /// A `rich_text` block's child (Slack's rich text reference; the spec's
+    /// §5 table lists no limits for it, so only the shape and the message's
+    /// cumulative text count).
+    fn rich_container(&mut self, at: &str, v: &Value) {
+        let Some(o) = v.as_object() else {
+            self.err(at, "must be an object");
+            return;
+        };
+        let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
+        match ty {
+            "rich_text_section" | "rich_text_quote" => self.keys(at, o, &["type", "elements"]),
+            "rich_text_preformatted" => self.keys(at, o, &["type", "elements", "border"]),
+            _ => {
+                self.err(at, format!("unsupported rich text element '{ty}'"));
+                return;
+            }
+        }
+        match o.get("elements").and_then(Value::as_array) {
+            Some(e) if !e.is_empty() => {
+                for (i, x) in e.iter().enumerate() {
+                    self.rich_leaf(&format!("{at}/elements/{i}"), x);
+                }
+            }
+            _ => self.err(at, "elements must have at least 1 item"),
+        }
+    }
+
+    fn rich_leaf(&mut self, at: &str, v: &Value) {
+        let Some(o) = v.as_object() else {
+            self.err(at, "must be an object");
+            return;
+        };
+        let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
+        match ty {
+            "text" => self.keys(at, o, &["type", "text", "style"]),
+            "link" => {
+                self.keys(at, o, &["type", "url", "text", "style", "unsafe"]);
+                if o.get("url")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    self.err(at, "missing required field: url");
+                }
+            }
+            "user" => self.keys(at, o, &["type", "user_id", "style"]),
+            _ => {
+                self.err(at, format!("unsupported rich text leaf '{ty}'"));
+                return;
+            }
+        }
+        if let Some(style) = o.get("style") {
+            match style.as_object() {
+                Some(m) => {
+                    for (k, x) in m {
+                        if !["bold", "italic", "strike", "code"].contains(&k.as_str())
+                            || !x.is_boolean()
+                        {
+                            self.err(at, format!("invalid style '{k}'"));
+                        }
+                    }
+                }
+                None => self.err(at, "style must be an object"),
+            }
+        }
+        match o.get("text") {
+            Some(Value::String(t)) if t.is_empty() => self.err(at, "text must not be empty"),
+            Some(Value::String(t)) => self.text_total += t.chars().count(),
+            Some(_) => self.err(at, "text must be a string"),
+            None if ty == "text" => self.err(at, "missing required field: text"),
+            None => {}
         }
     }
 }

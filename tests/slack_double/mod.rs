@@ -156,6 +156,9 @@ struct State {
     pings_from_client: u64,
     pongs_from_client: u64,
     enforce_tiers: bool,
+    /// While set, every message write with blocks is refused with this code
+    /// (a payload Slack finds invalid stays invalid when resent).
+    reject_blocks: Option<&'static str>,
 }
 
 /// The running double.
@@ -246,6 +249,12 @@ impl Double {
             .entry(method.into())
             .or_default()
             .push_back(fault);
+    }
+
+    /// Refuses every `chat.postMessage`/`chat.update` that carries blocks
+    /// with `code` (and a `[ERROR]` detail), until called with `None`.
+    pub fn reject_blocks(&self, code: Option<&'static str>) {
+        lock(&self.state).reject_blocks = code;
     }
 
     /// Turns Tier enforcement off (for tests that count calls themselves).
@@ -613,6 +622,18 @@ impl Double {
             ),
             Some(Fault::Status(code)) => (code, vec![], json!({})),
             Some(Fault::Error(code)) => (200, vec![], json!({"ok": false, "error": code})),
+            _ if self.refuses_blocks(method, body).is_some() => {
+                args = serde_json::from_str(body).unwrap_or_default();
+                let code = self
+                    .refuses_blocks(method, body)
+                    .unwrap_or("invalid_blocks");
+                (
+                    200,
+                    vec![],
+                    json!({"ok": false, "error": code, "response_metadata":
+                        {"messages": ["[ERROR] refused by the test (reject_blocks) [json-pointer:/blocks/0]"]}}),
+                )
+            }
             _ => {
                 let r = self.method(method, verb, query, &ct, headers, body, &mut args);
                 match r {
@@ -635,6 +656,18 @@ impl Double {
             error: out["error"].as_str().map(str::to_string),
         });
         (status, extra, out)
+    }
+
+    fn refuses_blocks(&self, method: &str, body: &str) -> Option<&'static str> {
+        let code = lock(&self.state).reject_blocks?;
+        if method != "chat.postMessage" && method != "chat.update" {
+            return None;
+        }
+        let v: Value = serde_json::from_str(body).ok()?;
+        v["blocks"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+            .then_some(code)
     }
 
     #[allow(clippy::too_many_arguments)]
