@@ -197,6 +197,22 @@ impl Ctl {
     }
 }
 
+impl Ctl {
+    /// What holds the executor between chunks and steps, if anything: a
+    /// pause dominates a throttle (a resume may leave it throttled), and
+    /// the core's throttle dominates the executor's own lag reading `lag`.
+    pub fn holding(&self, lag: Option<String>) -> Option<ExecPhase> {
+        if self.paused {
+            Some(ExecPhase::Paused)
+        } else {
+            self.throttled
+                .clone()
+                .or(lag)
+                .map(|reason| ExecPhase::Throttled { reason })
+        }
+    }
+}
+
 /// Share of the target time a chunk is sized for: chunk times vary by a
 /// few tens of percent (checkpoints, page cache), and the target is a bound
 /// on how long a chunk holds its row locks, not an average.

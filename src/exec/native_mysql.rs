@@ -346,21 +346,15 @@ impl Task {
             if self.ctl.abort {
                 return false;
             }
-            let mut phase = if self.ctl.paused {
-                Some(ExecPhase::Paused)
-            } else {
-                self.ctl
-                    .throttled
-                    .clone()
-                    .map(|reason| ExecPhase::Throttled { reason })
-            };
+            let mut phase = self.ctl.holding(None);
             if phase.is_none()
                 && check_lag
                 && let Some(p) = self.lag.as_ref()
             {
                 let samples = p.lock().await.poll().await;
-                phase = lag_reason(&samples, self.ctl.max_lag_seconds)
-                    .map(|reason| ExecPhase::Throttled { reason });
+                phase = self
+                    .ctl
+                    .holding(lag_reason(&samples, self.ctl.max_lag_seconds));
             }
             let Some(phase) = phase else {
                 return true;

@@ -460,31 +460,22 @@ impl Task {
             if self.ctl.abort {
                 return false;
             }
-            let mut reason = if self.ctl.paused {
-                Some(None)
-            } else {
-                self.ctl.throttled.clone().map(Some)
-            };
-            if reason.is_none()
+            let mut phase = self.ctl.holding(None);
+            if phase.is_none()
                 && check_lag
                 && let Some(p) = self.lag.as_ref()
             {
                 let samples = p.lock().await.poll().await;
-                if let Some(r) = super::native::lag_reason(&samples, self.ctl.max_lag_seconds) {
-                    reason = Some(Some(r));
-                }
+                phase = self.ctl.holding(super::native::lag_reason(
+                    &samples,
+                    self.ctl.max_lag_seconds,
+                ));
             }
-            let Some(reason) = reason else {
+            let Some(phase) = phase else {
                 return true;
             };
             let detail = detail_only(self.where_.clone(), self.ctl.max_lag_seconds);
-            match reason {
-                None => self.publish(ExecPhase::Paused, Some(detail)).await,
-                Some(r) => {
-                    self.publish(ExecPhase::Throttled { reason: r }, Some(detail))
-                        .await
-                }
-            }
+            self.publish(phase, Some(detail)).await;
             tokio::select! {
                 c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
                 _ = tokio::time::sleep(self.opts.lag_interval) => {}

@@ -7,14 +7,16 @@
 //! expiry, windows and lag polling.
 
 use super::command::{Command, CommandEnvelope};
-use super::decide::{Context, Decision, decide, decide_exec, refuse_outside, scrub};
+use super::decide::{
+    Context, Decision, decide, decide_exec, lag_control, refuse_outside, scrub, watches_lag,
+};
 use super::events::{Event, EventRecord, RunSpec, Sample};
 use super::fanout::{Fanout, Published, Subscription};
 use super::sampling::SampleGate;
 use super::state::{Phase, RunState};
 use crate::audit::{AuditError, Entry, Trail, read_file};
 use crate::exec::{Control, ExecJob, ExecUpdate, Executor};
-use crate::lag::{LagPoller, over_limit};
+use crate::lag::{LagPoller, LagSample, over_limit};
 use crate::policy::{Actor, Clock, Directory, PolicyConfig, Surface};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -119,6 +121,8 @@ pub struct RunCore {
     fanout: Fanout,
     executor: Box<dyn Executor>,
     lag: Option<Box<dyn LagPoller>>,
+    /// Between lag polls (`[targets.lag] interval`); the tick when unset.
+    lag_every: Option<Duration>,
     gate: SampleGate,
     lag_throttling: bool,
     exec_tx: mpsc::Sender<ExecUpdate>,
@@ -198,6 +202,7 @@ impl RunCore {
             fanout: Fanout::default(),
             executor,
             lag: None,
+            lag_every: None,
             gate: SampleGate::default(),
             lag_throttling: false,
             exec_tx,
@@ -205,9 +210,16 @@ impl RunCore {
         }
     }
 
-    /// Adds a replica lag poller.
+    /// Adds a replica lag poller, read every tick.
     pub fn with_lag(mut self, poller: Box<dyn LagPoller>) -> RunCore {
         self.lag = Some(poller);
+        self
+    }
+
+    /// Adds a replica lag poller read every `interval` (`[targets.lag] interval`).
+    pub fn with_lag_every(mut self, poller: Box<dyn LagPoller>, interval: Duration) -> RunCore {
+        self.lag = Some(poller);
+        self.lag_every = Some(interval);
         self
     }
 
@@ -414,13 +426,15 @@ impl RunCore {
             Command::Tick,
         ))
         .await?;
-        if !matches!(self.state.phase, Phase::Running | Phase::Throttled) {
+        Ok(())
+    }
+
+    /// One poll's readings: published, recorded at the bounded rate, and
+    /// turned into throttle controls for drivers that do not watch replicas.
+    async fn lag_samples(&mut self, samples: Vec<LagSample>) -> Result<(), CoreError> {
+        if !watches_lag(self.state.phase) {
             return Ok(());
         }
-        let Some(poller) = self.lag.as_mut() else {
-            return Ok(());
-        };
-        let samples = poller.poll().await;
         let max = self.state.max_lag_millis.unwrap_or(DEFAULT_MAX_LAG_MILLIS) as f64 / 1000.0;
         let mut over = Vec::new();
         for s in samples {
@@ -444,19 +458,11 @@ impl RunCore {
                 )?;
             }
         }
-        // Drivers that do not watch replicas themselves are throttled by the core.
-        if !self.executor.capabilities().lag_throttle {
-            let control = match (over.is_empty(), self.lag_throttling) {
-                (false, false) => Some(Control::Throttle {
-                    reason: over.join(", "),
-                }),
-                (true, true) => Some(Control::Unthrottle),
-                _ => None,
-            };
-            if let Some(c) = control {
-                self.lag_throttling = !over.is_empty();
-                let _ = self.executor.control(c).await;
-            }
+        if !self.executor.capabilities().lag_throttle
+            && let Some(c) = lag_control(&over, self.lag_throttling)
+        {
+            self.lag_throttling = !over.is_empty();
+            let _ = self.executor.control(c).await;
         }
         Ok(())
     }
@@ -470,43 +476,73 @@ impl RunCore {
         let mut tick = tokio::time::interval(self.deps.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut requests_open = true;
-        while !self.state.phase.is_terminal() {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                Some(u) = self.exec_rx.recv() => self.exec_update(u).await?,
-                r = requests.recv(), if requests_open => match r {
-                    Some(Request::Command(env, reply)) => {
-                        let answer = match self.command(env).await {
-                            Ok(a) => a,
-                            Err(e) => {
-                                let _ = reply.send(Reply::Error { message: e.to_string() });
-                                return Err(e);
-                            }
-                        };
-                        let _ = reply.send(answer);
+        // Replicas are read in a task of their own: a hung replica (a poll
+        // waiting out its timeout) never delays a command.
+        let (lag_tx, mut lag_rx) = mpsc::channel::<Vec<LagSample>>(4);
+        let lag_task = self.lag.take().map(|mut poller| {
+            let every = self.lag_every.unwrap_or(self.deps.tick);
+            tokio::spawn(async move {
+                let mut iv = tokio::time::interval(every);
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    iv.tick().await;
+                    let samples = poller.poll().await;
+                    if lag_tx.send(samples).await.is_err() {
+                        break;
                     }
-                    Some(Request::Subscribe { capacity, reply }) => {
-                        let sub = self.fanout.subscribe(capacity);
-                        let _ = reply.send((self.state.clone(), sub));
-                    }
-                    Some(Request::Refuse { envelope, reason, reply }) => {
-                        let answer = self.refuse(envelope, &reason);
-                        let _ = reply.send(match &answer {
-                            Ok(a) => a.clone(),
-                            Err(e) => Reply::Error { message: e.to_string() },
-                        });
-                        answer?;
-                    }
-                    Some(Request::SetGroupMembers { group, users }) => {
-                        self.deps.directory.set_group_members(&group, users);
-                    }
-                    // Every sender is gone: the run goes on by itself.
-                    None => requests_open = false,
-                },
-                _ = tick.tick() => self.tick().await?,
+                }
+            })
+        });
+        let mut lag_open = lag_task.is_some();
+        let result = async {
+            while !self.state.phase.is_terminal() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    Some(u) = self.exec_rx.recv() => self.exec_update(u).await?,
+                    r = requests.recv(), if requests_open => match r {
+                        Some(Request::Command(env, reply)) => {
+                            let answer = match self.command(env).await {
+                                Ok(a) => a,
+                                Err(e) => {
+                                    let _ = reply.send(Reply::Error { message: e.to_string() });
+                                    return Err(e);
+                                }
+                            };
+                            let _ = reply.send(answer);
+                        }
+                        Some(Request::Subscribe { capacity, reply }) => {
+                            let sub = self.fanout.subscribe(capacity);
+                            let _ = reply.send((self.state.clone(), sub));
+                        }
+                        Some(Request::Refuse { envelope, reason, reply }) => {
+                            let answer = self.refuse(envelope, &reason);
+                            let _ = reply.send(match &answer {
+                                Ok(a) => a.clone(),
+                                Err(e) => Reply::Error { message: e.to_string() },
+                            });
+                            answer?;
+                        }
+                        Some(Request::SetGroupMembers { group, users }) => {
+                            self.deps.directory.set_group_members(&group, users);
+                        }
+                        // Every sender is gone: the run goes on by itself.
+                        None => requests_open = false,
+                    },
+                    _ = tick.tick() => self.tick().await?,
+                    l = lag_rx.recv(), if lag_open => match l {
+                        Some(samples) => self.lag_samples(samples).await?,
+                        None => lag_open = false,
+                    },
+                }
             }
+            Ok::<(), CoreError>(())
         }
+        .await;
+        if let Some(t) = lag_task {
+            t.abort();
+        }
+        result?;
         self.fanout.close();
         Ok(self.state)
     }
