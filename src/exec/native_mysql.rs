@@ -19,13 +19,17 @@
 //! - Flyway migrations are recorded in `flyway_schema_history` after their
 //!   statements (DDL commits implicitly; the journal covers the gap).
 
-use super::native::{Ctl, Shared, Step, detail_only, lock, plan_steps, statements_leftover};
+use super::native::{
+    Ctl, Shared, Step, backfill_leftover, detail_only, lock, plan_steps, run_summary,
+    statements_leftover,
+};
 use super::native::{eta, lag_reason, next_chunk};
 use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
+    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Probe, ResumePoint, Seen, combine,
+    journaled, probes, resume_from,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -218,6 +222,14 @@ struct Task {
     backfill_left: Option<Leftover>,
     /// Before-start warnings, published first.
     warnings: Vec<String>,
+    /// Index of the step running.
+    step_index: usize,
+    /// What the backfills did, for the closing summary.
+    notes: Vec<String>,
+    /// Rows updated by backfills in this run.
+    rows_updated: u64,
+    /// Marker rows of backfills completed in this run (deleted at the end).
+    markers: Vec<String>,
 }
 
 enum End {
@@ -375,7 +387,63 @@ impl Task {
     /// (autocommit, so each chunk's row locks end with it) sized to the
     /// declared time per chunk, waiting between chunks while a replica is
     /// over the limit or unknown.
-    async fn run_backfill(&mut self, b: &BackfillDirective) -> End {
+    /// One backfill chunk as a transaction that also moves the backfill's
+    /// marker row to `hi`: the marker commits or rolls back with the chunk,
+    /// so a resume knows exactly which keys were updated. Lock waits are
+    /// retried (the whole chunk, after a rollback).
+    async fn chunk(
+        &mut self,
+        update: &str,
+        token: &str,
+        hi: i64,
+    ) -> Result<u64, mysql_async::Error> {
+        let mut backoff = self.opts.retry_backoff;
+        let mut attempt = 0;
+        loop {
+            let r = async {
+                self.conn.query_drop("START TRANSACTION").await?;
+                let n = self.watch(update).await?;
+                self.conn
+                    .exec_drop(
+                        format!(
+                            "INSERT INTO {MARKER_TABLE} (token, last_key) VALUES (?, ?) ON DUPLICATE KEY UPDATE last_key = VALUES(last_key)"
+                        ),
+                        (token, hi),
+                    )
+                    .await?;
+                self.conn.query_drop("COMMIT").await?;
+                Ok::<u64, mysql_async::Error>(n)
+            }
+            .await;
+            match r {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    let _ = self.conn.query_drop("ROLLBACK").await;
+                    if !(lock_wait(&e) && attempt < self.opts.lock_retries && !self.ctl.abort) {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    let reason = format!(
+                        "lock wait timeout; retry {attempt}/{}",
+                        self.opts.lock_retries
+                    );
+                    self.publish(
+                        ExecPhase::Throttled { reason },
+                        Some(detail_only(self.where_.clone(), 0.0)),
+                    )
+                    .await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    async fn run_backfill(
+        &mut self,
+        b: &BackfillDirective,
+        resume: Option<&BackfillResume>,
+    ) -> End {
         let pred = b
             .predicate
             .as_ref()
@@ -410,19 +478,53 @@ impl Task {
             Ok(n) => n.unwrap_or(0),
             Err(e) => return End::Failed(format!("{}: {}", self.where_, my_error(&e))),
         };
+        // Resumed: the keys before `next` committed before the interruption
+        // (the marker row says so), and the same marker row goes on.
+        let (first, start) = match resume {
+            Some(r) => (r.min.min(min), r.next.max(min)),
+            None => (min, min),
+        };
+        let token = resume.and_then(|r| r.token.clone()).unwrap_or_else(|| {
+            format!(
+                "{}-{}-{}",
+                std::process::id(),
+                self.step_index,
+                Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            )
+        });
+        if let Err(e) = self
+            .conn
+            .query_drop(format!(
+                "CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (token VARCHAR(64) NOT NULL PRIMARY KEY, last_key BIGINT NOT NULL) ENGINE=InnoDB"
+            ))
+            .await
+        {
+            return End::Failed(format!(
+                "{}: creating the backfill marker table {MARKER_TABLE} (needed to resume the backfill exactly): {}",
+                self.where_,
+                my_error(&e)
+            ));
+        }
+        if let Err(e) = self.journal.append(&Entry::Backfill {
+            step: self.step_index,
+            min: first,
+            max,
+            token: Some(token.clone()),
+        }) {
+            return End::Failed(format!(
+                "{}: cannot write the run journal (needed to resume the backfill safely): {e}",
+                self.where_
+            ));
+        }
+        let before =
+            (start > first).then(|| format!("keys {first}..{} before the interruption", start - 1));
+        let min = first;
         let keys = (max - min + 1) as f64;
         let mut size = u64::from(self.ctl.chunk_rows.unwrap_or(1000));
         let set_by_human = self.ctl.chunk_rows;
-        let (mut lo, mut rows_done, mut busy) = (min, 0u64, 0.0f64);
-        let left = |lo: i64, rows_done: u64| Leftover {
-            kind: "backfill".into(),
-            name: format!(
-                "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
-                b.table,
-                lo - 1
-            ),
-            cleanup: None,
-        };
+        let (mut lo, mut rows_done, mut busy) = (start, 0u64, 0.0f64);
+        let left =
+            |lo: i64, rows_done: u64| backfill_leftover(&b.table, (min, start, lo, max), rows_done);
         while lo <= max {
             if !self.between(true).await {
                 self.backfill_left = Some(left(lo, rows_done));
@@ -441,7 +543,7 @@ impl Task {
                 k = b.key
             );
             let t0 = Instant::now();
-            let n = match self.run_retrying(&sql).await {
+            let n = match self.chunk(&sql, &token, hi).await {
                 Ok(n) => n,
                 Err(e) => {
                     self.backfill_left = Some(left(lo, rows_done));
@@ -475,6 +577,15 @@ impl Task {
             };
             self.publish(ExecPhase::Copying, Some(p)).await;
         }
+        self.rows_updated += rows_done;
+        self.markers.push(token);
+        self.notes.push(match &before {
+            Some(before) => format!(
+                "backfill {}: {before}, keys {start}..{max} after it ({rows_done} rows)",
+                b.table
+            ),
+            None => format!("backfill {}: keys {min}..{max} ({rows_done} rows)", b.table),
+        });
         End::Done
     }
 
@@ -603,7 +714,7 @@ impl Task {
                 leftovers: Vec::new(),
             };
         }
-        if from.step > 0 || from.skip_statements > 0 {
+        if from.step > 0 || from.skip_statements > 0 || from.backfill.is_some() {
             self.publish(
                 ExecPhase::Starting,
                 Some(detail_only(from.summary(&steps, &self.migrations), 0.0)),
@@ -611,6 +722,7 @@ impl Task {
             .await;
         }
         'steps: for (i, step) in steps.iter().enumerate().skip(from.step) {
+            self.step_index = i;
             if step.migration() != current_migration {
                 current_migration = step.migration();
                 self.migration_started = Instant::now();
@@ -670,7 +782,8 @@ impl Task {
                     }
                 }
                 Step::Backfill { directive, .. } => {
-                    end = self.run_backfill(directive).await;
+                    let resume = from.backfill.as_ref().filter(|_| i == from.step);
+                    end = self.run_backfill(directive, resume).await;
                     if !matches!(end, End::Done) {
                         break 'steps;
                     }
@@ -693,9 +806,46 @@ impl Task {
                 break;
             }
         }
+        // Marker rows of completed backfills: their steps are journaled done.
+        for token in std::mem::take(&mut self.markers) {
+            let _ = self
+                .conn
+                .exec_drop(
+                    format!("DELETE FROM {MARKER_TABLE} WHERE token = ?"),
+                    (token,),
+                )
+                .await;
+        }
+        if matches!(end, End::Done) {
+            let left: Option<u64> = self
+                .conn
+                .query_first(format!("SELECT COUNT(*) FROM {MARKER_TABLE}"))
+                .await
+                .unwrap_or(None);
+            if left == Some(0) {
+                let _ = self
+                    .conn
+                    .query_drop(format!("DROP TABLE IF EXISTS {MARKER_TABLE}"))
+                    .await;
+            }
+        }
         let mut leftovers: Vec<Leftover> = Vec::new();
         leftovers.extend(self.backfill_left.take());
         leftovers.extend(statements_leftover(&steps, done, &self.migrations));
+        let detail = run_summary(
+            done,
+            n,
+            (from.step > 0 || from.skip_statements > 0 || from.backfill.is_some())
+                .then(|| from.summary(&steps, &self.migrations)),
+            &self.notes,
+        );
+        let p = Progress {
+            rows_copied: self.rows_updated,
+            detail: Some(detail),
+            ..Progress::default()
+        };
+        let phase = self.ctl.holding(None).unwrap_or(ExecPhase::Copying);
+        self.publish(phase, Some(p)).await;
         Outcome {
             kind: match end {
                 End::Done => OutcomeKind::Succeeded,
@@ -978,6 +1128,10 @@ impl Executor for NativeMysql {
                 lag: self.lag.take().map(tokio::sync::Mutex::new),
                 backfill_left: None,
                 warnings,
+                step_index: 0,
+                notes: Vec::new(),
+                rows_updated: 0,
+                markers: Vec::new(),
             };
             tokio::spawn(async move {
                 let o = finish(task.run(steps, from).await, &shared);
@@ -1077,6 +1231,23 @@ struct MyInspect<'c>(&'c mut mysql_async::Conn);
 impl Inspect for MyInspect<'_> {
     fn committed<'a>(&'a mut self, _xid: &'a str) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async { Ok(false) })
+    }
+
+    fn marker<'a>(&'a mut self, token: &'a str) -> BoxFuture<'a, Result<Option<i64>, String>> {
+        Box::pin(async move {
+            self.0
+                .exec_first(
+                    format!("SELECT last_key FROM {MARKER_TABLE} WHERE token = ?"),
+                    (token,),
+                )
+                .await
+                .map_err(|e| {
+                    format!(
+                        "reading the backfill marker {MARKER_TABLE} (where the interrupted backfill stands): {}",
+                        my_error(&e)
+                    )
+                })
+        })
     }
 
     fn seen<'a>(

@@ -18,14 +18,15 @@
 //!   lag is over the limit or unknown.
 
 use super::native::{
-    Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, record_in_transactions,
-    statements_leftover,
+    Ctl, Shared, Step, backfill_leftover, detail_only, eta, lock, next_chunk, plan_steps,
+    record_in_transactions, run_summary, statements_leftover,
 };
 use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
+    BackfillResume, Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes,
+    resume_from,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -427,6 +428,10 @@ struct Task {
     step_index: usize,
     /// Before-start warnings, published first.
     warnings: Vec<String>,
+    /// What the backfills did, for the closing summary.
+    notes: Vec<String>,
+    /// Rows updated by backfills in this run.
+    rows_updated: u64,
 }
 
 enum StepEnd {
@@ -481,6 +486,29 @@ impl Task {
                 _ = tokio::time::sleep(self.opts.lag_interval) => {}
             }
         }
+    }
+
+    /// The closing status: steps applied, what each backfill did (and what
+    /// ran before an interruption), rows updated. The run core records it.
+    async fn publish_summary(&self, done: usize, n: usize, from: &ResumePoint, steps: &[Step]) {
+        let detail = run_summary(
+            done,
+            n,
+            (from.step > 0 || from.backfill.is_some())
+                .then(|| from.summary(steps, &self.migrations)),
+            &self.notes,
+        );
+        let p = Progress {
+            rows_copied: self.rows_updated,
+            rows_total: None,
+            percent: None,
+            eta_seconds: None,
+            chunk_size: None,
+            max_lag_millis: Some((self.ctl.max_lag_seconds * 1000.0) as u64),
+            detail: Some(detail),
+        };
+        let phase = self.ctl.holding(None).unwrap_or(ExecPhase::Copying);
+        self.publish(phase, Some(p)).await;
     }
 
     async fn sample(&self, started: Instant) -> Progress {
@@ -700,15 +728,21 @@ impl Task {
     /// so a resume can ask `txid_status` whether it committed. A journal that
     /// cannot be written fails the unit (rolled back) rather than commit blind.
     async fn journal_xid(&self) -> Result<(), tokio_postgres::Error> {
+        let step = self.step_index;
+        self.journal_in_txn(|xid| Entry::Xid { step, xid }).await
+    }
+
+    /// Journals `entry(xid)` for the open transaction before its COMMIT.
+    async fn journal_in_txn(
+        &self,
+        entry: impl FnOnce(String) -> Entry,
+    ) -> Result<(), tokio_postgres::Error> {
         let xid: String = self
             .client
             .query_one("SELECT txid_current()::text", &[])
             .await?
             .get(0);
-        if let Err(e) = self.journal.append(&Entry::Xid {
-            step: self.step_index,
-            xid,
-        }) {
+        if let Err(e) = self.journal.append(&entry(xid)) {
             // Reuse the statement error path: cancel this unit with a clear reason.
             self.client
                 .batch_execute(&format!(
@@ -727,7 +761,43 @@ impl Task {
         super::history::record_pg(&self.client, &self.migrations[mi], ms).await
     }
 
-    async fn run_backfill(&mut self, b: &BackfillDirective, initial_chunk: Option<u32>) -> StepEnd {
+    /// One backfill chunk as a transaction: the UPDATE bounded by the
+    /// target chunk time, then the chunk's range and transaction id
+    /// journaled, then COMMIT (a resume asks `txid_status`).
+    async fn chunk(
+        &mut self,
+        update: &str,
+        target_ms: u64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<u64, tokio_postgres::Error> {
+        // SET LOCAL ends with the transaction: the session's timeout is back after it.
+        let bounded = format!("BEGIN; SET LOCAL statement_timeout = '{target_ms}ms'; {update}");
+        let r = match self.watch(&bounded, false).await {
+            Ok(n) => {
+                let step = self.step_index;
+                match self
+                    .journal_in_txn(|xid| Entry::Chunk { step, lo, hi, xid })
+                    .await
+                {
+                    Ok(()) => self.client.batch_execute("COMMIT").await.map(|()| n),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+        }
+        r
+    }
+
+    async fn run_backfill(
+        &mut self,
+        b: &BackfillDirective,
+        initial_chunk: Option<u32>,
+        resume: Option<&BackfillResume>,
+    ) -> StepEnd {
         let range = self
             .client
             .query_one(
@@ -772,30 +842,40 @@ impl Task {
             Ok(r) => r.get::<_, i64>(0).max(0) as u64,
             Err(e) => return StepEnd::Failed(format!("{}: {}", self.where_, pg_error(&e))),
         };
+        // Resumed: the keys before `next` committed before the interruption.
+        let (first, start) = match resume {
+            Some(r) => (r.min.min(min), r.next.max(min)),
+            None => (min, min),
+        };
+        if let Err(e) = self.journal.append(&Entry::Backfill {
+            step: self.step_index,
+            min: first,
+            max,
+            token: None,
+        }) {
+            return StepEnd::Failed(format!(
+                "{}: cannot write the run journal (needed to resume the backfill safely): {e}",
+                self.where_
+            ));
+        }
+        let before =
+            (start > first).then(|| format!("keys {first}..{} before the interruption", start - 1));
+        let min = first;
         let keys = (max - min + 1) as f64;
         let mut size = u64::from(self.ctl.chunk_rows.or(initial_chunk).unwrap_or(1000));
-        let mut lo = min;
+        let mut lo = start;
         let mut rows_done = 0u64;
         let mut busy = 0.0f64;
         let set_by_human = self.ctl.chunk_rows;
         let target_ms = ((b.batch_seconds * 1000.0).ceil() as u64).max(1);
-        let session_ms = self
-            .opts
-            .statement_timeout
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
         let mut over_target = 0;
         while lo <= max {
             if !self.between(true).await {
-                self.backfill_left = Some(Leftover {
-                    kind: "backfill".into(),
-                    name: format!(
-                        "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
-                        b.table,
-                        lo - 1
-                    ),
-                    cleanup: None,
-                });
+                self.backfill_left = Some(backfill_leftover(
+                    &b.table,
+                    (min, start, lo, max),
+                    rows_done,
+                ));
                 return StepEnd::Aborted;
             }
             if self.ctl.chunk_rows != set_by_human
@@ -818,13 +898,10 @@ impl Task {
             // statement_timeout at the target time makes that a bound (a
             // cancelled UPDATE rolls back at once), and the chunk is retried
             // smaller.
-            let bounded = format!(
-                "SET statement_timeout = '{target_ms}ms'; {sql}; SET statement_timeout = '{session_ms}ms'"
-            );
             let t0 = Instant::now();
             let mut attempt = 0;
             let n = loop {
-                match self.watch(&bounded, false).await {
+                match self.chunk(&sql, target_ms, lo, hi).await {
                     Ok(n) => break Some(n),
                     Err(e)
                         if is_lock_timeout(&e)
@@ -843,15 +920,11 @@ impl Task {
                         break None;
                     }
                     Err(e) => {
-                        self.backfill_left = Some(Leftover {
-                            kind: "backfill".into(),
-                            name: format!(
-                                "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
-                                b.table,
-                                lo - 1
-                            ),
-                            cleanup: None,
-                        });
+                        self.backfill_left = Some(backfill_leftover(
+                            &b.table,
+                            (min, start, lo, max),
+                            rows_done,
+                        ));
                         if self.ctl.abort {
                             return StepEnd::Aborted;
                         }
@@ -895,6 +968,14 @@ impl Task {
             };
             self.publish(ExecPhase::Copying, Some(p)).await;
         }
+        self.rows_updated += rows_done;
+        self.notes.push(match &before {
+            Some(before) => format!(
+                "backfill {}: {before}, keys {start}..{max} after it ({rows_done} rows)",
+                b.table
+            ),
+            None => format!("backfill {}: keys {min}..{max} ({rows_done} rows)", b.table),
+        });
         StepEnd::Done
     }
 
@@ -972,7 +1053,8 @@ impl Task {
                         .await
                 }
                 Step::Backfill { directive, .. } => {
-                    self.run_backfill(directive, initial_chunk).await
+                    let resume = from.backfill.as_ref().filter(|_| i == from.step);
+                    self.run_backfill(directive, initial_chunk, resume).await
                 }
                 Step::Record { migration } => match self.record(*migration).await {
                     Ok(()) => StepEnd::Done,
@@ -1012,6 +1094,7 @@ impl Task {
         }
         leftovers.extend(self.backfill_left.take());
         leftovers.extend(statements_leftover(&steps, done, &self.migrations));
+        self.publish_summary(done, n, &from, &steps).await;
         let kind = match end {
             StepEnd::Done => OutcomeKind::Succeeded,
             StepEnd::Aborted => OutcomeKind::Aborted,
@@ -1157,6 +1240,8 @@ impl Executor for NativePg {
                 journal: Journal::new(&job.run_dir),
                 step_index: 0,
                 warnings,
+                notes: Vec::new(),
+                rows_updated: 0,
             };
             let chunk = job.chunk_size;
             tokio::spawn(async move {

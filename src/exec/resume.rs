@@ -14,6 +14,14 @@
 //!    the table, column or index it creates or drops is there or not. When
 //!    the catalog cannot tell (DML, most constraints), resuming is refused
 //!    with the statement named: guessing could apply it twice.
+//!
+//! A backfill resumes at the key after its last committed chunk, never from
+//! its first key (its SET need not be idempotent, e.g. `c = c + 1`). On
+//! PostgreSQL each chunk is a transaction whose id is journaled with the
+//! chunk's key range before COMMIT ([`Entry::Chunk`]); on MySQL/MariaDB the
+//! chunk's transaction also writes its last key to a marker row
+//! ([`MARKER_TABLE`], [`Entry::Backfill`] names the row), which commits or
+//! rolls back with the chunk.
 
 use super::native::Step;
 use crate::migrate::Migration;
@@ -27,6 +35,10 @@ use std::path::{Path, PathBuf};
 
 /// The journal file's name inside the run directory.
 pub const JOURNAL_FILE: &str = "native-journal.jsonl";
+
+/// MySQL/MariaDB: the table in the target database whose rows hold each
+/// running backfill's last committed key (written in the chunk's transaction).
+pub const MARKER_TABLE: &str = "cutover_backfill_marker";
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +63,77 @@ pub enum Entry {
         /// `txid_current()` as text.
         xid: String,
     },
+    /// A backfill step started over keys `min..=max` (MySQL: its marker row
+    /// is `token`). Written before its first chunk.
+    Backfill {
+        /// Step index.
+        step: usize,
+        /// First key of the table when it started.
+        min: i64,
+        /// Last key.
+        max: i64,
+        /// MySQL/MariaDB: the key of its row in [`MARKER_TABLE`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// PostgreSQL: a backfill chunk over keys `lo..=hi` in transaction `xid`,
+    /// written before its COMMIT is sent. Every earlier chunk committed
+    /// (a chunk starts only after the one before it is known committed).
+    Chunk {
+        /// Step index.
+        step: usize,
+        /// First key of the chunk.
+        lo: i64,
+        /// Last key.
+        hi: i64,
+        /// `txid_current()` as text.
+        xid: String,
+    },
+}
+
+/// Where an interrupted backfill stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackfillJournal {
+    /// Key range when it started.
+    pub min: i64,
+    /// Last key.
+    pub max: i64,
+    /// MySQL marker row.
+    pub token: Option<String>,
+    /// PostgreSQL: the last chunk journaled (`lo`, `hi`, `xid`).
+    pub last_chunk: Option<(i64, i64, String)>,
+}
+
+/// How far an interrupted backfill got, settled against the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillResume {
+    /// First key of the backfill when it started.
+    pub min: i64,
+    /// Its last key.
+    pub max: i64,
+    /// The first key not committed: the backfill resumes here.
+    pub next: i64,
+    /// MySQL marker row, reused by the resumed backfill.
+    pub token: Option<String>,
+}
+
+impl BackfillResume {
+    /// `keys 1..35800 committed before the interruption; resuming at key 35801`.
+    pub fn describe(&self) -> String {
+        if self.next <= self.min {
+            format!(
+                "no chunk of keys {}..{} committed before the interruption; resuming at key {}",
+                self.min, self.max, self.next
+            )
+        } else {
+            format!(
+                "keys {}..{} committed before the interruption; resuming at key {}",
+                self.min,
+                self.next - 1,
+                self.next
+            )
+        }
+    }
 }
 
 /// Append-only, fsynced journal of one run.
@@ -250,6 +333,9 @@ pub struct ResumePoint {
     pub step: usize,
     /// Statements of that step already applied (autocommit statements only).
     pub skip_statements: usize,
+    /// When that step is a backfill that committed chunks before the
+    /// interruption: where it resumes.
+    pub backfill: Option<BackfillResume>,
     /// How each completed step is known, for the report.
     pub evidence: Vec<String>,
 }
@@ -257,7 +343,7 @@ pub struct ResumePoint {
 impl ResumePoint {
     /// A one-line summary.
     pub fn summary(&self, steps: &[Step], migrations: &[Migration]) -> String {
-        if self.step == 0 && self.skip_statements == 0 {
+        if self.step == 0 && self.skip_statements == 0 && self.backfill.is_none() {
             return "nothing applied yet: starting at step 1".into();
         }
         if self.step >= steps.len() {
@@ -268,8 +354,19 @@ impl ResumePoint {
         } else {
             String::new()
         };
+        let backfill = self
+            .backfill
+            .as_ref()
+            .map(|b| format!(" ({})", b.describe()))
+            .unwrap_or_default();
+        if self.step == 0 && self.skip_statements == 0 {
+            return format!(
+                "resuming at step 1 {}{backfill}",
+                steps[0].label(migrations)
+            );
+        }
         format!(
-            "steps 1..{} applied ({}); resuming at step {} {}{within}",
+            "steps 1..{} applied ({}); resuming at step {} {}{within}{backfill}",
             self.step,
             self.evidence.join("; "),
             self.step + 1,
@@ -290,6 +387,8 @@ pub struct Journaled {
     pub xid: Option<String>,
     /// A run started before (else nothing can have run after a journal write).
     pub started: bool,
+    /// The backfill of step `steps_done`, when it had started.
+    pub backfill: Option<BackfillJournal>,
 }
 
 /// Reads the journal against `steps`; an entry naming another step label
@@ -320,6 +419,7 @@ pub fn journaled(
                         j.steps_done = step + 1;
                         j.statements_done = 0;
                         j.xid = None;
+                        j.backfill = None;
                     }
                     Some(n) if *step == j.steps_done => j.statements_done = *n,
                     _ => {}
@@ -328,6 +428,27 @@ pub fn journaled(
             Entry::Started => j.started = true,
             Entry::Xid { step, xid } if *step == j.steps_done => j.xid = Some(xid.clone()),
             Entry::Xid { .. } => {}
+            Entry::Backfill {
+                step,
+                min,
+                max,
+                token,
+            } if *step == j.steps_done => {
+                // A restarted backfill keeps its first range and marker row.
+                let b = j.backfill.get_or_insert_with(|| BackfillJournal {
+                    min: *min,
+                    max: *max,
+                    token: token.clone(),
+                    last_chunk: None,
+                });
+                b.max = b.max.max(*max);
+            }
+            Entry::Chunk { step, lo, hi, xid } if *step == j.steps_done => {
+                if let Some(b) = j.backfill.as_mut() {
+                    b.last_chunk = Some((*lo, *hi, xid.clone()));
+                }
+            }
+            Entry::Backfill { .. } | Entry::Chunk { .. } => {}
         }
     }
     Ok(j)
@@ -339,6 +460,43 @@ pub trait Inspect: Send {
     fn committed<'a>(&'a mut self, xid: &'a str) -> BoxFuture<'a, Result<bool, String>>;
     /// Whether `sql`'s effect is visible in the live schema.
     fn seen<'a>(&'a mut self, sql: &'a str, engine: Engine) -> BoxFuture<'a, Result<Seen, String>>;
+    /// MySQL/MariaDB: the last key committed under marker row `token`
+    /// (`None`: no chunk committed).
+    fn marker<'a>(&'a mut self, _token: &'a str) -> BoxFuture<'a, Result<Option<i64>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Where the backfill journaled in `b` resumes: after the last chunk whose
+/// commit the database confirms (its transaction id on PostgreSQL, the
+/// marker row on MySQL), else at its first key.
+pub async fn backfill_resume(
+    b: &BackfillJournal,
+    db: &mut dyn Inspect,
+) -> Result<BackfillResume, String> {
+    let next = if let Some(token) = &b.token {
+        match db.marker(token).await? {
+            Some(last) => last + 1,
+            None => b.min,
+        }
+    } else {
+        match &b.last_chunk {
+            Some((lo, hi, xid)) => {
+                if db.committed(xid).await? {
+                    hi + 1
+                } else {
+                    *lo
+                }
+            }
+            None => b.min,
+        }
+    };
+    Ok(BackfillResume {
+        min: b.min,
+        max: b.max,
+        next,
+        token: b.token.clone(),
+    })
 }
 
 /// Where to resume, from the history `sorting` and the journal `j`; the one
@@ -370,6 +528,7 @@ pub async fn resume_from(
     let mut point = ResumePoint {
         step: 0,
         skip_statements: 0,
+        backfill: None,
         evidence: Vec::new(),
     };
     let mut k = 0;
@@ -421,8 +580,8 @@ pub async fn resume_from(
                 }
                 all
             }
-            // A backfill re-runs from its start: its declared SET must be
-            // idempotent (the safe NOT NULL recipe is); a record is not in history.
+            // A backfill resumes after its last committed chunk (below); a
+            // record is not in history.
             Step::Backfill { .. } | Step::Record { .. } => false,
         };
         if !settled {
@@ -435,6 +594,12 @@ pub async fn resume_from(
         k += 1;
     }
     point.step = k;
+    if k == j.steps_done
+        && matches!(steps.get(k), Some(Step::Backfill { .. }))
+        && let Some(b) = &j.backfill
+    {
+        point.backfill = Some(backfill_resume(b, db).await?);
+    }
     Ok(point)
 }
 
@@ -536,6 +701,7 @@ mod tests {
                 statements_done: 0,
                 xid: Some("42".into()),
                 started: false,
+                backfill: None,
             }
         );
         let other = vec![Entry::Done {

@@ -125,6 +125,8 @@ pub struct RunCore {
     lag_every: Option<Duration>,
     gate: SampleGate,
     lag_throttling: bool,
+    /// The executor's latest status with a description (recorded when it finishes).
+    last_status: Option<crate::exec::ExecStatus>,
     exec_tx: mpsc::Sender<ExecUpdate>,
     exec_rx: mpsc::Receiver<ExecUpdate>,
 }
@@ -180,7 +182,19 @@ impl RunCore {
             let job = core.job();
             let status = core.executor.recover(job, core.exec_tx.clone()).await;
             let events = match status {
-                Ok(st) => decide_exec(&core.state, &ExecUpdate::Status(st)),
+                Ok(st) => {
+                    let events = decide_exec(&core.state, &ExecUpdate::Status(st.clone()));
+                    if events.is_empty() && st.progress.as_ref().is_some_and(|p| p.detail.is_some())
+                    {
+                        // What the executor found (where a resume picks up) is recorded.
+                        vec![Event::Sampled {
+                            sample: Sample::Progress { status: st },
+                            why: "recovery".to_string(),
+                        }]
+                    } else {
+                        events
+                    }
+                }
                 Err(e) => vec![Event::Interrupted {
                     reason: format!(
                         "the executor cannot tell what happened: {}",
@@ -205,6 +219,7 @@ impl RunCore {
             lag_every: None,
             gate: SampleGate::default(),
             lag_throttling: false,
+            last_status: None,
             exec_tx,
             exec_rx,
         }
@@ -398,11 +413,35 @@ impl RunCore {
     }
 
     async fn exec_update(&mut self, u: ExecUpdate) -> Result<(), CoreError> {
+        if let ExecUpdate::Finished(_) = &u
+            && let Some(st) = self.last_status.take()
+            && self.state.phase.is_executing()
+        {
+            // The executor's closing status (its summary: steps applied,
+            // backfill ranges, rows) belongs in the trail.
+            self.record(
+                vec![Event::Sampled {
+                    sample: Sample::Progress { status: st },
+                    why: "final".to_string(),
+                }],
+                &Actor::System,
+                None,
+            )?;
+        }
         if let ExecUpdate::Status(st) = &u {
             let sample = Sample::Progress { status: st.clone() };
             self.fanout.publish(Published::Sample(sample.clone()));
+            let described = st.progress.as_ref().is_some_and(|p| p.detail.is_some());
+            self.last_status = described.then(|| st.clone());
+            // What an executor says as it starts (warnings, where a resumed
+            // run picks up) is recorded, not only sampled.
+            let starting = described && st.phase == crate::exec::ExecPhase::Starting;
             if self.state.phase.is_executing()
-                && let Some(why) = self.gate.progress(st.at)
+                && let Some(why) = if starting {
+                    Some("starting")
+                } else {
+                    self.gate.progress(st.at)
+                }
             {
                 self.record(
                     vec![Event::Sampled {
