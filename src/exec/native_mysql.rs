@@ -28,8 +28,8 @@ use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Probe, ResumePoint, Seen, combine,
-    journaled, probes, resume_from,
+    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Probe, ResumePoint, Seen, journaled,
+    probes, resume_from, settle,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -1260,8 +1260,22 @@ impl Inspect for MyInspect<'_> {
                 return Ok(Seen::Unknown);
             };
             let mut results = Vec::new();
+            let mut neutral = false;
             for p in ps {
                 let (q, params, want): (&str, Vec<String>, bool) = match p {
+                    Probe::Idempotent => {
+                        neutral = true;
+                        continue;
+                    }
+                    Probe::Constraint {
+                        table,
+                        name,
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = ?",
+                        vec![unquote(&table), unquote(&name)],
+                        exists,
+                    ),
                     Probe::Table { table, exists } => (
                         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                         vec![unquote(&table)],
@@ -1302,7 +1316,7 @@ impl Inspect for MyInspect<'_> {
                     .map_err(|e| my_error(&e))?;
                 results.push((n.unwrap_or(0) > 0) == want);
             }
-            Ok(combine(&results))
+            Ok(settle(&results, neutral))
         })
     }
 }

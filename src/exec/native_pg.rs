@@ -25,8 +25,8 @@ use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    BackfillResume, Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes,
-    resume_from,
+    BackfillResume, Entry, Inspect, Journal, Probe, ResumePoint, Seen, journaled, probes,
+    resume_from, settle,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -301,8 +301,23 @@ async fn pg_seen(c: &Client, sql: &str, engine: crate::model::Engine) -> Result<
         return Ok(Seen::Unknown);
     };
     let mut results = Vec::new();
+    let mut neutral = false;
     for p in ps {
         let (q, a, b, want) = match &p {
+            Probe::Idempotent => {
+                neutral = true;
+                continue;
+            }
+            Probe::Constraint {
+                table,
+                name,
+                exists,
+            } => (
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)",
+                table.clone(),
+                name.clone(),
+                *exists,
+            ),
             Probe::Table { table, exists } => (
                 "SELECT to_regclass($1) IS NOT NULL AND $2 = $2",
                 table.clone(),
@@ -334,7 +349,7 @@ async fn pg_seen(c: &Client, sql: &str, engine: crate::model::Engine) -> Result<
             .get(0);
         results.push(found == want);
     }
-    Ok(combine(&results))
+    Ok(settle(&results, neutral))
 }
 
 /// Before-start checks beyond [`before_start`]: every replica known (when a

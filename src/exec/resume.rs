@@ -27,7 +27,7 @@ use super::native::Step;
 use crate::migrate::Migration;
 use crate::model::Engine;
 use crate::sql::analyze::analyze;
-use crate::sql::ops::{Action, Op};
+use crate::sql::ops::{Action, ConstraintKind, Op};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -208,6 +208,19 @@ pub enum Probe {
         /// Expected to exist.
         exists: bool,
     },
+    /// A named constraint (foreign key, check, unique) exists (`true`) or not.
+    Constraint {
+        /// Table name.
+        table: String,
+        /// Constraint name.
+        name: String,
+        /// Expected to exist.
+        exists: bool,
+    },
+    /// Re-running the action leaves the same result (MySQL `MODIFY`, `SET
+    /// DEFAULT`, table options): it neither proves nor disproves anything,
+    /// and re-running it is safe.
+    Idempotent,
     /// The index exists, and is valid (`true`) or does not exist.
     Index {
         /// Index name.
@@ -219,10 +232,39 @@ pub enum Probe {
     },
 }
 
+/// `sql` without MySQL `ALGORITHM=`/`LOCK=` clauses, which change how an
+/// ALTER runs but not what it does (and make the parser fall back to a
+/// reading that loses index names).
+fn without_algorithm_clauses(sql: &str) -> std::borrow::Cow<'_, str> {
+    static RE: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
+        regex::Regex::new(r"(?i),\s*(ALGORITHM|LOCK)\s*=?\s*[A-Za-z]+\b")
+            .unwrap_or_else(|e| panic!("static regex: {e}"))
+    });
+    RE.replace_all(sql, "")
+}
+
 /// The probes that show `sql` applied; `None` when the catalog cannot tell.
 pub fn probes(sql: &str, engine: Engine) -> Option<Vec<Probe>> {
     let t = |s: &str| s.to_string();
-    match analyze(sql, engine).op {
+    let sql = match engine {
+        Engine::Mysql => without_algorithm_clauses(sql),
+        Engine::Postgres => std::borrow::Cow::Borrowed(sql),
+    };
+    // Names of indexes added as `ADD [UNIQUE|FULLTEXT|SPATIAL] INDEX|KEY name (`, in
+    // order, for the forms whose parsed reading has no name.
+    static ADDED: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
+        regex::Regex::new(
+            r"(?i)\bADD\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?(?:INDEX|KEY)\s+`?([A-Za-z0-9_$]+)`?\s*\(",
+        )
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+    });
+    let mut added = ADDED
+        .captures_iter(&sql)
+        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .peekable();
+    match analyze(&sql, engine).op {
         Op::CreateTable {
             table,
             or_replace: false,
@@ -288,26 +330,113 @@ pub fn probes(sql: &str, engine: Engine) -> Option<Vec<Probe>> {
                             exists: true,
                         });
                     }
+                    // MySQL/MariaDB: every named index form is an index.
                     Action::AddConstraint {
-                        name: Some(name),
-                        kind: crate::sql::ops::ConstraintKind::Unique,
+                        name,
+                        kind: ConstraintKind::Unique | ConstraintKind::Index(_),
+                        ..
+                    } if engine == Engine::Mysql => {
+                        let name = match name {
+                            Some(n) => {
+                                // Keep the textual names aligned with the actions.
+                                added.next_if(|a| a.eq_ignore_ascii_case(&n));
+                                n
+                            }
+                            None => added.next()?,
+                        };
+                        out.push(Probe::Index {
+                            name,
+                            table: Some(t(&table)),
+                            exists: true,
+                        })
+                    }
+                    Action::AddConstraint {
+                        kind: ConstraintKind::PrimaryKey,
                         ..
                     } if engine == Engine::Mysql => out.push(Probe::Index {
-                        name,
+                        name: "PRIMARY".into(),
                         table: Some(t(&table)),
                         exists: true,
                     }),
+                    Action::DropPrimaryKey if engine == Engine::Mysql => out.push(Probe::Index {
+                        name: "PRIMARY".into(),
+                        table: Some(t(&table)),
+                        exists: false,
+                    }),
+                    Action::AddConstraint {
+                        name: Some(name),
+                        kind:
+                            ConstraintKind::ForeignKey { .. }
+                            | ConstraintKind::Check { .. }
+                            | ConstraintKind::Unique,
+                        ..
+                    } => out.push(Probe::Constraint {
+                        table: t(&table),
+                        name,
+                        exists: true,
+                    }),
+                    Action::DropConstraint { name, .. } | Action::DropForeignKey { name } => out
+                        .push(Probe::Constraint {
+                            table: t(&table),
+                            name,
+                            exists: false,
+                        }),
                     Action::DropIndex { name } => out.push(Probe::Index {
                         name,
                         table: Some(t(&table)),
                         exists: false,
                     }),
+                    Action::RenameTo { to } => {
+                        out.push(Probe::Table {
+                            table: t(&table),
+                            exists: false,
+                        });
+                        out.push(Probe::Table {
+                            table: to,
+                            exists: true,
+                        });
+                    }
+                    // Same definition again: a no-op (at worst a rebuild).
+                    Action::ModifyColumn { new_name: None, .. }
+                    | Action::SetDefault { .. }
+                    | Action::DropDefault { .. }
+                    | Action::TableOption(_)
+                        if engine == Engine::Mysql =>
+                    {
+                        out.push(Probe::Idempotent)
+                    }
+                    Action::ModifyColumn {
+                        column,
+                        new_name: Some(to),
+                        ..
+                    } if engine == Engine::Mysql => {
+                        out.push(Probe::Column {
+                            table: t(&table),
+                            column,
+                            exists: false,
+                        });
+                        out.push(Probe::Column {
+                            table: t(&table),
+                            column: to,
+                            exists: true,
+                        });
+                    }
                     _ => return None,
                 }
             }
             Some(out)
         }
         _ => None,
+    }
+}
+
+/// Combines probe results where `neutral` idempotent actions took no part:
+/// only idempotent actions → not applied (re-running them is safe).
+pub fn settle(results: &[bool], neutral: bool) -> Seen {
+    if results.is_empty() && neutral {
+        Seen::NotApplied
+    } else {
+        combine(results)
     }
 }
 
@@ -647,6 +776,82 @@ mod tests {
         assert_eq!(combine(&[false]), Seen::NotApplied);
         assert_eq!(combine(&[true, false]), Seen::Unknown);
         assert_eq!(combine(&[]), Seen::Unknown);
+    }
+
+    #[test]
+    fn every_mysql_alter_action_the_executor_runs_is_probed() {
+        let idx = |name: &str, exists| Probe::Index {
+            name: name.into(),
+            table: Some("t".into()),
+            exists,
+        };
+        let m = |sql| probes(sql, Engine::Mysql);
+        assert_eq!(
+            m("ALTER TABLE t ADD INDEX t_c (c)"),
+            Some(vec![idx("t_c", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD KEY t_c (c), ALGORITHM=NOCOPY, LOCK=NONE"),
+            Some(vec![idx("t_c", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD UNIQUE INDEX t_u (c)"),
+            Some(vec![idx("t_u", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD FULLTEXT INDEX t_f (v)"),
+            Some(vec![idx("t_f", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD PRIMARY KEY (id)"),
+            Some(vec![idx("PRIMARY", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t DROP PRIMARY KEY"),
+            Some(vec![idx("PRIMARY", false)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD CONSTRAINT t_fk FOREIGN KEY (p) REFERENCES p (id)"),
+            Some(vec![Probe::Constraint {
+                table: "t".into(),
+                name: "t_fk".into(),
+                exists: true
+            }])
+        );
+        assert_eq!(
+            m("ALTER TABLE t DROP FOREIGN KEY t_fk"),
+            Some(vec![Probe::Constraint {
+                table: "t".into(),
+                name: "t_fk".into(),
+                exists: false
+            }])
+        );
+        assert_eq!(
+            m("ALTER TABLE t MODIFY c BIGINT NOT NULL"),
+            Some(vec![Probe::Idempotent])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ALTER COLUMN c SET DEFAULT 5"),
+            Some(vec![Probe::Idempotent])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ENGINE=InnoDB"),
+            Some(vec![Probe::Idempotent])
+        );
+        // An idempotent part alongside a probed one: the probe decides.
+        assert_eq!(
+            m("ALTER TABLE t ADD INDEX t_c (c), MODIFY v VARCHAR(20)"),
+            Some(vec![idx("t_c", true), Probe::Idempotent])
+        );
+        assert_eq!(settle(&[], true), Seen::NotApplied);
+        assert_eq!(settle(&[true], true), Seen::Applied);
+        assert_eq!(settle(&[], false), Seen::Unknown);
+        assert_eq!(
+            m("ALTER TABLE t ADD INDEX a (x), ADD UNIQUE INDEX b (y), ADD CONSTRAINT c UNIQUE (z)"),
+            Some(vec![idx("a", true), idx("b", true), idx("c", true)])
+        );
+        // An unnamed index cannot be found by name: a human must look.
+        assert_eq!(m("ALTER TABLE t ADD INDEX (c)"), None);
     }
 
     #[test]
