@@ -409,3 +409,118 @@ async fn backfill_killed_mid_run_on_mariadb_resumes_after_the_marker() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The executor's session is terminated twice (as by a primary restart or a
+/// DBA's `pg_terminate_backend`): once mid-backfill, once mid
+/// `CREATE INDEX CONCURRENTLY`. The executor reconnects, settles the lost
+/// chunk by its journaled transaction id, drops the INVALID index the broken
+/// build left, builds it again, and finishes: every row updated once.
+#[tokio::test]
+async fn executor_session_killed_mid_backfill_and_mid_build_reconnects_and_finishes() {
+    let Some(admin) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let a = pg(&admin).await;
+    a.batch_execute("DROP DATABASE IF EXISTS cutover_fault WITH (FORCE)")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.batch_execute("CREATE DATABASE cutover_fault")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (base, _) = admin.rsplit_once('/').unwrap_or((&admin, ""));
+    let dsn = format!("{base}/cutover_fault");
+    let c = pg(&dsn).await;
+    c.batch_execute(&format!(
+        "CREATE TABLE bkf (id int PRIMARY KEY, c int NOT NULL DEFAULT 0, v text);
+         INSERT INTO bkf (id, v) SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g;"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("mig")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("mig/V1__bkf.sql"),
+        "-- cutover: backfill table=bkf set=\"c = c + 1\" key=id batch=50ms\nCREATE INDEX CONCURRENTLY bkf_v ON bkf (v, c);\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ex = NativePg::new(
+        &dsn,
+        migrations(dir.path(), Engine::Postgres),
+        PgExecOptions {
+            record_history: false,
+            reconnect_backoff: Duration::from_millis(100),
+            progress_interval: Duration::from_millis(50),
+            ..PgExecOptions::default()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(65536);
+    ex.start(job(dir.path(), "rf"), tx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kill = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'cutover' AND datname = 'cutover_fault'";
+    let (mut killed_backfill, mut killed_build) = (false, false);
+    let mut reconnecting = Vec::new();
+    let outcome = loop {
+        match rx.recv().await {
+            Some(ExecUpdate::Status(s)) => {
+                let detail = s.progress.and_then(|p| p.detail).unwrap_or_default();
+                if let cutover::exec::ExecPhase::Throttled { reason } = &s.phase
+                    && reason.contains("reconnecting")
+                {
+                    reconnecting.push(reason.clone());
+                }
+                if !killed_backfill && detail.contains("backfill bkf (key") {
+                    let n: i64 = c
+                        .query_one("SELECT count(*) FROM bkf WHERE c > 0", &[])
+                        .await
+                        .map(|r| r.get(0))
+                        .unwrap_or(0);
+                    if n >= 5_000 {
+                        killed_backfill = true;
+                        c.batch_execute(kill)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                }
+                if killed_backfill && !killed_build && detail.contains("CREATE INDEX") {
+                    killed_build = true;
+                    c.batch_execute(kill)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            Some(ExecUpdate::Finished(o)) => break o,
+            None => panic!("the executor ended without an outcome"),
+        }
+    };
+    assert!(killed_backfill && killed_build, "both kills landed");
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    assert!(
+        reconnecting.len() >= 2,
+        "the reconnects were shown: {reconnecting:?}"
+    );
+    let r = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE c = 1), count(*) FILTER (WHERE c <> 1) FROM bkf",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (once, other): (i64, i64) = (r.get(0), r.get(1));
+    assert_eq!((once, other), (ROWS, 0), "every row updated exactly once");
+    let valid: Vec<bool> = c
+        .query(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname LIKE 'bkf_v%'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(valid, vec![true], "one valid index, no INVALID leftover");
+    drop(c);
+    a.batch_execute("DROP DATABASE IF EXISTS cutover_fault WITH (FORCE)")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -533,6 +533,8 @@ async fn killed_run_resumes_and_applies_every_statement_once() {
     );
     let opts = PgExecOptions {
         lock_timeout: Duration::from_secs(60),
+        // The session's death stands for the process's: no reconnect.
+        reconnect_retries: 0,
         ..fast()
     };
     // A transaction of the test's holds r_block: V3 waits on it.

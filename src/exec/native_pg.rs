@@ -66,6 +66,12 @@ pub struct PgExecOptions {
     pub lag_interval: Duration,
     /// Record Flyway migrations in `flyway_schema_history` (default true).
     pub record_history: bool,
+    /// Reconnect attempts after the connection is lost (primary restart,
+    /// session terminated) before the run fails; also the most losses one
+    /// step survives (default 10).
+    pub reconnect_retries: u32,
+    /// First wait before a reconnect, doubled up to 10 s (default 1 s).
+    pub reconnect_backoff: Duration,
 }
 
 impl Default for PgExecOptions {
@@ -80,6 +86,8 @@ impl Default for PgExecOptions {
             max_lag: Duration::from_secs(1),
             lag_interval: Duration::from_secs(1),
             record_history: true,
+            reconnect_retries: 10,
+            reconnect_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -146,6 +154,28 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// The session is gone (server restart or shutdown, session terminated,
+/// socket broken), as opposed to a statement error: worth a reconnect.
+pub fn is_connection_loss(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || matches!(
+            e.code(),
+            Some(c) if *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        )
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// The session settings every executor connection runs with.
+fn session_sql(opts: &PgExecOptions) -> String {
+    format!(
+        "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET application_name = 'cutover'",
+        opts.lock_timeout.as_millis(),
+        opts.statement_timeout.map(|d| d.as_millis()).unwrap_or(0)
+    )
 }
 
 async fn connect(dsn: &str) -> Result<Client, String> {
@@ -419,6 +449,8 @@ const MAX_OVER_TARGET: u32 = 5;
 
 /// Everything the running task owns.
 struct Task {
+    /// Where to reconnect.
+    dsn: String,
     client: Client,
     mon: Client,
     pid: i32,
@@ -631,6 +663,146 @@ impl Task {
         Ok(())
     }
 
+    /// Opens new sessions after the old ones were lost, waiting (shown as
+    /// throttled, with the reason) while the primary stays away; abortable.
+    /// `Err` says why it gave up.
+    async fn reconnect(&mut self, why: &str) -> Result<(), String> {
+        let n = self.opts.reconnect_retries;
+        let mut backoff = self.opts.reconnect_backoff;
+        let mut last = why.to_string();
+        for attempt in 1..=n {
+            let reason = format!(
+                "connection to the primary lost ({}); reconnecting, attempt {attempt}/{n}",
+                crate::sql::redact::redact_dsn(&last)
+            );
+            self.publish(
+                ExecPhase::Throttled { reason },
+                Some(detail_only(self.where_.clone(), self.ctl.max_lag_seconds)),
+            )
+            .await;
+            let until = tokio::time::Instant::now() + backoff;
+            while tokio::time::Instant::now() < until {
+                tokio::select! {
+                    c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+                if self.ctl.abort {
+                    return Err("aborted while reconnecting".into());
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            let opened = async {
+                let client = connect(&self.dsn).await?;
+                let mon = connect(&self.dsn).await?;
+                client
+                    .batch_execute(&session_sql(&self.opts))
+                    .await
+                    .map_err(|e| pg_error(&e))?;
+                let pid: i32 = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map_err(|e| pg_error(&e))?
+                    .get(0);
+                Ok::<_, String>((client, mon, pid))
+            }
+            .await;
+            match opened {
+                Ok((client, mon, pid)) => {
+                    self.client = client;
+                    self.mon = mon;
+                    self.pid = pid;
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(format!(
+            "the primary stayed unreachable after {n} reconnect attempts (last: {})",
+            crate::sql::redact::redact_dsn(&last)
+        ))
+    }
+
+    /// Whether the journaled transaction `xid` committed; an old session
+    /// still finishing it is waited for (bounded).
+    async fn xid_committed(&self, xid: &str) -> Result<bool, String> {
+        for _ in 0..50 {
+            let status: Option<String> = self
+                .mon
+                .query_one("SELECT txid_status($1::text::bigint)::text", &[&xid])
+                .await
+                .map_err(|e| pg_error(&e))?
+                .get(0);
+            match status.as_deref() {
+                Some("committed") => return Ok(true),
+                Some("in progress") => tokio::time::sleep(Duration::from_millis(200)).await,
+                _ => return Ok(false),
+            }
+        }
+        Err(format!(
+            "transaction {xid} of the lost session is still in progress"
+        ))
+    }
+
+    /// The transaction id journaled for this step's unit, or for its chunk
+    /// `lo..=hi`, if one was written (COMMIT is only sent after).
+    fn journaled_xid(&self, chunk: Option<(i64, i64)>) -> Option<String> {
+        let step = self.step_index;
+        self.journal
+            .read()
+            .ok()?
+            .into_iter()
+            .rev()
+            .find_map(|e| match (e, chunk) {
+                (Entry::Xid { step: s, xid }, None) if s == step => Some(xid),
+                (
+                    Entry::Chunk {
+                        step: s,
+                        lo,
+                        hi,
+                        xid,
+                    },
+                    Some((l, h)),
+                ) if s == step && lo == l && hi == h => Some(xid),
+                _ => None,
+            })
+    }
+
+    /// After a reconnect: did the lost unit apply? A transaction by its
+    /// journaled id; a lone statement (CONCURRENTLY) by the catalog, whose
+    /// INVALID leftover is dropped before it is run again.
+    async fn unit_applied(
+        &mut self,
+        statements: &[crate::sql::split::RawStatement],
+        in_txn: bool,
+    ) -> Result<bool, String> {
+        if in_txn {
+            return match self.journaled_xid(None) {
+                Some(xid) => self.xid_committed(&xid).await,
+                None => Ok(false),
+            };
+        }
+        let engine = crate::model::Engine::Postgres;
+        let Some(st) = statements.first() else {
+            return Ok(true);
+        };
+        match pg_seen(&self.mon, &st.sql, engine).await? {
+            Seen::Applied => Ok(true),
+            Seen::NotApplied => {
+                self.drop_new_invalid().await.map_err(|e| {
+                    format!(
+                        "dropping the INVALID index before a retry: {}",
+                        pg_error(&e)
+                    )
+                })?;
+                Ok(false)
+            }
+            Seen::Unknown => Err(format!(
+                "the connection was lost while line {} ran, and the catalog cannot tell whether it applied; check by hand",
+                st.line
+            )),
+        }
+    }
+
     async fn run_unit(
         &mut self,
         statements: &[crate::sql::split::RawStatement],
@@ -640,6 +812,7 @@ impl Task {
     ) -> StepEnd {
         let mut backoff = self.opts.retry_backoff;
         let mut attempt = 0u32;
+        let mut losses = 0u32;
         loop {
             let r = self.try_unit(statements, in_txn, wrap, record).await;
             match r {
@@ -650,6 +823,29 @@ impl Task {
                     }
                     if self.ctl.abort {
                         return StepEnd::Aborted;
+                    }
+                    if is_connection_loss(&e) {
+                        losses += 1;
+                        let lost = pg_error(&e);
+                        if losses > self.opts.reconnect_retries {
+                            return StepEnd::Failed(format!(
+                                "{}: {lost} (connection lost {losses} times; retry budget spent)",
+                                self.where_
+                            ));
+                        }
+                        if let Err(why) = self.reconnect(&lost).await {
+                            if self.ctl.abort {
+                                return StepEnd::Aborted;
+                            }
+                            return StepEnd::Failed(format!("{}: {lost}; {why}", self.where_));
+                        }
+                        match self.unit_applied(statements, in_txn).await {
+                            Ok(true) => return StepEnd::Done,
+                            Ok(false) => continue,
+                            Err(why) => {
+                                return StepEnd::Failed(format!("{}: {lost}; {why}", self.where_));
+                            }
+                        }
                     }
                     if !is_lock_timeout(&e) || attempt >= self.opts.lock_retries {
                         let tries = if attempt > 0 {
@@ -884,6 +1080,7 @@ impl Task {
         let set_by_human = self.ctl.chunk_rows;
         let target_ms = ((b.batch_seconds * 1000.0).ceil() as u64).max(1);
         let mut over_target = 0;
+        let mut losses = 0u32;
         while lo <= max {
             if !self.between(true).await {
                 self.backfill_left = Some(backfill_leftover(
@@ -918,6 +1115,43 @@ impl Task {
             let n = loop {
                 match self.chunk(&sql, target_ms, lo, hi).await {
                     Ok(n) => break Some(n),
+                    Err(e) if is_connection_loss(&e) && !self.ctl.abort => {
+                        losses += 1;
+                        let lost = pg_error(&e);
+                        let settled = if losses > self.opts.reconnect_retries {
+                            Err(format!(
+                                "connection lost {losses} times; retry budget spent"
+                            ))
+                        } else {
+                            match self.reconnect(&lost).await {
+                                // Committed before the loss (its id was
+                                // journaled and COMMIT sent): do not run it again.
+                                Ok(()) => match self.journaled_xid(Some((lo, hi))) {
+                                    Some(xid) => self.xid_committed(&xid).await,
+                                    None => Ok(false),
+                                },
+                                Err(why) => Err(why),
+                            }
+                        };
+                        match settled {
+                            Ok(true) => break Some(0),
+                            Ok(false) => continue,
+                            Err(why) => {
+                                self.backfill_left = Some(backfill_leftover(
+                                    &b.table,
+                                    (min, start, lo, max),
+                                    rows_done,
+                                ));
+                                if self.ctl.abort {
+                                    return StepEnd::Aborted;
+                                }
+                                return StepEnd::Failed(format!(
+                                    "{}: chunk {lo}..{hi}: {lost}; {why}",
+                                    self.where_
+                                ));
+                            }
+                        }
+                    }
                     Err(e)
                         if is_lock_timeout(&e)
                             && attempt < self.opts.lock_retries
@@ -1101,11 +1335,30 @@ impl Task {
             }
         }
         let mut leftovers = Vec::new();
-        if let Ok(now) = invalid_indexes(&self.mon).await {
-            leftovers.extend(
+        // Every ending reports INVALID indexes left by a broken build; a
+        // lost monitor session is replaced to look.
+        let invalid = match invalid_indexes(&self.mon).await {
+            Ok(v) => Ok(v),
+            Err(_) => match connect(&self.dsn).await {
+                Ok(c) => invalid_indexes(&c).await.map_err(|e| pg_error(&e)),
+                Err(e) => Err(e),
+            },
+        };
+        match invalid {
+            Ok(now) => leftovers.extend(
                 now.difference(&self.invalid_before)
                     .map(|n| invalid_leftover(n)),
-            );
+            ),
+            Err(e) => leftovers.push(Leftover {
+                kind: "index".into(),
+                name: format!(
+                    "unknown: INVALID indexes could not be checked after the run ({e})"
+                ),
+                cleanup: Some(
+                    "SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; -- then DROP INDEX CONCURRENTLY each one this run created"
+                        .into(),
+                ),
+            }),
         }
         leftovers.extend(self.backfill_left.take());
         leftovers.extend(statements_leftover(&steps, done, &self.migrations));
@@ -1137,13 +1390,10 @@ async fn prepare(
     {
         return Err(format!("refused before start: {refusal}"));
     }
-    let mut set = format!(
-        "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
-        opts.lock_timeout.as_millis(),
-        opts.statement_timeout.map(|d| d.as_millis()).unwrap_or(0)
-    );
-    set.push_str("; SET application_name = 'cutover'");
-    client.batch_execute(&set).await.map_err(|e| pg_error(&e))?;
+    client
+        .batch_execute(&session_sql(opts))
+        .await
+        .map_err(|e| pg_error(&e))?;
     let before = invalid_indexes(&mon).await.map_err(|e| pg_error(&e))?;
     Ok((client, mon, pid, before))
 }
@@ -1235,6 +1485,7 @@ impl Executor for NativePg {
                 }
             };
             let task = Task {
+                dsn: self.dsn.clone(),
                 client,
                 mon,
                 pid,
