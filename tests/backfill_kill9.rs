@@ -524,3 +524,82 @@ async fn executor_session_killed_mid_backfill_and_mid_build_reconnects_and_finis
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// MariaDB: the executor's connection is `KILL`ed mid-backfill. The
+/// executor reconnects, asks the marker row whether the lost chunk landed,
+/// and finishes: every row updated once.
+#[tokio::test]
+async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let o = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = mysql_async::Conn::new(o)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("DROP TABLE IF EXISTS bkm")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("CREATE TABLE bkm (id int PRIMARY KEY, c int NOT NULL DEFAULT 0)")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop(format!(
+        "INSERT INTO bkm (id) SELECT seq FROM seq_1_to_{ROWS}"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("mig")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("mig/V1__bkm.sql"),
+        "-- cutover: backfill table=bkm set=\"c = c + 1\" key=id batch=50ms\nSELECT 1;\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ex = NativeMysql::new(
+        &dsn,
+        migrations(dir.path(), Engine::Mysql),
+        MyExecOptions {
+            record_history: false,
+            reconnect_backoff: Duration::from_millis(100),
+            ..MyExecOptions::default()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(65536);
+    ex.start(job(dir.path(), "rm"), tx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut killed = false;
+    let mut reconnecting = false;
+    let outcome = loop {
+        match rx.recv().await {
+            Some(ExecUpdate::Status(s)) => {
+                if let cutover::exec::ExecPhase::Throttled { reason } = &s.phase {
+                    reconnecting |= reason.contains("reconnecting");
+                }
+                let detail = s.progress.and_then(|p| p.detail).unwrap_or_default();
+                if !killed && detail.contains("backfill bkm (key") {
+                    let ids: Vec<u64> = c
+                        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE bkm%'")
+                        .await
+                        .unwrap_or_default();
+                    if let Some(id) = ids.first() {
+                        killed = c.query_drop(format!("KILL CONNECTION {id}")).await.is_ok();
+                    }
+                }
+            }
+            Some(ExecUpdate::Finished(o)) => break o,
+            None => panic!("the executor ended without an outcome"),
+        }
+    };
+    assert!(killed, "the kill landed mid-chunk");
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    assert!(reconnecting, "the reconnect was shown");
+    let r: Option<(i64, i64)> = c
+        .query_first("SELECT CAST(SUM(c = 1) AS SIGNED), CAST(SUM(c <> 1) AS SIGNED) FROM bkm")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r, Some((ROWS, 0)), "every row updated exactly once");
+    c.query_drop("DROP TABLE IF EXISTS bkm")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}

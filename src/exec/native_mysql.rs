@@ -65,6 +65,12 @@ pub struct MyExecOptions {
     pub max_lag: Duration,
     /// Wait between lag polls while throttled (default 1 s).
     pub lag_interval: Duration,
+    /// Reconnect attempts after the connection is lost (server restart,
+    /// `KILL`) before the run fails; also the most losses one step survives
+    /// (default 10).
+    pub reconnect_retries: u32,
+    /// First wait before a reconnect, doubled up to 10 s (default 1 s).
+    pub reconnect_backoff: Duration,
 }
 
 impl Default for MyExecOptions {
@@ -78,6 +84,8 @@ impl Default for MyExecOptions {
             record_history: true,
             max_lag: Duration::from_secs(1),
             lag_interval: Duration::from_secs(1),
+            reconnect_retries: 10,
+            reconnect_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -154,6 +162,21 @@ fn lock_wait(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == 1205)
 }
 
+/// The session is gone (server restart, `KILL`, broken socket), as opposed
+/// to a statement error: worth a reconnect.
+pub fn is_connection_loss(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Driver(d) => {
+            matches!(d, mysql_async::DriverError::ConnectionClosed)
+        }
+        // 1053 shutdown in progress, 1927 connection killed, 2006/2013 gone
+        // or lost, 4031 disconnected by the server.
+        mysql_async::Error::Server(s) => matches!(s.code, 1053 | 1927 | 2006 | 2013 | 4031),
+        _ => false,
+    }
+}
+
 fn my_error(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => format!("ERROR {} ({}): {}", s.code, s.state, s.message),
@@ -199,6 +222,8 @@ impl NativeMysql {
 }
 
 struct Task {
+    /// Where to reconnect.
+    dsn: String,
     conn: mysql_async::Conn,
     mon: mysql_async::Conn,
     id: u32,
@@ -236,6 +261,8 @@ enum End {
     Done,
     Aborted,
     Failed(String),
+    /// The connection was lost (settled by [`Task::statement`]).
+    Lost(String),
 }
 
 impl Task {
@@ -399,6 +426,7 @@ impl Task {
     ) -> Result<u64, mysql_async::Error> {
         let mut backoff = self.opts.retry_backoff;
         let mut attempt = 0;
+        let mut losses = 0u32;
         loop {
             let r = async {
                 self.conn.query_drop("START TRANSACTION").await?;
@@ -417,6 +445,27 @@ impl Task {
             .await;
             match r {
                 Ok(n) => return Ok(n),
+                Err(e) if is_connection_loss(&e) && !self.ctl.abort => {
+                    losses += 1;
+                    if losses > self.opts.reconnect_retries {
+                        return Err(e);
+                    }
+                    if self.reconnect(&my_error(&e)).await.is_err() {
+                        return Err(e);
+                    }
+                    // The marker row commits with its chunk: it says whether
+                    // the lost chunk landed.
+                    let last: Option<i64> = self
+                        .conn
+                        .exec_first(
+                            format!("SELECT last_key FROM {MARKER_TABLE} WHERE token = ?"),
+                            (token,),
+                        )
+                        .await?;
+                    if last.is_some_and(|k| k >= hi) {
+                        return Ok(0);
+                    }
+                }
                 Err(e) => {
                     let _ = self.conn.query_drop("ROLLBACK").await;
                     if !(lock_wait(&e) && attempt < self.opts.lock_retries && !self.ctl.abort) {
@@ -630,8 +679,98 @@ impl Task {
             .flatten()
     }
 
+    /// Opens new sessions after the old ones were lost, waiting (shown as
+    /// throttled, with the reason) while the server stays away; abortable.
+    async fn reconnect(&mut self, why: &str) -> Result<(), String> {
+        let n = self.opts.reconnect_retries;
+        let mut backoff = self.opts.reconnect_backoff;
+        let mut last = why.to_string();
+        for attempt in 1..=n {
+            let reason = format!(
+                "connection to the primary lost ({last}); reconnecting, attempt {attempt}/{n}"
+            );
+            self.publish(
+                ExecPhase::Throttled { reason },
+                Some(detail_only(self.where_.clone(), 0.0)),
+            )
+            .await;
+            let until = tokio::time::Instant::now() + backoff;
+            while tokio::time::Instant::now() < until {
+                tokio::select! {
+                    c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+                if self.ctl.abort {
+                    return Err("aborted while reconnecting".into());
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            match prepare(&self.dsn, &self.opts).await {
+                Ok((conn, mon, id, _)) => {
+                    self.conn = conn;
+                    self.mon = mon;
+                    self.id = id;
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(format!(
+            "the primary stayed unreachable after {n} reconnect attempts (last: {last})"
+        ))
+    }
+
+    /// Runs one statement; a lost connection is reconnected and the
+    /// statement settled by the live schema (applied → done, not applied →
+    /// run again, cannot tell → fail), within the retry budget.
     async fn statement(&mut self, sql: &str) -> End {
-        let fail = |w: &str, e: &mysql_async::Error| End::Failed(format!("{w}: {}", my_error(e)));
+        let mut losses = 0u32;
+        loop {
+            let lost = match self.statement_once(sql).await {
+                End::Lost(lost) => lost,
+                other => return other,
+            };
+            if self.ctl.abort {
+                return End::Aborted;
+            }
+            losses += 1;
+            if losses > self.opts.reconnect_retries {
+                return End::Failed(format!(
+                    "{}: {lost} (connection lost {losses} times; retry budget spent)",
+                    self.where_
+                ));
+            }
+            if let Err(why) = self.reconnect(&lost).await {
+                if self.ctl.abort {
+                    return End::Aborted;
+                }
+                return End::Failed(format!("{}: {lost}; {why}", self.where_));
+            }
+            match MyInspect(&mut self.mon)
+                .seen(sql, crate::model::Engine::Mysql)
+                .await
+            {
+                Ok(Seen::Applied) => return End::Done,
+                Ok(Seen::NotApplied) => continue,
+                Ok(Seen::Unknown) => {
+                    return End::Failed(format!(
+                        "{}: {lost}; the live schema cannot tell whether the statement applied before the connection was lost: check by hand",
+                        self.where_
+                    ));
+                }
+                Err(e) => return End::Failed(format!("{}: {lost}; {e}", self.where_)),
+            }
+        }
+    }
+
+    async fn statement_once(&mut self, sql: &str) -> End {
+        let fail = |w: &str, e: &mysql_async::Error| {
+            if is_connection_loss(e) {
+                End::Lost(my_error(e))
+            } else {
+                End::Failed(format!("{w}: {}", my_error(e)))
+            }
+        };
         match alter_plan(sql, self.mariadb) {
             AlterPlan::AsWritten => match self.run_retrying(sql).await {
                 Ok(_) => End::Done,
@@ -850,7 +989,7 @@ impl Task {
             kind: match end {
                 End::Done => OutcomeKind::Succeeded,
                 End::Aborted => OutcomeKind::Aborted,
-                End::Failed(error) => OutcomeKind::Failed { error },
+                End::Failed(error) | End::Lost(error) => OutcomeKind::Failed { error },
             },
             leftovers,
         }
@@ -1104,6 +1243,7 @@ impl Executor for NativeMysql {
                 }
             };
             let task = Task {
+                dsn: self.dsn.clone(),
                 conn,
                 mon,
                 id,
