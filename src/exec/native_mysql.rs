@@ -299,10 +299,9 @@ impl Task {
         if let Some((name, Some(done), Some(total))) = stage
             && total > 0
         {
-            p.rows_copied = done;
-            p.rows_total = Some(total);
+            // Work units are not rows copied: percent and detail only.
             p.percent = Some((done as f64 * 100.0 / total as f64).min(100.0));
-            p.detail = Some(format!("{where_}: {name} (work units)"));
+            p.detail = Some(format!("{where_}: {name} (work units {done} of {total})"));
             return p;
         }
         let pl: Option<ProcessRow> = mon
@@ -980,6 +979,7 @@ impl Task {
         );
         let p = Progress {
             rows_copied: self.rows_updated,
+            rows_total: (!self.notes.is_empty()).then_some(self.rows_updated),
             detail: Some(detail),
             ..Progress::default()
         };

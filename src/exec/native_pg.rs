@@ -547,7 +547,8 @@ impl Task {
         );
         let p = Progress {
             rows_copied: self.rows_updated,
-            rows_total: None,
+            // Rows updated by backfills, when there were any (never "0 of ?").
+            rows_total: (!self.notes.is_empty()).then_some(self.rows_updated),
             percent: None,
             eta_seconds: None,
             chunk_size: None,
@@ -580,11 +581,14 @@ impl Task {
             } else {
                 ("blocks", r.get(3), r.get(2))
             };
-            p.rows_copied = done.max(0) as u64;
-            p.rows_total = (total > 0).then_some(total as u64);
+            // Blocks, tuples and lockers are not rows copied: the figures
+            // go in the percent and the detail only.
             // Per phase: the totals change meaning between phases (engines.md §6.1).
             p.percent = (total > 0).then(|| (done as f64 * 100.0 / total as f64).min(100.0));
-            p.detail = Some(format!("{}: {command}: {phase} ({unit})", self.where_));
+            p.detail = Some(format!(
+                "{}: {command}: {phase} ({unit} {done} of {total})",
+                self.where_
+            ));
         } else {
             let wait: Option<String> = self
                 .mon
