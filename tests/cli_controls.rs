@@ -135,7 +135,7 @@ async fn controls_from_the_command_line_are_decided_and_recorded_like_the_consol
             })
         }
     };
-    let me = Actor::local(&current_user());
+    let me = Actor::local(current_user());
     assert!(matches!(
         send(me.clone(), Surface::Console, Command::Request).await,
         Reply::Accepted { .. }
