@@ -39,6 +39,15 @@ pub enum Command {
     Attach(AttachArgs),
     /// Approve a run locally, as a second authorized person (where policy allows).
     Approve(ApproveArgs),
+    /// Pause a running run (as from the console; the executor confirms it).
+    Pause(ControlArgs),
+    /// Resume a paused run.
+    Resume(ControlArgs),
+    /// Abort a run, with a written reason (high risk: type the table name).
+    Abort(AbortArgs),
+    /// Trigger a postponed cut-over (high risk: type the table name).
+    #[command(name = "cut-over")]
+    CutOver(CutOverArgs),
     /// The per-run supervisor process (started by `cutover run`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -307,6 +316,39 @@ pub struct ApproveArgs {
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,
+}
+
+/// `cutover pause|resume RUN`.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// Run id.
+    pub run: String,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+}
+
+/// `cutover abort RUN --reason …`.
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+    /// Why (recorded in the audit trail).
+    #[arg(long)]
+    pub reason: String,
+    /// The table name, typed to confirm a high-risk abort (asked for on a terminal when absent).
+    #[arg(long)]
+    pub table: Option<String>,
+}
+
+/// `cutover cut-over RUN`.
+#[derive(Debug, Args)]
+pub struct CutOverArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+    /// The table name, typed to confirm a high-risk cut-over (asked for on a terminal when absent).
+    #[arg(long)]
+    pub table: Option<String>,
 }
 
 /// `cutover supervise` (hidden).

@@ -257,3 +257,68 @@ async fn a_run_from_request_to_cut_over_with_a_slow_subscriber() {
     let sampled = read_file(&path, &key()).map(|(e, _)| e).unwrap_or_default().iter().filter(|e| matches!(&e.entry, Entry::Run { record } if matches!(record.event, Event::Sampled { .. }))).count();
     assert!(sampled > 0, "samples recorded at a bounded rate");
 }
+
+/// A replica that never answers (a poll waiting forever) must not hold up
+/// commands: lag is read in a task of its own.
+#[tokio::test(start_paused = true)]
+async fn a_hung_replica_never_delays_a_command() {
+    struct Hung;
+    impl cutover::lag::LagPoller for Hung {
+        fn poll(&mut self) -> futures_util::future::BoxFuture<'_, Vec<cutover::lag::LagSample>> {
+            Box::pin(std::future::pending())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("audit.jsonl");
+    let (trail, _) = Trail::open(&path, key()).unwrap_or_else(|e| panic!("{e}"));
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(
+        Utc.with_ymd_and_hms(2025, 3, 3, 12, 0, 0)
+            .single()
+            .unwrap_or_default(),
+    ));
+    let exec = SimExecutor::new(
+        SimConfig {
+            rows_total: 1_000_000_000,
+            ..SimConfig::default()
+        },
+        clock.clone(),
+    );
+    let core = RunCore::create(
+        "r-h",
+        spec(),
+        deps(dir.path(), clock.clone()),
+        trail,
+        Box::new(exec),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .with_lag_every(Box::new(Hung), Duration::from_millis(500));
+    let (tx, rx) = mpsc::channel(16);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(core.run(rx, shutdown.clone()));
+    let mut sub = subscribe(&tx, 10_000).await;
+    let dba = Actor::local("dba1");
+    let steps = async {
+        send(&tx, dba.clone(), Surface::Console, Command::Request).await;
+        send(
+            &tx,
+            Actor::slack("T1", "U3"),
+            Surface::Slack,
+            Command::Approve {
+                plan_digest: "e".repeat(64),
+            },
+        )
+        .await;
+        let started = send(&tx, dba.clone(), Surface::Console, Command::Start).await;
+        assert!(matches!(started, Reply::Accepted { .. }), "{started:?}");
+        until(&mut sub, &path, |e| matches!(e, Event::Started { .. })).await;
+        let paused = send(&tx, dba.clone(), Surface::Console, Command::Pause).await;
+        assert!(matches!(paused, Reply::Accepted { .. }), "{paused:?}");
+        until(&mut sub, &path, |e| matches!(e, Event::Paused)).await;
+    };
+    // On the paused clock this only fires if the loop is stuck.
+    tokio::time::timeout(Duration::from_secs(3600), steps)
+        .await
+        .unwrap_or_else(|_| panic!("a command waited on the hung replica"));
+    shutdown.cancel();
+    let _ = task.await;
+}

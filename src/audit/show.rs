@@ -131,13 +131,20 @@ pub fn describe(event: &Event) -> String {
         Event::SlackProblem { code, detail } => format!("slack problem ({code}): {detail}"),
         Event::Sampled { sample, why } => match sample {
             Sample::Progress { status } => format!(
-                "progress ({why}): {}{}",
+                "progress ({why}): {}{}{}",
                 status.phase,
                 status
                     .progress
                     .as_ref()
                     .and_then(|p| p.percent)
                     .map(|p| format!(" {p:.1}%"))
+                    .unwrap_or_default(),
+                // What the executor said (where a resume picks up, its summary).
+                status
+                    .progress
+                    .as_ref()
+                    .and_then(|p| p.detail.as_deref())
+                    .map(|d| format!(" — {d}"))
                     .unwrap_or_default()
             ),
             Sample::Lag { sample } => format!(

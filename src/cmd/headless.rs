@@ -70,7 +70,12 @@ pub fn summary(c: &Console) -> Vec<String> {
     if let Some(o) = &s.outcome {
         out.push(format!("outcome: {o}"));
     }
-    if let Some(p) = c.progress.as_ref().and_then(|p| p.progress.as_ref()) {
+    if let Some(p) = c
+        .progress
+        .as_ref()
+        .and_then(|p| p.progress.as_ref())
+        .filter(|p| p.rows_copied > 0 || p.rows_total.is_some())
+    {
         out.push(format!(
             "rows copied: {} of {}{}",
             thousands(p.rows_copied),

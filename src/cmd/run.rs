@@ -613,7 +613,7 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
     let lag = if target.replicas.is_empty() {
         None
     } else {
-        Some(crate::lag::poller_for(&target, None).map_err(input)?.0)
+        Some(crate::lag::poller_for(&target, None).map_err(input)?)
     };
     let deps = CoreDeps {
         directory: Directory::new(&cfg.policy),
@@ -632,8 +632,8 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
             RunCore::create(&sup.run, sup.spec.clone(), deps, trail, exec)
         }
         .map_err(input)?;
-        if let Some(poller) = lag {
-            core = core.with_lag(poller);
+        if let Some((poller, opts)) = lag {
+            core = core.with_lag_every(poller, opts.interval);
         }
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let shutdown = CancellationToken::new();

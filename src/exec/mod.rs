@@ -59,26 +59,6 @@ pub enum ExecPhase {
     Unknown,
 }
 
-/// How the phase reads in the trail, the console and Slack (never Rust's
-/// debug text).
-impl std::fmt::Display for ExecPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExecPhase::Starting => f.write_str("starting"),
-            ExecPhase::Copying => f.write_str("copying"),
-            ExecPhase::Paused => f.write_str("paused"),
-            ExecPhase::Throttled { reason } => write!(f, "throttled ({reason})"),
-            ExecPhase::PostponingCutOver => f.write_str("copy complete, cut-over postponed"),
-            ExecPhase::CuttingOver => f.write_str("cutting over"),
-            ExecPhase::Succeeded => f.write_str("succeeded"),
-            ExecPhase::Failed { error } => write!(f, "failed: {error}"),
-            ExecPhase::Aborted => f.write_str("aborted"),
-            ExecPhase::NotRunning => f.write_str("not running"),
-            ExecPhase::Unknown => f.write_str("unknown"),
-        }
-    }
-}
-
 impl ExecPhase {
     /// The run phase this corresponds to, when there is one.
     pub fn run_phase(&self) -> Option<crate::run::Phase> {
@@ -94,6 +74,24 @@ impl ExecPhase {
             ExecPhase::Aborted => Phase::Aborted,
             ExecPhase::NotRunning | ExecPhase::Unknown => return None,
         })
+    }
+}
+
+impl std::fmt::Display for ExecPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecPhase::Starting => f.write_str("starting"),
+            ExecPhase::Copying => f.write_str("copying"),
+            ExecPhase::Paused => f.write_str("paused"),
+            ExecPhase::Throttled { reason } => write!(f, "throttled: {reason}"),
+            ExecPhase::PostponingCutOver => f.write_str("copy complete, cut-over postponed"),
+            ExecPhase::CuttingOver => f.write_str("cutting over"),
+            ExecPhase::Succeeded => f.write_str("succeeded"),
+            ExecPhase::Failed { error } => write!(f, "failed: {error}"),
+            ExecPhase::Aborted => f.write_str("aborted"),
+            ExecPhase::NotRunning => f.write_str("not running"),
+            ExecPhase::Unknown => f.write_str("unknown (unreadable status)"),
+        }
     }
 }
 

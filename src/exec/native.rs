@@ -197,6 +197,22 @@ impl Ctl {
     }
 }
 
+impl Ctl {
+    /// What holds the executor between chunks and steps, if anything: a
+    /// pause dominates a throttle (a resume may leave it throttled), and
+    /// the core's throttle dominates the executor's own lag reading `lag`.
+    pub fn holding(&self, lag: Option<String>) -> Option<ExecPhase> {
+        if self.paused {
+            Some(ExecPhase::Paused)
+        } else {
+            self.throttled
+                .clone()
+                .or(lag)
+                .map(|reason| ExecPhase::Throttled { reason })
+        }
+    }
+}
+
 /// Share of the target time a chunk is sized for: chunk times vary by a
 /// few tens of percent (checkpoints, page cache), and the target is a bound
 /// on how long a chunk holds its row locks, not an average.
@@ -294,6 +310,39 @@ pub fn statements_leftover(
         ),
         cleanup: None,
     })
+}
+
+/// What a stopped backfill left: the keys updated (before an interruption
+/// and in this run), and the keys not updated. `keys` = (first key, key this
+/// run started at, first key not updated, last key).
+pub fn backfill_leftover(table: &str, keys: (i64, i64, i64, i64), rows: u64) -> Leftover {
+    let (min, start, lo, max) = keys;
+    let done = if start > min {
+        format!(
+            "keys {min}..{} updated before the interruption, keys {start}..{} after it ({rows} rows)",
+            start - 1,
+            lo - 1
+        )
+    } else {
+        format!("keys {min}..{} updated ({rows} rows)", lo - 1)
+    };
+    Leftover {
+        kind: "backfill".into(),
+        name: format!("{table}: {done}, keys {lo}..{max} not"),
+        cleanup: None,
+    }
+}
+
+/// The closing summary of a native run: `3 of 3 steps applied; resumed:
+/// …; backfill t: keys 1..35800 before the interruption, keys 35801..100000
+/// after it (64200 rows)`.
+pub fn run_summary(done: usize, n: usize, resumed: Option<String>, notes: &[String]) -> String {
+    let mut parts = vec![format!("{done} of {n} steps applied")];
+    if let Some(r) = resumed {
+        parts.push(format!("resumed: {r}"));
+    }
+    parts.extend(notes.iter().cloned());
+    parts.join("; ")
 }
 
 #[cfg(test)]

@@ -19,13 +19,17 @@
 //! - Flyway migrations are recorded in `flyway_schema_history` after their
 //!   statements (DDL commits implicitly; the journal covers the gap).
 
-use super::native::{Ctl, Shared, Step, detail_only, lock, plan_steps, statements_leftover};
+use super::native::{
+    Ctl, Shared, Step, backfill_leftover, detail_only, lock, plan_steps, run_summary,
+    statements_leftover,
+};
 use super::native::{eta, lag_reason, next_chunk};
 use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
+    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Probe, ResumePoint, Seen, journaled,
+    probes, resume_from, settle,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -61,6 +65,12 @@ pub struct MyExecOptions {
     pub max_lag: Duration,
     /// Wait between lag polls while throttled (default 1 s).
     pub lag_interval: Duration,
+    /// Reconnect attempts after the connection is lost (server restart,
+    /// `KILL`) before the run fails; also the most losses one step survives
+    /// (default 10).
+    pub reconnect_retries: u32,
+    /// First wait before a reconnect, doubled up to 10 s (default 1 s).
+    pub reconnect_backoff: Duration,
 }
 
 impl Default for MyExecOptions {
@@ -74,6 +84,8 @@ impl Default for MyExecOptions {
             record_history: true,
             max_lag: Duration::from_secs(1),
             lag_interval: Duration::from_secs(1),
+            reconnect_retries: 10,
+            reconnect_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -150,6 +162,21 @@ fn lock_wait(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == 1205)
 }
 
+/// The session is gone (server restart, `KILL`, broken socket), as opposed
+/// to a statement error: worth a reconnect.
+pub fn is_connection_loss(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Driver(d) => {
+            matches!(d, mysql_async::DriverError::ConnectionClosed)
+        }
+        // 1053 shutdown in progress, 1927 connection killed, 2006/2013 gone
+        // or lost, 4031 disconnected by the server.
+        mysql_async::Error::Server(s) => matches!(s.code, 1053 | 1927 | 2006 | 2013 | 4031),
+        _ => false,
+    }
+}
+
 fn my_error(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => format!("ERROR {} ({}): {}", s.code, s.state, s.message),
@@ -195,6 +222,8 @@ impl NativeMysql {
 }
 
 struct Task {
+    /// Where to reconnect.
+    dsn: String,
     conn: mysql_async::Conn,
     mon: mysql_async::Conn,
     id: u32,
@@ -218,12 +247,22 @@ struct Task {
     backfill_left: Option<Leftover>,
     /// Before-start warnings, published first.
     warnings: Vec<String>,
+    /// Index of the step running.
+    step_index: usize,
+    /// What the backfills did, for the closing summary.
+    notes: Vec<String>,
+    /// Rows updated by backfills in this run.
+    rows_updated: u64,
+    /// Marker rows of backfills completed in this run (deleted at the end).
+    markers: Vec<String>,
 }
 
 enum End {
     Done,
     Aborted,
     Failed(String),
+    /// The connection was lost (settled by [`Task::statement`]).
+    Lost(String),
 }
 
 impl Task {
@@ -260,10 +299,9 @@ impl Task {
         if let Some((name, Some(done), Some(total))) = stage
             && total > 0
         {
-            p.rows_copied = done;
-            p.rows_total = Some(total);
+            // Work units are not rows copied: percent and detail only.
             p.percent = Some((done as f64 * 100.0 / total as f64).min(100.0));
-            p.detail = Some(format!("{where_}: {name} (work units)"));
+            p.detail = Some(format!("{where_}: {name} (work units {done} of {total})"));
             return p;
         }
         let pl: Option<ProcessRow> = mon
@@ -346,21 +384,15 @@ impl Task {
             if self.ctl.abort {
                 return false;
             }
-            let mut phase = if self.ctl.paused {
-                Some(ExecPhase::Paused)
-            } else {
-                self.ctl
-                    .throttled
-                    .clone()
-                    .map(|reason| ExecPhase::Throttled { reason })
-            };
+            let mut phase = self.ctl.holding(None);
             if phase.is_none()
                 && check_lag
                 && let Some(p) = self.lag.as_ref()
             {
                 let samples = p.lock().await.poll().await;
-                phase = lag_reason(&samples, self.ctl.max_lag_seconds)
-                    .map(|reason| ExecPhase::Throttled { reason });
+                phase = self
+                    .ctl
+                    .holding(lag_reason(&samples, self.ctl.max_lag_seconds));
             }
             let Some(phase) = phase else {
                 return true;
@@ -381,7 +413,85 @@ impl Task {
     /// (autocommit, so each chunk's row locks end with it) sized to the
     /// declared time per chunk, waiting between chunks while a replica is
     /// over the limit or unknown.
-    async fn run_backfill(&mut self, b: &BackfillDirective) -> End {
+    /// One backfill chunk as a transaction that also moves the backfill's
+    /// marker row to `hi`: the marker commits or rolls back with the chunk,
+    /// so a resume knows exactly which keys were updated. Lock waits are
+    /// retried (the whole chunk, after a rollback).
+    async fn chunk(
+        &mut self,
+        update: &str,
+        token: &str,
+        hi: i64,
+    ) -> Result<u64, mysql_async::Error> {
+        let mut backoff = self.opts.retry_backoff;
+        let mut attempt = 0;
+        let mut losses = 0u32;
+        loop {
+            let r = async {
+                self.conn.query_drop("START TRANSACTION").await?;
+                let n = self.watch(update).await?;
+                self.conn
+                    .exec_drop(
+                        format!(
+                            "INSERT INTO {MARKER_TABLE} (token, last_key) VALUES (?, ?) ON DUPLICATE KEY UPDATE last_key = VALUES(last_key)"
+                        ),
+                        (token, hi),
+                    )
+                    .await?;
+                self.conn.query_drop("COMMIT").await?;
+                Ok::<u64, mysql_async::Error>(n)
+            }
+            .await;
+            match r {
+                Ok(n) => return Ok(n),
+                Err(e) if is_connection_loss(&e) && !self.ctl.abort => {
+                    losses += 1;
+                    if losses > self.opts.reconnect_retries {
+                        return Err(e);
+                    }
+                    if self.reconnect(&my_error(&e)).await.is_err() {
+                        return Err(e);
+                    }
+                    // The marker row commits with its chunk: it says whether
+                    // the lost chunk landed.
+                    let last: Option<i64> = self
+                        .conn
+                        .exec_first(
+                            format!("SELECT last_key FROM {MARKER_TABLE} WHERE token = ?"),
+                            (token,),
+                        )
+                        .await?;
+                    if last.is_some_and(|k| k >= hi) {
+                        return Ok(0);
+                    }
+                }
+                Err(e) => {
+                    let _ = self.conn.query_drop("ROLLBACK").await;
+                    if !(lock_wait(&e) && attempt < self.opts.lock_retries && !self.ctl.abort) {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    let reason = format!(
+                        "lock wait timeout; retry {attempt}/{}",
+                        self.opts.lock_retries
+                    );
+                    self.publish(
+                        ExecPhase::Throttled { reason },
+                        Some(detail_only(self.where_.clone(), 0.0)),
+                    )
+                    .await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    async fn run_backfill(
+        &mut self,
+        b: &BackfillDirective,
+        resume: Option<&BackfillResume>,
+    ) -> End {
         let pred = b
             .predicate
             .as_ref()
@@ -416,19 +526,53 @@ impl Task {
             Ok(n) => n.unwrap_or(0),
             Err(e) => return End::Failed(format!("{}: {}", self.where_, my_error(&e))),
         };
+        // Resumed: the keys before `next` committed before the interruption
+        // (the marker row says so), and the same marker row goes on.
+        let (first, start) = match resume {
+            Some(r) => (r.min.min(min), r.next.max(min)),
+            None => (min, min),
+        };
+        let token = resume.and_then(|r| r.token.clone()).unwrap_or_else(|| {
+            format!(
+                "{}-{}-{}",
+                std::process::id(),
+                self.step_index,
+                Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            )
+        });
+        if let Err(e) = self
+            .conn
+            .query_drop(format!(
+                "CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (token VARCHAR(64) NOT NULL PRIMARY KEY, last_key BIGINT NOT NULL) ENGINE=InnoDB"
+            ))
+            .await
+        {
+            return End::Failed(format!(
+                "{}: creating the backfill marker table {MARKER_TABLE} (needed to resume the backfill exactly): {}",
+                self.where_,
+                my_error(&e)
+            ));
+        }
+        if let Err(e) = self.journal.append(&Entry::Backfill {
+            step: self.step_index,
+            min: first,
+            max,
+            token: Some(token.clone()),
+        }) {
+            return End::Failed(format!(
+                "{}: cannot write the run journal (needed to resume the backfill safely): {e}",
+                self.where_
+            ));
+        }
+        let before =
+            (start > first).then(|| format!("keys {first}..{} before the interruption", start - 1));
+        let min = first;
         let keys = (max - min + 1) as f64;
         let mut size = u64::from(self.ctl.chunk_rows.unwrap_or(1000));
         let set_by_human = self.ctl.chunk_rows;
-        let (mut lo, mut rows_done, mut busy) = (min, 0u64, 0.0f64);
-        let left = |lo: i64, rows_done: u64| Leftover {
-            kind: "backfill".into(),
-            name: format!(
-                "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
-                b.table,
-                lo - 1
-            ),
-            cleanup: None,
-        };
+        let (mut lo, mut rows_done, mut busy) = (start, 0u64, 0.0f64);
+        let left =
+            |lo: i64, rows_done: u64| backfill_leftover(&b.table, (min, start, lo, max), rows_done);
         while lo <= max {
             if !self.between(true).await {
                 self.backfill_left = Some(left(lo, rows_done));
@@ -447,7 +591,7 @@ impl Task {
                 k = b.key
             );
             let t0 = Instant::now();
-            let n = match self.run_retrying(&sql).await {
+            let n = match self.chunk(&sql, &token, hi).await {
                 Ok(n) => n,
                 Err(e) => {
                     self.backfill_left = Some(left(lo, rows_done));
@@ -481,6 +625,15 @@ impl Task {
             };
             self.publish(ExecPhase::Copying, Some(p)).await;
         }
+        self.rows_updated += rows_done;
+        self.markers.push(token);
+        self.notes.push(match &before {
+            Some(before) => format!(
+                "backfill {}: {before}, keys {start}..{max} after it ({rows_done} rows)",
+                b.table
+            ),
+            None => format!("backfill {}: keys {min}..{max} ({rows_done} rows)", b.table),
+        });
         End::Done
     }
 
@@ -525,8 +678,98 @@ impl Task {
             .flatten()
     }
 
+    /// Opens new sessions after the old ones were lost, waiting (shown as
+    /// throttled, with the reason) while the server stays away; abortable.
+    async fn reconnect(&mut self, why: &str) -> Result<(), String> {
+        let n = self.opts.reconnect_retries;
+        let mut backoff = self.opts.reconnect_backoff;
+        let mut last = why.to_string();
+        for attempt in 1..=n {
+            let reason = format!(
+                "connection to the primary lost ({last}); reconnecting, attempt {attempt}/{n}"
+            );
+            self.publish(
+                ExecPhase::Throttled { reason },
+                Some(detail_only(self.where_.clone(), 0.0)),
+            )
+            .await;
+            let until = tokio::time::Instant::now() + backoff;
+            while tokio::time::Instant::now() < until {
+                tokio::select! {
+                    c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+                if self.ctl.abort {
+                    return Err("aborted while reconnecting".into());
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            match prepare(&self.dsn, &self.opts).await {
+                Ok((conn, mon, id, _)) => {
+                    self.conn = conn;
+                    self.mon = mon;
+                    self.id = id;
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(format!(
+            "the primary stayed unreachable after {n} reconnect attempts (last: {last})"
+        ))
+    }
+
+    /// Runs one statement; a lost connection is reconnected and the
+    /// statement settled by the live schema (applied → done, not applied →
+    /// run again, cannot tell → fail), within the retry budget.
     async fn statement(&mut self, sql: &str) -> End {
-        let fail = |w: &str, e: &mysql_async::Error| End::Failed(format!("{w}: {}", my_error(e)));
+        let mut losses = 0u32;
+        loop {
+            let lost = match self.statement_once(sql).await {
+                End::Lost(lost) => lost,
+                other => return other,
+            };
+            if self.ctl.abort {
+                return End::Aborted;
+            }
+            losses += 1;
+            if losses > self.opts.reconnect_retries {
+                return End::Failed(format!(
+                    "{}: {lost} (connection lost {losses} times; retry budget spent)",
+                    self.where_
+                ));
+            }
+            if let Err(why) = self.reconnect(&lost).await {
+                if self.ctl.abort {
+                    return End::Aborted;
+                }
+                return End::Failed(format!("{}: {lost}; {why}", self.where_));
+            }
+            match MyInspect(&mut self.mon)
+                .seen(sql, crate::model::Engine::Mysql)
+                .await
+            {
+                Ok(Seen::Applied) => return End::Done,
+                Ok(Seen::NotApplied) => continue,
+                Ok(Seen::Unknown) => {
+                    return End::Failed(format!(
+                        "{}: {lost}; the live schema cannot tell whether the statement applied before the connection was lost: check by hand",
+                        self.where_
+                    ));
+                }
+                Err(e) => return End::Failed(format!("{}: {lost}; {e}", self.where_)),
+            }
+        }
+    }
+
+    async fn statement_once(&mut self, sql: &str) -> End {
+        let fail = |w: &str, e: &mysql_async::Error| {
+            if is_connection_loss(e) {
+                End::Lost(my_error(e))
+            } else {
+                End::Failed(format!("{w}: {}", my_error(e)))
+            }
+        };
         match alter_plan(sql, self.mariadb) {
             AlterPlan::AsWritten => match self.run_retrying(sql).await {
                 Ok(_) => End::Done,
@@ -609,7 +852,7 @@ impl Task {
                 leftovers: Vec::new(),
             };
         }
-        if from.step > 0 || from.skip_statements > 0 {
+        if from.step > 0 || from.skip_statements > 0 || from.backfill.is_some() {
             self.publish(
                 ExecPhase::Starting,
                 Some(detail_only(from.summary(&steps, &self.migrations), 0.0)),
@@ -617,6 +860,7 @@ impl Task {
             .await;
         }
         'steps: for (i, step) in steps.iter().enumerate().skip(from.step) {
+            self.step_index = i;
             if step.migration() != current_migration {
                 current_migration = step.migration();
                 self.migration_started = Instant::now();
@@ -676,7 +920,8 @@ impl Task {
                     }
                 }
                 Step::Backfill { directive, .. } => {
-                    end = self.run_backfill(directive).await;
+                    let resume = from.backfill.as_ref().filter(|_| i == from.step);
+                    end = self.run_backfill(directive, resume).await;
                     if !matches!(end, End::Done) {
                         break 'steps;
                     }
@@ -699,14 +944,52 @@ impl Task {
                 break;
             }
         }
+        // Marker rows of completed backfills: their steps are journaled done.
+        for token in std::mem::take(&mut self.markers) {
+            let _ = self
+                .conn
+                .exec_drop(
+                    format!("DELETE FROM {MARKER_TABLE} WHERE token = ?"),
+                    (token,),
+                )
+                .await;
+        }
+        if matches!(end, End::Done) {
+            let left: Option<u64> = self
+                .conn
+                .query_first(format!("SELECT COUNT(*) FROM {MARKER_TABLE}"))
+                .await
+                .unwrap_or(None);
+            if left == Some(0) {
+                let _ = self
+                    .conn
+                    .query_drop(format!("DROP TABLE IF EXISTS {MARKER_TABLE}"))
+                    .await;
+            }
+        }
         let mut leftovers: Vec<Leftover> = Vec::new();
         leftovers.extend(self.backfill_left.take());
         leftovers.extend(statements_leftover(&steps, done, &self.migrations));
+        let detail = run_summary(
+            done,
+            n,
+            (from.step > 0 || from.skip_statements > 0 || from.backfill.is_some())
+                .then(|| from.summary(&steps, &self.migrations)),
+            &self.notes,
+        );
+        let p = Progress {
+            rows_copied: self.rows_updated,
+            rows_total: (!self.notes.is_empty()).then_some(self.rows_updated),
+            detail: Some(detail),
+            ..Progress::default()
+        };
+        let phase = self.ctl.holding(None).unwrap_or(ExecPhase::Copying);
+        self.publish(phase, Some(p)).await;
         Outcome {
             kind: match end {
                 End::Done => OutcomeKind::Succeeded,
                 End::Aborted => OutcomeKind::Aborted,
-                End::Failed(error) => OutcomeKind::Failed { error },
+                End::Failed(error) | End::Lost(error) => OutcomeKind::Failed { error },
             },
             leftovers,
         }
@@ -962,6 +1245,7 @@ impl Executor for NativeMysql {
                 }
             };
             let task = Task {
+                dsn: self.dsn.clone(),
                 conn,
                 mon,
                 id,
@@ -986,6 +1270,10 @@ impl Executor for NativeMysql {
                 lag: self.lag.take().map(tokio::sync::Mutex::new),
                 backfill_left: None,
                 warnings,
+                step_index: 0,
+                notes: Vec::new(),
+                rows_updated: 0,
+                markers: Vec::new(),
             };
             tokio::spawn(async move {
                 let o = finish(task.run(steps, from).await, &shared);
@@ -1087,6 +1375,23 @@ impl Inspect for MyInspect<'_> {
         Box::pin(async { Ok(false) })
     }
 
+    fn marker<'a>(&'a mut self, token: &'a str) -> BoxFuture<'a, Result<Option<i64>, String>> {
+        Box::pin(async move {
+            self.0
+                .exec_first(
+                    format!("SELECT last_key FROM {MARKER_TABLE} WHERE token = ?"),
+                    (token,),
+                )
+                .await
+                .map_err(|e| {
+                    format!(
+                        "reading the backfill marker {MARKER_TABLE} (where the interrupted backfill stands): {}",
+                        my_error(&e)
+                    )
+                })
+        })
+    }
+
     fn seen<'a>(
         &'a mut self,
         sql: &'a str,
@@ -1097,8 +1402,22 @@ impl Inspect for MyInspect<'_> {
                 return Ok(Seen::Unknown);
             };
             let mut results = Vec::new();
+            let mut neutral = false;
             for p in ps {
                 let (q, params, want): (&str, Vec<String>, bool) = match p {
+                    Probe::Idempotent => {
+                        neutral = true;
+                        continue;
+                    }
+                    Probe::Constraint {
+                        table,
+                        name,
+                        exists,
+                    } => (
+                        "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND CONSTRAINT_NAME = ?",
+                        vec![unquote(&table), unquote(&name)],
+                        exists,
+                    ),
                     Probe::Table { table, exists } => (
                         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                         vec![unquote(&table)],
@@ -1139,7 +1458,7 @@ impl Inspect for MyInspect<'_> {
                     .map_err(|e| my_error(&e))?;
                 results.push((n.unwrap_or(0) > 0) == want);
             }
-            Ok(combine(&results))
+            Ok(settle(&results, neutral))
         })
     }
 }

@@ -18,14 +18,15 @@
 //!   lag is over the limit or unknown.
 
 use super::native::{
-    Ctl, Shared, Step, detail_only, eta, lock, next_chunk, plan_steps, record_in_transactions,
-    statements_leftover,
+    Ctl, Shared, Step, backfill_leftover, detail_only, eta, lock, next_chunk, plan_steps,
+    record_in_transactions, run_summary, statements_leftover,
 };
 use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    Entry, Inspect, Journal, Probe, ResumePoint, Seen, combine, journaled, probes, resume_from,
+    BackfillResume, Entry, Inspect, Journal, Probe, ResumePoint, Seen, journaled, probes,
+    resume_from, settle,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -65,6 +66,12 @@ pub struct PgExecOptions {
     pub lag_interval: Duration,
     /// Record Flyway migrations in `flyway_schema_history` (default true).
     pub record_history: bool,
+    /// Reconnect attempts after the connection is lost (primary restart,
+    /// session terminated) before the run fails; also the most losses one
+    /// step survives (default 10).
+    pub reconnect_retries: u32,
+    /// First wait before a reconnect, doubled up to 10 s (default 1 s).
+    pub reconnect_backoff: Duration,
 }
 
 impl Default for PgExecOptions {
@@ -79,6 +86,8 @@ impl Default for PgExecOptions {
             max_lag: Duration::from_secs(1),
             lag_interval: Duration::from_secs(1),
             record_history: true,
+            reconnect_retries: 10,
+            reconnect_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -145,6 +154,28 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// The session is gone (server restart or shutdown, session terminated,
+/// socket broken), as opposed to a statement error: worth a reconnect.
+pub fn is_connection_loss(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || matches!(
+            e.code(),
+            Some(c) if *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        )
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// The session settings every executor connection runs with.
+fn session_sql(opts: &PgExecOptions) -> String {
+    format!(
+        "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'; SET application_name = 'cutover'",
+        opts.lock_timeout.as_millis(),
+        opts.statement_timeout.map(|d| d.as_millis()).unwrap_or(0)
+    )
 }
 
 async fn connect(dsn: &str) -> Result<Client, String> {
@@ -300,8 +331,23 @@ async fn pg_seen(c: &Client, sql: &str, engine: crate::model::Engine) -> Result<
         return Ok(Seen::Unknown);
     };
     let mut results = Vec::new();
+    let mut neutral = false;
     for p in ps {
         let (q, a, b, want) = match &p {
+            Probe::Idempotent => {
+                neutral = true;
+                continue;
+            }
+            Probe::Constraint {
+                table,
+                name,
+                exists,
+            } => (
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)",
+                table.clone(),
+                name.clone(),
+                *exists,
+            ),
             Probe::Table { table, exists } => (
                 "SELECT to_regclass($1) IS NOT NULL AND $2 = $2",
                 table.clone(),
@@ -333,7 +379,7 @@ async fn pg_seen(c: &Client, sql: &str, engine: crate::model::Engine) -> Result<
             .get(0);
         results.push(found == want);
     }
-    Ok(combine(&results))
+    Ok(settle(&results, neutral))
 }
 
 /// Before-start checks beyond [`before_start`]: every replica known (when a
@@ -403,6 +449,8 @@ const MAX_OVER_TARGET: u32 = 5;
 
 /// Everything the running task owns.
 struct Task {
+    /// Where to reconnect.
+    dsn: String,
     client: Client,
     mon: Client,
     pid: i32,
@@ -427,6 +475,10 @@ struct Task {
     step_index: usize,
     /// Before-start warnings, published first.
     warnings: Vec<String>,
+    /// What the backfills did, for the closing summary.
+    notes: Vec<String>,
+    /// Rows updated by backfills in this run.
+    rows_updated: u64,
 }
 
 enum StepEnd {
@@ -460,36 +512,51 @@ impl Task {
             if self.ctl.abort {
                 return false;
             }
-            let mut reason = if self.ctl.paused {
-                Some(None)
-            } else {
-                self.ctl.throttled.clone().map(Some)
-            };
-            if reason.is_none()
+            let mut phase = self.ctl.holding(None);
+            if phase.is_none()
                 && check_lag
                 && let Some(p) = self.lag.as_ref()
             {
                 let samples = p.lock().await.poll().await;
-                if let Some(r) = super::native::lag_reason(&samples, self.ctl.max_lag_seconds) {
-                    reason = Some(Some(r));
-                }
+                phase = self.ctl.holding(super::native::lag_reason(
+                    &samples,
+                    self.ctl.max_lag_seconds,
+                ));
             }
-            let Some(reason) = reason else {
+            let Some(phase) = phase else {
                 return true;
             };
             let detail = detail_only(self.where_.clone(), self.ctl.max_lag_seconds);
-            match reason {
-                None => self.publish(ExecPhase::Paused, Some(detail)).await,
-                Some(r) => {
-                    self.publish(ExecPhase::Throttled { reason: r }, Some(detail))
-                        .await
-                }
-            }
+            self.publish(phase, Some(detail)).await;
             tokio::select! {
                 c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
                 _ = tokio::time::sleep(self.opts.lag_interval) => {}
             }
         }
+    }
+
+    /// The closing status: steps applied, what each backfill did (and what
+    /// ran before an interruption), rows updated. The run core records it.
+    async fn publish_summary(&self, done: usize, n: usize, from: &ResumePoint, steps: &[Step]) {
+        let detail = run_summary(
+            done,
+            n,
+            (from.step > 0 || from.backfill.is_some())
+                .then(|| from.summary(steps, &self.migrations)),
+            &self.notes,
+        );
+        let p = Progress {
+            rows_copied: self.rows_updated,
+            // Rows updated by backfills, when there were any (never "0 of ?").
+            rows_total: (!self.notes.is_empty()).then_some(self.rows_updated),
+            percent: None,
+            eta_seconds: None,
+            chunk_size: None,
+            max_lag_millis: Some((self.ctl.max_lag_seconds * 1000.0) as u64),
+            detail: Some(detail),
+        };
+        let phase = self.ctl.holding(None).unwrap_or(ExecPhase::Copying);
+        self.publish(phase, Some(p)).await;
     }
 
     async fn sample(&self, started: Instant) -> Progress {
@@ -514,11 +581,14 @@ impl Task {
             } else {
                 ("blocks", r.get(3), r.get(2))
             };
-            p.rows_copied = done.max(0) as u64;
-            p.rows_total = (total > 0).then_some(total as u64);
+            // Blocks, tuples and lockers are not rows copied: the figures
+            // go in the percent and the detail only.
             // Per phase: the totals change meaning between phases (engines.md §6.1).
             p.percent = (total > 0).then(|| (done as f64 * 100.0 / total as f64).min(100.0));
-            p.detail = Some(format!("{}: {command}: {phase} ({unit})", self.where_));
+            p.detail = Some(format!(
+                "{}: {command}: {phase} ({unit} {done} of {total})",
+                self.where_
+            ));
         } else {
             let wait: Option<String> = self
                 .mon
@@ -597,6 +667,146 @@ impl Task {
         Ok(())
     }
 
+    /// Opens new sessions after the old ones were lost, waiting (shown as
+    /// throttled, with the reason) while the primary stays away; abortable.
+    /// `Err` says why it gave up.
+    async fn reconnect(&mut self, why: &str) -> Result<(), String> {
+        let n = self.opts.reconnect_retries;
+        let mut backoff = self.opts.reconnect_backoff;
+        let mut last = why.to_string();
+        for attempt in 1..=n {
+            let reason = format!(
+                "connection to the primary lost ({}); reconnecting, attempt {attempt}/{n}",
+                crate::sql::redact::redact_dsn(&last)
+            );
+            self.publish(
+                ExecPhase::Throttled { reason },
+                Some(detail_only(self.where_.clone(), self.ctl.max_lag_seconds)),
+            )
+            .await;
+            let until = tokio::time::Instant::now() + backoff;
+            while tokio::time::Instant::now() < until {
+                tokio::select! {
+                    c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+                if self.ctl.abort {
+                    return Err("aborted while reconnecting".into());
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            let opened = async {
+                let client = connect(&self.dsn).await?;
+                let mon = connect(&self.dsn).await?;
+                client
+                    .batch_execute(&session_sql(&self.opts))
+                    .await
+                    .map_err(|e| pg_error(&e))?;
+                let pid: i32 = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map_err(|e| pg_error(&e))?
+                    .get(0);
+                Ok::<_, String>((client, mon, pid))
+            }
+            .await;
+            match opened {
+                Ok((client, mon, pid)) => {
+                    self.client = client;
+                    self.mon = mon;
+                    self.pid = pid;
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(format!(
+            "the primary stayed unreachable after {n} reconnect attempts (last: {})",
+            crate::sql::redact::redact_dsn(&last)
+        ))
+    }
+
+    /// Whether the journaled transaction `xid` committed; an old session
+    /// still finishing it is waited for (bounded).
+    async fn xid_committed(&self, xid: &str) -> Result<bool, String> {
+        for _ in 0..50 {
+            let status: Option<String> = self
+                .mon
+                .query_one("SELECT txid_status($1::text::bigint)::text", &[&xid])
+                .await
+                .map_err(|e| pg_error(&e))?
+                .get(0);
+            match status.as_deref() {
+                Some("committed") => return Ok(true),
+                Some("in progress") => tokio::time::sleep(Duration::from_millis(200)).await,
+                _ => return Ok(false),
+            }
+        }
+        Err(format!(
+            "transaction {xid} of the lost session is still in progress"
+        ))
+    }
+
+    /// The transaction id journaled for this step's unit, or for its chunk
+    /// `lo..=hi`, if one was written (COMMIT is only sent after).
+    fn journaled_xid(&self, chunk: Option<(i64, i64)>) -> Option<String> {
+        let step = self.step_index;
+        self.journal
+            .read()
+            .ok()?
+            .into_iter()
+            .rev()
+            .find_map(|e| match (e, chunk) {
+                (Entry::Xid { step: s, xid }, None) if s == step => Some(xid),
+                (
+                    Entry::Chunk {
+                        step: s,
+                        lo,
+                        hi,
+                        xid,
+                    },
+                    Some((l, h)),
+                ) if s == step && lo == l && hi == h => Some(xid),
+                _ => None,
+            })
+    }
+
+    /// After a reconnect: did the lost unit apply? A transaction by its
+    /// journaled id; a lone statement (CONCURRENTLY) by the catalog, whose
+    /// INVALID leftover is dropped before it is run again.
+    async fn unit_applied(
+        &mut self,
+        statements: &[crate::sql::split::RawStatement],
+        in_txn: bool,
+    ) -> Result<bool, String> {
+        if in_txn {
+            return match self.journaled_xid(None) {
+                Some(xid) => self.xid_committed(&xid).await,
+                None => Ok(false),
+            };
+        }
+        let engine = crate::model::Engine::Postgres;
+        let Some(st) = statements.first() else {
+            return Ok(true);
+        };
+        match pg_seen(&self.mon, &st.sql, engine).await? {
+            Seen::Applied => Ok(true),
+            Seen::NotApplied => {
+                self.drop_new_invalid().await.map_err(|e| {
+                    format!(
+                        "dropping the INVALID index before a retry: {}",
+                        pg_error(&e)
+                    )
+                })?;
+                Ok(false)
+            }
+            Seen::Unknown => Err(format!(
+                "the connection was lost while line {} ran, and the catalog cannot tell whether it applied; check by hand",
+                st.line
+            )),
+        }
+    }
+
     async fn run_unit(
         &mut self,
         statements: &[crate::sql::split::RawStatement],
@@ -606,6 +816,7 @@ impl Task {
     ) -> StepEnd {
         let mut backoff = self.opts.retry_backoff;
         let mut attempt = 0u32;
+        let mut losses = 0u32;
         loop {
             let r = self.try_unit(statements, in_txn, wrap, record).await;
             match r {
@@ -616,6 +827,29 @@ impl Task {
                     }
                     if self.ctl.abort {
                         return StepEnd::Aborted;
+                    }
+                    if is_connection_loss(&e) {
+                        losses += 1;
+                        let lost = pg_error(&e);
+                        if losses > self.opts.reconnect_retries {
+                            return StepEnd::Failed(format!(
+                                "{}: {lost} (connection lost {losses} times; retry budget spent)",
+                                self.where_
+                            ));
+                        }
+                        if let Err(why) = self.reconnect(&lost).await {
+                            if self.ctl.abort {
+                                return StepEnd::Aborted;
+                            }
+                            return StepEnd::Failed(format!("{}: {lost}; {why}", self.where_));
+                        }
+                        match self.unit_applied(statements, in_txn).await {
+                            Ok(true) => return StepEnd::Done,
+                            Ok(false) => continue,
+                            Err(why) => {
+                                return StepEnd::Failed(format!("{}: {lost}; {why}", self.where_));
+                            }
+                        }
                     }
                     if !is_lock_timeout(&e) || attempt >= self.opts.lock_retries {
                         let tries = if attempt > 0 {
@@ -709,15 +943,21 @@ impl Task {
     /// so a resume can ask `txid_status` whether it committed. A journal that
     /// cannot be written fails the unit (rolled back) rather than commit blind.
     async fn journal_xid(&self) -> Result<(), tokio_postgres::Error> {
+        let step = self.step_index;
+        self.journal_in_txn(|xid| Entry::Xid { step, xid }).await
+    }
+
+    /// Journals `entry(xid)` for the open transaction before its COMMIT.
+    async fn journal_in_txn(
+        &self,
+        entry: impl FnOnce(String) -> Entry,
+    ) -> Result<(), tokio_postgres::Error> {
         let xid: String = self
             .client
             .query_one("SELECT txid_current()::text", &[])
             .await?
             .get(0);
-        if let Err(e) = self.journal.append(&Entry::Xid {
-            step: self.step_index,
-            xid,
-        }) {
+        if let Err(e) = self.journal.append(&entry(xid)) {
             // Reuse the statement error path: cancel this unit with a clear reason.
             self.client
                 .batch_execute(&format!(
@@ -736,7 +976,43 @@ impl Task {
         super::history::record_pg(&self.client, &self.migrations[mi], ms).await
     }
 
-    async fn run_backfill(&mut self, b: &BackfillDirective, initial_chunk: Option<u32>) -> StepEnd {
+    /// One backfill chunk as a transaction: the UPDATE bounded by the
+    /// target chunk time, then the chunk's range and transaction id
+    /// journaled, then COMMIT (a resume asks `txid_status`).
+    async fn chunk(
+        &mut self,
+        update: &str,
+        target_ms: u64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<u64, tokio_postgres::Error> {
+        // SET LOCAL ends with the transaction: the session's timeout is back after it.
+        let bounded = format!("BEGIN; SET LOCAL statement_timeout = '{target_ms}ms'; {update}");
+        let r = match self.watch(&bounded, false).await {
+            Ok(n) => {
+                let step = self.step_index;
+                match self
+                    .journal_in_txn(|xid| Entry::Chunk { step, lo, hi, xid })
+                    .await
+                {
+                    Ok(()) => self.client.batch_execute("COMMIT").await.map(|()| n),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+        }
+        r
+    }
+
+    async fn run_backfill(
+        &mut self,
+        b: &BackfillDirective,
+        initial_chunk: Option<u32>,
+        resume: Option<&BackfillResume>,
+    ) -> StepEnd {
         let range = self
             .client
             .query_one(
@@ -781,30 +1057,41 @@ impl Task {
             Ok(r) => r.get::<_, i64>(0).max(0) as u64,
             Err(e) => return StepEnd::Failed(format!("{}: {}", self.where_, pg_error(&e))),
         };
+        // Resumed: the keys before `next` committed before the interruption.
+        let (first, start) = match resume {
+            Some(r) => (r.min.min(min), r.next.max(min)),
+            None => (min, min),
+        };
+        if let Err(e) = self.journal.append(&Entry::Backfill {
+            step: self.step_index,
+            min: first,
+            max,
+            token: None,
+        }) {
+            return StepEnd::Failed(format!(
+                "{}: cannot write the run journal (needed to resume the backfill safely): {e}",
+                self.where_
+            ));
+        }
+        let before =
+            (start > first).then(|| format!("keys {first}..{} before the interruption", start - 1));
+        let min = first;
         let keys = (max - min + 1) as f64;
         let mut size = u64::from(self.ctl.chunk_rows.or(initial_chunk).unwrap_or(1000));
-        let mut lo = min;
+        let mut lo = start;
         let mut rows_done = 0u64;
         let mut busy = 0.0f64;
         let set_by_human = self.ctl.chunk_rows;
         let target_ms = ((b.batch_seconds * 1000.0).ceil() as u64).max(1);
-        let session_ms = self
-            .opts
-            .statement_timeout
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
         let mut over_target = 0;
+        let mut losses = 0u32;
         while lo <= max {
             if !self.between(true).await {
-                self.backfill_left = Some(Leftover {
-                    kind: "backfill".into(),
-                    name: format!(
-                        "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
-                        b.table,
-                        lo - 1
-                    ),
-                    cleanup: None,
-                });
+                self.backfill_left = Some(backfill_leftover(
+                    &b.table,
+                    (min, start, lo, max),
+                    rows_done,
+                ));
                 return StepEnd::Aborted;
             }
             if self.ctl.chunk_rows != set_by_human
@@ -827,14 +1114,48 @@ impl Task {
             // statement_timeout at the target time makes that a bound (a
             // cancelled UPDATE rolls back at once), and the chunk is retried
             // smaller.
-            let bounded = format!(
-                "SET statement_timeout = '{target_ms}ms'; {sql}; SET statement_timeout = '{session_ms}ms'"
-            );
             let t0 = Instant::now();
             let mut attempt = 0;
             let n = loop {
-                match self.watch(&bounded, false).await {
+                match self.chunk(&sql, target_ms, lo, hi).await {
                     Ok(n) => break Some(n),
+                    Err(e) if is_connection_loss(&e) && !self.ctl.abort => {
+                        losses += 1;
+                        let lost = pg_error(&e);
+                        let settled = if losses > self.opts.reconnect_retries {
+                            Err(format!(
+                                "connection lost {losses} times; retry budget spent"
+                            ))
+                        } else {
+                            match self.reconnect(&lost).await {
+                                // Committed before the loss (its id was
+                                // journaled and COMMIT sent): do not run it again.
+                                Ok(()) => match self.journaled_xid(Some((lo, hi))) {
+                                    Some(xid) => self.xid_committed(&xid).await,
+                                    None => Ok(false),
+                                },
+                                Err(why) => Err(why),
+                            }
+                        };
+                        match settled {
+                            Ok(true) => break Some(0),
+                            Ok(false) => continue,
+                            Err(why) => {
+                                self.backfill_left = Some(backfill_leftover(
+                                    &b.table,
+                                    (min, start, lo, max),
+                                    rows_done,
+                                ));
+                                if self.ctl.abort {
+                                    return StepEnd::Aborted;
+                                }
+                                return StepEnd::Failed(format!(
+                                    "{}: chunk {lo}..{hi}: {lost}; {why}",
+                                    self.where_
+                                ));
+                            }
+                        }
+                    }
                     Err(e)
                         if is_lock_timeout(&e)
                             && attempt < self.opts.lock_retries
@@ -852,15 +1173,11 @@ impl Task {
                         break None;
                     }
                     Err(e) => {
-                        self.backfill_left = Some(Leftover {
-                            kind: "backfill".into(),
-                            name: format!(
-                                "{}: keys {min}..{} updated ({rows_done} rows), keys {lo}..{max} not",
-                                b.table,
-                                lo - 1
-                            ),
-                            cleanup: None,
-                        });
+                        self.backfill_left = Some(backfill_leftover(
+                            &b.table,
+                            (min, start, lo, max),
+                            rows_done,
+                        ));
                         if self.ctl.abort {
                             return StepEnd::Aborted;
                         }
@@ -904,6 +1221,14 @@ impl Task {
             };
             self.publish(ExecPhase::Copying, Some(p)).await;
         }
+        self.rows_updated += rows_done;
+        self.notes.push(match &before {
+            Some(before) => format!(
+                "backfill {}: {before}, keys {start}..{max} after it ({rows_done} rows)",
+                b.table
+            ),
+            None => format!("backfill {}: keys {min}..{max} ({rows_done} rows)", b.table),
+        });
         StepEnd::Done
     }
 
@@ -981,7 +1306,8 @@ impl Task {
                         .await
                 }
                 Step::Backfill { directive, .. } => {
-                    self.run_backfill(directive, initial_chunk).await
+                    let resume = from.backfill.as_ref().filter(|_| i == from.step);
+                    self.run_backfill(directive, initial_chunk, resume).await
                 }
                 Step::Record { migration } => match self.record(*migration).await {
                     Ok(()) => StepEnd::Done,
@@ -1013,14 +1339,34 @@ impl Task {
             }
         }
         let mut leftovers = Vec::new();
-        if let Ok(now) = invalid_indexes(&self.mon).await {
-            leftovers.extend(
+        // Every ending reports INVALID indexes left by a broken build; a
+        // lost monitor session is replaced to look.
+        let invalid = match invalid_indexes(&self.mon).await {
+            Ok(v) => Ok(v),
+            Err(_) => match connect(&self.dsn).await {
+                Ok(c) => invalid_indexes(&c).await.map_err(|e| pg_error(&e)),
+                Err(e) => Err(e),
+            },
+        };
+        match invalid {
+            Ok(now) => leftovers.extend(
                 now.difference(&self.invalid_before)
                     .map(|n| invalid_leftover(n)),
-            );
+            ),
+            Err(e) => leftovers.push(Leftover {
+                kind: "index".into(),
+                name: format!(
+                    "unknown: INVALID indexes could not be checked after the run ({e})"
+                ),
+                cleanup: Some(
+                    "SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid; -- then DROP INDEX CONCURRENTLY each one this run created"
+                        .into(),
+                ),
+            }),
         }
         leftovers.extend(self.backfill_left.take());
         leftovers.extend(statements_leftover(&steps, done, &self.migrations));
+        self.publish_summary(done, n, &from, &steps).await;
         let kind = match end {
             StepEnd::Done => OutcomeKind::Succeeded,
             StepEnd::Aborted => OutcomeKind::Aborted,
@@ -1048,13 +1394,10 @@ async fn prepare(
     {
         return Err(format!("refused before start: {refusal}"));
     }
-    let mut set = format!(
-        "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
-        opts.lock_timeout.as_millis(),
-        opts.statement_timeout.map(|d| d.as_millis()).unwrap_or(0)
-    );
-    set.push_str("; SET application_name = 'cutover'");
-    client.batch_execute(&set).await.map_err(|e| pg_error(&e))?;
+    client
+        .batch_execute(&session_sql(opts))
+        .await
+        .map_err(|e| pg_error(&e))?;
     let before = invalid_indexes(&mon).await.map_err(|e| pg_error(&e))?;
     Ok((client, mon, pid, before))
 }
@@ -1146,6 +1489,7 @@ impl Executor for NativePg {
                 }
             };
             let task = Task {
+                dsn: self.dsn.clone(),
                 client,
                 mon,
                 pid,
@@ -1166,6 +1510,8 @@ impl Executor for NativePg {
                 journal: Journal::new(&job.run_dir),
                 step_index: 0,
                 warnings,
+                notes: Vec::new(),
+                rows_updated: 0,
             };
             let chunk = job.chunk_size;
             tokio::spawn(async move {

@@ -14,12 +14,20 @@
 //!    the table, column or index it creates or drops is there or not. When
 //!    the catalog cannot tell (DML, most constraints), resuming is refused
 //!    with the statement named: guessing could apply it twice.
+//!
+//! A backfill resumes at the key after its last committed chunk, never from
+//! its first key (its SET need not be idempotent, e.g. `c = c + 1`). On
+//! PostgreSQL each chunk is a transaction whose id is journaled with the
+//! chunk's key range before COMMIT ([`Entry::Chunk`]); on MySQL/MariaDB the
+//! chunk's transaction also writes its last key to a marker row
+//! ([`MARKER_TABLE`], [`Entry::Backfill`] names the row), which commits or
+//! rolls back with the chunk.
 
 use super::native::Step;
 use crate::migrate::Migration;
 use crate::model::Engine;
 use crate::sql::analyze::analyze;
-use crate::sql::ops::{Action, Op};
+use crate::sql::ops::{Action, ConstraintKind, Op};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -27,6 +35,10 @@ use std::path::{Path, PathBuf};
 
 /// The journal file's name inside the run directory.
 pub const JOURNAL_FILE: &str = "native-journal.jsonl";
+
+/// MySQL/MariaDB: the table in the target database whose rows hold each
+/// running backfill's last committed key (written in the chunk's transaction).
+pub const MARKER_TABLE: &str = "cutover_backfill_marker";
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +63,77 @@ pub enum Entry {
         /// `txid_current()` as text.
         xid: String,
     },
+    /// A backfill step started over keys `min..=max` (MySQL: its marker row
+    /// is `token`). Written before its first chunk.
+    Backfill {
+        /// Step index.
+        step: usize,
+        /// First key of the table when it started.
+        min: i64,
+        /// Last key.
+        max: i64,
+        /// MySQL/MariaDB: the key of its row in [`MARKER_TABLE`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// PostgreSQL: a backfill chunk over keys `lo..=hi` in transaction `xid`,
+    /// written before its COMMIT is sent. Every earlier chunk committed
+    /// (a chunk starts only after the one before it is known committed).
+    Chunk {
+        /// Step index.
+        step: usize,
+        /// First key of the chunk.
+        lo: i64,
+        /// Last key.
+        hi: i64,
+        /// `txid_current()` as text.
+        xid: String,
+    },
+}
+
+/// Where an interrupted backfill stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackfillJournal {
+    /// Key range when it started.
+    pub min: i64,
+    /// Last key.
+    pub max: i64,
+    /// MySQL marker row.
+    pub token: Option<String>,
+    /// PostgreSQL: the last chunk journaled (`lo`, `hi`, `xid`).
+    pub last_chunk: Option<(i64, i64, String)>,
+}
+
+/// How far an interrupted backfill got, settled against the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillResume {
+    /// First key of the backfill when it started.
+    pub min: i64,
+    /// Its last key.
+    pub max: i64,
+    /// The first key not committed: the backfill resumes here.
+    pub next: i64,
+    /// MySQL marker row, reused by the resumed backfill.
+    pub token: Option<String>,
+}
+
+impl BackfillResume {
+    /// `keys 1..35800 committed before the interruption; resuming at key 35801`.
+    pub fn describe(&self) -> String {
+        if self.next <= self.min {
+            format!(
+                "no chunk of keys {}..{} committed before the interruption; resuming at key {}",
+                self.min, self.max, self.next
+            )
+        } else {
+            format!(
+                "keys {}..{} committed before the interruption; resuming at key {}",
+                self.min,
+                self.next - 1,
+                self.next
+            )
+        }
+    }
 }
 
 /// Append-only, fsynced journal of one run.
@@ -125,6 +208,19 @@ pub enum Probe {
         /// Expected to exist.
         exists: bool,
     },
+    /// A named constraint (foreign key, check, unique) exists (`true`) or not.
+    Constraint {
+        /// Table name.
+        table: String,
+        /// Constraint name.
+        name: String,
+        /// Expected to exist.
+        exists: bool,
+    },
+    /// Re-running the action leaves the same result (MySQL `MODIFY`, `SET
+    /// DEFAULT`, table options): it neither proves nor disproves anything,
+    /// and re-running it is safe.
+    Idempotent,
     /// The index exists, and is valid (`true`) or does not exist.
     Index {
         /// Index name.
@@ -136,10 +232,39 @@ pub enum Probe {
     },
 }
 
+/// `sql` without MySQL `ALGORITHM=`/`LOCK=` clauses, which change how an
+/// ALTER runs but not what it does (and make the parser fall back to a
+/// reading that loses index names).
+fn without_algorithm_clauses(sql: &str) -> std::borrow::Cow<'_, str> {
+    static RE: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
+        regex::Regex::new(r"(?i),\s*(ALGORITHM|LOCK)\s*=?\s*[A-Za-z]+\b")
+            .unwrap_or_else(|e| panic!("static regex: {e}"))
+    });
+    RE.replace_all(sql, "")
+}
+
 /// The probes that show `sql` applied; `None` when the catalog cannot tell.
 pub fn probes(sql: &str, engine: Engine) -> Option<Vec<Probe>> {
     let t = |s: &str| s.to_string();
-    match analyze(sql, engine).op {
+    let sql = match engine {
+        Engine::Mysql => without_algorithm_clauses(sql),
+        Engine::Postgres => std::borrow::Cow::Borrowed(sql),
+    };
+    // Names of indexes added as `ADD [UNIQUE|FULLTEXT|SPATIAL] INDEX|KEY name (`, in
+    // order, for the forms whose parsed reading has no name.
+    static ADDED: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
+        regex::Regex::new(
+            r"(?i)\bADD\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?(?:INDEX|KEY)\s+`?([A-Za-z0-9_$]+)`?\s*\(",
+        )
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+    });
+    let mut added = ADDED
+        .captures_iter(&sql)
+        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .peekable();
+    match analyze(&sql, engine).op {
         Op::CreateTable {
             table,
             or_replace: false,
@@ -205,26 +330,113 @@ pub fn probes(sql: &str, engine: Engine) -> Option<Vec<Probe>> {
                             exists: true,
                         });
                     }
+                    // MySQL/MariaDB: every named index form is an index.
                     Action::AddConstraint {
-                        name: Some(name),
-                        kind: crate::sql::ops::ConstraintKind::Unique,
+                        name,
+                        kind: ConstraintKind::Unique | ConstraintKind::Index(_),
+                        ..
+                    } if engine == Engine::Mysql => {
+                        let name = match name {
+                            Some(n) => {
+                                // Keep the textual names aligned with the actions.
+                                added.next_if(|a| a.eq_ignore_ascii_case(&n));
+                                n
+                            }
+                            None => added.next()?,
+                        };
+                        out.push(Probe::Index {
+                            name,
+                            table: Some(t(&table)),
+                            exists: true,
+                        })
+                    }
+                    Action::AddConstraint {
+                        kind: ConstraintKind::PrimaryKey,
                         ..
                     } if engine == Engine::Mysql => out.push(Probe::Index {
-                        name,
+                        name: "PRIMARY".into(),
                         table: Some(t(&table)),
                         exists: true,
                     }),
+                    Action::DropPrimaryKey if engine == Engine::Mysql => out.push(Probe::Index {
+                        name: "PRIMARY".into(),
+                        table: Some(t(&table)),
+                        exists: false,
+                    }),
+                    Action::AddConstraint {
+                        name: Some(name),
+                        kind:
+                            ConstraintKind::ForeignKey { .. }
+                            | ConstraintKind::Check { .. }
+                            | ConstraintKind::Unique,
+                        ..
+                    } => out.push(Probe::Constraint {
+                        table: t(&table),
+                        name,
+                        exists: true,
+                    }),
+                    Action::DropConstraint { name, .. } | Action::DropForeignKey { name } => out
+                        .push(Probe::Constraint {
+                            table: t(&table),
+                            name,
+                            exists: false,
+                        }),
                     Action::DropIndex { name } => out.push(Probe::Index {
                         name,
                         table: Some(t(&table)),
                         exists: false,
                     }),
+                    Action::RenameTo { to } => {
+                        out.push(Probe::Table {
+                            table: t(&table),
+                            exists: false,
+                        });
+                        out.push(Probe::Table {
+                            table: to,
+                            exists: true,
+                        });
+                    }
+                    // Same definition again: a no-op (at worst a rebuild).
+                    Action::ModifyColumn { new_name: None, .. }
+                    | Action::SetDefault { .. }
+                    | Action::DropDefault { .. }
+                    | Action::TableOption(_)
+                        if engine == Engine::Mysql =>
+                    {
+                        out.push(Probe::Idempotent)
+                    }
+                    Action::ModifyColumn {
+                        column,
+                        new_name: Some(to),
+                        ..
+                    } if engine == Engine::Mysql => {
+                        out.push(Probe::Column {
+                            table: t(&table),
+                            column,
+                            exists: false,
+                        });
+                        out.push(Probe::Column {
+                            table: t(&table),
+                            column: to,
+                            exists: true,
+                        });
+                    }
                     _ => return None,
                 }
             }
             Some(out)
         }
         _ => None,
+    }
+}
+
+/// Combines probe results where `neutral` idempotent actions took no part:
+/// only idempotent actions → not applied (re-running them is safe).
+pub fn settle(results: &[bool], neutral: bool) -> Seen {
+    if results.is_empty() && neutral {
+        Seen::NotApplied
+    } else {
+        combine(results)
     }
 }
 
@@ -250,6 +462,9 @@ pub struct ResumePoint {
     pub step: usize,
     /// Statements of that step already applied (autocommit statements only).
     pub skip_statements: usize,
+    /// When that step is a backfill that committed chunks before the
+    /// interruption: where it resumes.
+    pub backfill: Option<BackfillResume>,
     /// How each completed step is known, for the report.
     pub evidence: Vec<String>,
 }
@@ -257,7 +472,7 @@ pub struct ResumePoint {
 impl ResumePoint {
     /// A one-line summary.
     pub fn summary(&self, steps: &[Step], migrations: &[Migration]) -> String {
-        if self.step == 0 && self.skip_statements == 0 {
+        if self.step == 0 && self.skip_statements == 0 && self.backfill.is_none() {
             return "nothing applied yet: starting at step 1".into();
         }
         if self.step >= steps.len() {
@@ -268,8 +483,19 @@ impl ResumePoint {
         } else {
             String::new()
         };
+        let backfill = self
+            .backfill
+            .as_ref()
+            .map(|b| format!(" ({})", b.describe()))
+            .unwrap_or_default();
+        if self.step == 0 && self.skip_statements == 0 {
+            return format!(
+                "resuming at step 1 {}{backfill}",
+                steps[0].label(migrations)
+            );
+        }
         format!(
-            "steps 1..{} applied ({}); resuming at step {} {}{within}",
+            "steps 1..{} applied ({}); resuming at step {} {}{within}{backfill}",
             self.step,
             self.evidence.join("; "),
             self.step + 1,
@@ -290,6 +516,8 @@ pub struct Journaled {
     pub xid: Option<String>,
     /// A run started before (else nothing can have run after a journal write).
     pub started: bool,
+    /// The backfill of step `steps_done`, when it had started.
+    pub backfill: Option<BackfillJournal>,
 }
 
 /// Reads the journal against `steps`; an entry naming another step label
@@ -320,6 +548,7 @@ pub fn journaled(
                         j.steps_done = step + 1;
                         j.statements_done = 0;
                         j.xid = None;
+                        j.backfill = None;
                     }
                     Some(n) if *step == j.steps_done => j.statements_done = *n,
                     _ => {}
@@ -328,6 +557,27 @@ pub fn journaled(
             Entry::Started => j.started = true,
             Entry::Xid { step, xid } if *step == j.steps_done => j.xid = Some(xid.clone()),
             Entry::Xid { .. } => {}
+            Entry::Backfill {
+                step,
+                min,
+                max,
+                token,
+            } if *step == j.steps_done => {
+                // A restarted backfill keeps its first range and marker row.
+                let b = j.backfill.get_or_insert_with(|| BackfillJournal {
+                    min: *min,
+                    max: *max,
+                    token: token.clone(),
+                    last_chunk: None,
+                });
+                b.max = b.max.max(*max);
+            }
+            Entry::Chunk { step, lo, hi, xid } if *step == j.steps_done => {
+                if let Some(b) = j.backfill.as_mut() {
+                    b.last_chunk = Some((*lo, *hi, xid.clone()));
+                }
+            }
+            Entry::Backfill { .. } | Entry::Chunk { .. } => {}
         }
     }
     Ok(j)
@@ -339,6 +589,43 @@ pub trait Inspect: Send {
     fn committed<'a>(&'a mut self, xid: &'a str) -> BoxFuture<'a, Result<bool, String>>;
     /// Whether `sql`'s effect is visible in the live schema.
     fn seen<'a>(&'a mut self, sql: &'a str, engine: Engine) -> BoxFuture<'a, Result<Seen, String>>;
+    /// MySQL/MariaDB: the last key committed under marker row `token`
+    /// (`None`: no chunk committed).
+    fn marker<'a>(&'a mut self, _token: &'a str) -> BoxFuture<'a, Result<Option<i64>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Where the backfill journaled in `b` resumes: after the last chunk whose
+/// commit the database confirms (its transaction id on PostgreSQL, the
+/// marker row on MySQL), else at its first key.
+pub async fn backfill_resume(
+    b: &BackfillJournal,
+    db: &mut dyn Inspect,
+) -> Result<BackfillResume, String> {
+    let next = if let Some(token) = &b.token {
+        match db.marker(token).await? {
+            Some(last) => last + 1,
+            None => b.min,
+        }
+    } else {
+        match &b.last_chunk {
+            Some((lo, hi, xid)) => {
+                if db.committed(xid).await? {
+                    hi + 1
+                } else {
+                    *lo
+                }
+            }
+            None => b.min,
+        }
+    };
+    Ok(BackfillResume {
+        min: b.min,
+        max: b.max,
+        next,
+        token: b.token.clone(),
+    })
 }
 
 /// Where to resume, from the history `sorting` and the journal `j`; the one
@@ -370,6 +657,7 @@ pub async fn resume_from(
     let mut point = ResumePoint {
         step: 0,
         skip_statements: 0,
+        backfill: None,
         evidence: Vec::new(),
     };
     let mut k = 0;
@@ -421,8 +709,8 @@ pub async fn resume_from(
                 }
                 all
             }
-            // A backfill re-runs from its start: its declared SET must be
-            // idempotent (the safe NOT NULL recipe is); a record is not in history.
+            // A backfill resumes after its last committed chunk (below); a
+            // record is not in history.
             Step::Backfill { .. } | Step::Record { .. } => false,
         };
         if !settled {
@@ -435,6 +723,12 @@ pub async fn resume_from(
         k += 1;
     }
     point.step = k;
+    if k == j.steps_done
+        && matches!(steps.get(k), Some(Step::Backfill { .. }))
+        && let Some(b) = &j.backfill
+    {
+        point.backfill = Some(backfill_resume(b, db).await?);
+    }
     Ok(point)
 }
 
@@ -482,6 +776,82 @@ mod tests {
         assert_eq!(combine(&[false]), Seen::NotApplied);
         assert_eq!(combine(&[true, false]), Seen::Unknown);
         assert_eq!(combine(&[]), Seen::Unknown);
+    }
+
+    #[test]
+    fn every_mysql_alter_action_the_executor_runs_is_probed() {
+        let idx = |name: &str, exists| Probe::Index {
+            name: name.into(),
+            table: Some("t".into()),
+            exists,
+        };
+        let m = |sql| probes(sql, Engine::Mysql);
+        assert_eq!(
+            m("ALTER TABLE t ADD INDEX t_c (c)"),
+            Some(vec![idx("t_c", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD KEY t_c (c), ALGORITHM=NOCOPY, LOCK=NONE"),
+            Some(vec![idx("t_c", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD UNIQUE INDEX t_u (c)"),
+            Some(vec![idx("t_u", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD FULLTEXT INDEX t_f (v)"),
+            Some(vec![idx("t_f", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD PRIMARY KEY (id)"),
+            Some(vec![idx("PRIMARY", true)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t DROP PRIMARY KEY"),
+            Some(vec![idx("PRIMARY", false)])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ADD CONSTRAINT t_fk FOREIGN KEY (p) REFERENCES p (id)"),
+            Some(vec![Probe::Constraint {
+                table: "t".into(),
+                name: "t_fk".into(),
+                exists: true
+            }])
+        );
+        assert_eq!(
+            m("ALTER TABLE t DROP FOREIGN KEY t_fk"),
+            Some(vec![Probe::Constraint {
+                table: "t".into(),
+                name: "t_fk".into(),
+                exists: false
+            }])
+        );
+        assert_eq!(
+            m("ALTER TABLE t MODIFY c BIGINT NOT NULL"),
+            Some(vec![Probe::Idempotent])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ALTER COLUMN c SET DEFAULT 5"),
+            Some(vec![Probe::Idempotent])
+        );
+        assert_eq!(
+            m("ALTER TABLE t ENGINE=InnoDB"),
+            Some(vec![Probe::Idempotent])
+        );
+        // An idempotent part alongside a probed one: the probe decides.
+        assert_eq!(
+            m("ALTER TABLE t ADD INDEX t_c (c), MODIFY v VARCHAR(20)"),
+            Some(vec![idx("t_c", true), Probe::Idempotent])
+        );
+        assert_eq!(settle(&[], true), Seen::NotApplied);
+        assert_eq!(settle(&[true], true), Seen::Applied);
+        assert_eq!(settle(&[], false), Seen::Unknown);
+        assert_eq!(
+            m("ALTER TABLE t ADD INDEX a (x), ADD UNIQUE INDEX b (y), ADD CONSTRAINT c UNIQUE (z)"),
+            Some(vec![idx("a", true), idx("b", true), idx("c", true)])
+        );
+        // An unnamed index cannot be found by name: a human must look.
+        assert_eq!(m("ALTER TABLE t ADD INDEX (c)"), None);
     }
 
     #[test]
@@ -536,6 +906,7 @@ mod tests {
                 statements_done: 0,
                 xid: Some("42".into()),
                 started: false,
+                backfill: None,
             }
         );
         let other = vec![Entry::Done {

@@ -8,6 +8,11 @@
 //! - otherwise the time is `replay_lag` from the primary, or, when that is NULL,
 //!   `now() − pg_last_xact_replay_timestamp()` on the replica while it has WAL it
 //!   has not replayed;
+//! - with more than [`TRUST_BYTES`] outstanding (e.g. just after a stalled
+//!   replica resumes) `replay_lag` is stale and can read near 0 while
+//!   100 MB wait: it only raises another figure (the replica-side age of its
+//!   last replayed commit while it has WAL to replay, or the byte gap over the
+//!   primary's WAL rate), and without one the lag is unknown;
 //! - unknown: either server unreachable or too slow, the replica not in
 //!   recovery (promoted), no `pg_stat_replication` row for it, or its state
 //!   not `streaming`.
@@ -61,8 +66,65 @@ pub struct ReplicaRow {
     pub since_last_replay: Option<f64>,
 }
 
+/// Outstanding WAL beyond which `replay_lag` alone is not trusted.
+pub const TRUST_BYTES: u64 = IN_FLIGHT_BYTES;
+
 /// The classification, pure: `(seconds, bytes)`; `seconds = None` is unknown.
 pub fn classify(
+    primary_lsn: u64,
+    sender: Option<&SenderRow>,
+    replica: &ReplicaRow,
+) -> (Option<f64>, Option<u64>) {
+    let (s, b, _) = classify_with_rate(primary_lsn, sender, replica, None);
+    (s, b)
+}
+
+/// [`classify`] with the primary's recent WAL rate (bytes per second), used
+/// to estimate a large gap; also says where the figure came from.
+pub fn classify_with_rate(
+    primary_lsn: u64,
+    sender: Option<&SenderRow>,
+    replica: &ReplicaRow,
+    wal_rate: Option<f64>,
+) -> (Option<f64>, Option<u64>, LagSource) {
+    let (seconds, bytes) = classify_small(primary_lsn, sender, replica);
+    let Some(b) = bytes.filter(|b| *b > TRUST_BYTES) else {
+        return (seconds, bytes, LagSource::PgReplayLag);
+    };
+    if seconds.is_none() && sender.is_none_or(|s| s.state != "streaming") {
+        return (None, bytes, LagSource::PgReplayLag);
+    }
+    if !replica.in_recovery {
+        return (None, bytes, LagSource::PgReplayLag);
+    }
+    // A large gap: every figure is a lower bound at best; take the largest.
+    let estimate = wal_rate
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(|r| b as f64 / r);
+    // `replay_lag` alone is what reads falsely low: it only ever raises a
+    // figure from another source.
+    let max = |vals: &[Option<f64>]| {
+        vals.iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+    };
+    let replica_side = match replica.receive_lsn {
+        Some(recv) if replica.replay_lsn.is_some_and(|r| recv > r) => replica.since_last_replay,
+        _ => None,
+    };
+    let best = max(&[replica_side, estimate])
+        .and_then(|b| max(&[Some(b), sender.and_then(|s| s.replay_lag)]));
+    let source = if best.is_some() && best == estimate {
+        LagSource::PgWalBytes
+    } else {
+        LagSource::PgReplayLag
+    };
+    (best.map(|v| v.max(0.0)), bytes, source)
+}
+
+fn classify_small(
     primary_lsn: u64,
     sender: Option<&SenderRow>,
     replica: &ReplicaRow,
@@ -126,6 +188,14 @@ pub struct PgLagPoller {
     primary: Slot,
     replicas: Vec<(PgReplica, Slot)>,
     opts: PollOptions,
+    /// The primary's LSN at the previous poll, for its WAL rate.
+    last_lsn: Option<(u64, std::time::Instant)>,
+}
+
+/// WAL bytes per second between two readings; `None` without movement.
+pub fn wal_rate(before: (u64, f64), now: (u64, f64)) -> Option<f64> {
+    let (db, dt) = (now.0.checked_sub(before.0)?, now.1 - before.1);
+    (db > 0 && dt > 0.0).then(|| db as f64 / dt)
 }
 
 impl PgLagPoller {
@@ -136,6 +206,7 @@ impl PgLagPoller {
             primary: Slot::default(),
             replicas: replicas.into_iter().map(|r| (r, Slot::default())).collect(),
             opts,
+            last_lsn: None,
         }
     }
 }
@@ -242,26 +313,36 @@ impl LagPoller for PgLagPoller {
                     None
                 }
             };
+            let now = std::time::Instant::now();
+            let rate = match (&primary, self.last_lsn) {
+                (Some((lsn, _)), Some((l0, t0))) => {
+                    wal_rate((l0, 0.0), (*lsn, now.duration_since(t0).as_secs_f64()))
+                }
+                _ => None,
+            };
+            if let Some((lsn, _)) = &primary {
+                self.last_lsn = Some((*lsn, now));
+            }
             let primary = &primary;
             let reads = self.replicas.iter_mut().map(|(rep, slot)| async move {
                 let r = tokio::time::timeout(timeout, read_replica(slot, &rep.dsn)).await;
-                let (seconds, bytes) = match (r, primary) {
+                let (seconds, bytes, source) = match (r, primary) {
                     (Ok(Ok((row, app))), Some((lsn, senders))) => {
                         let app = app.unwrap_or_else(|| rep.name.clone());
                         let sender = senders.iter().find(|s| s.application_name == app);
-                        classify(*lsn, sender, &row)
+                        classify_with_rate(*lsn, sender, &row, rate)
                     }
-                    (Ok(Ok(_)), None) => (None, None),
+                    (Ok(Ok(_)), None) => (None, None, LagSource::PgReplayLag),
                     _ => {
                         slot.client = None;
-                        (None, None)
+                        (None, None, LagSource::PgReplayLag)
                     }
                 };
                 LagSample {
                     replica: rep.name.clone(),
                     seconds,
                     bytes,
-                    source: LagSource::PgReplayLag,
+                    source,
                     at: Utc::now(),
                 }
             });
@@ -341,6 +422,34 @@ mod tests {
             &replica(1000, 1000, 99.0),
         );
         assert_eq!(s, None);
+    }
+
+    #[test]
+    fn stale_replay_lag_is_not_trusted_over_a_large_gap() {
+        // After SIGSTOP/SIGCONT of the replica: replay_lag 0.011 s with
+        // 106,963,288 bytes outstanding, nothing received yet.
+        let gap = 106_963_288;
+        let mut r = replica(1000, 1000, 0.0);
+        r.since_last_replay = None;
+        let st = sender("streaming", Some(0.011));
+        let (s, b, _) = classify_with_rate(1000 + gap, Some(&st), &r, None);
+        assert_eq!((s, b), (None, Some(gap)), "replay_lag alone is not trusted");
+        // With the primary's WAL rate: the gap over the rate.
+        let (s, _, src) = classify_with_rate(1000 + gap, Some(&st), &r, Some(10_000_000.0));
+        assert!((s.unwrap_or(0.0) - gap as f64 / 1e7).abs() < 1e-9, "{s:?}");
+        assert_eq!(src, LagSource::PgWalBytes);
+        // The age of the last replayed commit counts when it is larger
+        // (WAL received and not replayed).
+        r.since_last_replay = Some(42.0);
+        r.receive_lsn = Some(2000);
+        let (s, _, src) = classify_with_rate(1000 + gap, Some(&st), &r, Some(10_000_000.0));
+        assert_eq!(s, Some(42.0));
+        assert_eq!(src, LagSource::PgReplayLag);
+        // A small gap: replay_lag as before.
+        let (s, _, _) = classify_with_rate(5000, Some(&st), &replica(5000, 1000, 4.0), None);
+        assert_eq!(s, Some(0.011));
+        assert_eq!(wal_rate((100, 0.0), (1100, 2.0)), Some(500.0));
+        assert_eq!(wal_rate((100, 0.0), (100, 2.0)), None);
     }
 
     #[test]

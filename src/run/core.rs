@@ -7,14 +7,16 @@
 //! expiry, windows and lag polling.
 
 use super::command::{Command, CommandEnvelope};
-use super::decide::{Context, Decision, decide, decide_exec, refuse_outside, scrub};
+use super::decide::{
+    Context, Decision, decide, decide_exec, lag_control, refuse_outside, scrub, watches_lag,
+};
 use super::events::{Event, EventRecord, RunSpec, Sample};
 use super::fanout::{Fanout, Published, Subscription};
 use super::sampling::SampleGate;
 use super::state::{Phase, RunState};
 use crate::audit::{AuditError, Entry, Trail, read_file};
 use crate::exec::{Control, ExecJob, ExecUpdate, Executor};
-use crate::lag::{LagPoller, over_limit};
+use crate::lag::{LagPoller, LagSample, over_limit};
 use crate::policy::{Actor, Clock, Directory, PolicyConfig, Surface};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
@@ -119,8 +121,12 @@ pub struct RunCore {
     fanout: Fanout,
     executor: Box<dyn Executor>,
     lag: Option<Box<dyn LagPoller>>,
+    /// Between lag polls (`[targets.lag] interval`); the tick when unset.
+    lag_every: Option<Duration>,
     gate: SampleGate,
     lag_throttling: bool,
+    /// The executor's latest status with a description (recorded when it finishes).
+    last_status: Option<crate::exec::ExecStatus>,
     exec_tx: mpsc::Sender<ExecUpdate>,
     exec_rx: mpsc::Receiver<ExecUpdate>,
 }
@@ -176,7 +182,19 @@ impl RunCore {
             let job = core.job();
             let status = core.executor.recover(job, core.exec_tx.clone()).await;
             let events = match status {
-                Ok(st) => decide_exec(&core.state, &ExecUpdate::Status(st)),
+                Ok(st) => {
+                    let events = decide_exec(&core.state, &ExecUpdate::Status(st.clone()));
+                    if events.is_empty() && st.progress.as_ref().is_some_and(|p| p.detail.is_some())
+                    {
+                        // What the executor found (where a resume picks up) is recorded.
+                        vec![Event::Sampled {
+                            sample: Sample::Progress { status: st },
+                            why: "recovery".to_string(),
+                        }]
+                    } else {
+                        events
+                    }
+                }
                 Err(e) => vec![Event::Interrupted {
                     reason: format!(
                         "the executor cannot tell what happened: {}",
@@ -198,16 +216,25 @@ impl RunCore {
             fanout: Fanout::default(),
             executor,
             lag: None,
+            lag_every: None,
             gate: SampleGate::default(),
             lag_throttling: false,
+            last_status: None,
             exec_tx,
             exec_rx,
         }
     }
 
-    /// Adds a replica lag poller.
+    /// Adds a replica lag poller, read every tick.
     pub fn with_lag(mut self, poller: Box<dyn LagPoller>) -> RunCore {
         self.lag = Some(poller);
+        self
+    }
+
+    /// Adds a replica lag poller read every `interval` (`[targets.lag] interval`).
+    pub fn with_lag_every(mut self, poller: Box<dyn LagPoller>, interval: Duration) -> RunCore {
+        self.lag = Some(poller);
+        self.lag_every = Some(interval);
         self
     }
 
@@ -386,11 +413,35 @@ impl RunCore {
     }
 
     async fn exec_update(&mut self, u: ExecUpdate) -> Result<(), CoreError> {
+        if let ExecUpdate::Finished(_) = &u
+            && let Some(st) = self.last_status.take()
+            && self.state.phase.is_executing()
+        {
+            // The executor's closing status (its summary: steps applied,
+            // backfill ranges, rows) belongs in the trail.
+            self.record(
+                vec![Event::Sampled {
+                    sample: Sample::Progress { status: st },
+                    why: "final".to_string(),
+                }],
+                &Actor::System,
+                None,
+            )?;
+        }
         if let ExecUpdate::Status(st) = &u {
             let sample = Sample::Progress { status: st.clone() };
             self.fanout.publish(Published::Sample(sample.clone()));
+            let described = st.progress.as_ref().is_some_and(|p| p.detail.is_some());
+            self.last_status = described.then(|| st.clone());
+            // What an executor says as it starts (warnings, where a resumed
+            // run picks up) is recorded, not only sampled.
+            let starting = described && st.phase == crate::exec::ExecPhase::Starting;
             if self.state.phase.is_executing()
-                && let Some(why) = self.gate.progress(st.at)
+                && let Some(why) = if starting {
+                    Some("starting")
+                } else {
+                    self.gate.progress(st.at)
+                }
             {
                 self.record(
                     vec![Event::Sampled {
@@ -414,13 +465,15 @@ impl RunCore {
             Command::Tick,
         ))
         .await?;
-        if !matches!(self.state.phase, Phase::Running | Phase::Throttled) {
+        Ok(())
+    }
+
+    /// One poll's readings: published, recorded at the bounded rate, and
+    /// turned into throttle controls for drivers that do not watch replicas.
+    async fn lag_samples(&mut self, samples: Vec<LagSample>) -> Result<(), CoreError> {
+        if !watches_lag(self.state.phase) {
             return Ok(());
         }
-        let Some(poller) = self.lag.as_mut() else {
-            return Ok(());
-        };
-        let samples = poller.poll().await;
         let max = self.state.max_lag_millis.unwrap_or(DEFAULT_MAX_LAG_MILLIS) as f64 / 1000.0;
         let mut over = Vec::new();
         for s in samples {
@@ -444,19 +497,11 @@ impl RunCore {
                 )?;
             }
         }
-        // Drivers that do not watch replicas themselves are throttled by the core.
-        if !self.executor.capabilities().lag_throttle {
-            let control = match (over.is_empty(), self.lag_throttling) {
-                (false, false) => Some(Control::Throttle {
-                    reason: over.join(", "),
-                }),
-                (true, true) => Some(Control::Unthrottle),
-                _ => None,
-            };
-            if let Some(c) = control {
-                self.lag_throttling = !over.is_empty();
-                let _ = self.executor.control(c).await;
-            }
+        if !self.executor.capabilities().lag_throttle
+            && let Some(c) = lag_control(&over, self.lag_throttling)
+        {
+            self.lag_throttling = !over.is_empty();
+            let _ = self.executor.control(c).await;
         }
         Ok(())
     }
@@ -470,43 +515,73 @@ impl RunCore {
         let mut tick = tokio::time::interval(self.deps.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut requests_open = true;
-        while !self.state.phase.is_terminal() {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                Some(u) = self.exec_rx.recv() => self.exec_update(u).await?,
-                r = requests.recv(), if requests_open => match r {
-                    Some(Request::Command(env, reply)) => {
-                        let answer = match self.command(env).await {
-                            Ok(a) => a,
-                            Err(e) => {
-                                let _ = reply.send(Reply::Error { message: e.to_string() });
-                                return Err(e);
-                            }
-                        };
-                        let _ = reply.send(answer);
+        // Replicas are read in a task of their own: a hung replica (a poll
+        // waiting out its timeout) never delays a command.
+        let (lag_tx, mut lag_rx) = mpsc::channel::<Vec<LagSample>>(4);
+        let lag_task = self.lag.take().map(|mut poller| {
+            let every = self.lag_every.unwrap_or(self.deps.tick);
+            tokio::spawn(async move {
+                let mut iv = tokio::time::interval(every);
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    iv.tick().await;
+                    let samples = poller.poll().await;
+                    if lag_tx.send(samples).await.is_err() {
+                        break;
                     }
-                    Some(Request::Subscribe { capacity, reply }) => {
-                        let sub = self.fanout.subscribe(capacity);
-                        let _ = reply.send((self.state.clone(), sub));
-                    }
-                    Some(Request::Refuse { envelope, reason, reply }) => {
-                        let answer = self.refuse(envelope, &reason);
-                        let _ = reply.send(match &answer {
-                            Ok(a) => a.clone(),
-                            Err(e) => Reply::Error { message: e.to_string() },
-                        });
-                        answer?;
-                    }
-                    Some(Request::SetGroupMembers { group, users }) => {
-                        self.deps.directory.set_group_members(&group, users);
-                    }
-                    // Every sender is gone: the run goes on by itself.
-                    None => requests_open = false,
-                },
-                _ = tick.tick() => self.tick().await?,
+                }
+            })
+        });
+        let mut lag_open = lag_task.is_some();
+        let result = async {
+            while !self.state.phase.is_terminal() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    Some(u) = self.exec_rx.recv() => self.exec_update(u).await?,
+                    r = requests.recv(), if requests_open => match r {
+                        Some(Request::Command(env, reply)) => {
+                            let answer = match self.command(env).await {
+                                Ok(a) => a,
+                                Err(e) => {
+                                    let _ = reply.send(Reply::Error { message: e.to_string() });
+                                    return Err(e);
+                                }
+                            };
+                            let _ = reply.send(answer);
+                        }
+                        Some(Request::Subscribe { capacity, reply }) => {
+                            let sub = self.fanout.subscribe(capacity);
+                            let _ = reply.send((self.state.clone(), sub));
+                        }
+                        Some(Request::Refuse { envelope, reason, reply }) => {
+                            let answer = self.refuse(envelope, &reason);
+                            let _ = reply.send(match &answer {
+                                Ok(a) => a.clone(),
+                                Err(e) => Reply::Error { message: e.to_string() },
+                            });
+                            answer?;
+                        }
+                        Some(Request::SetGroupMembers { group, users }) => {
+                            self.deps.directory.set_group_members(&group, users);
+                        }
+                        // Every sender is gone: the run goes on by itself.
+                        None => requests_open = false,
+                    },
+                    _ = tick.tick() => self.tick().await?,
+                    l = lag_rx.recv(), if lag_open => match l {
+                        Some(samples) => self.lag_samples(samples).await?,
+                        None => lag_open = false,
+                    },
+                }
             }
+            Ok::<(), CoreError>(())
         }
+        .await;
+        if let Some(t) = lag_task {
+            t.abort();
+        }
+        result?;
         self.fanout.close();
         Ok(self.state)
     }

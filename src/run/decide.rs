@@ -9,7 +9,7 @@
 use super::command::{Command, CommandEnvelope, OverrideScope};
 use super::events::{Event, RunSpec};
 use super::state::{Phase, RunState};
-use crate::exec::{Capabilities, ExecPhase, ExecUpdate, OutcomeKind};
+use crate::exec::{Capabilities, Control, ExecPhase, ExecUpdate, OutcomeKind};
 use crate::model::Risk;
 use crate::policy::approvals::{self, ApprovalRecord, ApprovalStatus};
 use crate::policy::authz::{self, Permission};
@@ -672,6 +672,26 @@ pub fn table_matches(tables: &[String], typed: &str) -> bool {
         })
 }
 
+/// Phases in which replica lag is read and drives throttling. Paused is one
+/// of them: a throttle that lag no longer warrants must be lifted while the
+/// run is paused, or a resume would find it still throttled.
+pub fn watches_lag(phase: Phase) -> bool {
+    matches!(phase, Phase::Running | Phase::Throttled | Phase::Paused)
+}
+
+/// The control the core sends to a driver that does not watch replicas
+/// itself, given the replicas over the limit (`over`, each named) and
+/// whether the core throttles it now.
+pub fn lag_control(over: &[String], throttling: bool) -> Option<Control> {
+    match (over.is_empty(), throttling) {
+        (false, false) => Some(Control::Throttle {
+            reason: over.join(", "),
+        }),
+        (true, true) => Some(Control::Unthrottle),
+        _ => None,
+    }
+}
+
 /// Decides what an executor update means for the run: phase changes become
 /// events (a pause counts only once the executor confirms it).
 pub fn decide_exec(state: &RunState, update: &ExecUpdate) -> Vec<Event> {
@@ -719,6 +739,16 @@ pub fn decide_exec(state: &RunState, update: &ExecUpdate) -> Vec<Event> {
                 (ExecPhase::Throttled { reason }, Phase::Running) => vec![Event::Throttled {
                     reason: scrub(reason),
                 }],
+                // Throttled is not paused: the executor took the resume (a
+                // pause dominates a throttle in every driver) but lag still
+                // holds it. Both facts are recorded, or the run would stay
+                // paused for ever.
+                (ExecPhase::Throttled { reason }, Phase::Paused) => vec![
+                    Event::Resumed,
+                    Event::Throttled {
+                        reason: scrub(reason),
+                    },
+                ],
                 (
                     ExecPhase::PostponingCutOver,
                     Phase::Running | Phase::Throttled | Phase::Paused,

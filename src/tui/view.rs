@@ -580,7 +580,13 @@ fn draw_summary(f: &mut Frame, area: Rect, c: &Console, theme: &Theme) {
     if let Some(o) = &s.outcome {
         lines.push(Line::from(Span::styled(o.clone(), theme.text())));
     }
-    if let Some(p) = c.progress.as_ref().and_then(|p| p.progress.as_ref()) {
+    // Only row counts are rows copied (index builds report blocks or tuples).
+    if let Some(p) = c
+        .progress
+        .as_ref()
+        .and_then(|p| p.progress.as_ref())
+        .filter(|p| p.rows_copied > 0 || p.rows_total.is_some())
+    {
         lines.push(Line::from(vec![
             Span::styled("rows copied ", theme.dim()),
             Span::styled(
