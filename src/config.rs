@@ -115,6 +115,20 @@ impl Config {
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
             message: e.message().to_string(),
         })?;
+        // `[slack]` stays a raw table here (the relay reads it), but a typo in it
+        // must fail at load like everywhere else, with the section's line.
+        if let Some(v) = &c.slack {
+            v.clone()
+                .try_into::<crate::slack::SlackConfig>()
+                .map_err(|e| ConfigError {
+                    path: origin.to_string(),
+                    line: text
+                        .lines()
+                        .position(|l| l.trim() == "[slack]")
+                        .map(|i| i + 1),
+                    message: format!("[slack]: {}", e.message()),
+                })?;
+        }
         let mut seen = std::collections::HashSet::new();
         for t in &c.targets {
             if !seen.insert(t.name.as_str()) {
@@ -217,6 +231,18 @@ mod tests {
         assert_eq!(c.console.theme.as_deref(), Some("light"));
         let e = Config::parse("[policy]\nbogus = 1\n", "c.toml").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn a_slack_typo_is_an_error_at_load() {
+        assert!(Config::parse("[slack]\nchannel = \"C1\"\n", "c.toml").is_ok());
+        let e = Config::parse(
+            "[rules]\n[slack]\nchannel = \"C1\"\nchanel = \"C2\"\n",
+            "c.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.to_string().contains("chanel"), "{e}");
     }
 
     #[test]
