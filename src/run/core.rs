@@ -386,6 +386,26 @@ impl RunCore {
     }
 
     async fn exec_update(&mut self, u: ExecUpdate) -> Result<(), CoreError> {
+        if let ExecUpdate::Lag(s) = &u {
+            // The tool's own view of lag: charted and sampled like the poller's.
+            let max = self.state.max_lag_millis.unwrap_or(DEFAULT_MAX_LAG_MILLIS) as f64 / 1000.0;
+            let why = self.gate.lag(s, max);
+            let sample = Sample::Lag { sample: s.clone() };
+            self.fanout.publish(Published::Sample(sample.clone()));
+            if let Some(why) = why
+                && self.state.phase.is_executing()
+            {
+                self.record(
+                    vec![Event::Sampled {
+                        sample,
+                        why: why.to_string(),
+                    }],
+                    &Actor::System,
+                    None,
+                )?;
+            }
+            return Ok(());
+        }
         if let ExecUpdate::Status(st) = &u {
             let sample = Sample::Progress { status: st.clone() };
             self.fanout.publish(Published::Sample(sample.clone()));
@@ -414,7 +434,11 @@ impl RunCore {
             Command::Tick,
         ))
         .await?;
-        if !matches!(self.state.phase, Phase::Running | Phase::Throttled) {
+        // A postponed cut-over can wait for hours while replicas drift: keep polling.
+        if !matches!(
+            self.state.phase,
+            Phase::Running | Phase::Throttled | Phase::ReadyToCutOver
+        ) {
             return Ok(());
         }
         let Some(poller) = self.lag.as_mut() else {
@@ -445,7 +469,7 @@ impl RunCore {
             }
         }
         // Drivers that do not watch replicas themselves are throttled by the core.
-        if !self.executor.capabilities().lag_throttle {
+        if !self.executor.capabilities().lag_throttle && self.state.phase != Phase::ReadyToCutOver {
             let control = match (over.is_empty(), self.lag_throttling) {
                 (false, false) => Some(Control::Throttle {
                     reason: over.join(", "),

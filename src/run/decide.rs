@@ -659,6 +659,18 @@ pub fn decide_exec(state: &RunState, update: &ExecUpdate) -> Vec<Event> {
         return Vec::new();
     }
     match update {
+        ExecUpdate::Lag(_) => Vec::new(),
+        ExecUpdate::Executor {
+            migration,
+            executor,
+            capabilities,
+            notes,
+        } => vec![Event::ExecutorSelected {
+            migration: migration.clone(),
+            executor: executor.clone(),
+            capabilities: *capabilities,
+            notes: notes.clone(),
+        }],
         ExecUpdate::Finished(outcome) => vec![match &outcome.kind {
             OutcomeKind::Succeeded => Event::Succeeded,
             OutcomeKind::Failed { error } => Event::Failed {

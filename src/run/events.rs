@@ -320,6 +320,19 @@ pub enum Event {
         /// Message id (Slack `ts`).
         id: String,
     },
+    /// The driver for a migration took over (a run may mix executors): from
+    /// now on surfaces offer only the controls it honours.
+    ExecutorSelected {
+        /// The migration's version.
+        migration: String,
+        /// Driver name (`native`, `gh-ost`, `pt-osc`, `sim`).
+        executor: String,
+        /// Its controls.
+        capabilities: crate::exec::Capabilities,
+        /// What surfaces should say about them (e.g. pt-osc's pause latency).
+        #[serde(default)]
+        notes: Vec<String>,
+    },
     /// A sample recorded at the bounded rate or at a threshold crossing.
     Sampled {
         /// The sample.
@@ -377,6 +390,7 @@ impl Event {
             Event::Recovered { .. } => "recovered",
             Event::Refused { .. } => "refused",
             Event::MessagePosted { .. } => "message_posted",
+            Event::ExecutorSelected { .. } => "executor_selected",
             Event::Sampled { .. } => "sampled",
         }
     }
