@@ -553,16 +553,22 @@ impl Executor for GhostExecutor {
                 &p.conf,
                 &format!("[client]\nuser={}\npassword={}\n", insp.user, insp.password),
             )?;
+            let directive = tool::directive_settings(&self.migration);
             // High risk waits for a DBA before the cut-over.
-            let postpone = job.postpone_cut_over || job.spec.risk == crate::model::Risk::High;
+            let postpone = job.postpone_cut_over
+                || directive.postpone_cut_over
+                || job.spec.risk == crate::model::Risk::High;
             if postpone {
                 std::fs::write(&p.postpone, "")?;
             } else {
                 let _ = std::fs::remove_file(&p.postpone);
             }
             let settings = Settings {
-                chunk_size: job.chunk_size.unwrap_or(1000),
-                max_lag_millis: job.max_lag_millis.unwrap_or(1500),
+                chunk_size: job.chunk_size.or(directive.chunk_size).unwrap_or(1000),
+                max_lag_millis: job
+                    .max_lag_millis
+                    .or(directive.max_lag_millis)
+                    .unwrap_or(1500),
             };
             lock(&self.shared).settings = Some(settings);
             let bin = tool::binary("CUTOVER_GHOST", "gh-ost").map_err(ExecError::Refused)?;

@@ -560,12 +560,15 @@ impl Executor for PtOscExecutor {
             )?;
             let bin = tool::binary("CUTOVER_PTOSC", "pt-online-schema-change")
                 .map_err(ExecError::Refused)?;
+            let directive = tool::directive_settings(&self.migration);
             let args = command_line(
                 &self.target,
                 &alter,
                 &p,
-                job.max_lag_millis.unwrap_or(1500),
-                job.chunk_size,
+                job.max_lag_millis
+                    .or(directive.max_lag_millis)
+                    .unwrap_or(1500),
+                job.chunk_size.or(directive.chunk_size),
             );
             std::fs::write(
                 job.run_dir.join("pt-osc.args"),

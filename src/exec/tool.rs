@@ -56,6 +56,40 @@ pub fn single_alter(m: &Migration, default_schema: &str, tool: &str) -> Result<T
     })
 }
 
+/// Per-migration tool settings from the directive (`-- cutover: executor=gh-ost
+/// chunk-size=500 max-lag=2s postpone-cut-over=true`); the run's tuned values win.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DirectiveSettings {
+    /// Initial rows per chunk.
+    pub chunk_size: Option<u32>,
+    /// Max lag, ms (`1500`, `1500ms`, `2s`).
+    pub max_lag_millis: Option<u64>,
+    /// Wait for a DBA before the cut-over.
+    pub postpone_cut_over: bool,
+}
+
+/// Reads the directive's tool options.
+pub fn directive_settings(m: &Migration) -> DirectiveSettings {
+    let o = &m.directives.options;
+    let lag = o.get("max-lag").and_then(|v| {
+        let v = v.trim();
+        if let Some(ms) = v.strip_suffix("ms") {
+            ms.trim().parse().ok()
+        } else if let Some(s) = v.strip_suffix('s') {
+            s.trim().parse::<f64>().ok().map(|s| (s * 1000.0) as u64)
+        } else {
+            v.parse().ok()
+        }
+    });
+    DirectiveSettings {
+        chunk_size: o.get("chunk-size").and_then(|v| v.trim().parse().ok()),
+        max_lag_millis: lag,
+        postpone_cut_over: o
+            .get("postpone-cut-over")
+            .is_some_and(|v| matches!(v.trim(), "true" | "yes" | "1")),
+    }
+}
+
 /// Connection facts from a `mysql://user:pass@host:port/db` URL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MyEndpoint {
