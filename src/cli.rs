@@ -34,6 +34,11 @@ pub enum Command {
     Attach(AttachArgs),
     /// Approve a run locally, as a second authorized person (where policy allows).
     Approve(ApproveArgs),
+    /// Remove what an aborted or failed gh-ost/pt-osc run left behind (a DBA, after typing the table name).
+    #[command(
+        after_help = "Examples:\n  cutover cleanup dev-9101                  # shows the statements, asks for the table name\n  cutover cleanup dev-9101 --confirm orders # non-interactive\n\nExit codes: 0 cleaned or nothing to clean, 2 bad input, 3 refused or not confirmed."
+    )]
+    Cleanup(CleanupArgs),
     /// The per-run supervisor process (started by `cutover run`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -292,6 +297,19 @@ pub struct ApproveArgs {
     /// The plan digest (or its prefix) you reviewed; refused if the run's plan changed.
     #[arg(long)]
     pub plan_digest: Option<String>,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+}
+
+/// `cutover cleanup RUN`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Run id.
+    pub run: String,
+    /// The migrated table's name, typed as confirmation (else asked on the terminal).
+    #[arg(long)]
+    pub confirm: Option<String>,
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,

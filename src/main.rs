@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Attach(a) => cmd::run::attach(a),
         Command::Approve(a) => cmd::run::approve(a),
         Command::Supervise(a) => cmd::run::supervise(a),
+        Command::Cleanup(a) => cmd::cleanup::run(a),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Lag(a) => cmd::lag::run(a),

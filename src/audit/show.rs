@@ -23,6 +23,9 @@ pub fn describe(event: &Event) -> String {
                 format!(" ({})", notes.join("; "))
             }
         ),
+        Event::CleanedUp { person, statements } => {
+            format!("leftovers cleaned up by {person}: {}", statements.join(" "))
+        }
         Event::Created { spec } => format!(
             "created: plan {} on {} ({}, {} risk, {} migration(s), executor {})",
             short(&spec.binding.plan_digest),

@@ -333,6 +333,14 @@ pub enum Event {
         #[serde(default)]
         notes: Vec<String>,
     },
+    /// A DBA removed what the run left behind (`cutover cleanup`), after typing
+    /// the table name; recorded after the run ended.
+    CleanedUp {
+        /// Person id.
+        person: String,
+        /// The statements run, in order.
+        statements: Vec<String>,
+    },
     /// A sample recorded at the bounded rate or at a threshold crossing.
     Sampled {
         /// The sample.
@@ -391,6 +399,7 @@ impl Event {
             Event::Refused { .. } => "refused",
             Event::MessagePosted { .. } => "message_posted",
             Event::ExecutorSelected { .. } => "executor_selected",
+            Event::CleanedUp { .. } => "cleaned_up",
             Event::Sampled { .. } => "sampled",
         }
     }

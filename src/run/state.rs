@@ -353,7 +353,7 @@ impl RunState {
                     self.cut_over_pending = false;
                 }
             }
-            Event::Sampled { .. } => {}
+            Event::Sampled { .. } | Event::CleanedUp { .. } => {}
         }
         self
     }

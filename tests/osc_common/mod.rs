@@ -32,6 +32,22 @@ pub fn ghost() -> Option<String> {
     }
 }
 
+/// Whether pt-online-schema-change is installed (`scripts/test` installs
+/// percona-toolkit); `false` skips, or fails under `CUTOVER_TEST_REQUIRE_DB`.
+pub fn ptosc() -> bool {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("pt-online-schema-change").is_file());
+    if !found {
+        let how = "install percona-toolkit (apt-get install -y percona-toolkit; scripts/test does it as root)";
+        assert!(
+            std::env::var("CUTOVER_TEST_REQUIRE_DB").is_err(),
+            "pt-online-schema-change is not on PATH but CUTOVER_TEST_REQUIRE_DB is set: {how}"
+        );
+        eprintln!("skipping: pt-online-schema-change not on PATH ({how})");
+    }
+    found
+}
+
 pub fn os_user() -> String {
     let out = std::process::Command::new("id")
         .arg("-un")
@@ -197,6 +213,7 @@ pub async fn watch(dir: &Path) -> Watch {
                 samples: Vec::new(),
                 phase: Phase::Planned,
                 first: None,
+                dir: dir.to_path_buf(),
             };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -214,6 +231,7 @@ pub struct Watch {
     pub phase: Phase,
     /// The state at subscription.
     pub first: Option<RunState>,
+    dir: PathBuf,
 }
 
 impl Watch {
@@ -267,8 +285,10 @@ impl Watch {
                         }
                     }
                     Some(ServerMsg::End) | None => panic!(
-                        "the run ended while waiting for {what}; events: {:#?}",
-                        self.events.iter().map(|e| e.name()).collect::<Vec<_>>()
+                        "the run ended while waiting for {what}; events: {:#?}\nstate: {:?}\nclient: {}",
+                        self.events.iter().map(|e| e.name()).collect::<Vec<_>>(),
+                        self.first.as_ref().map(|s| (s.phase, s.outcome.clone())),
+                        std::fs::read_to_string(self.dir.join("client.out")).unwrap_or_default()
                     ),
                     Some(_) => {}
                 }
