@@ -359,3 +359,28 @@ pub fn copied(s: &Sample) -> Option<u64> {
         _ => None,
     }
 }
+
+/// The pid of the supervisor of the run in `run_dir` (from /proc; a test helper).
+pub fn supervisor_pid(run_dir: &Path) -> Option<u32> {
+    // `cutover run` passes the run directory relative to the project (its cwd).
+    let id = run_dir.file_name()?.to_string_lossy().to_string();
+    let project = run_dir.parent()?.parent()?.parent()?.canonicalize().ok()?;
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+        (cmd.contains(" supervise ") && cmd.contains(&id) && cwd == project).then_some(pid)
+    })
+}
+
+/// Whether `pid` is a live process (zombies count as dead).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .unwrap_or("X")
+        .to_string();
+    !matches!(state.as_str(), "Z" | "X")
+}
