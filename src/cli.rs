@@ -48,6 +48,11 @@ pub enum Command {
     /// Trigger a postponed cut-over (high risk: type the table name).
     #[command(name = "cut-over")]
     CutOver(CutOverArgs),
+    /// Remove what an aborted or failed gh-ost/pt-osc run left behind (a DBA, after typing the table name).
+    #[command(
+        after_help = "Examples:\n  cutover cleanup dev-9101                  # shows the statements, asks for the table name\n  cutover cleanup dev-9101 --confirm orders # non-interactive\n\nExit codes: 0 cleaned or nothing to clean, 2 bad input, 3 refused or not confirmed."
+    )]
+    Cleanup(CleanupArgs),
     /// The per-run supervisor process (started by `cutover run`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -323,6 +328,19 @@ pub struct ApproveArgs {
 pub struct ControlArgs {
     /// Run id.
     pub run: String,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+}
+
+/// `cutover cleanup RUN`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Run id.
+    pub run: String,
+    /// The migrated table's name, typed as confirmation (else asked on the terminal).
+    #[arg(long)]
+    pub confirm: Option<String>,
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Abort(a) => cmd::control::abort(a),
         Command::CutOver(a) => cmd::control::cut_over(a),
         Command::Supervise(a) => cmd::run::supervise(a),
+        Command::Cleanup(a) => cmd::cleanup::run(a),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Lag(a) => cmd::lag::run(a),

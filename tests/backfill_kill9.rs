@@ -184,6 +184,7 @@ async fn resume(engine: Engine, dir: &Path) -> (String, String) {
                 assert_eq!(o.kind, OutcomeKind::Succeeded, "{o:?}");
                 return (recovered, last);
             }
+            Some(_) => {}
             None => panic!("the executor ended without an outcome"),
         }
     }
@@ -490,6 +491,7 @@ async fn executor_session_killed_mid_backfill_and_mid_build_reconnects_and_finis
                 }
             }
             Some(ExecUpdate::Finished(o)) => break o,
+            Some(_) => {}
             None => panic!("the executor ended without an outcome"),
         }
     };
@@ -588,6 +590,7 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
                 }
             }
             Some(ExecUpdate::Finished(o)) => break o,
+            Some(_) => {}
             None => panic!("the executor ended without an outcome"),
         }
     };

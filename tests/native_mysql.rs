@@ -86,6 +86,7 @@ async fn run(dsn: &str, sql: &str, abort_on_progress: bool) -> (Vec<String>, Out
                 }
                 details.push(d);
             }
+            ExecUpdate::Lag(_) | ExecUpdate::Executor { .. } => {}
             ExecUpdate::Finished(o) => return (details, o.kind),
         }
     }
@@ -464,6 +465,7 @@ async fn backfill_waits_on_replica_lag_and_completes() {
                 }
                 _ => {}
             },
+            ExecUpdate::Lag(_) | ExecUpdate::Executor { .. } => {}
             ExecUpdate::Finished(o) => break o,
         }
     };

@@ -79,6 +79,7 @@ async fn drive(
                 on(ex, &s).await;
                 seen.push(s);
             }
+            ExecUpdate::Lag(_) | ExecUpdate::Executor { .. } => {}
             ExecUpdate::Finished(o) => return (seen, o),
         }
     }

@@ -10,6 +10,22 @@ use std::fmt::Write;
 /// One line describing an event, shared by `show` and `export`.
 pub fn describe(event: &Event) -> String {
     match event {
+        Event::ExecutorSelected {
+            migration,
+            executor,
+            notes,
+            ..
+        } => format!(
+            "migration {migration} runs under {executor}{}",
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", notes.join("; "))
+            }
+        ),
+        Event::CleanedUp { person, statements } => {
+            format!("leftovers cleaned up by {person}: {}", statements.join(" "))
+        }
         Event::Created { spec } => format!(
             "created: plan {} on {} ({}, {} risk, {} migration(s), executor {})",
             short(&spec.binding.plan_digest),

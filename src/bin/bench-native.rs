@@ -390,6 +390,7 @@ async fn run_backfill(
                 }
                 return Ok((t0.elapsed().as_secs_f64(), longest, chunks));
             }
+            Some(ExecUpdate::Lag(_) | ExecUpdate::Executor { .. }) => {}
             None => return Err(anyhow!("executor ended without an outcome")),
         }
     }

@@ -1,6 +1,7 @@
 //! Subcommand implementations: resolve options, call the library, render.
 
 pub mod audit;
+pub mod cleanup;
 pub mod control;
 pub mod demo;
 pub mod headless;

@@ -15,7 +15,7 @@ use crate::cli::{ApproveArgs, AttachArgs, RunArgs, SuperviseArgs};
 use crate::config::{Config, Stage, TargetConfig};
 use crate::exec::Executor;
 use crate::exec::sim::{SimConfig, SimExecutor};
-use crate::model::{Engine, Plan};
+use crate::model::Plan;
 use crate::policy::{Clock, Directory, Environment, Surface, SystemClock};
 use crate::run::core::{CoreDeps, Reply, RunCore};
 use crate::run::{Command, Phase, RunSpec};
@@ -445,8 +445,6 @@ pub fn executor(
     target: &TargetConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<Box<dyn Executor>, InputError> {
-    use crate::exec::stored::FromRunDir;
-    use crate::exec::{Capabilities, native_mysql, native_pg};
     match name {
         "sim" => Ok(Box::new(SimExecutor::new(
             SimConfig {
@@ -455,37 +453,10 @@ pub fn executor(
             },
             clock,
         ))),
-        "native" => {
-            let dsn = crate::config::interpolate(&target.primary)
-                .map_err(|m| InputError(format!("target '{}': {m}", target.name)))?;
-            // Lag is polled by the run core, which throttles through controls.
-            let caps = Capabilities {
-                pause: true,
-                postpone_cut_over: false,
-                set_chunk_size: target.engine == Engine::Postgres,
-                set_max_lag: target.engine == Engine::Postgres,
-                lag_throttle: false,
-            };
-            let factory: crate::exec::stored::Factory = match target.engine {
-                Engine::Postgres => Box::new(move |ms, _lag| {
-                    Box::new(native_pg::NativePg::new(
-                        &dsn,
-                        ms,
-                        native_pg::PgExecOptions::default(),
-                    )) as Box<dyn Executor>
-                }),
-                Engine::Mysql => Box::new(move |ms, _lag| {
-                    Box::new(native_mysql::NativeMysql::new(
-                        &dsn,
-                        ms,
-                        native_mysql::MyExecOptions::default(),
-                    )) as Box<dyn Executor>
-                }),
-            };
-            Ok(Box::new(FromRunDir::new("native", caps, factory, None)))
-        }
+        "native" | "gh-ost" | "pt-osc" => crate::exec::drivers::per_migration(name, target)
+            .map_err(|m| InputError(format!("target '{}': {m}", target.name))),
         other => Err(InputError(format!(
-            "executor '{other}' is not available in this build (known: native, sim; gh-ost and pt-osc drivers are not built yet)"
+            "executor '{other}' is not available in this build (known: native, gh-ost, pt-osc, sim)"
         ))),
     }
 }

@@ -9,14 +9,20 @@
 //! controls a driver honours so that the run core refuses the others up
 //! front instead of pretending.
 
+pub mod drivers;
+pub mod ghost;
 pub mod history;
+pub mod leftovers;
 pub mod native;
 pub mod native_mysql;
 pub mod native_pg;
 pub mod preflight;
+pub mod ptosc;
 pub mod resume;
+pub mod select;
 pub mod sim;
 pub mod stored;
+pub mod tool;
 
 use crate::run::RunSpec;
 use chrono::{DateTime, Utc};
@@ -181,6 +187,35 @@ pub struct Capabilities {
     pub lag_throttle: bool,
 }
 
+impl Capabilities {
+    /// Every control (the simulator).
+    pub const ALL: Capabilities = Capabilities {
+        pause: true,
+        postpone_cut_over: true,
+        set_chunk_size: true,
+        set_max_lag: true,
+        lag_throttle: false,
+    };
+
+    /// What cannot change while this driver runs, for surfaces to say so
+    /// (e.g. `chunk size and max lag cannot change while pt-osc runs`).
+    pub fn fixed_settings(&self, executor: &str) -> Option<String> {
+        let fixed: Vec<&str> = [
+            (!self.set_chunk_size).then_some("chunk size"),
+            (!self.set_max_lag).then_some("max lag"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!fixed.is_empty()).then(|| {
+            format!(
+                "{} cannot change while {executor} runs",
+                fixed.join(" and ")
+            )
+        })
+    }
+}
+
 /// Something a run left behind (ghost tables, triggers, sockets, flag files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leftover {
@@ -225,6 +260,19 @@ pub enum ExecUpdate {
     Status(ExecStatus),
     /// The end.
     Finished(Outcome),
+    /// Replica lag as the tool sees it (gh-ost `Lag:`, pt-osc lag waits).
+    Lag(crate::lag::LagSample),
+    /// The driver for the next migration took over (a run may mix executors).
+    Executor {
+        /// The migration's version (or file name).
+        migration: String,
+        /// Driver name.
+        executor: String,
+        /// Its controls.
+        capabilities: Capabilities,
+        /// What surfaces should say about its controls (see [`Executor::notes`]).
+        notes: Vec<String>,
+    },
 }
 
 /// What the executor is asked to do.
@@ -274,6 +322,15 @@ pub trait Executor: Send {
 
     /// Which controls it honours.
     fn capabilities(&self) -> Capabilities;
+
+    /// What surfaces should say about its controls, e.g. that a pause takes
+    /// effect only when the tool next looks, or that settings are fixed.
+    fn notes(&self) -> Vec<String> {
+        self.capabilities()
+            .fixed_settings(self.name())
+            .into_iter()
+            .collect()
+    }
 
     /// Starts the job; statuses and the final outcome arrive on `updates`.
     fn start(

@@ -428,6 +428,26 @@ impl RunCore {
                 None,
             )?;
         }
+        if let ExecUpdate::Lag(s) = &u {
+            // The tool's own view of lag: charted and sampled like the poller's.
+            let max = self.state.max_lag_millis.unwrap_or(DEFAULT_MAX_LAG_MILLIS) as f64 / 1000.0;
+            let why = self.gate.lag(s, max);
+            let sample = Sample::Lag { sample: s.clone() };
+            self.fanout.publish(Published::Sample(sample.clone()));
+            if let Some(why) = why
+                && self.state.phase.is_executing()
+            {
+                self.record(
+                    vec![Event::Sampled {
+                        sample,
+                        why: why.to_string(),
+                    }],
+                    &Actor::System,
+                    None,
+                )?;
+            }
+            return Ok(());
+        }
         if let ExecUpdate::Status(st) = &u {
             let sample = Sample::Progress { status: st.clone() };
             self.fanout.publish(Published::Sample(sample.clone()));
@@ -497,7 +517,9 @@ impl RunCore {
                 )?;
             }
         }
+        // At a postponed cut-over nothing copies: nothing to throttle.
         if !self.executor.capabilities().lag_throttle
+            && self.state.phase != Phase::ReadyToCutOver
             && let Some(c) = lag_control(&over, self.lag_throttling)
         {
             self.lag_throttling = !over.is_empty();

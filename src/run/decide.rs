@@ -676,7 +676,11 @@ pub fn table_matches(tables: &[String], typed: &str) -> bool {
 /// of them: a throttle that lag no longer warrants must be lifted while the
 /// run is paused, or a resume would find it still throttled.
 pub fn watches_lag(phase: Phase) -> bool {
-    matches!(phase, Phase::Running | Phase::Throttled | Phase::Paused)
+    // A postponed cut-over can wait for hours while replicas drift: keep polling.
+    matches!(
+        phase,
+        Phase::Running | Phase::Throttled | Phase::Paused | Phase::ReadyToCutOver
+    )
 }
 
 /// The control the core sends to a driver that does not watch replicas
@@ -700,6 +704,18 @@ pub fn decide_exec(state: &RunState, update: &ExecUpdate) -> Vec<Event> {
         return Vec::new();
     }
     match update {
+        ExecUpdate::Lag(_) => Vec::new(),
+        ExecUpdate::Executor {
+            migration,
+            executor,
+            capabilities,
+            notes,
+        } => vec![Event::ExecutorSelected {
+            migration: migration.clone(),
+            executor: executor.clone(),
+            capabilities: *capabilities,
+            notes: notes.clone(),
+        }],
         ExecUpdate::Finished(outcome) => vec![match &outcome.kind {
             OutcomeKind::Succeeded => Event::Succeeded,
             OutcomeKind::Failed { error } => Event::Failed {

@@ -329,6 +329,27 @@ pub enum Event {
         /// What was rejected and what was sent instead.
         detail: String,
     },
+    /// The driver for a migration took over (a run may mix executors): from
+    /// now on surfaces offer only the controls it honours.
+    ExecutorSelected {
+        /// The migration's version.
+        migration: String,
+        /// Driver name (`native`, `gh-ost`, `pt-osc`, `sim`).
+        executor: String,
+        /// Its controls.
+        capabilities: crate::exec::Capabilities,
+        /// What surfaces should say about them (e.g. pt-osc's pause latency).
+        #[serde(default)]
+        notes: Vec<String>,
+    },
+    /// A DBA removed what the run left behind (`cutover cleanup`), after typing
+    /// the table name; recorded after the run ended.
+    CleanedUp {
+        /// Person id.
+        person: String,
+        /// The statements run, in order.
+        statements: Vec<String>,
+    },
     /// A sample recorded at the bounded rate or at a threshold crossing.
     Sampled {
         /// The sample.
@@ -387,6 +408,8 @@ impl Event {
             Event::Refused { .. } => "refused",
             Event::MessagePosted { .. } => "message_posted",
             Event::SlackProblem { .. } => "slack_problem",
+            Event::ExecutorSelected { .. } => "executor_selected",
+            Event::CleanedUp { .. } => "cleaned_up",
             Event::Sampled { .. } => "sampled",
         }
     }

@@ -164,6 +164,15 @@ pub struct RunState {
     /// Messages surfaces posted about the run: key → where it is.
     #[serde(default)]
     pub messages: std::collections::BTreeMap<String, PostedMessage>,
+    /// The driver running the current migration (`None` before one reported).
+    #[serde(default)]
+    pub executor: Option<String>,
+    /// Its controls: surfaces offer only these (all, while unknown).
+    #[serde(default)]
+    pub capabilities: Option<crate::exec::Capabilities>,
+    /// What surfaces should say about those controls.
+    #[serde(default)]
+    pub executor_notes: Vec<String>,
 }
 
 /// Where a surface's message is (recorded by [`Event::MessagePosted`]).
@@ -329,8 +338,22 @@ impl RunState {
                     },
                 );
             }
-            Event::SlackProblem { .. } => {}
-            Event::Sampled { .. } => {}
+            Event::ExecutorSelected {
+                executor,
+                capabilities,
+                notes,
+                ..
+            } => {
+                self.executor = Some(executor.clone());
+                self.capabilities = Some(*capabilities);
+                self.executor_notes = notes.clone();
+                // The previous migration cut over; the next one is copying.
+                if matches!(self.phase, Phase::CuttingOver | Phase::ReadyToCutOver) {
+                    self.phase = Phase::Running;
+                    self.cut_over_pending = false;
+                }
+            }
+            Event::SlackProblem { .. } | Event::Sampled { .. } | Event::CleanedUp { .. } => {}
         }
         self
     }

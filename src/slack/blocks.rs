@@ -882,17 +882,27 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
     if let Some(w) = &s.window_note {
         notes.push(format!("Window: {}", fit(w, 500)));
     }
+    // What the current executor's controls can and cannot do (pt-osc: pause latency).
+    notes.extend(s.executor_notes.iter().map(|n| esc(n)));
     if !notes.is_empty() {
         blocks.push(context(&[notes.join(" · ")]));
     }
     let v = action_value(ctx, view, &digest);
+    // Only the controls the current executor honours (all while it is unknown).
+    let can = s.capabilities.unwrap_or(crate::exec::Capabilities {
+        pause: true,
+        postpone_cut_over: true,
+        set_chunk_size: true,
+        set_max_lag: true,
+        lag_throttle: false,
+    });
     let mut buttons = Vec::new();
     let ph = s.phase;
     let verb = |a: Action| match a {
         Action::Abort => "Abort",
         _ => "Cut over",
     };
-    if matches!(ph, Phase::Running | Phase::Throttled) && !s.pause_pending {
+    if matches!(ph, Phase::Running | Phase::Throttled) && !s.pause_pending && can.pause {
         let mut b = button(Action::Pause, "Pause", &v, None);
         b["confirm"] = confirm(
             "Pause the migration?",
@@ -902,7 +912,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         );
         buttons.push(b);
     }
-    if ph == Phase::Paused && !s.resume_pending {
+    if ph == Phase::Paused && !s.resume_pending && can.pause {
         let mut b = button(Action::Resume, "Resume", &v, Some("primary"));
         b["confirm"] = confirm(
             "Resume the migration?",
@@ -912,7 +922,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         );
         buttons.push(b);
     }
-    if ph == Phase::ReadyToCutOver && !s.cut_over_pending {
+    if ph == Phase::ReadyToCutOver && !s.cut_over_pending && can.postpone_cut_over {
         let mut b = button(Action::CutOver, "Cut over", &v, Some("primary"));
         let extra = if risk == Risk::High {
             " You will be asked to type the table name."

@@ -710,14 +710,22 @@ fn draw_status(f: &mut Frame, area: Rect, c: &Console, ui: &Ui, theme: &Theme, k
     } else {
         let mut hints = vec![(Action::Help, "help")];
         if !ui.read_only {
-            hints.extend([
-                (Action::Pause, "pause"),
-                (Action::Resume, "resume"),
-                (Action::Abort, "abort"),
-                (Action::CutOver, "cut over"),
-                (Action::ChunkUp, "chunk+"),
-                (Action::MaxLag, "max lag"),
-            ]);
+            // Only the controls the current executor honours (all while unknown).
+            let can = c.state.capabilities;
+            let has = |f: fn(&crate::exec::Capabilities) -> bool| can.as_ref().is_none_or(f);
+            hints.extend(
+                [
+                    (Action::Pause, "pause", has(|k| k.pause)),
+                    (Action::Resume, "resume", has(|k| k.pause)),
+                    (Action::Abort, "abort", true),
+                    (Action::CutOver, "cut over", has(|k| k.postpone_cut_over)),
+                    (Action::ChunkUp, "chunk+", has(|k| k.set_chunk_size)),
+                    (Action::MaxLag, "max lag", has(|k| k.set_max_lag)),
+                ]
+                .into_iter()
+                .filter(|(_, _, on)| *on)
+                .map(|(a, l, _)| (a, l)),
+            );
         }
         hints.extend([
             (Action::Zoom, "zoom"),
@@ -727,6 +735,9 @@ fn draw_status(f: &mut Frame, area: Rect, c: &Console, ui: &Ui, theme: &Theme, k
         for (a, label) in hints {
             spans.push(Span::styled(keys.hint(a), theme.accent()));
             spans.push(Span::styled(format!(" {label}  "), theme.dim()));
+        }
+        if let Some(note) = c.state.executor_notes.first() {
+            spans.push(Span::styled(note.clone(), theme.dim()));
         }
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);

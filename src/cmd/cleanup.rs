@@ -1,0 +1,184 @@
+//! `cutover cleanup RUN`: shows the exact statements that remove what an
+//! aborted or failed gh-ost/pt-osc run left behind (pt-osc triggers first,
+//! then ghost/changelog/new tables), runs them only after a DBA typed the
+//! migrated table's name, and records who did it in the audit trail.
+
+use super::plan::InputError;
+use super::run::SuperviseSpec;
+use crate::audit::{AuditKey, Entry, Trail, read_file};
+use crate::cli::CleanupArgs;
+use crate::config::Config;
+use crate::exec::leftovers;
+use crate::model::Engine;
+use crate::policy::{Actor, Directory, Role};
+use crate::run::{Event, EventRecord};
+use mysql_async::prelude::*;
+use std::io::{BufRead, Write};
+
+fn input(e: impl std::fmt::Display) -> InputError {
+    InputError(e.to_string())
+}
+
+/// Whether `typed` names `table` (schema and quotes optional).
+pub fn confirms(typed: &str, table: &str) -> bool {
+    let norm = |s: &str| -> String {
+        let s: String = s
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, '`' | '"'))
+            .collect();
+        s.rsplit('.').next().unwrap_or("").to_ascii_lowercase()
+    };
+    !typed.trim().is_empty() && norm(typed) == norm(table)
+}
+
+/// `cutover cleanup RUN`: returns the exit code.
+pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
+    let run_dir = a.runs.join(&a.run);
+    let spec_path = run_dir.join("run.json");
+    let text = std::fs::read_to_string(&spec_path)
+        .map_err(|e| InputError(format!("{}: {e}", spec_path.display())))?;
+    let sup: SuperviseSpec = serde_json::from_str(&text)
+        .map_err(|e| InputError(format!("{}: {e}", spec_path.display())))?;
+    // A live tool may still need its tables: only an ended (or orphaned) run is cleaned.
+    let key = AuditKey::load(sup.key_file.as_deref()).map_err(input)?;
+    let (entries, _) = read_file(&sup.trail, &key).map_err(input)?;
+    let records: Vec<EventRecord> = entries
+        .into_iter()
+        .filter_map(|e| match e.entry {
+            Entry::Run { record } if record.run == a.run => Some(record),
+            _ => None,
+        })
+        .collect();
+    let phase = crate::run::RunState::replay(&records).phase;
+    if !phase.is_terminal() && crate::supervisor::is_running(&run_dir) {
+        eprintln!(
+            "cutover: run {} is {phase} under its supervisor; abort it (or let it end) before cleaning up",
+            a.run
+        );
+        return Ok(3);
+    }
+    let cfg = Config::load(&sup.config).map_err(input)?;
+    let target = cfg.target(&sup.spec.binding.target).map_err(input)?.clone();
+    if target.engine != Engine::Mysql {
+        return Err(InputError(format!(
+            "target '{}' is PostgreSQL: cutover cleanup removes gh-ost/pt-osc leftovers (MySQL/MariaDB)",
+            target.name
+        )));
+    }
+    let user = crate::supervisor::peer::current_user();
+    let who = Directory::new(&cfg.policy).resolve(&Actor::local(user.clone()));
+    if who.role != Some(Role::Dba) {
+        eprintln!(
+            "cutover: cleanup needs a DBA; {} ({user}) is not one",
+            who.name
+        );
+        return Ok(3);
+    }
+    let url = crate::config::interpolate(&target.primary)
+        .map_err(|m| InputError(format!("target '{}': {m}", target.name)))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(input)?;
+    rt.block_on(async {
+        let opts = mysql_async::Opts::from_url(&url).map_err(input)?;
+        let mut c = mysql_async::Conn::new(opts)
+            .await
+            .map_err(|e| InputError(crate::sql::redact::redact_dsn(&e.to_string())))?;
+        let found = leftovers::find_mysql(&mut c, &sup.spec.tables)
+            .await
+            .map_err(input)?;
+        let statements = leftovers::statements(&found);
+        if statements.is_empty() {
+            println!("Nothing left behind by run {} on {}.", a.run, target.name);
+            return Ok(0);
+        }
+        println!("Run {} left on {}:", a.run, target.name);
+        for l in &found {
+            println!("  {} {}", l.kind, l.name);
+        }
+        println!("Statements:");
+        for s in &statements {
+            println!("  {s}");
+        }
+        let table = sup.spec.tables.first().cloned().unwrap_or_default();
+        let typed = match &a.confirm {
+            Some(t) => t.clone(),
+            None => {
+                print!("Type the table name ({table}) to run them: ");
+                let _ = std::io::stdout().flush();
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(input)?;
+                line
+            }
+        };
+        if !confirms(&typed, &table) {
+            eprintln!("cutover: not confirmed (expected the table name {table}); nothing was run");
+            return Ok(3);
+        }
+        for s in &statements {
+            c.query_drop(s.as_str())
+                .await
+                .map_err(|e| InputError(format!("{s}: {e}")))?;
+        }
+        record(&sup, &a.run, &who.person, &user, statements.clone())?;
+        println!(
+            "Cleaned up: {} statement(s) run, recorded in the audit trail.",
+            statements.len()
+        );
+        Ok(0)
+    })
+}
+
+fn record(
+    sup: &SuperviseSpec,
+    run: &str,
+    person: &str,
+    user: &str,
+    statements: Vec<String>,
+) -> Result<(), InputError> {
+    let key = AuditKey::load(sup.key_file.as_deref()).map_err(input)?;
+    let (entries, _) = read_file(&sup.trail, &key).map_err(input)?;
+    let last = entries
+        .iter()
+        .filter_map(|e| match &e.entry {
+            Entry::Run { record } if record.run == run => Some(record.seq),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let (mut trail, _) = Trail::open(&sup.trail, key).map_err(input)?;
+    let recs = EventRecord::stamp(
+        run,
+        last,
+        vec![Event::CleanedUp {
+            person: person.to_string(),
+            statements,
+        }],
+        &Actor::local(user.to_string()),
+        None,
+        chrono::Utc::now(),
+    );
+    for r in recs {
+        trail.append(&Entry::Run { record: r }).map_err(input)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_name_confirms() {
+        assert!(confirms("orders", "orders"));
+        assert!(confirms(" `shop`.`orders`\n", "orders"));
+        assert!(confirms("ORDERS", "shop.orders"));
+        assert!(!confirms("", "orders"));
+        assert!(!confirms("yes", "orders"));
+    }
+}

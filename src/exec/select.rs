@@ -1,0 +1,346 @@
+//! Executor selection per migration: a migration's `-- cutover: executor=`
+//! directive wins over the target's `executor`, so one run may apply a
+//! native migration and then a gh-ost one. Consecutive migrations with the
+//! same driver form one segment; segments run in order, each announced with
+//! [`ExecUpdate::Executor`] (surfaces then show that driver's controls), and
+//! the run succeeds when the last one does.
+//!
+//! The segment running is written to `<run_dir>/segment.json`, so that a
+//! restarted supervisor recovers the driver that was running.
+
+use super::stored::load_verified;
+use super::{
+    Capabilities, Control, ExecError, ExecJob, ExecStatus, ExecUpdate, Executor, Leftover, Outcome,
+    OutcomeKind,
+};
+use crate::migrate::Migration;
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc};
+
+/// Builds the driver `name` for some migrations.
+pub type Build =
+    Arc<dyn Fn(&str, Vec<Migration>) -> Result<Box<dyn Executor>, ExecError> + Send + Sync>;
+
+/// The capabilities of a driver by name, before it exists.
+pub type CapsOf = Arc<dyn Fn(&str) -> Capabilities + Send + Sync>;
+
+/// The driver a migration asks for, else `default`.
+pub fn executor_for(m: &Migration, default: &str) -> String {
+    m.directives
+        .executor
+        .clone()
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Consecutive migrations with the same driver, in order.
+pub fn segments(ms: Vec<Migration>, default: &str) -> Vec<(String, Vec<Migration>)> {
+    let mut out: Vec<(String, Vec<Migration>)> = Vec::new();
+    for m in ms {
+        let name = executor_for(&m, default);
+        // A tool runs one ALTER per process: each tool migration is its own segment.
+        let tool = matches!(name.as_str(), "gh-ost" | "pt-osc");
+        match out.last_mut() {
+            Some((n, v)) if *n == name && !tool => v.push(m),
+            _ => out.push((name, vec![m])),
+        }
+    }
+    out
+}
+
+struct Inner {
+    segments: Vec<(String, Vec<Migration>)>,
+    index: usize,
+    current: Option<Box<dyn Executor>>,
+    finished: Option<Outcome>,
+}
+
+/// The per-migration executor.
+pub struct PerMigration {
+    default: String,
+    build: Build,
+    caps_of: CapsOf,
+    inner: Arc<Mutex<Inner>>,
+    caps: Arc<std::sync::Mutex<Capabilities>>,
+}
+
+const SEGMENT_FILE: &str = "segment.json";
+
+impl PerMigration {
+    /// Migrations default to `default`; `build` makes drivers.
+    pub fn new(default: &str, build: Build, caps_of: CapsOf) -> PerMigration {
+        let caps = caps_of(default);
+        PerMigration {
+            default: default.to_string(),
+            build,
+            caps_of,
+            inner: Arc::new(Mutex::new(Inner {
+                segments: Vec::new(),
+                index: 0,
+                current: None,
+                finished: None,
+            })),
+            caps: Arc::new(std::sync::Mutex::new(caps)),
+        }
+    }
+
+    fn load(&self, job: &ExecJob) -> Result<Vec<(String, Vec<Migration>)>, ExecError> {
+        let ms = load_verified(&job.run_dir, &job.spec.versions)
+            .map_err(|e| ExecError::Refused(e.to_string()))?;
+        Ok(segments(ms, &self.default))
+    }
+}
+
+struct Runner {
+    build: Build,
+    inner: Arc<Mutex<Inner>>,
+    caps: Arc<std::sync::Mutex<Capabilities>>,
+    job: ExecJob,
+    updates: mpsc::Sender<ExecUpdate>,
+}
+
+impl Runner {
+    /// Starts segment `i` (or recovers it); its updates go to `tx`.
+    async fn begin(
+        &self,
+        i: usize,
+        tx: mpsc::Sender<ExecUpdate>,
+        recover: bool,
+    ) -> Result<Option<ExecStatus>, ExecError> {
+        let mut g = self.inner.lock().await;
+        let (name, ms) = g
+            .segments
+            .get(i)
+            .cloned()
+            .ok_or_else(|| ExecError::Refused("no migration to run".into()))?;
+        let mut exec = (self.build)(&name, ms.clone())?;
+        let caps = exec.capabilities();
+        *self.caps.lock().unwrap_or_else(|p| p.into_inner()) = caps;
+        let _ = std::fs::write(self.job.run_dir.join(SEGMENT_FILE), i.to_string());
+        let _ = self
+            .updates
+            .send(ExecUpdate::Executor {
+                migration: ms
+                    .iter()
+                    .map(|m| m.version.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                executor: exec.name().to_string(),
+                capabilities: caps,
+                notes: exec.notes(),
+            })
+            .await;
+        let status = if recover {
+            Some(exec.recover(self.job.clone(), tx).await?)
+        } else {
+            exec.start(self.job.clone(), tx).await?;
+            None
+        };
+        g.index = i;
+        g.current = Some(exec);
+        Ok(status)
+    }
+
+    /// Forwards segment updates; starts the next segment when one succeeds.
+    async fn forward(self, mut rx: mpsc::Receiver<ExecUpdate>) {
+        loop {
+            let Some(u) = rx.recv().await else { return };
+            match u {
+                ExecUpdate::Finished(o) if o.kind == OutcomeKind::Succeeded => {
+                    let next = {
+                        let g = self.inner.lock().await;
+                        (g.index + 1 < g.segments.len()).then_some(g.index + 1)
+                    };
+                    let Some(next) = next else {
+                        self.inner.lock().await.finished = Some(o.clone());
+                        let _ = self.updates.send(ExecUpdate::Finished(o)).await;
+                        return;
+                    };
+                    let (tx, nrx) = mpsc::channel(64);
+                    if let Err(e) = self.begin(next, tx, false).await {
+                        let o = Outcome {
+                            kind: OutcomeKind::Failed {
+                                error: format!("the next migration did not start: {e}"),
+                            },
+                            leftovers: Vec::new(),
+                        };
+                        self.inner.lock().await.finished = Some(o.clone());
+                        let _ = self.updates.send(ExecUpdate::Finished(o)).await;
+                        return;
+                    }
+                    rx = nrx;
+                }
+                ExecUpdate::Finished(o) => {
+                    self.inner.lock().await.finished = Some(o.clone());
+                    let _ = self.updates.send(ExecUpdate::Finished(o)).await;
+                    return;
+                }
+                other => {
+                    if self.updates.send(other).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Executor for PerMigration {
+    fn name(&self) -> &'static str {
+        "per-migration"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        *self.caps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(
+        &mut self,
+        job: ExecJob,
+        updates: mpsc::Sender<ExecUpdate>,
+    ) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            let segs = self.load(&job)?;
+            self.inner.lock().await.segments = segs;
+            let runner = Runner {
+                build: self.build.clone(),
+                inner: self.inner.clone(),
+                caps: self.caps.clone(),
+                job,
+                updates,
+            };
+            let (tx, rx) = mpsc::channel(64);
+            runner.begin(0, tx, false).await?;
+            tokio::spawn(runner.forward(rx));
+            Ok(())
+        })
+    }
+
+    fn control(&mut self, control: Control) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            let mut g = self.inner.lock().await;
+            match g.current.as_mut() {
+                Some(e) => e.control(control).await,
+                None => Err(ExecError::NotStarted),
+            }
+        })
+    }
+
+    fn status(&mut self) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+        Box::pin(async move {
+            let mut g = self.inner.lock().await;
+            match g.current.as_mut() {
+                Some(e) => e.status().await,
+                None => Err(ExecError::NotStarted),
+            }
+        })
+    }
+
+    fn outcome(&mut self) -> BoxFuture<'_, Result<Option<Outcome>, ExecError>> {
+        Box::pin(async move { Ok(self.inner.lock().await.finished.clone()) })
+    }
+
+    fn leftovers(&mut self) -> BoxFuture<'_, Result<Vec<Leftover>, ExecError>> {
+        Box::pin(async move {
+            let mut g = self.inner.lock().await;
+            match g.current.as_mut() {
+                Some(e) => e.leftovers().await,
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn recover(
+        &mut self,
+        job: ExecJob,
+        updates: mpsc::Sender<ExecUpdate>,
+    ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+        Box::pin(async move {
+            let segs = self.load(&job)?;
+            let i: usize = std::fs::read_to_string(job.run_dir.join(SEGMENT_FILE))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0)
+                .min(segs.len().saturating_sub(1));
+            let last = i + 1 >= segs.len();
+            self.inner.lock().await.segments = segs;
+            *self.caps.lock().unwrap_or_else(|p| p.into_inner()) = (self.caps_of)(&self.default);
+            let runner = Runner {
+                build: self.build.clone(),
+                inner: self.inner.clone(),
+                caps: self.caps.clone(),
+                job,
+                updates,
+            };
+            let (tx, rx) = mpsc::channel(64);
+            let status = runner
+                .begin(i, tx, true)
+                .await?
+                .ok_or_else(|| ExecError::Refused("recovery returned no status".into()))?;
+            tokio::spawn(runner.forward(rx));
+            // An earlier migration of a mixed run finished while nobody watched:
+            // the run is not done, and nothing starts by itself.
+            if status.phase == super::ExecPhase::Succeeded && !last {
+                return Ok(ExecStatus {
+                    phase: super::ExecPhase::NotRunning,
+                    ..status
+                });
+            }
+            Ok(status)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::{LoadOptions, load_paths};
+
+    #[test]
+    fn directives_win_and_tool_migrations_run_alone() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = [
+            ("V1__a.sql", "CREATE TABLE a (id int primary key);\n"),
+            ("V2__b.sql", "CREATE TABLE b (id int primary key);\n"),
+            (
+                "V3__c.sql",
+                "-- cutover: executor=gh-ost\nALTER TABLE a ADD c int;\n",
+            ),
+            (
+                "V4__d.sql",
+                "-- cutover: executor=gh-ost\nALTER TABLE b ADD c int;\n",
+            ),
+            ("V5__e.sql", "ALTER TABLE a ADD d int;\n"),
+        ];
+        let paths: Vec<_> = files
+            .iter()
+            .map(|(n, t)| {
+                let p = dir.path().join(n);
+                std::fs::write(&p, t).unwrap_or_else(|e| panic!("{e}"));
+                p
+            })
+            .collect();
+        let ms = load_paths(
+            &paths,
+            &LoadOptions {
+                engine: Some(crate::model::Engine::Mysql),
+                format: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let segs = segments(ms, "native");
+        let shape: Vec<(String, Vec<String>)> = segs
+            .iter()
+            .map(|(n, ms)| (n.clone(), ms.iter().map(|m| m.version.clone()).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("native".to_string(), vec!["1".to_string(), "2".to_string()]),
+                ("gh-ost".to_string(), vec!["3".to_string()]),
+                ("gh-ost".to_string(), vec!["4".to_string()]),
+                ("native".to_string(), vec!["5".to_string()]),
+            ]
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! kill -9 of the supervisor while real gh-ost copies: a restarted supervisor
+//! finds the live gh-ost through its socket and re-attaches (same process, the
+//! copy is not restarted), the audit trail verifies; an abort then leaves the
+//! ghost and changelog tables, which `cutover cleanup` removes.
+
+mod db_common;
+mod osc_common;
+
+use cutover::run::{Command, Event};
+use mysql_async::prelude::*;
+use osc_common::*;
+
+const ROWS: u64 = 1_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_supervisor_reattaches_to_live_ghost_and_abort_leaves_cleanable_tables() {
+    let Some(primary) = db_common::url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let Some(replica) = db_common::url("CUTOVER_TEST_MY_REPLICA") else {
+        return;
+    };
+    if ghost().is_none() {
+        return;
+    }
+    big_table(&primary, &replica, "ghre", ROWS).await;
+    let dir = project(
+        &primary,
+        &replica,
+        "native",
+        &[(
+            "V9103__ghre_c.sql",
+            "-- cutover: executor=gh-ost chunk-size=100\nALTER TABLE ghre ADD COLUMN c INT NULL;\n",
+        )],
+    );
+    let d = dir.path();
+    let mut client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    let mut w = watch(d).await;
+    w.until("copy progress", |_, _, s| {
+        s.and_then(copied).is_some_and(|n| n > 0 && n < ROWS / 2)
+    })
+    .await;
+    let rd = run_dir(d);
+    let ghost_pid = std::fs::read_to_string(rd.join("gh-ost.pid"))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no gh-ost.pid"));
+    let sup = supervisor_pid(&rd).unwrap_or_else(|| panic!("no supervisor process"));
+
+    // kill -9 the supervisor: gh-ost lives on in its own process group.
+    let st = std::process::Command::new("kill")
+        .args(["-9", &sup.to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success());
+    let _ = tokio::task::spawn_blocking(move || client.wait()).await;
+    while alive(sup) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(alive(ghost_pid), "gh-ost died with the supervisor");
+    let before = count(&primary, "SELECT COUNT(*) FROM _ghre_gho").await;
+
+    // Restart: the supervisor recovers and re-attaches to the same gh-ost.
+    let mut client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    let mut w = watch(d).await;
+    // Recovered before this client subscribed, or while it watches.
+    w.until("recovered", |w, e, _| {
+        matches!(e, Some(Event::Recovered { .. }))
+            || (e.is_none()
+                && w.first
+                    .as_ref()
+                    .is_some_and(|s| s.phase == cutover::run::Phase::Running))
+    })
+    .await;
+    assert!(alive(ghost_pid), "gh-ost was replaced");
+    let pid_now = std::fs::read_to_string(rd.join("gh-ost.pid")).unwrap_or_default();
+    assert_eq!(
+        pid_now.trim(),
+        ghost_pid.to_string(),
+        "a second gh-ost was started"
+    );
+    // The copy goes on from where it was, reported through the re-attached monitor.
+    w.until("progress after the restart", |_, _, s| {
+        s.and_then(copied).is_some_and(|n| n > before)
+    })
+    .await;
+    assert!(count(&primary, "SELECT COUNT(*) FROM _ghre_gho").await >= before);
+
+    // Abort → gh-ost `panic`: it exits, leaving its ghost and changelog tables.
+    w.accepted(Command::Abort {
+        reason: "test abort".into(),
+        table: Some("ghre".into()),
+    })
+    .await;
+    let ab = w.event("aborted").await;
+    let Event::Aborted { leftovers, .. } = &ab else {
+        unreachable!()
+    };
+    let names: Vec<&str> = leftovers.iter().map(|l| l.name.as_str()).collect();
+    assert!(names.iter().any(|n| n.ends_with("._ghre_gho")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("._ghre_ghc")), "{names:?}");
+    assert!(!column_exists(&primary, "ghre", "c").await);
+    let _ = tokio::task::spawn_blocking(move || client.wait()).await;
+    assert!(!alive(ghost_pid), "gh-ost still runs after the abort");
+
+    let run = rd
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let (code, out, err) = cutover(d, &["cleanup", &run, "--confirm", "ghre"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!table_exists(&primary, "_ghre_gho").await);
+    assert!(!table_exists(&primary, "_ghre_ghc").await);
+    let (code, out, err) = cutover(d, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = cutover(d, &["audit", "show"]);
+    assert!(out.contains("interrupted"), "{out}");
+
+    let mut c = conn(&primary).await;
+    c.query_drop("DROP TABLE IF EXISTS ghre")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
