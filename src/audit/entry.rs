@@ -56,7 +56,12 @@ pub struct RelayRecord {
     pub dedup: Option<String>,
 }
 
+/// Executors whose success is a real rehearsal (the simulator proves nothing).
+const REAL_EXECUTORS: &[&str] = &["native", "gh-ost", "pt-osc"];
+
 /// Plan digests that succeeded on a staging target, for the promotion rule.
+/// Only real rehearsals count: a run on a staging environment with a real
+/// executor.
 pub fn staging_successes<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BTreeSet<String> {
     // Per run: its environment and current digest (plan revisions move it).
     let mut runs: BTreeMap<&str, (Environment, String)> = BTreeMap::new();
@@ -64,7 +69,7 @@ pub fn staging_successes<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BT
     for e in entries {
         let Entry::Run { record } = e else { continue };
         match &record.event {
-            Event::Created { spec } => {
+            Event::Created { spec } if REAL_EXECUTORS.contains(&spec.executor.as_str()) => {
                 runs.insert(
                     &record.run,
                     (spec.environment, spec.binding.plan_digest.clone()),
