@@ -128,7 +128,25 @@ pub enum RelayCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole HMAC chain; names the first bad record. Exit 1 if it does not verify.
-    Verify(AuditOpts),
+    Verify {
+        #[command(flatten)]
+        opts: AuditOpts,
+        /// A head published earlier (`<records> <tag>`, from `cutover audit head` or a
+        /// run summary): exit 1 if the trail is shorter than it or differs from it.
+        #[arg(long)]
+        expect_head: Option<String>,
+    },
+    /// Print the verified head `<records> <tag>` (publish it outside this machine).
+    Head(AuditOpts),
+    /// Seal damage found by verify as a new, audited record (nothing is deleted
+    /// or rewritten), so runs may append again.
+    Repair {
+        #[command(flatten)]
+        opts: AuditOpts,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
     /// Readable timeline of all runs, or of one run id or migration version.
     Show {
         #[command(flatten)]
@@ -145,6 +163,10 @@ pub enum AuditCommand {
         /// Only records at or after this UTC time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
         #[arg(long)]
         since: Option<String>,
+        /// On a trail that does not verify, still write the records before the
+        /// first bad one (the exit status is 1 all the same).
+        #[arg(long)]
+        partial: bool,
     },
 }
 

@@ -34,6 +34,28 @@ pub enum Entry {
         /// Where it was moved.
         quarantine: String,
     },
+    /// `cutover audit repair`: damage found in the trail, sealed by an
+    /// operator. Nothing is deleted or rewritten: damaged lines stay where
+    /// they are, covered by this record's count and digest, and the head the
+    /// side file claimed is kept here.
+    Sealed {
+        /// When (UTC).
+        at: DateTime<Utc>,
+        /// Who (OS user).
+        by: String,
+        /// The written reason.
+        reason: String,
+        /// What verification found.
+        problem: String,
+        /// Records that verified before the damage.
+        records_kept: u64,
+        /// Complete lines after them that do not verify (left in place).
+        damaged_lines: u64,
+        /// SHA-256 of those lines' bytes.
+        damaged_sha256: String,
+        /// The `.head` side file as found (`None`: missing).
+        old_head: Option<String>,
+    },
 }
 
 /// A relay's own record (see [`Entry::Relay`]).
