@@ -35,10 +35,15 @@ pub fn run(c: &AuditCommand) -> Result<i32, InputError> {
                 })
                 .transpose()?;
             let (entries, mut r) = audit::read_file(&opts.trail, &key(opts)?).map_err(err)?;
-            if r.problem.is_none()
-                && let Some(a) = &expected
+            // A published head outranks the side file: it says what is missing.
+            if let Some(a) = &expected
+                && !matches!(
+                    r.problem,
+                    Some(Problem::BadRecord { .. } | Problem::WrongKey)
+                )
+                && let Some(p) = audit::check_expected_head(&entries, a)
             {
-                r.problem = audit::check_expected_head(&entries, a);
+                r.problem = Some(p);
             }
             match &r.problem {
                 None => {

@@ -321,8 +321,15 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
                 }
             }
         }
-        if state.phase == Phase::Interrupted && !continue_run(&sock, &id).await? && a.client.no_tui
+        if state.phase == Phase::Interrupted
+            && !continue_run(&sock, &id).await?
+            && a.client.no_tui
         {
+            // The run stays interrupted, recorded; the next `cutover run`
+            // re-checks with cutover.toml as it is then.
+            if let Some(child) = spawned.as_mut() {
+                stop_supervisor(child);
+            }
             return Ok(3);
         }
         let console = Console::new(header(&spec, &cfg), Some(plan));

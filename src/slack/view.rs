@@ -51,6 +51,9 @@ pub struct RunView {
     pub ended_at: Option<DateTime<Utc>>,
     /// Render revision (see the module doc).
     pub rev: u64,
+    /// The audit trail's head after the last event (published in the summary,
+    /// so the head lives outside the machine that holds the trail).
+    pub audit_head: Option<crate::audit::Anchor>,
     /// Rows copied over the last minute, for the rate.
     history: VecDeque<(DateTime<Utc>, u64)>,
 }
@@ -80,7 +83,10 @@ impl RunView {
     /// Folds one published item.
     pub fn apply(&mut self, item: &Published) {
         match item {
-            Published::Event { record, .. } => self.event(record),
+            Published::Event { record, anchor } => {
+                self.audit_head = Some(anchor.clone());
+                self.event(record)
+            }
             Published::Sample(s) => self.sample(s),
             Published::Gap { .. } => {}
         }
