@@ -32,6 +32,15 @@ pub enum Command {
     Run(RunArgs),
     /// Reconnect a console (or the headless printer) to a run.
     Attach(AttachArgs),
+    /// Continue a run: re-open one whose supervisor is gone (recorded as
+    /// interrupted, recovered, then continued with a first start's checks),
+    /// or resume a paused one.
+    #[command(after_help = "Examples:
+  cutover resume prod-V12..V14-3fa2c1d9e0b4 --no-tui
+
+`cutover run` on the same plan finds the same run by itself; `resume` names it.
+Exit codes as for `cutover run`; 3 when the run may not continue (the reason is printed).")]
+    Resume(AttachArgs),
     /// Approve a run locally, as a second authorized person (where policy allows).
     Approve(ApproveArgs),
     /// The per-run supervisor process (started by `cutover run`).

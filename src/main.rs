@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::main(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Attach(a) => cmd::run::attach(a),
+        Command::Resume(a) => cmd::run::resume(a),
         Command::Approve(a) => cmd::run::approve(a),
         Command::Supervise(a) => cmd::run::supervise(a),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),

@@ -43,12 +43,23 @@ async fn fresh_db(eng: Eng, db: &str) -> Option<String> {
         Eng::Pg => {
             let admin = db_common::url("CUTOVER_TEST_PG_PRIMARY")?;
             let c = db_common::pg(&admin).await;
-            c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-            Some(with_db(&admin, db))
+            // CREATE DATABASE copies template1, which fails while another
+            // test's CREATE DATABASE is copying it: retry.
+            let mut last = None;
+            for _ in 0..100 {
+                let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+                let create = format!("CREATE DATABASE {db}");
+                let res = match c.batch_execute(&drop).await {
+                    Ok(()) => c.batch_execute(&create).await,
+                    Err(e) => Err(e),
+                };
+                match res {
+                    Ok(()) => return Some(with_db(&admin, db)),
+                    Err(e) => last = Some(format!("{e:?}")),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("creating database {db}: {last:?}")
         }
         Eng::My => {
             use mysql_async::prelude::Queryable;
@@ -379,18 +390,15 @@ async fn restart_after_window_closed(eng: Eng, db: &str) {
     let (_, shown, _) = p.cutover(&["audit", "show"]);
     assert!(shown.contains("interrupted"), "{shown}");
 
-    // The window opens again: the same run continues and finishes.
-    p.migration(
-        "V1__slow.sql",
-        &format!(
-            "CREATE TABLE gate_w1 (id int);\n{}\nCREATE TABLE gate_w2 (id int);\n",
-            eng.sleep(8)
-        ),
-    );
+    // The window opens again: `cutover resume RUN` continues the same run.
     p.config(std::slice::from_ref(&t), true, "");
-    // (Shortening the sleep would change the bytes and so the run; keep them.)
-    let (code, out, err) = p.run("t");
+    let id = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let (code, out, err) = p.cutover(&["resume", &id, "--no-tui"]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
     assert!(table_exists(eng, &dsn, "gate_w2").await);
     assert_eq!(p.run_dir(), run_dir);
 }

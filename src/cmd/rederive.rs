@@ -102,9 +102,11 @@ pub fn derive(
 }
 
 /// The first field where `derived` differs from what the trail `recorded`
-/// for the run (risk may only have been recorded higher: a table that grew
-/// since is no reason to refuse, a lower recorded risk is).
-pub fn mismatch(recorded: &RunSpec, derived: &RunSpec) -> Option<String> {
+/// for the run. Risk may only have been recorded higher (a table that grew
+/// since is no reason to refuse, a lower recorded risk is), and is compared
+/// only before the run `started`: after that the live tables reflect the
+/// run's own changes, and the risk it was approved at governs.
+pub fn mismatch(recorded: &RunSpec, derived: &RunSpec, started: bool) -> Option<String> {
     let r = recorded;
     let d = derived;
     let field = |name: &str, a: &dyn std::fmt::Display, b: &dyn std::fmt::Display| {
@@ -138,7 +140,7 @@ pub fn mismatch(recorded: &RunSpec, derived: &RunSpec) -> Option<String> {
     if r.executor != d.executor {
         return field("executor", &r.executor, &d.executor);
     }
-    if r.risk < d.risk {
+    if !started && r.risk < d.risk {
         return field("risk", &r.risk, &d.risk);
     }
     None
@@ -172,22 +174,24 @@ mod tests {
     #[test]
     fn names_the_first_field_that_differs() {
         let r = spec();
-        assert_eq!(mismatch(&r, &spec()), None);
+        assert_eq!(mismatch(&r, &spec(), false), None);
         let mut d = spec();
         d.risk = Risk::Low;
         // Recorded higher than derived: the stricter record stands.
-        assert_eq!(mismatch(&r, &d), None);
+        assert_eq!(mismatch(&r, &d, false), None);
         let mut low = spec();
         low.risk = Risk::Low;
-        assert!(mismatch(&low, &spec()).is_some_and(|m| m.starts_with("risk")));
+        assert!(mismatch(&low, &spec(), false).is_some_and(|m| m.starts_with("risk")));
+        // Once started, the live tables reflect the run itself: the record governs.
+        assert_eq!(mismatch(&low, &spec(), true), None);
         let mut d = spec();
         d.environment = Environment::Staging;
-        assert!(mismatch(&r, &d).is_some_and(|m| m.starts_with("environment")));
+        assert!(mismatch(&r, &d, false).is_some_and(|m| m.starts_with("environment")));
         let mut d = spec();
         d.executor = "sim".into();
-        assert!(mismatch(&r, &d).is_some_and(|m| m.starts_with("executor")));
+        assert!(mismatch(&r, &d, true).is_some_and(|m| m.starts_with("executor")));
         let mut d = spec();
         d.versions[0].checksum = "e".repeat(64);
-        assert!(mismatch(&r, &d).is_some_and(|m| m.starts_with("versions")));
+        assert!(mismatch(&r, &d, true).is_some_and(|m| m.starts_with("versions")));
     }
 }

@@ -396,6 +396,68 @@ pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
     })
 }
 
+/// `cutover resume RUN`: re-opens a run whose supervisor is gone (it
+/// recovers, then continues through a first start's gates), or resumes a
+/// paused one, then follows it like `cutover run`.
+pub fn resume(a: &AttachArgs) -> Result<i32, InputError> {
+    let run_dir = a.runs.join(&a.run);
+    if !run_dir.join("run.json").exists() {
+        return Err(InputError(format!(
+            "run {}: no run directory {} (see `cutover audit show {}`)",
+            a.run,
+            run_dir.display(),
+            a.run
+        )));
+    }
+    let cfg = crate::config::discover()
+        .and_then(|p| Config::load(&p).ok())
+        .unwrap_or_default();
+    let plan: Option<Plan> = std::fs::read_to_string(run_dir.join("plan.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut spawned = None;
+        if !supervisor::is_running(&run_dir) {
+            spawned = Some(spawn_supervisor(&run_dir)?);
+        }
+        let sock = socket_path(&run_dir);
+        wait_for(&sock, &run_dir, spawned.as_mut()).await?;
+        let state = current_state(&sock).await?;
+        if state.phase.is_terminal() {
+            println!("run {} has ended: {}", a.run, state.phase);
+            return Ok(headless::exit_code(state.phase));
+        }
+        let go_on = match state.phase {
+            Phase::Interrupted => continue_run(&sock, &a.run).await?,
+            Phase::Paused => {
+                let mut c = Client::connect(&sock).await.map_err(input)?;
+                let reply = c
+                    .command(Surface::Cli, Command::Resume, app::tty(), |_| {})
+                    .await
+                    .map_err(input)?;
+                if let Reply::Refused { reason } = &reply {
+                    eprintln!("cutover: resume refused: {reason}");
+                }
+                !matches!(reply, Reply::Refused { .. })
+            }
+            _ => true,
+        };
+        if !go_on && a.client.no_tui {
+            if let Some(child) = spawned.as_mut() {
+                stop_supervisor(child);
+            }
+            return Ok(3);
+        }
+        let h = state
+            .spec
+            .as_ref()
+            .map(|s| header(s, &cfg))
+            .unwrap_or_default();
+        client(&sock, Console::new(h, plan), &cfg, &a.client, false).await
+    })
+}
+
 /// `cutover approve RUN`: a local approval through the run's socket.
 pub fn approve(a: &ApproveArgs) -> Result<i32, InputError> {
     let sock = socket_path(&a.runs.join(&a.run));
@@ -790,9 +852,10 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
         sup.rules.as_ref(),
     )?;
     if known {
-        let recorded = crate::run::RunState::replay(&records).spec;
-        if let Some(recorded) = recorded
-            && let Some(m) = rederive::mismatch(&recorded, &derived.spec)
+        let recorded = crate::run::RunState::replay(&records);
+        let started = !recorded.phase.is_pre_start();
+        if let Some(spec) = &recorded.spec
+            && let Some(m) = rederive::mismatch(spec, &derived.spec, started)
         {
             return Err(InputError(format!("run {} refused: {m}", sup.run)));
         }
