@@ -490,6 +490,18 @@ impl Trail {
         repairing: bool,
     ) -> Result<(Trail, OpenReport), AuditError> {
         let existed = path.exists();
+        if !existed && !repairing {
+            // The head of an empty trail goes first: whoever sees the trail
+            // file also sees its head, even while its creator is mid-open.
+            write_head(
+                path,
+                &key,
+                &Anchor {
+                    records: 0,
+                    tag: GENESIS.to_string(),
+                },
+            );
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -668,15 +680,20 @@ impl Trail {
     /// Best effort: the side file helps detect truncation (it carries a MAC,
     /// so only the key holder can write one); the published head is the real anchor.
     fn write_anchor(&self) {
-        let a = self.anchor();
-        let Ok(mac) = head_mac(&self.key, &a) else {
-            return;
-        };
-        let hp = head_path(&self.path);
-        let tmp = hp.with_extension("head.tmp");
-        if std::fs::write(&tmp, format!("{a} {mac}\n")).is_ok() {
-            let _ = std::fs::rename(&tmp, &hp);
-        }
+        write_head(&self.path, &self.key, &self.anchor());
+    }
+}
+
+/// Writes `<trail>.head` atomically (best effort, see [`Trail::append`]).
+fn write_head(path: &Path, key: &AuditKey, a: &Anchor) {
+    let Ok(mac) = head_mac(key, a) else {
+        return;
+    };
+    let hp = head_path(path);
+    // Unique per writer, so concurrent writers never rename each other's file.
+    let tmp = hp.with_extension(format!("head.tmp{}", std::process::id()));
+    if std::fs::write(&tmp, format!("{a} {mac}\n")).is_ok() {
+        let _ = std::fs::rename(&tmp, &hp);
     }
 }
 
