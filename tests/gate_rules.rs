@@ -219,3 +219,45 @@ fn only_real_staging_rehearsals_count_for_promotion() {
         );
     }
 }
+
+#[test]
+fn the_plan_digest_covers_executor_engine_and_format() {
+    use cutover::migrate::{Directives, Migration, SourceFormat, TxWrap};
+    use cutover::model::Engine;
+    let m = Migration {
+        version: "1".into(),
+        description: "a".into(),
+        path: "V1__a.sql".into(),
+        checksum: "c".repeat(64),
+        engine: Engine::Postgres,
+        format: SourceFormat::Flyway,
+        repeatable: false,
+        tx: TxWrap::Whole,
+        directives: Directives {
+            executor: Some("gh-ost".into()),
+            ..Directives::default()
+        },
+        statements: vec![],
+        text: String::new(),
+    };
+    let digest = |m: &Migration| cutover::risk::plan_digest(std::slice::from_ref(m), "rules");
+    let base = digest(&m);
+    let mut native = m.clone();
+    native.directives.executor = Some("native".into());
+    assert_ne!(
+        digest(&native),
+        base,
+        "switching gh-ost to native keeps the digest"
+    );
+    let mut mysql = m.clone();
+    mysql.engine = Engine::Mysql;
+    assert_ne!(digest(&mysql), base, "the engine is not covered");
+    let mut plain = m.clone();
+    plain.format = SourceFormat::Plain;
+    assert_ne!(digest(&plain), base, "the source format is not covered");
+    assert_ne!(
+        cutover::risk::plan_digest(std::slice::from_ref(&m), "other rules"),
+        base
+    );
+    assert_eq!(digest(&m.clone()), base);
+}

@@ -261,6 +261,7 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
     let states = trail_runs(&a.trail, &key)?;
     let (id, new) = choose_run(&states, &spec)?;
     let run_dir = a.runs.join(&id);
+    supersede(&a.runs, &states, &spec, &id);
     let format = a
         .opts
         .source_format
@@ -352,6 +353,40 @@ async fn continue_run(sock: &Path, id: &str) -> Result<bool, InputError> {
         }
         _ => true,
     })
+}
+
+/// Runs of an older plan on the same target that never started are
+/// superseded by a new plan: their supervisors are stopped (their records
+/// stay as they are, their approvals do not carry over to the new run).
+fn supersede(
+    runs: &Path,
+    states: &std::collections::BTreeMap<String, crate::run::RunState>,
+    spec: &RunSpec,
+    chosen: &str,
+) {
+    for (id, st) in states {
+        let same_target = st
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.binding.target == spec.binding.target);
+        let dir = runs.join(id);
+        if id == chosen || !same_target || !st.phase.is_pre_start() || !supervisor::is_running(&dir)
+        {
+            continue;
+        }
+        let pid = std::fs::read_to_string(dir.join("supervisor.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid
+            && rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+        {
+            eprintln!(
+                "cutover: run {id} ({}) is superseded by this plan: its supervisor was stopped, and its approvals do not carry over",
+                st.phase
+            );
+        }
+    }
 }
 
 /// The `sim` executor is for the demo and tests: a configured target is a
