@@ -407,9 +407,10 @@ pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
     let sock = socket_path(&run_dir);
     if !sock.exists() {
         return Err(InputError(format!(
-            "run {}: no supervisor is running ({} missing); see `cutover audit show {}`",
+            "run {}: no supervisor is running ({} missing); continue it with `cutover resume {}`, or see `cutover audit show {}`",
             a.run,
             sock.display(),
+            a.run,
             a.run
         )));
     }
