@@ -37,12 +37,19 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Reconnect a console (or the headless printer) to a run.
     Attach(AttachArgs),
+    /// Continue a run: re-open one whose supervisor is gone (recorded as
+    /// interrupted, recovered, then continued with a first start's checks),
+    /// or resume a paused one (a control, like `cutover pause`: it does not attach).
+    #[command(after_help = "Examples:
+  cutover resume prod-V12..V14-3fa2c1d9e0b4 --no-tui
+
+`cutover run` on the same plan finds the same run by itself; `resume` names it.
+Exit codes as for `cutover run`; 3 when the run may not continue (the reason is printed).")]
+    Resume(AttachArgs),
     /// Approve a run locally, as a second authorized person (where policy allows).
     Approve(ApproveArgs),
     /// Pause a running run (as from the console; the executor confirms it).
     Pause(ControlArgs),
-    /// Resume a paused run.
-    Resume(ControlArgs),
     /// Abort a run, with a written reason (high risk: type the table name).
     Abort(AbortArgs),
     /// Trigger a postponed cut-over (high risk: type the table name).
@@ -147,7 +154,25 @@ pub enum RelayCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the whole HMAC chain; names the first bad record. Exit 1 if it does not verify.
-    Verify(AuditOpts),
+    Verify {
+        #[command(flatten)]
+        opts: AuditOpts,
+        /// A head published earlier (`<records> <tag>`, from `cutover audit head` or a
+        /// run summary): exit 1 if the trail is shorter than it or differs from it.
+        #[arg(long)]
+        expect_head: Option<String>,
+    },
+    /// Print the verified head `<records> <tag>` (publish it outside this machine).
+    Head(AuditOpts),
+    /// Seal damage found by verify as a new, audited record (nothing is deleted
+    /// or rewritten), so runs may append again.
+    Repair {
+        #[command(flatten)]
+        opts: AuditOpts,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
     /// Readable timeline of all runs, or of one run id or migration version.
     Show {
         #[command(flatten)]
@@ -164,6 +189,10 @@ pub enum AuditCommand {
         /// Only records at or after this UTC time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
         #[arg(long)]
         since: Option<String>,
+        /// On a trail that does not verify, still write the records before the
+        /// first bad one (the exit status is 1 all the same).
+        #[arg(long)]
+        partial: bool,
     },
 }
 

@@ -100,10 +100,16 @@ fn an_untouched_trail_verifies_and_publishes_its_head() {
     let (t, _) = Trail::open(&p, key()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(t.anchor().tag, r.head);
     let wrong = AuditKey::new(b"another-key-0123456789".to_vec()).unwrap_or_else(|e| panic!("{e}"));
+    // A wrong key is named as such, not blamed on record 1.
     assert!(matches!(
         verify_file(&p, &wrong).map(|r| r.problem),
-        Ok(Some(Problem::BadRecord { line: 1, .. }))
+        Ok(Some(Problem::WrongKey))
     ));
+    assert!(
+        Problem::WrongKey
+            .to_string()
+            .contains("does not verify with this key")
+    );
 }
 
 #[test]
@@ -234,7 +240,9 @@ fn two_writers_are_serialized_by_the_lock() {
 fn show_filters_by_run_and_export_renders_json_and_csv() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let p = trail(dir.path(), 3);
-    let shown = cutover::audit::show_file(&p, &key(), Some("r1")).unwrap_or_default();
+    let shown = cutover::audit::show_file(&p, &key(), Some("r1"))
+        .map(|(s, _)| s)
+        .unwrap_or_default();
     assert!(
         shown.contains("created: plan abababababab on prod (prod, high risk"),
         "{shown}"
@@ -243,14 +251,18 @@ fn show_filters_by_run_and_export_renders_json_and_csv() {
         shown.contains("refused start from x via console: reason 3"),
         "{shown}"
     );
-    let none = cutover::audit::show_file(&p, &key(), Some("r9")).unwrap_or_default();
+    let none = cutover::audit::show_file(&p, &key(), Some("r9"))
+        .map(|(s, _)| s)
+        .unwrap_or_default();
     assert_eq!(none, "no matching records\n");
     let csv = cutover::audit::export_file(&p, &key(), cutover::audit::ExportFormat::Csv, None)
+        .map(|(s, _)| s)
         .unwrap_or_default();
     assert_eq!(csv.lines().count(), 4);
     assert!(csv.starts_with("n,at,run,seq,actor,event,summary,tag\n"));
     let since = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 2).single();
     let json = cutover::audit::export_file(&p, &key(), cutover::audit::ExportFormat::Json, since)
+        .map(|(s, _)| s)
         .unwrap_or_default();
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
     assert_eq!(rows.as_array().map(Vec::len), Some(2));
@@ -361,4 +373,108 @@ fn audit_cli_verifies_shows_exports_and_names_the_tampered_record() {
     let (code, out) = run(&["verify"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("record 3"), "{out}");
+    // Readers exit 1 on a trail that does not verify; export writes nothing
+    // unless asked for the verified prefix.
+    let (code, out) = run(&["show"]);
+    assert_eq!(code, Some(1), "{out}");
+    let (code, out) = run(&["export", "--format", "csv"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.is_empty(), "{out}");
+    let (code, out) = run(&["export", "--format", "csv", "--partial"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.lines().count(), 3, "header + records 1-2: {out}");
+    let (code, _) = run(&["head"]);
+    assert_eq!(code, Some(1));
+    // Sealed: the damaged line stays, the seal is recorded, appends may go on.
+    let (code, out) = run(&[
+        "repair",
+        "--reason",
+        "record 3 edited by hand; see ticket 42",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    // Records 1-2, then the seal covering the damaged lines 3-4.
+    assert!(out.contains("3 record(s) verify"), "{out}");
+    assert!(
+        std::fs::read_to_string(&p)
+            .unwrap_or_default()
+            .contains("reason 9"),
+        "the damaged record is kept"
+    );
+    let (code, out) = run(&["show"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("SEALED") && out.contains("ticket 42"), "{out}");
+    let (code, head) = run(&["head"]);
+    assert_eq!(code, Some(0), "{head}");
+    let (code, out) = run(&["verify", "--expect-head", head.trim()]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[test]
+fn truncation_without_or_with_a_rewritten_head_file_is_caught_and_never_appended_to() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = trail(dir.path(), 6);
+    let head_file = dir.path().join("audit.jsonl.head");
+    let published = verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    let published = cutover::audit::Anchor {
+        records: published.records,
+        tag: published.head,
+    };
+    let l = lines(&p);
+    std::fs::write(&p, join(&l[..4])).unwrap_or_else(|e| panic!("{e}"));
+
+    // The head side file deleted: no longer "clean".
+    std::fs::remove_file(&head_file).unwrap_or_else(|e| panic!("{e}"));
+    let r = verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.problem, Some(Problem::HeadMissing { records: 4 }));
+
+    // Rewritten to match the cut trail (no key needed for the old format): caught.
+    let tag4 = &l[3][8..72];
+    std::fs::write(&head_file, format!("4 {tag4}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let r = verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.problem, Some(Problem::HeadForged));
+    std::fs::write(&head_file, format!("4 {tag4} {}\n", "0".repeat(64)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.problem, Some(Problem::HeadForged));
+
+    // Emptied entirely, head gone: not "0 records, clean".
+    std::fs::write(&p, b"").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&head_file).unwrap_or_else(|e| panic!("{e}"));
+    let r = verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!r.ok(), "an emptied trail must not verify clean");
+
+    // Nothing appends to a trail that does not verify, and the head file is
+    // not rewritten by the attempt.
+    std::fs::write(&p, join(&l[..4])).unwrap_or_else(|e| panic!("{e}"));
+    assert!(Trail::open(&p, key()).is_err());
+    assert!(!head_file.exists());
+    assert_eq!(
+        verify_file(&p, &key()).map(|r| r.problem).ok().flatten(),
+        Some(Problem::HeadMissing { records: 4 })
+    );
+
+    // Against the head published in a run summary, the cut is named.
+    let (entries, _) = cutover::audit::read_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cutover::audit::check_expected_head(&entries, &published),
+        Some(Problem::Truncated {
+            expected: 6,
+            found: 4
+        })
+    );
+
+    // An explicit repair seals it; appends go on after the seal.
+    let a = cutover::audit::repair(&p, key(), "records 5-6 lost with the old disk", "ops")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.records, 5);
+    let (mut t, _) = Trail::open(&p, key()).unwrap_or_else(|e| panic!("{e}"));
+    t.append(&events(1)[0]).unwrap_or_else(|e| panic!("{e}"));
+    let r = verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.ok(), "{:?}", r.problem);
+    assert_eq!(r.records, 6);
+    // The published head still shows what was lost: the seal does not hide it.
+    let (entries, _) = cutover::audit::read_file(&p, &key()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cutover::audit::check_expected_head(&entries, &published).is_some());
 }

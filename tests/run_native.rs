@@ -108,7 +108,19 @@ async fn headless_native_run_applies_records_history_and_is_refused_without_a_ro
     // Without a Slack token the relay wrote what the channel would have seen.
     // The supervisor outlives the headless client until the relay has rewritten the
     // pre-flight to its final state (edits are coalesced, so this takes seconds).
-    let path = d.join(".cutover/runs/dev-1/slack-transcript.jsonl");
+    let run_dir = std::fs::read_dir(d.join(".cutover/runs"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.join("slack-transcript.jsonl").exists())
+        .unwrap_or_else(|| panic!("no run wrote a transcript"));
+    let name = run_dir.file_name().unwrap_or_default().to_string_lossy();
+    // Short ids: target, version range, digest prefix.
+    assert!(
+        name.starts_with("dev-1-") && name.len() == "dev-1-".len() + 12,
+        "{name}"
+    );
+    let path = run_dir.join("slack-transcript.jsonl");
     let mut transcript = String::new();
     for _ in 0..300 {
         transcript = std::fs::read_to_string(&path).unwrap_or_default();

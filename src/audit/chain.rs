@@ -68,6 +68,15 @@ pub enum Problem {
         /// Its length in bytes.
         bytes: u64,
     },
+    /// No record verifies with the key given: a wrong key, not a bad record.
+    WrongKey,
+    /// The `.head` side file is gone: records could have been cut off the end.
+    HeadMissing {
+        /// Records in the trail.
+        records: u64,
+    },
+    /// The `.head` side file does not verify with the key (rewritten).
+    HeadForged,
     /// Whole records are missing at the end (checked against a published head).
     Truncated {
         /// Records the anchor says there were.
@@ -84,6 +93,18 @@ impl fmt::Display for Problem {
             Problem::TornTail { line, bytes } => write!(
                 f,
                 "line {line} is torn ({bytes} bytes without a newline): an append was interrupted"
+            ),
+            Problem::WrongKey => write!(
+                f,
+                "the trail does not verify with this key (no record's tag matches: check CUTOVER_AUDIT_KEY or --key-file)"
+            ),
+            Problem::HeadMissing { records } => write!(
+                f,
+                "the head side file is missing ({records} record(s) in the trail): records may have been cut off the end; check against a published head with --expect-head"
+            ),
+            Problem::HeadForged => write!(
+                f,
+                "the head side file does not verify with this key (it was rewritten): records may have been cut off the end; check against a published head with --expect-head"
             ),
             Problem::Truncated { expected, found } => write!(
                 f,
@@ -103,6 +124,9 @@ pub struct VerifyReport {
     pub head: String,
     /// The first problem, if any.
     pub problem: Option<Problem>,
+    /// Bytes of the file that verified (where an append would go).
+    #[serde(skip)]
+    pub bytes: u64,
 }
 
 impl VerifyReport {
@@ -119,6 +143,71 @@ pub struct Anchor {
     pub records: u64,
     /// Tag of the last of them.
     pub tag: String,
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.records, self.tag)
+    }
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+    /// `<records> <tag>`, as `cutover audit head` prints it.
+    fn from_str(s: &str) -> Result<Anchor, String> {
+        let bad =
+            || format!("'{s}': expected \"<records> <tag>\" as `cutover audit head` prints it");
+        let (n, tag) = s.trim().split_once(' ').ok_or_else(bad)?;
+        let tag = tag.trim();
+        if tag.len() != TAG_HEX || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Anchor {
+            records: n.parse().map_err(|_| bad())?,
+            tag: tag.to_ascii_lowercase(),
+        })
+    }
+}
+
+const HEAD_DOMAIN: &[u8] = b"cutover-audit-head-v1\n";
+
+/// The side file's MAC over `<records> <tag>`: only the key holder can write a head.
+fn head_mac(key: &AuditKey, a: &Anchor) -> Result<String, AuditError> {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.bytes())
+        .map_err(|e| AuditError::Key(e.to_string()))?;
+    m.update(HEAD_DOMAIN);
+    m.update(a.to_string().as_bytes());
+    Ok(hex::encode(m.finalize().into_bytes()))
+}
+
+/// What the `.head` side file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadFile {
+    /// There is none.
+    Missing,
+    /// It does not verify with the key (its text).
+    Forged(String),
+    /// A head written by the key holder.
+    Valid(Anchor),
+}
+
+/// Reads and checks the `.head` side file of a trail.
+pub fn read_head(path: &Path, key: &AuditKey) -> HeadFile {
+    let Ok(text) = std::fs::read_to_string(head_path(path)) else {
+        return HeadFile::Missing;
+    };
+    let forged = || HeadFile::Forged(text.trim().to_string());
+    let mut parts = text.split_whitespace();
+    let (Some(n), Some(tag), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
+        return forged();
+    };
+    let Ok(a) = format!("{n} {tag}").parse::<Anchor>() else {
+        return forged();
+    };
+    match head_mac(key, &a) {
+        Ok(m) if m == mac => HeadFile::Valid(a),
+        _ => forged(),
+    }
 }
 
 fn mac(key: &AuditKey, body: &[u8]) -> Result<Hmac<Sha256>, AuditError> {
@@ -139,6 +228,60 @@ fn encode(
     let body = serde_json::to_string(&BodyOut { n, prev, entry })?;
     let tag = hex::encode(mac(key, body.as_bytes())?.finalize().into_bytes());
     Ok((format!("{PREFIX}{tag}{MIDDLE}{body}}}"), tag))
+}
+
+/// Whether a line's tag matches its body under `key` (nothing else checked).
+fn tag_matches(key: &AuditKey, line: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let Some(rest) = text.strip_prefix(PREFIX) else {
+        return false;
+    };
+    let (Some(tag), Some(body)) = (
+        rest.get(..TAG_HEX),
+        rest.get(TAG_HEX..)
+            .and_then(|r| r.strip_prefix(MIDDLE))
+            .and_then(|r| r.strip_suffix('}')),
+    ) else {
+        return false;
+    };
+    let Ok(tag) = hex::decode(tag) else {
+        return false;
+    };
+    mac(key, body.as_bytes()).is_ok_and(|m| m.verify_slice(&tag).is_ok())
+}
+
+/// A later line that seals the damaged lines from `start`: record `n` after
+/// `prev`, an [`Entry::Sealed`] whose count and digest cover exactly the
+/// bytes between. Returns (offset after the seal, its tag, its entry).
+fn find_seal(
+    key: &AuditKey,
+    bytes: &[u8],
+    start: usize,
+    n: u64,
+    prev: &str,
+) -> Option<(usize, String, Entry)> {
+    let mut pos = start;
+    let mut lines = 0u64;
+    while let Some(nl) = bytes[pos..].iter().position(|b| *b == b'\n') {
+        let end = pos + nl;
+        if pos > start
+            && let Ok((tag, entry)) = check_line(key, &bytes[pos..end], n, prev)
+            && let Entry::Sealed {
+                damaged_lines,
+                damaged_sha256,
+                ..
+            } = &entry
+            && *damaged_lines == lines
+            && *damaged_sha256 == hex::encode(Sha256::digest(&bytes[start..pos]))
+        {
+            return Some((end + 1, tag, entry));
+        }
+        lines += 1;
+        pos = end + 1;
+    }
+    None
 }
 
 /// Checks one complete line as record `n` after `prev`; returns its tag and entry.
@@ -179,7 +322,9 @@ fn check_line(key: &AuditKey, line: &[u8], n: u64, prev: &str) -> Result<(String
 }
 
 /// Verifies trail bytes, returning the good records (up to the first problem)
-/// and the report. `anchor` checks for truncation of whole records.
+/// and the report. `anchor` checks for truncation of whole records. Damage
+/// sealed by `cutover audit repair` is skipped: the seal is the next record
+/// and its digest covers exactly the damaged lines.
 pub fn verify_bytes(
     key: &AuditKey,
     bytes: &[u8],
@@ -188,28 +333,42 @@ pub fn verify_bytes(
     let mut entries = Vec::new();
     let mut head = GENESIS.to_string();
     let mut problem = None;
-    let mut rest = bytes;
+    let mut pos = 0usize;
     let mut n = 0u64;
-    while !rest.is_empty() {
-        let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
+    while pos < bytes.len() {
+        let Some(nl) = bytes[pos..].iter().position(|b| *b == b'\n') else {
             problem = Some(Problem::TornTail {
                 line: n + 1,
-                bytes: rest.len() as u64,
+                bytes: (bytes.len() - pos) as u64,
             });
             break;
         };
-        let line = &rest[..nl];
-        rest = &rest[nl + 1..];
+        let line = &bytes[pos..pos + nl];
         match check_line(key, line, n + 1, &head) {
             Ok((tag, entry)) => {
                 n += 1;
                 head = tag.clone();
                 entries.push(VerifiedEntry { n, tag, entry });
+                pos += nl + 1;
             }
             Err(reason) => {
-                problem = Some(Problem::BadRecord {
-                    line: n + 1,
-                    reason,
+                if let Some((next, tag, entry)) = find_seal(key, bytes, pos, n + 1, &head) {
+                    n += 1;
+                    head = tag.clone();
+                    entries.push(VerifiedEntry { n, tag, entry });
+                    pos = next;
+                    continue;
+                }
+                let any_tag_matches = bytes
+                    .split(|b| *b == b'\n')
+                    .any(|l| !l.is_empty() && tag_matches(key, l));
+                problem = Some(if n == 0 && !any_tag_matches {
+                    Problem::WrongKey
+                } else {
+                    Problem::BadRecord {
+                        line: n + 1,
+                        reason,
+                    }
                 });
                 break;
             }
@@ -218,26 +377,41 @@ pub fn verify_bytes(
     if problem.is_none()
         && let Some(a) = anchor
     {
-        if a.records > n {
-            problem = Some(Problem::Truncated {
-                expected: a.records,
-                found: n,
-            });
-        } else if a.records > 0
-            && entries.get(a.records as usize - 1).map(|e| e.tag.as_str()) != Some(a.tag.as_str())
-        {
-            problem = Some(Problem::BadRecord {
-                line: a.records,
-                reason: "does not match the published head tag (the trail was rewritten)".into(),
-            });
-        }
+        problem = anchor_problem(&entries, n, a);
     }
     let report = VerifyReport {
         records: n,
         head,
         problem,
+        bytes: pos as u64,
     };
     (entries, report)
+}
+
+/// Whether verified `entries` (`n` of them) are shorter than, or differ
+/// from, a published head.
+fn anchor_problem(entries: &[VerifiedEntry], n: u64, a: &Anchor) -> Option<Problem> {
+    if a.records > n {
+        return Some(Problem::Truncated {
+            expected: a.records,
+            found: n,
+        });
+    }
+    if a.records > 0
+        && entries.get(a.records as usize - 1).map(|e| e.tag.as_str()) != Some(a.tag.as_str())
+    {
+        return Some(Problem::BadRecord {
+            line: a.records,
+            reason: "does not match the published head tag (the trail was rewritten)".into(),
+        });
+    }
+    None
+}
+
+/// Checks verified entries against an externally published head
+/// (`cutover audit verify --expect-head`).
+pub fn check_expected_head(entries: &[VerifiedEntry], expected: &Anchor) -> Option<Problem> {
+    anchor_problem(entries, entries.len() as u64, expected)
 }
 
 fn head_path(path: &Path) -> PathBuf {
@@ -246,22 +420,30 @@ fn head_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn read_anchor(path: &Path) -> Option<Anchor> {
-    let text = std::fs::read_to_string(head_path(path)).ok()?;
-    let (n, tag) = text.trim().split_once(' ')?;
-    Some(Anchor {
-        records: n.parse().ok()?,
-        tag: tag.to_string(),
-    })
-}
-
-/// Reads and verifies a trail file against its `.head` side file when present.
+/// Reads and verifies a trail file against its `.head` side file, which must
+/// exist and verify with the key (a missing or rewritten head could hide
+/// records cut off the end).
 pub fn read_file(
     path: &Path,
     key: &AuditKey,
 ) -> Result<(Vec<VerifiedEntry>, VerifyReport), AuditError> {
     let bytes = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
-    Ok(verify_bytes(key, &bytes, read_anchor(path).as_ref()))
+    let head = read_head(path, key);
+    let anchor = match &head {
+        HeadFile::Valid(a) => Some(a),
+        _ => None,
+    };
+    let (entries, mut report) = verify_bytes(key, &bytes, anchor);
+    if report.problem.is_none() {
+        report.problem = match head {
+            HeadFile::Missing => Some(Problem::HeadMissing {
+                records: report.records,
+            }),
+            HeadFile::Forged(_) => Some(Problem::HeadForged),
+            HeadFile::Valid(_) => None,
+        };
+    }
+    Ok((entries, report))
 }
 
 /// `cutover audit verify`: checks the whole chain and names the first bad record.
@@ -295,8 +477,31 @@ pub struct Trail {
 
 impl Trail {
     /// Opens (creating) a trail. A torn last line is moved to a quarantine file
-    /// and recorded; any other problem refuses the open.
+    /// and recorded; any other problem refuses the open: a trail that does
+    /// not verify (a bad record, a missing or rewritten head, records cut off
+    /// the end) is never appended to until `cutover audit repair` seals it.
     pub fn open(path: &Path, key: AuditKey) -> Result<(Trail, OpenReport), AuditError> {
+        Trail::open_inner(path, key, false)
+    }
+
+    fn open_inner(
+        path: &Path,
+        key: AuditKey,
+        repairing: bool,
+    ) -> Result<(Trail, OpenReport), AuditError> {
+        let existed = path.exists();
+        if !existed && !repairing {
+            // The head of an empty trail goes first: whoever sees the trail
+            // file also sees its head, even while its creator is mid-open.
+            write_head(
+                path,
+                &key,
+                &Anchor {
+                    records: 0,
+                    tag: GENESIS.to_string(),
+                },
+            );
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -313,10 +518,14 @@ impl Trail {
             head: GENESIS.to_string(),
         };
         t.file.lock().map_err(|e| AuditError::io(path, e))?;
-        let res = t.catch_up();
+        let res = if repairing {
+            Ok(None)
+        } else {
+            t.load(existed).and_then(|()| t.catch_up())
+        };
         let _ = t.file.unlock();
         let torn = res?;
-        if torn.is_some() {
+        if torn.is_some() || !existed {
             t.write_anchor();
         }
         let report = OpenReport {
@@ -324,6 +533,45 @@ impl Trail {
             torn,
         };
         Ok((t, report))
+    }
+
+    /// Under the lock: verifies what is there (seals included) against the
+    /// head side file, and positions the trail after it.
+    fn load(&mut self, existed: bool) -> Result<(), AuditError> {
+        let mut bytes = Vec::new();
+        self.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.read_to_end(&mut bytes))
+            .map_err(|e| AuditError::io(&self.path, e))?;
+        let (entries, report) = verify_bytes(&self.key, &bytes, None);
+        let tampered = |line: u64, reason: String| AuditError::Tampered {
+            path: self.path.clone(),
+            line,
+            reason,
+        };
+        match &report.problem {
+            None | Some(Problem::TornTail { .. }) => {}
+            Some(Problem::BadRecord { line, reason }) => {
+                return Err(tampered(*line, reason.clone()));
+            }
+            Some(p) => return Err(tampered(report.records + 1, p.to_string())),
+        }
+        let head_problem = match read_head(&self.path, &self.key) {
+            HeadFile::Valid(a) => anchor_problem(&entries, report.records, &a),
+            // A trail created by this open.
+            HeadFile::Missing if !existed => None,
+            HeadFile::Missing => Some(Problem::HeadMissing {
+                records: report.records,
+            }),
+            HeadFile::Forged(_) => Some(Problem::HeadForged),
+        };
+        if let Some(p) = head_problem {
+            return Err(tampered(report.records, p.to_string()));
+        }
+        self.len = report.bytes;
+        self.records = report.records;
+        self.head = report.head;
+        Ok(())
     }
 
     /// Records written so far, and the head tag (publish it in run summaries).
@@ -429,12 +677,109 @@ impl Trail {
         Ok(Some(torn))
     }
 
-    /// Best effort: the side file helps detect truncation; the published head is the real anchor.
+    /// Best effort: the side file helps detect truncation (it carries a MAC,
+    /// so only the key holder can write one); the published head is the real anchor.
     fn write_anchor(&self) {
-        let hp = head_path(&self.path);
-        let tmp = hp.with_extension("head.tmp");
-        if std::fs::write(&tmp, format!("{} {}\n", self.records, self.head)).is_ok() {
-            let _ = std::fs::rename(&tmp, &hp);
-        }
+        write_head(&self.path, &self.key, &self.anchor());
     }
+}
+
+/// Writes `<trail>.head` atomically (best effort, see [`Trail::append`]).
+fn write_head(path: &Path, key: &AuditKey, a: &Anchor) {
+    let Ok(mac) = head_mac(key, a) else {
+        return;
+    };
+    let hp = head_path(path);
+    // Unique per writer, so concurrent writers never rename each other's file.
+    let tmp = hp.with_extension(format!("head.tmp{}", std::process::id()));
+    if std::fs::write(&tmp, format!("{a} {mac}\n")).is_ok() {
+        let _ = std::fs::rename(&tmp, &hp);
+    }
+}
+
+/// `cutover audit repair`: seals the damage verification found as a new
+/// record (what was found, the old head, the reason, who) chained after the
+/// last good record, and writes a new head. Nothing is deleted or rewritten:
+/// damaged lines stay in place, covered by the seal's count and digest.
+pub fn repair(path: &Path, key: AuditKey, reason: &str, by: &str) -> Result<Anchor, AuditError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(AuditError::Key(
+            "a written reason is required to seal a trail".into(),
+        ));
+    }
+    let (mut t, _) = Trail::open_inner(path, key, true)?;
+    t.file.lock().map_err(|e| AuditError::io(path, e))?;
+    let res = (|| {
+        let mut bytes = Vec::new();
+        t.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| t.file.read_to_end(&mut bytes))
+            .map_err(|e| AuditError::io(path, e))?;
+        let head = read_head(path, &t.key);
+        let anchor = match &head {
+            HeadFile::Valid(a) => Some(a.clone()),
+            _ => None,
+        };
+        let (_, chain) = verify_bytes(&t.key, &bytes, None);
+        let problem = match (&chain.problem, &head) {
+            (Some(Problem::WrongKey), _) => {
+                return Err(AuditError::Key(
+                    "the trail does not verify with this key: a repair needs the trail's key"
+                        .into(),
+                ));
+            }
+            (Some(Problem::TornTail { .. }), _) => {
+                return Err(AuditError::Key(
+                    "a torn last line is moved aside by the next append; nothing to seal".into(),
+                ));
+            }
+            (Some(p), _) => p.clone(),
+            (None, HeadFile::Missing) => Problem::HeadMissing {
+                records: chain.records,
+            },
+            (None, HeadFile::Forged(_)) => Problem::HeadForged,
+            (None, HeadFile::Valid(a)) => {
+                let (entries, _) = verify_bytes(&t.key, &bytes, None);
+                match anchor_problem(&entries, chain.records, a) {
+                    Some(p) => p,
+                    None => {
+                        return Err(AuditError::Key(
+                            "the trail verifies: nothing to repair".into(),
+                        ));
+                    }
+                }
+            }
+        };
+        if bytes.last().is_some_and(|b| *b != b'\n') {
+            return Err(AuditError::Key(
+                "the trail ends in a torn line: append once (it is moved aside), then repair"
+                    .into(),
+            ));
+        }
+        let damaged = &bytes[chain.bytes as usize..];
+        let old_head = match head {
+            HeadFile::Missing => None,
+            HeadFile::Forged(text) => Some(format!("{text} (does not verify)")),
+            HeadFile::Valid(a) => Some(a.to_string()),
+        };
+        let _ = anchor;
+        t.len = bytes.len() as u64;
+        t.records = chain.records;
+        t.head = chain.head.clone();
+        t.write_record(&Entry::Sealed {
+            at: chrono::Utc::now(),
+            by: by.to_string(),
+            reason: reason.to_string(),
+            problem: problem.to_string(),
+            records_kept: chain.records,
+            damaged_lines: damaged.iter().filter(|b| **b == b'\n').count() as u64,
+            damaged_sha256: hex::encode(Sha256::digest(damaged)),
+            old_head,
+        })
+    })();
+    let _ = t.file.unlock();
+    res?;
+    t.write_anchor();
+    Ok(t.anchor())
 }

@@ -34,6 +34,28 @@ pub enum Entry {
         /// Where it was moved.
         quarantine: String,
     },
+    /// `cutover audit repair`: damage found in the trail, sealed by an
+    /// operator. Nothing is deleted or rewritten: damaged lines stay where
+    /// they are, covered by this record's count and digest, and the head the
+    /// side file claimed is kept here.
+    Sealed {
+        /// When (UTC).
+        at: DateTime<Utc>,
+        /// Who (OS user).
+        by: String,
+        /// The written reason.
+        reason: String,
+        /// What verification found.
+        problem: String,
+        /// Records that verified before the damage.
+        records_kept: u64,
+        /// Complete lines after them that do not verify (left in place).
+        damaged_lines: u64,
+        /// SHA-256 of those lines' bytes.
+        damaged_sha256: String,
+        /// The `.head` side file as found (`None`: missing).
+        old_head: Option<String>,
+    },
 }
 
 /// A relay's own record (see [`Entry::Relay`]).
@@ -56,7 +78,12 @@ pub struct RelayRecord {
     pub dedup: Option<String>,
 }
 
+/// Executors whose success is a real rehearsal (the simulator proves nothing).
+const REAL_EXECUTORS: &[&str] = &["native", "gh-ost", "pt-osc"];
+
 /// Plan digests that succeeded on a staging target, for the promotion rule.
+/// Only real rehearsals count: a run on a staging environment with a real
+/// executor.
 pub fn staging_successes<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BTreeSet<String> {
     // Per run: its environment and current digest (plan revisions move it).
     let mut runs: BTreeMap<&str, (Environment, String)> = BTreeMap::new();
@@ -64,7 +91,7 @@ pub fn staging_successes<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BT
     for e in entries {
         let Entry::Run { record } = e else { continue };
         match &record.event {
-            Event::Created { spec } => {
+            Event::Created { spec } if REAL_EXECUTORS.contains(&spec.executor.as_str()) => {
                 runs.insert(
                     &record.run,
                     (spec.environment, spec.binding.plan_digest.clone()),

@@ -56,6 +56,23 @@ fn rows(entries: &[VerifiedEntry], since: Option<DateTime<Utc>>) -> Vec<Row<'_>>
                     summary: format!("relay refused {}: {}", record.command, record.reason),
                     entry: &e.entry,
                 },
+                Entry::Sealed {
+                    at,
+                    by,
+                    problem,
+                    reason,
+                    ..
+                } => Row {
+                    n: e.n,
+                    tag: &e.tag,
+                    at: Some(*at),
+                    run: "",
+                    seq: None,
+                    actor: by.clone(),
+                    event: "sealed",
+                    summary: format!("{problem} (reason: {reason})"),
+                    entry: &e.entry,
+                },
                 Entry::TornTailRepaired { line, bytes, .. } => Row {
                     n: e.n,
                     tag: &e.tag,

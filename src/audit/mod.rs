@@ -18,8 +18,8 @@ pub mod key;
 pub mod show;
 
 pub use chain::{
-    Anchor, OpenReport, Problem, Trail, VerifiedEntry, VerifyReport, read_file, verify_bytes,
-    verify_file,
+    Anchor, HeadFile, OpenReport, Problem, Trail, VerifiedEntry, VerifyReport, check_expected_head,
+    read_file, read_head, repair, verify_bytes, verify_file,
 };
 pub use entry::{Entry, RelayRecord, staging_successes};
 pub use export::{ExportFormat, export};
@@ -72,24 +72,29 @@ impl AuditError {
 /// `cutover audit show [RUN|VERSION]`: verifies the trail, then renders the
 /// timeline of the runs matching `filter` (a run id or a migration version;
 /// all when `None`). A trail that does not verify is shown up to its first
-/// bad record, followed by the problem.
-pub fn show_file(path: &Path, key: &AuditKey, filter: Option<&str>) -> Result<String, AuditError> {
+/// bad record, followed by the problem (also returned: the caller exits 1).
+pub fn show_file(
+    path: &Path,
+    key: &AuditKey,
+    filter: Option<&str>,
+) -> Result<(String, Option<Problem>), AuditError> {
     let (entries, report) = read_file(path, key)?;
     let mut out = show(&entries, filter);
     if let Some(p) = &report.problem {
         out.push_str(&format!("\n!! {p}\n"));
     }
-    Ok(out)
+    Ok((out, report.problem))
 }
 
 /// `cutover audit export --format json|csv [--since …]`: the verified records
-/// (up to the first bad one) rendered for compliance.
+/// rendered for compliance, and the problem when the trail does not verify
+/// (then the rendering holds only the records before it).
 pub fn export_file(
     path: &Path,
     key: &AuditKey,
     format: ExportFormat,
     since: Option<DateTime<Utc>>,
-) -> Result<String, AuditError> {
-    let (entries, _) = read_file(path, key)?;
-    Ok(export(&entries, format, since))
+) -> Result<(String, Option<Problem>), AuditError> {
+    let (entries, report) = read_file(path, key)?;
+    Ok((export(&entries, format, since), report.problem))
 }

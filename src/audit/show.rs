@@ -247,6 +247,23 @@ pub fn show(entries: &[VerifiedEntry], filter: Option<&str>) -> String {
                     r.reason
                 );
             }
+            Entry::Sealed {
+                at,
+                by,
+                reason,
+                problem,
+                damaged_lines,
+                old_head,
+                ..
+            } => {
+                let _ = writeln!(
+                    out,
+                    "#{:<5} {} trail SEALED by {by}: {problem}; {damaged_lines} damaged line(s) left in place; old head {}; reason: {reason}",
+                    e.n,
+                    at.format("%Y-%m-%d %H:%M:%S"),
+                    old_head.as_deref().unwrap_or("missing")
+                );
+            }
             Entry::TornTailRepaired {
                 line,
                 bytes,

@@ -50,7 +50,11 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
             _ => None,
         })
         .collect();
-    let phase = crate::run::RunState::replay(&records).phase;
+    let state = crate::run::RunState::replay(&records);
+    let phase = state.phase;
+    // The tables come from the trail (HMAC-chained), not from the run
+    // directory, which the requester can edit.
+    let tables = state.spec.map(|s| s.tables).unwrap_or_default();
     if !phase.is_terminal() && crate::supervisor::is_running(&run_dir) {
         eprintln!(
             "cutover: run {} is {phase} under its supervisor; abort it (or let it end) before cleaning up",
@@ -59,7 +63,7 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
         return Ok(3);
     }
     let cfg = Config::load(&sup.config).map_err(input)?;
-    let target = cfg.target(&sup.spec.binding.target).map_err(input)?.clone();
+    let target = cfg.target(&sup.target).map_err(input)?.clone();
     if target.engine != Engine::Mysql {
         return Err(InputError(format!(
             "target '{}' is PostgreSQL: cutover cleanup removes gh-ost/pt-osc leftovers (MySQL/MariaDB)",
@@ -86,7 +90,7 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
         let mut c = mysql_async::Conn::new(opts)
             .await
             .map_err(|e| InputError(crate::sql::redact::redact_dsn(&e.to_string())))?;
-        let found = leftovers::find_mysql(&mut c, &sup.spec.tables)
+        let found = leftovers::find_mysql(&mut c, &tables)
             .await
             .map_err(input)?;
         let statements = leftovers::statements(&found);
@@ -102,7 +106,7 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
         for s in &statements {
             println!("  {s}");
         }
-        let table = sup.spec.tables.first().cloned().unwrap_or_default();
+        let table = tables.first().cloned().unwrap_or_default();
         let typed = match &a.confirm {
             Some(t) => t.clone(),
             None => {

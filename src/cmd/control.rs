@@ -113,11 +113,6 @@ pub fn pause(a: &ControlArgs) -> Result<i32, InputError> {
     send(a, "pause", |_| Command::Pause)
 }
 
-/// `cutover resume RUN`.
-pub fn resume(a: &ControlArgs) -> Result<i32, InputError> {
-    send(a, "resume", |_| Command::Resume)
-}
-
 /// `cutover abort RUN --reason …`.
 pub fn abort(a: &AbortArgs) -> Result<i32, InputError> {
     send(&a.control, "abort", |s| Command::Abort {

@@ -107,7 +107,9 @@ pub fn summary(c: &Console) -> Vec<String> {
         ));
     }
     if let Some(a) = &c.anchor {
-        out.push(format!("audit head: {} records, tag {}", a.records, a.tag));
+        out.push(format!(
+            "audit head: {a} (check later: cutover audit verify --expect-head \"{a}\")"
+        ));
     }
     out
 }

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod headless;
 pub mod lag;
 pub mod plan;
+pub mod rederive;
 pub mod rules;
 pub mod run;
 pub mod slack;

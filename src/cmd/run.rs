@@ -10,13 +10,13 @@
 
 use super::headless::{self, LineFormat};
 use super::plan::InputError;
+use super::rederive;
 use crate::audit::{self, AuditKey, Entry, Trail};
 use crate::cli::{ApproveArgs, AttachArgs, RunArgs, SuperviseArgs};
-use crate::config::{Config, Stage, TargetConfig};
+use crate::config::{Config, TargetConfig};
 use crate::exec::Executor;
-use crate::exec::sim::{SimConfig, SimExecutor};
 use crate::model::Plan;
-use crate::policy::{Clock, Directory, Environment, Surface, SystemClock};
+use crate::policy::{Clock, Directory, Surface, SystemClock};
 use crate::run::core::{CoreDeps, Reply, RunCore};
 use crate::run::{Command, Phase, RunSpec};
 use crate::supervisor::{self, Client, ServerMsg, socket_path};
@@ -28,19 +28,30 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// What the supervisor process needs, written to `<run_dir>/run.json`.
+/// What the supervisor process needs, written to `<run_dir>/run.json`. It
+/// holds only what cannot be re-derived: everything that decides whether and
+/// how the run may go is derived again from the approved bytes, the rules and
+/// cutover.toml at every supervisor start (see [`super::rederive`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SuperviseSpec {
     /// Run id.
     pub run: String,
-    /// What is run where.
-    pub spec: RunSpec,
+    /// The target's name in cutover.toml.
+    pub target: String,
+    /// The versions this run applies, in order (their bytes are in migrations.json).
+    pub versions: Vec<String>,
+    /// The plan digest `cutover run` planned (the supervisor's own must match).
+    pub plan_digest: String,
     /// The audit trail.
     pub trail: PathBuf,
     /// The key file (else `CUTOVER_AUDIT_KEY`, inherited).
     pub key_file: Option<PathBuf>,
     /// cutover.toml.
     pub config: PathBuf,
+    /// Extra rules given with `--rules` (covered by the plan digest).
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
     /// Postpone the cut-over until commanded.
     pub postpone_cut_over: bool,
 }
@@ -57,26 +68,100 @@ fn runtime() -> Result<tokio::runtime::Runtime, InputError> {
         .map_err(input)
 }
 
-/// A stable run id for (target, versions): re-running the same plan reuses the run.
-pub fn run_id(spec: &RunSpec) -> String {
-    let versions: Vec<&str> = spec.versions.iter().map(|v| v.version.as_str()).collect();
-    let raw = format!("{}-{}", spec.binding.target, versions.join("_"));
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// A short run id that fits any plan: target, first..last version and a
+/// digest prefix (`prod-V1..V120-3fa2c1d9e0b4`), each part capped and made
+/// file-name safe. `n` > 1 numbers a later run of the same plan (after a
+/// failed or aborted one).
+pub fn run_id(spec: &RunSpec, n: u32) -> String {
+    fn clean(s: &str, max: usize) -> String {
+        s.chars()
+            .take(max)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+    let first = spec.versions.first().map(|v| v.version.as_str());
+    let last = spec.versions.last().map(|v| v.version.as_str());
+    let versions = match (first, last) {
+        (Some(a), Some(b)) if a != b => format!("{}..{}", clean(a, 24), clean(b, 24)),
+        (Some(a), _) => clean(a, 24),
+        _ => "none".into(),
+    };
+    let digest = clean(&spec.binding.plan_digest, 12);
+    let base = format!("{}-{versions}-{digest}", clean(&spec.binding.target, 40));
+    if n > 1 { format!("{base}-{n}") } else { base }
 }
 
-fn environment(s: Stage) -> Environment {
-    match s {
-        Stage::Dev => Environment::Dev,
-        Stage::Staging => Environment::Staging,
-        Stage::Prod => Environment::Prod,
+/// The runs the trail holds: id → state. A trail that does not verify is
+/// never appended to, so it refuses the run here, naming the first bad record.
+fn trail_runs(
+    trail: &Path,
+    key: &AuditKey,
+) -> Result<std::collections::BTreeMap<String, crate::run::RunState>, InputError> {
+    let mut out: std::collections::BTreeMap<String, Vec<crate::run::EventRecord>> =
+        Default::default();
+    if !trail.exists() {
+        return Ok(Default::default());
+    }
+    let (entries, report) = audit::read_file(trail, key).map_err(input)?;
+    if let Some(p) = &report.problem {
+        return Err(InputError(format!(
+            "audit trail {} does not verify: {p}. Nothing is appended to it until an operator seals the damage with `cutover audit repair --reason …`",
+            trail.display()
+        )));
+    }
+    for e in entries {
+        if let Entry::Run { record } = e.entry {
+            out.entry(record.run.clone()).or_default().push(record);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(id, recs)| (id, crate::run::RunState::replay(&recs)))
+        .collect())
+}
+
+/// Which run `cutover run` continues or starts for `spec`: (id, whether new).
+///
+/// A run is found again by what it is, not by what is still pending: a
+/// started, unfinished run on the target (crashed, interrupted, or still
+/// going) whose remaining versions are exactly the pending ones is the same
+/// run. A run of this plan that has not started is reused. Otherwise a new
+/// run, numbered after finished runs of the same plan (whose records stay as
+/// they ended).
+fn choose_run(
+    states: &std::collections::BTreeMap<String, crate::run::RunState>,
+    spec: &RunSpec,
+) -> Result<(String, bool), InputError> {
+    for (id, st) in states {
+        let Some(old) = &st.spec else { continue };
+        if old.binding.target != spec.binding.target
+            || st.phase.is_terminal()
+            || st.phase.is_pre_start()
+        {
+            continue;
+        }
+        if old.versions.ends_with(&spec.versions) {
+            return Ok((id.clone(), false));
+        }
+        return Err(InputError(format!(
+            "run {id} on target '{}' is unfinished ({}) and applies other migrations than these; continue it with `cutover resume {id}` or abort it first",
+            spec.binding.target, st.phase
+        )));
+    }
+    let mut n = 1;
+    loop {
+        let id = run_id(spec, n);
+        match states.get(&id) {
+            Some(st) if st.phase.is_pre_start() => return Ok((id, false)),
+            Some(_) => n += 1,
+            None => return Ok((id, true)),
+        }
     }
 }
 
@@ -148,6 +233,8 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
         .ok_or_else(|| InputError("no cutover.toml found (use --config)".into()))?;
     let cfg = Config::load(&cfg_path).map_err(input)?;
     let target = cfg.target(&target_name).map_err(input)?.clone();
+    let executor = rederive::executor_name(&target);
+    check_executor(&executor, &target)?;
     let (plan, _, migrations) = super::plan::build_all(&a.opts)?;
     if let Some(h) = &plan.history
         && !h.changed_after_apply.is_empty()
@@ -163,68 +250,60 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
         println!("Nothing to run: every migration is already applied on {target_name}.");
         return Ok(0);
     }
-    let executor = target.executor.clone().unwrap_or_else(|| "native".into());
     let spec = RunSpec::from_plan(
         &plan,
         &target.name,
-        environment(target.environment),
+        rederive::environment(target.environment),
         &executor,
     );
-    let id = run_id(&spec);
+    // Check the key now: a supervisor without one would die unseen.
+    let key = AuditKey::load(a.key_file.as_deref()).map_err(input)?;
+    let states = trail_runs(&a.trail, &key)?;
+    let (id, new) = choose_run(&states, &spec)?;
     let run_dir = a.runs.join(&id);
+    supersede(&a.runs, &states, &spec, &id);
+    let format = a
+        .opts
+        .source_format
+        .as_deref()
+        .or(target.format.as_deref())
+        .map(|f| f.parse().map_err(InputError))
+        .transpose()?;
     let sup = SuperviseSpec {
         run: id.clone(),
-        spec: spec.clone(),
+        target: target.name.clone(),
+        versions: spec.versions.iter().map(|v| v.version.clone()).collect(),
+        plan_digest: spec.binding.plan_digest.clone(),
         trail: a.trail.clone(),
         key_file: a.key_file.clone(),
         config: cfg_path.clone(),
+        rules: a.opts.rules.clone(),
         postpone_cut_over: a.postpone_cut_over,
     };
+    let resuming = states.get(&id).is_some_and(|s| !s.phase.is_pre_start());
     let rt = runtime()?;
     rt.block_on(async {
+        let mut spawned = None;
         if !supervisor::is_running(&run_dir) {
-            // Check the key now: a supervisor without one would die unseen.
-            AuditKey::load(a.key_file.as_deref()).map_err(input)?;
-            std::fs::create_dir_all(&run_dir).map_err(input)?;
-            write_json(&run_dir.join("run.json"), &sup)?;
-            write_json(&run_dir.join("plan.json"), &plan)?;
-            crate::exec::stored::save(&run_dir, &migrations).map_err(input)?;
-            spawn_supervisor(&run_dir)?;
+            if new || !run_dir.join("run.json").exists() {
+                if resuming {
+                    return Err(InputError(format!(
+                        "run {id} was started but {} is gone: its approved bytes cannot be recovered; see `cutover audit show {id}`",
+                        run_dir.display()
+                    )));
+                }
+                std::fs::create_dir_all(&run_dir).map_err(input)?;
+                write_json(&run_dir.join("run.json"), &sup)?;
+                write_json(&run_dir.join("plan.json"), &plan)?;
+                crate::exec::stored::save(&run_dir, &migrations, format).map_err(input)?;
+            } else if resuming {
+                eprintln!("cutover: continuing run {id} (it stopped while {})", states[&id].phase);
+            }
+            spawned = Some(spawn_supervisor(&run_dir)?);
         }
         let sock = socket_path(&run_dir);
-        wait_for(&sock).await?;
+        wait_for(&sock, &run_dir, spawned.as_mut()).await?;
         let state = current_state(&sock).await?;
-        // The plan was re-read: if it changed, approvals given for the old one are void.
-        if let Some(old) = &state.spec
-            && (old.binding != spec.binding || old.versions != spec.versions)
-        {
-            let mut c = Client::connect(&sock).await.map_err(input)?;
-            let reply = c
-                .command(
-                    Surface::Cli,
-                    Command::RevisePlan {
-                        binding: spec.binding.clone(),
-                        versions: spec.versions.clone(),
-                        reason: "plan re-read by `cutover run`".into(),
-                    },
-                    None,
-                    |_| {},
-                )
-                .await
-                .map_err(input)?;
-            match reply {
-                // The run keeps the plan it had; nothing of the new one is stored.
-                Reply::Refused { reason } => {
-                    eprintln!("cutover: plan revision refused: {reason}")
-                }
-                _ => {
-                    // Stored only once the run core accepted the revision (which
-                    // voided the old approvals), so no start can see a mix.
-                    write_json(&run_dir.join("plan.json"), &plan)?;
-                    crate::exec::stored::save(&run_dir, &migrations).map_err(input)?;
-                }
-            }
-        }
         if state.phase == Phase::Planned {
             let mut c = Client::connect(&sock).await.map_err(input)?;
             let reply = c
@@ -234,14 +313,92 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
             if let Reply::Refused { reason } = reply {
                 eprintln!("cutover: request refused: {reason}");
                 if a.client.no_tui {
-                    // Nothing will happen to this run: say so by the exit code (3 = refused).
+                    // Nothing will happen to this run: say so by the exit code
+                    // (3 = refused), and leave no supervisor behind for it.
+                    if let Some(child) = spawned.as_mut() {
+                        stop_supervisor(child);
+                    }
                     return Ok(3);
                 }
             }
         }
+        if state.phase == Phase::Interrupted
+            && !continue_run(&sock, &id).await?
+            && a.client.no_tui
+        {
+            // The run stays interrupted, recorded; the next `cutover run`
+            // re-checks with cutover.toml as it is then.
+            if let Some(child) = spawned.as_mut() {
+                stop_supervisor(child);
+            }
+            return Ok(3);
+        }
         let console = Console::new(header(&spec, &cfg), Some(plan));
         client(&sock, console, &cfg, &a.client, true).await
     })
+}
+
+/// Continues an interrupted run: a start, with a first start's gates.
+/// `false` when refused (the reason is printed; the run stays interrupted).
+async fn continue_run(sock: &Path, id: &str) -> Result<bool, InputError> {
+    let mut c = Client::connect(sock).await.map_err(input)?;
+    let reply = c
+        .command(Surface::Cli, Command::Start, app::tty(), |_| {})
+        .await
+        .map_err(input)?;
+    Ok(match reply {
+        Reply::Refused { reason } => {
+            eprintln!("cutover: run {id} cannot continue: {reason}");
+            false
+        }
+        _ => true,
+    })
+}
+
+/// Runs of an older plan on the same target that never started are
+/// superseded by a new plan: their supervisors are stopped (their records
+/// stay as they are, their approvals do not carry over to the new run).
+fn supersede(
+    runs: &Path,
+    states: &std::collections::BTreeMap<String, crate::run::RunState>,
+    spec: &RunSpec,
+    chosen: &str,
+) {
+    for (id, st) in states {
+        let same_target = st
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.binding.target == spec.binding.target);
+        let dir = runs.join(id);
+        if id == chosen || !same_target || !st.phase.is_pre_start() || !supervisor::is_running(&dir)
+        {
+            continue;
+        }
+        let pid = std::fs::read_to_string(dir.join("supervisor.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid
+            && rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+        {
+            eprintln!(
+                "cutover: run {id} ({}) is superseded by this plan: its supervisor was stopped, and its approvals do not carry over",
+                st.phase
+            );
+        }
+    }
+}
+
+/// The `sim` executor is for the demo and tests: a configured target is a
+/// real database, and a simulated run of it would prove nothing.
+fn check_executor(name: &str, target: &TargetConfig) -> Result<(), InputError> {
+    if rederive::REAL_EXECUTORS.contains(&name) {
+        return Ok(());
+    }
+    Err(InputError(format!(
+        "target '{}': executor '{name}' cannot run a configured target (use native, gh-ost or pt-osc; `sim` is for `cutover demo` and tests)",
+        target.name
+    )))
 }
 
 /// `cutover attach RUN`.
@@ -250,9 +407,10 @@ pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
     let sock = socket_path(&run_dir);
     if !sock.exists() {
         return Err(InputError(format!(
-            "run {}: no supervisor is running ({} missing); see `cutover audit show {}`",
+            "run {}: no supervisor is running ({} missing); continue it with `cutover resume {}`, or see `cutover audit show {}`",
             a.run,
             sock.display(),
+            a.run,
             a.run
         )));
     }
@@ -265,6 +423,83 @@ pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
     let rt = runtime()?;
     rt.block_on(async {
         let state = current_state(&sock).await?;
+        let h = state
+            .spec
+            .as_ref()
+            .map(|s| header(s, &cfg))
+            .unwrap_or_default();
+        client(&sock, Console::new(h, plan), &cfg, &a.client, false).await
+    })
+}
+
+/// `cutover resume RUN`: re-opens a run whose supervisor is gone (it
+/// recovers, then continues through a first start's gates), or resumes a
+/// paused one, then follows it like `cutover run`.
+pub fn resume(a: &AttachArgs) -> Result<i32, InputError> {
+    let run_dir = a.runs.join(&a.run);
+    if !run_dir.join("run.json").exists() {
+        return Err(InputError(format!(
+            "run {}: no run directory {} (see `cutover audit show {}`)",
+            a.run,
+            run_dir.display(),
+            a.run
+        )));
+    }
+    let cfg = crate::config::discover()
+        .and_then(|p| Config::load(&p).ok())
+        .unwrap_or_default();
+    let plan: Option<Plan> = std::fs::read_to_string(run_dir.join("plan.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut spawned = None;
+        if !supervisor::is_running(&run_dir) {
+            spawned = Some(spawn_supervisor(&run_dir)?);
+        }
+        let sock = socket_path(&run_dir);
+        wait_for(&sock, &run_dir, spawned.as_mut()).await?;
+        let state = current_state(&sock).await?;
+        if state.phase.is_terminal() {
+            println!("run {} has ended: {}", a.run, state.phase);
+            return Ok(headless::exit_code(state.phase));
+        }
+        let go_on = match state.phase {
+            Phase::Interrupted => continue_run(&sock, &a.run).await?,
+            Phase::Paused => {
+                // Resuming a paused run is a control, like `cutover pause`:
+                // sent, answered, and the command exits.
+                let mut c = Client::connect(&sock).await.map_err(input)?;
+                let reply = c
+                    .command(Surface::Cli, Command::Resume, app::tty(), |_| {})
+                    .await
+                    .map_err(input)?;
+                return Ok(match reply {
+                    Reply::Refused { reason } => {
+                        eprintln!("cutover: resume refused: {reason}");
+                        3
+                    }
+                    Reply::Error { message } => {
+                        eprintln!("cutover: {message}");
+                        1
+                    }
+                    _ => {
+                        println!(
+                            "resume accepted: run {} (`cutover attach {}` to watch)",
+                            a.run, a.run
+                        );
+                        0
+                    }
+                });
+            }
+            _ => true,
+        };
+        if !go_on && a.client.no_tui {
+            if let Some(child) = spawned.as_mut() {
+                stop_supervisor(child);
+            }
+            return Ok(3);
+        }
         let h = state
             .spec
             .as_ref()
@@ -389,7 +624,7 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), InputError> {
     std::fs::write(path, text).map_err(|e| InputError(format!("{}: {e}", path.display())))
 }
 
-fn spawn_supervisor(run_dir: &Path) -> Result<(), InputError> {
+fn spawn_supervisor(run_dir: &Path) -> Result<std::process::Child, InputError> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(input)?;
     let log = std::fs::OpenOptions::new()
@@ -408,20 +643,58 @@ fn spawn_supervisor(run_dir: &Path) -> Result<(), InputError> {
         // Its own process group: Ctrl-C or a closed terminal never reaches it.
         .process_group(0)
         .spawn()
-        .map_err(|e| InputError(format!("starting the supervisor: {e}")))?;
-    Ok(())
+        .map_err(|e| InputError(format!("starting the supervisor: {e}")))
 }
 
-async fn wait_for(sock: &Path) -> Result<(), InputError> {
-    for _ in 0..200 {
+/// Ends a supervisor this process started (for a run nothing will happen to).
+fn stop_supervisor(child: &mut std::process::Child) {
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    );
+    for _ in 0..50 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for the supervisor's socket. A supervisor that exits first refused
+/// the run: its last words (from supervisor.log) become this command's error.
+async fn wait_for(
+    sock: &Path,
+    run_dir: &Path,
+    mut child: Option<&mut std::process::Child>,
+) -> Result<(), InputError> {
+    for _ in 0..400 {
         if Client::connect(sock).await.is_ok() {
             return Ok(());
+        }
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            let log = std::fs::read_to_string(run_dir.join("supervisor.log")).unwrap_or_default();
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .trim()
+                .trim_start_matches("cutover: ")
+                .to_string();
+            return Err(InputError(format!(
+                "the supervisor refused the run ({status}): {last}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(InputError(format!(
-        "the supervisor did not open {} (see supervisor.log beside it)",
-        sock.display()
+        "the supervisor did not open {} (see supervisor.log in {})",
+        sock.display(),
+        run_dir.display()
     )))
 }
 
@@ -439,20 +712,19 @@ async fn current_state(sock: &Path) -> Result<crate::run::RunState, InputError> 
 
 /// The executor a run names. `native` runs the approved SQL itself on the target's
 /// primary, from the migrations stored in the run directory (verified against the
-/// approved checksums at start); `sim` is the simulator the demo uses.
+/// approved checksums at start). The simulator is never available for a
+/// configured target.
 pub fn executor(
     name: &str,
     target: &TargetConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<Box<dyn Executor>, InputError> {
+    let _ = clock;
+    check_executor(name, target)?;
     match name {
-        "sim" => Ok(Box::new(SimExecutor::new(
-            SimConfig {
-                tick: Duration::from_millis(200),
-                ..SimConfig::default()
-            },
-            clock,
-        ))),
+        // Each driver takes its migrations from the run directory at start
+        // (or recovery), verified against the approved checksums, and each
+        // migration's `executor=` directive picks its driver.
         "native" | "gh-ost" | "pt-osc" => crate::exec::drivers::per_migration(name, target)
             .map_err(|m| InputError(format!("target '{}': {m}", target.name))),
         other => Err(InputError(format!(
@@ -524,7 +796,7 @@ fn start_slack(
         .collect();
     let setup = RelaySetup {
         run: sup.run.clone(),
-        target: sup.spec.binding.target.clone(),
+        target: sup.target.clone(),
         channel: sc.channel.clone(),
         plan,
         links: sc.links.clone(),
@@ -554,32 +826,72 @@ fn start_slack(
 
 /// `cutover supervise --run-dir DIR` (hidden): the per-run supervisor process.
 pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
-    let text = std::fs::read_to_string(a.run_dir.join("run.json"))
-        .map_err(|e| InputError(format!("{}: {e}", a.run_dir.join("run.json").display())))?;
-    let sup: SuperviseSpec = serde_json::from_str(&text).map_err(input)?;
+    let spec_path = a.run_dir.join("run.json");
+    let text = std::fs::read_to_string(&spec_path)
+        .map_err(|e| InputError(format!("{}: {e}", spec_path.display())))?;
+    let sup: SuperviseSpec = serde_json::from_str(&text)
+        .map_err(|e| InputError(format!("{}: {e}", spec_path.display())))?;
     let _lock = supervisor::lock_run_dir(&a.run_dir).map_err(input)?;
+    let _ = std::fs::write(
+        a.run_dir.join("supervisor.pid"),
+        format!("{}\n", std::process::id()),
+    );
     let cfg = Config::load(&sup.config).map_err(input)?;
     let key = AuditKey::load(sup.key_file.as_deref()).map_err(input)?;
     if let Some(parent) = sup.trail.parent() {
         std::fs::create_dir_all(parent).map_err(input)?;
     }
-    let staging = audit::read_file(&sup.trail, &key)
-        .map(|(entries, _)| {
-            let e: Vec<Entry> = entries.into_iter().map(|v| v.entry).collect();
-            audit::staging_successes(e.iter())
+    let entries: Vec<Entry> = if sup.trail.exists() {
+        let (entries, report) = audit::read_file(&sup.trail, &key).map_err(input)?;
+        if let Some(p) = &report.problem {
+            return Err(InputError(format!(
+                "audit trail {} does not verify: {p}. Nothing is appended to it until an operator seals the damage with `cutover audit repair --reason …`",
+                sup.trail.display()
+            )));
+        }
+        entries.into_iter().map(|v| v.entry).collect()
+    } else {
+        Vec::new()
+    };
+    let staging = audit::staging_successes(entries.iter());
+    let records: Vec<crate::run::EventRecord> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Run { record } if record.run == sup.run => Some(record.clone()),
+            _ => None,
         })
-        .unwrap_or_default();
-    let known = audit::read_file(&sup.trail, &key)
-        .map(|(entries, _)| {
-            entries
-                .iter()
-                .any(|v| matches!(&v.entry, Entry::Run { record } if record.run == sup.run))
-        })
-        .unwrap_or(false);
+        .collect();
+    let known = !records.is_empty();
+    // Everything that decides whether and how the run goes, derived again
+    // from the approved bytes, the rules and cutover.toml.
+    let derived = rederive::derive(
+        &a.run_dir,
+        &cfg,
+        &sup.target,
+        &sup.versions,
+        sup.rules.as_ref(),
+    )?;
+    if known {
+        let recorded = crate::run::RunState::replay(&records);
+        let started = !recorded.phase.is_pre_start();
+        if let Some(spec) = &recorded.spec
+            && let Some(m) = rederive::mismatch(spec, &derived.spec, started)
+        {
+            return Err(InputError(format!("run {} refused: {m}", sup.run)));
+        }
+    } else if derived.spec.binding.plan_digest != sup.plan_digest {
+        return Err(InputError(format!(
+            "run {} refused: plan digest: run.json expects {}, the stored migrations give {}",
+            sup.run, sup.plan_digest, derived.spec.binding.plan_digest
+        )));
+    } else {
+        // What the console and Slack show is the supervisor's own plan.
+        write_json(&a.run_dir.join("plan.json"), &derived.plan)?;
+    }
     let (trail, _) = Trail::open(&sup.trail, key).map_err(input)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let target = cfg.target(&sup.spec.binding.target).map_err(input)?.clone();
-    let exec = executor(&sup.spec.executor, &target, clock.clone())?;
+    let target = cfg.target(&sup.target).map_err(input)?.clone();
+    let exec = executor(&derived.spec.executor, &target, clock.clone())?;
     // Replica lag: one poller, owned by the run core (chart, Slack, throttling).
     let lag = if target.replicas.is_empty() {
         None
@@ -600,7 +912,7 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
         let mut core = if known {
             RunCore::recover(&sup.run, deps, trail, exec).await
         } else {
-            RunCore::create(&sup.run, sup.spec.clone(), deps, trail, exec)
+            RunCore::create(&sup.run, derived.spec.clone(), deps, trail, exec)
         }
         .map_err(input)?;
         if let Some((poller, opts)) = lag {

@@ -110,5 +110,10 @@ pub fn per_migration(default: &str, target: &TargetConfig) -> Result<Box<dyn Exe
     });
     let t = target.clone();
     let caps: CapsOf = Arc::new(move |name: &str| capabilities(name, &t));
-    Ok(Box::new(PerMigration::new(default, build, caps)))
+    Ok(Box::new(PerMigration::new(
+        default,
+        target.engine,
+        build,
+        caps,
+    )))
 }

@@ -58,6 +58,8 @@ struct Inner {
 /// The per-migration executor.
 pub struct PerMigration {
     default: String,
+    /// The target's engine: the stored files are split as it reads them.
+    engine: crate::model::Engine,
     build: Build,
     caps_of: CapsOf,
     inner: Arc<Mutex<Inner>>,
@@ -68,10 +70,16 @@ const SEGMENT_FILE: &str = "segment.json";
 
 impl PerMigration {
     /// Migrations default to `default`; `build` makes drivers.
-    pub fn new(default: &str, build: Build, caps_of: CapsOf) -> PerMigration {
+    pub fn new(
+        default: &str,
+        engine: crate::model::Engine,
+        build: Build,
+        caps_of: CapsOf,
+    ) -> PerMigration {
         let caps = caps_of(default);
         PerMigration {
             default: default.to_string(),
+            engine,
             build,
             caps_of,
             inner: Arc::new(Mutex::new(Inner {
@@ -85,7 +93,7 @@ impl PerMigration {
     }
 
     fn load(&self, job: &ExecJob) -> Result<Vec<(String, Vec<Migration>)>, ExecError> {
-        let ms = load_verified(&job.run_dir, &job.spec.versions)
+        let ms = load_verified(&job.run_dir, self.engine, &job.spec.versions)
             .map_err(|e| ExecError::Refused(e.to_string()))?;
         Ok(segments(ms, &self.default))
     }

@@ -1,19 +1,20 @@
 //! The exact migrations a run was approved for, kept in its run directory.
 //!
-//! The supervisor never re-reads migration files: `cutover run` writes the text
-//! and statements it planned to `<run_dir>/migrations.json`, and a native executor
-//! loads them at start and checks every (version, SHA-256) pair against the run's
-//! binding. A file edited after approval therefore cannot run: the plan revision
-//! voids the approval, and stale stored text fails the check.
+//! The supervisor never re-reads migration files from the project: `cutover
+//! run` copies the source files' bytes into `<run_dir>/migrations.json`, and
+//! at every start and recovery the executor re-loads them with the same loader
+//! `cutover plan` uses (splitting, directives, transaction wrapping all derived
+//! from the bytes), keeps the approved versions and checks every (version,
+//! SHA-256) pair against the run's binding. Nothing derived (statement lists,
+//! directives) is stored, so nothing derived can be edited after approval.
 
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecStatus, ExecUpdate, Executor, Leftover, Outcome,
 };
 use crate::lag::LagPoller;
-use crate::migrate::{Directives, Migration, SourceFormat, TxWrap, sha256_hex};
+use crate::migrate::{LoadOptions, Migration, SourceFormat, load_paths, sha256_hex};
 use crate::model::Engine;
 use crate::policy::approvals::VersionChecksum;
-use crate::sql::split::RawStatement;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -22,45 +23,42 @@ use tokio::sync::mpsc;
 /// File name inside the run directory.
 pub const FILE: &str = "migrations.json";
 
+/// One source file, byte for byte.
 #[derive(Serialize, Deserialize)]
-struct StoredMigration {
-    version: String,
-    description: String,
+struct StoredFile {
+    /// Where it was read from (shown, and recorded in the history table).
     path: PathBuf,
-    checksum: String,
-    engine: Engine,
-    format: SourceFormat,
-    repeatable: bool,
-    tx: TxWrap,
-    directives: Directives,
-    /// (line, sql) of each statement, exactly as planned.
-    statements: Vec<(usize, String)>,
     text: String,
 }
 
-/// Writes the migrations to `<run_dir>/migrations.json` (atomically).
-pub fn save(run_dir: &Path, migrations: &[Migration]) -> std::io::Result<()> {
-    let stored: Vec<StoredMigration> = migrations
-        .iter()
-        .map(|m| StoredMigration {
-            version: m.version.clone(),
-            description: m.description.clone(),
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// The source format forced on the command line or in cutover.toml, if any
+    /// (it is covered by the plan digest, so editing it voids the approval).
+    format: Option<SourceFormat>,
+    files: Vec<StoredFile>,
+}
+
+/// Writes the source files of `migrations` to `<run_dir>/migrations.json` (atomically).
+pub fn save(
+    run_dir: &Path,
+    migrations: &[Migration],
+    format: Option<SourceFormat>,
+) -> std::io::Result<()> {
+    let mut files: Vec<StoredFile> = Vec::new();
+    for m in migrations {
+        if files.iter().any(|f| f.path == m.path) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&m.path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", m.path.display())))?;
+        files.push(StoredFile {
             path: m.path.clone(),
-            checksum: m.checksum.clone(),
-            engine: m.engine,
-            format: m.format,
-            repeatable: m.repeatable,
-            tx: m.tx,
-            directives: m.directives.clone(),
-            statements: m
-                .statements
-                .iter()
-                .map(|s| (s.line, s.sql.clone()))
-                .collect(),
-            text: m.text.clone(),
-        })
-        .collect();
-    let json = serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?;
+            text,
+        });
+    }
+    let json =
+        serde_json::to_vec_pretty(&Stored { format, files }).map_err(std::io::Error::other)?;
     let tmp = run_dir.join(format!("{FILE}.tmp"));
     std::fs::write(&tmp, json)?;
     std::fs::rename(tmp, run_dir.join(FILE))
@@ -77,61 +75,79 @@ pub enum StoredError {
     Mismatch(String),
 }
 
-/// Loads the stored migrations and checks them against the run's approved versions.
-pub fn load_verified(
+/// Loads the stored bytes of `versions` (in that order) for `engine`: every
+/// statement list, directive and transaction mode comes from the bytes.
+pub fn load(
     run_dir: &Path,
-    approved: &[VersionChecksum],
+    engine: Engine,
+    versions: &[String],
 ) -> Result<Vec<Migration>, StoredError> {
     let path = run_dir.join(FILE);
     let shown = path.display().to_string();
-    let bytes = std::fs::read(&path).map_err(|e| StoredError::Read {
+    let read = |message: String| StoredError::Read {
         path: shown.clone(),
-        message: e.to_string(),
-    })?;
-    let stored: Vec<StoredMigration> =
-        serde_json::from_slice(&bytes).map_err(|e| StoredError::Read {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-    if stored.len() != approved.len() {
-        return Err(StoredError::Mismatch(format!(
-            "{} migration(s) stored, {} approved",
-            stored.len(),
-            approved.len()
-        )));
+        message,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| read(e.to_string()))?;
+    let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| read(e.to_string()))?;
+    // The loader reads files: give it the approved bytes in a private scratch dir.
+    let scratch = tempfile::Builder::new()
+        .prefix(".approved")
+        .tempdir_in(run_dir)
+        .map_err(|e| read(e.to_string()))?;
+    let mut all: Vec<Migration> = Vec::new();
+    for (i, f) in stored.files.iter().enumerate() {
+        let name = f
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "migration.sql".into());
+        let dir = scratch.path().join(i.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| read(e.to_string()))?;
+        let p = dir.join(name);
+        std::fs::write(&p, &f.text).map_err(|e| read(e.to_string()))?;
+        let opts = LoadOptions {
+            engine: Some(engine),
+            format: stored.format,
+        };
+        let ms = load_paths(&[p], &opts)
+            .map_err(|e| read(format!("{} (stored copy): {e}", f.path.display())))?;
+        for mut m in ms {
+            m.path = f.path.clone();
+            all.push(m);
+        }
     }
-    let mut out = Vec::with_capacity(stored.len());
-    for (s, a) in stored.into_iter().zip(approved) {
-        let actual = sha256_hex(s.text.as_bytes());
-        if s.version != a.version || s.checksum != a.checksum || actual != a.checksum {
+    let mut out = Vec::with_capacity(versions.len());
+    for v in versions {
+        let i = all.iter().position(|m| &m.version == v).ok_or_else(|| {
+            StoredError::Mismatch(format!("version {v} is not in the stored files"))
+        })?;
+        out.push(all.swap_remove(i));
+    }
+    Ok(out)
+}
+
+/// Loads the stored migrations and checks them against the run's approved
+/// (version, SHA-256) pairs.
+pub fn load_verified(
+    run_dir: &Path,
+    engine: Engine,
+    approved: &[VersionChecksum],
+) -> Result<Vec<Migration>, StoredError> {
+    let versions: Vec<String> = approved.iter().map(|a| a.version.clone()).collect();
+    let ms = load(run_dir, engine, &versions)?;
+    for (m, a) in ms.iter().zip(approved) {
+        let actual = sha256_hex(m.text.as_bytes());
+        if m.checksum != a.checksum || actual != a.checksum {
             return Err(StoredError::Mismatch(format!(
-                "version {} (stored checksum {}, text hashes to {}) vs approved {} ({})",
-                s.version,
-                short(&s.checksum),
+                "version {} hashes to {} but {} was approved",
+                m.version,
                 short(&actual),
-                a.version,
                 short(&a.checksum)
             )));
         }
-        out.push(Migration {
-            version: s.version,
-            description: s.description,
-            path: s.path,
-            checksum: s.checksum,
-            engine: s.engine,
-            format: s.format,
-            repeatable: s.repeatable,
-            tx: s.tx,
-            directives: s.directives,
-            statements: s
-                .statements
-                .into_iter()
-                .map(|(line, sql)| RawStatement { sql, line })
-                .collect(),
-            text: s.text,
-        });
     }
-    Ok(out)
+    Ok(ms)
 }
 
 fn short(s: &str) -> &str {
@@ -147,6 +163,7 @@ pub type Factory =
 pub struct FromRunDir {
     name: &'static str,
     capabilities: Capabilities,
+    engine: Engine,
     factory: Factory,
     lag: Option<Box<dyn LagPoller>>,
     inner: Option<Box<dyn Executor>>,
@@ -157,12 +174,14 @@ impl FromRunDir {
     pub fn new(
         name: &'static str,
         capabilities: Capabilities,
+        engine: Engine,
         factory: Factory,
         lag: Option<Box<dyn LagPoller>>,
     ) -> FromRunDir {
         FromRunDir {
             name,
             capabilities,
+            engine,
             factory,
             lag,
             inner: None,
@@ -170,7 +189,7 @@ impl FromRunDir {
     }
 
     fn build(&mut self, job: &ExecJob) -> Result<&mut Box<dyn Executor>, ExecError> {
-        let ms = load_verified(&job.run_dir, &job.spec.versions)
+        let ms = load_verified(&job.run_dir, self.engine, &job.spec.versions)
             .map_err(|e| ExecError::Refused(e.to_string()))?;
         let exec = (self.factory)(ms, self.lag.take());
         Ok(self.inner.insert(exec))
@@ -240,7 +259,6 @@ impl Executor for FromRunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::{LoadOptions, load_paths};
 
     fn migrations(dir: &Path, sql: &str) -> Vec<Migration> {
         let f = dir.join("V1__a.sql");
@@ -268,15 +286,16 @@ mod tests {
     fn round_trips_and_refuses_edited_or_other_migrations() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let ms = migrations(dir.path(), "ALTER TABLE t ADD c int;\nSELECT 1;\n");
-        save(dir.path(), &ms).unwrap_or_else(|e| panic!("{e}"));
-        let back = load_verified(dir.path(), &approved(&ms)).unwrap_or_else(|e| panic!("{e}"));
+        save(dir.path(), &ms, None).unwrap_or_else(|e| panic!("{e}"));
+        let back = load_verified(dir.path(), Engine::Postgres, &approved(&ms))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back[0].statements, ms[0].statements);
         assert_eq!(back[0].text, ms[0].text);
 
         // Approved for other content: refused.
         let other = migrations(dir.path(), "DROP TABLE t;\n");
         assert!(matches!(
-            load_verified(dir.path(), &approved(&other)),
+            load_verified(dir.path(), Engine::Postgres, &approved(&other)),
             Err(StoredError::Mismatch(_))
         ));
 
@@ -286,8 +305,26 @@ mod tests {
         std::fs::write(&p, text.replace("ADD c int", "ADD c bigint"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
-            load_verified(dir.path(), &approved(&ms)),
+            load_verified(dir.path(), Engine::Postgres, &approved(&ms)),
             Err(StoredError::Mismatch(_))
         ));
+    }
+
+    #[test]
+    fn statements_are_split_from_the_approved_bytes_not_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ms = migrations(dir.path(), "ALTER TABLE t ADD c int;\n");
+        save(dir.path(), &ms, None).unwrap_or_else(|e| panic!("{e}"));
+        // A statement list smuggled into the stored file is ignored.
+        let p = dir.path().join(FILE);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|e| panic!("{e}"));
+        v["files"][0]["statements"] = serde_json::json!([[1, "DROP TABLE t"]]);
+        std::fs::write(&p, v.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let back = load_verified(dir.path(), Engine::Postgres, &approved(&ms))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back[0].statements.len(), 1);
+        assert!(back[0].statements[0].sql.contains("ADD c int"));
     }
 }

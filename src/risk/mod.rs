@@ -243,7 +243,9 @@ pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
     }
 }
 
-/// SHA-256 over the ordered (version, checksum) pairs and the rules digest.
+/// SHA-256 over the ordered (version, checksum) pairs, what decides how each
+/// runs (engine, source format, executor directive) and the rules digest:
+/// switching any of them after approval voids the approval.
 pub fn plan_digest(migrations: &[Migration], rules_digest: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -251,6 +253,12 @@ pub fn plan_digest(migrations: &[Migration], rules_digest: &str) -> String {
         h.update(m.version.as_bytes());
         h.update([0]);
         h.update(m.checksum.as_bytes());
+        h.update([0]);
+        h.update(m.engine.to_string().as_bytes());
+        h.update([0]);
+        h.update(m.format.as_str().as_bytes());
+        h.update([0]);
+        h.update(m.directives.executor.as_deref().unwrap_or("-").as_bytes());
         h.update([b'\n']);
     }
     h.update(b"rules:");

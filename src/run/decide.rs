@@ -577,8 +577,13 @@ impl Decider<'_> {
             person: self.who.person.clone(),
         };
         match self.state.phase {
-            // Restart after an interruption the executor confirmed left nothing running.
-            Phase::Interrupted => return Ok(vec![started]),
+            // Restart after an interruption the executor confirmed left nothing
+            // running: a restart is a start, so the same gates hold (a recorded
+            // window override still waives the window).
+            Phase::Interrupted => {
+                self.restart_gate()?;
+                return Ok(vec![started]);
+            }
             Phase::WaitingForWindow => {
                 return Err(format!(
                     "waiting for window: {}",
@@ -596,6 +601,32 @@ impl Decider<'_> {
         }
         self.promotion()?;
         Ok(vec![started])
+    }
+
+    /// The gates of a first start, for continuing an interrupted run. The
+    /// approvals must still bind to the run's plan and satisfy the policy as
+    /// they did when it first started (a run that ran for hours is not voided
+    /// by their age).
+    fn restart_gate(&self) -> Result<(), String> {
+        let rule = self
+            .ctx
+            .policy
+            .approval_rule(self.spec.environment, self.spec.risk);
+        let status = approvals::evaluate(
+            self.ctx.policy,
+            rule,
+            &self.state.approvals,
+            &self.spec.binding,
+            self.state.requester.as_deref(),
+            self.state.started_at.unwrap_or(self.ctx.now),
+        );
+        if !status.satisfied() {
+            return Err(format!("approvals no longer hold: {}", status.missing()));
+        }
+        if let Some(reason) = self.window_block() {
+            return Err(format!("blocked by window: {reason}"));
+        }
+        self.promotion()
     }
 
     fn tick(&self) -> Vec<Event> {

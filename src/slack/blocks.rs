@@ -1031,6 +1031,12 @@ pub fn completion(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
     if let Some(o) = &s.outcome {
         blocks.push(section(&format!("*Reason:* {}", fit(o, 2500))));
     }
+    if let Some(a) = &view.audit_head {
+        // Check later with `cutover audit verify --expect-head "<records> <tag>"`.
+        blocks.push(
+            json!({"type": "context", "elements": [mrkdwn(&format!("audit head `{a}`"), 300)]}),
+        );
+    }
     if !view.leftovers.is_empty() {
         let mut t = String::from("*Left behind* (clean up by hand):");
         for l in view.leftovers.iter().take(20) {

@@ -51,6 +51,9 @@ pub struct RunView {
     pub rev: u64,
     /// The copy's progress, folded as every surface folds it.
     pub copy: CopyView,
+    /// The audit trail's head after the last event (published in the summary,
+    /// so the head lives outside the machine that holds the trail).
+    pub audit_head: Option<crate::audit::Anchor>,
 }
 
 /// Which buttons a state offers; a change bumps the render revision.
@@ -78,7 +81,10 @@ impl RunView {
     /// Folds one published item.
     pub fn apply(&mut self, item: &Published) {
         match item {
-            Published::Event { record, .. } => self.event(record),
+            Published::Event { record, anchor } => {
+                self.audit_head = Some(anchor.clone());
+                self.event(record)
+            }
             Published::Sample(s) => self.sample(s),
             Published::Gap { .. } => {}
         }

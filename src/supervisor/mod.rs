@@ -24,9 +24,67 @@ pub use server::{bind, serve};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-/// The socket's path in a run directory.
+/// Longest socket path that fits `sockaddr_un.sun_path` with its NUL on
+/// every platform cutover runs on (Linux allows 108, macOS 104).
+const SUN_PATH_MAX: usize = 103;
+
+/// The socket's path for a run directory: inside it when that fits
+/// `sun_path`, else a short name in a per-user directory (derived from the
+/// run directory's absolute path, so every client finds the same one).
 pub fn socket_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("control.sock")
+    let inside = run_dir.join("control.sock");
+    if inside.as_os_str().len() <= SUN_PATH_MAX {
+        return inside;
+    }
+    use sha2::{Digest, Sha256};
+    let abs = std::fs::canonicalize(run_dir).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(run_dir))
+            .unwrap_or_else(|_| run_dir.to_path_buf())
+    });
+    let digest = hex::encode(Sha256::digest(abs.as_os_str().as_encoded_bytes()));
+    short_socket_dir().join(format!("{}.sock", &digest[..24]))
+}
+
+/// `$XDG_RUNTIME_DIR/cutover` or `/tmp/cutover-<uid>`, owner-only.
+fn short_socket_dir() -> PathBuf {
+    let uid = peer::current_uid();
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir() && p.as_os_str().len() < 60)
+        .map(|p| p.join("cutover"))
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/cutover-{uid}")))
+}
+
+/// Creates the short socket directory when a run's socket lives there,
+/// refusing one that another user owns or others can enter.
+pub fn prepare_socket_dir(sock: &Path) -> Result<(), SupervisorError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(dir) = sock.parent() else {
+        return Ok(());
+    };
+    if dir != short_socket_dir() {
+        return Ok(());
+    }
+    let io = |what, source| SupervisorError::Io {
+        what,
+        path: dir.to_path_buf(),
+        source,
+    };
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("creating socket directory", e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| io("reading socket directory", e))?;
+    if !meta.is_dir() || meta.uid() != peer::current_uid() {
+        return Err(io(
+            "checking socket directory",
+            std::io::Error::other("not a directory owned by this user"),
+        ));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io("securing socket directory", e))
 }
 
 /// Supervisor failures.
@@ -106,6 +164,7 @@ pub async fn supervise(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<crate::run::RunState, SupervisorError> {
     let path = socket_path(run_dir);
+    prepare_socket_dir(&path)?;
     let listener = bind(&path)?;
     let (tx, rx) = requests;
     let serving = shutdown.child_token();

@@ -16,6 +16,11 @@ pub fn user_name(uid: u32) -> String {
         .unwrap_or_else(|| format!("uid{uid}"))
 }
 
+/// The current process's uid.
+pub fn current_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
 /// The current process's user name (for tests and the `local:` actor of the CLI).
 pub fn current_user() -> String {
     user_name(rustix::process::getuid().as_raw())
