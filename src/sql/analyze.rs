@@ -623,7 +623,7 @@ fn const_truth(e: &Expr) -> Option<bool> {
         Expr::UnaryOp { op: U::Not, expr } => const_truth(expr).map(|b| !b),
         Expr::IsTrue(x) | Expr::IsNotFalse(x) => const_truth(x),
         Expr::IsFalse(x) | Expr::IsNotTrue(x) => const_truth(x).map(|b| !b),
-        Expr::IsNotNull(x) => literal_number(x).map(|_| true).or_else(|| match &**x {
+        Expr::IsNotNull(x) => literal_number(x).map(|_| true).or(match &**x {
             Expr::Value(v) if !matches!(v.value, V::Null) => Some(true),
             _ => None,
         }),
