@@ -60,6 +60,14 @@ Exit codes as for `cutover run`; 3 when the run may not continue (the reason is 
         after_help = "Examples:\n  cutover cleanup dev-9101                  # shows the statements, asks for the table name\n  cutover cleanup dev-9101 --confirm orders # non-interactive\n\nExit codes: 0 cleaned or nothing to clean, 2 bad input, 3 refused or not confirmed."
     )]
     Cleanup(CleanupArgs),
+    /// List the runs in the audit trail: id, target, state, when, who asked, and what is left here.
+    #[command(after_help = "Examples:\n  cutover runs\n  cutover runs --format json")]
+    Runs(RunsArgs),
+    /// Remove a finished (or never started) run's directory, socket and supervisor; recorded in the trail.
+    #[command(
+        after_help = "A run that executed and did not end is resumed or aborted, never forgotten.\nIts records stay in the trail.\n\nExit codes: 0 forgotten or nothing left, 2 bad input, 3 the run is in progress."
+    )]
+    Forget(ForgetArgs),
     /// The per-run supervisor process (started by `cutover run`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -396,6 +404,39 @@ pub struct CutOverArgs {
     /// The table name, typed to confirm a high-risk cut-over (asked for on a terminal when absent).
     #[arg(long)]
     pub table: Option<String>,
+}
+
+/// `cutover runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The audit trail.
+    #[arg(long, default_value = ".cutover/audit.jsonl")]
+    pub trail: PathBuf,
+    /// File holding the audit HMAC key (default: CUTOVER_AUDIT_KEY).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+    /// A table, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = LineFormat::Text)]
+    pub format: LineFormat,
+}
+
+/// `cutover forget RUN`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Run id (see `cutover runs`).
+    pub run: String,
+    /// The audit trail.
+    #[arg(long, default_value = ".cutover/audit.jsonl")]
+    pub trail: PathBuf,
+    /// File holding the audit HMAC key (default: CUTOVER_AUDIT_KEY).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Where run directories live.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
 }
 
 /// `cutover supervise` (hidden).

@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::Abort(a) => cmd::control::abort(a),
         Command::CutOver(a) => cmd::control::cut_over(a),
         Command::Supervise(a) => cmd::run::supervise(a),
+        Command::Runs(a) => cmd::runs::list(a),
+        Command::Forget(a) => cmd::runs::forget(a),
         Command::Cleanup(a) => cmd::cleanup::run(a),
         Command::Rules(a) => cmd::rules::run(a.rules.as_deref()),
         Command::Audit(c) => cmd::audit::run(c),

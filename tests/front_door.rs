@@ -235,5 +235,40 @@ fn the_demo_speaks_words_and_keeps_its_trail() {
     );
     assert_eq!(code, 0);
     assert!(out.contains("approved by"), "{out}");
+
+    // `cutover runs` lists it; `forget` removes its directory and says so in the trail.
+    let runs = format!("{kept}/runs");
+    let common = ["--trail", &trail, "--key-file", &key, "--runs", &runs];
+    let mut a = vec!["runs", "--format", "json"];
+    a.extend_from_slice(&common);
+    let (code, out, err) = cutover(d.path(), &a);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["state"], "succeeded", "{out}");
+    assert_eq!(row["target"], "demo-prod", "{out}");
+    assert_eq!(row["requester"], "bob", "{out}");
+    assert_eq!(row["directory"], true, "{out}");
+    let id = row["id"].as_str().unwrap().to_string();
+    let mut a = vec!["forget", &id];
+    a.extend_from_slice(&common);
+    let (code, out, err) = cutover(d.path(), &a);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!Path::new(&runs).join(&id).exists());
+    let (code, out, _) = cutover(
+        d.path(),
+        &["audit", "show", "--trail", &trail, "--key-file", &key],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("forgotten by"), "{out}");
+    let (code, out, err) = cutover(
+        d.path(),
+        &["audit", "verify", "--trail", &trail, "--key-file", &key],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mut a = vec!["forget", "no-such-run"];
+    a.extend_from_slice(&common);
+    let (code, _, err) = cutover(d.path(), &a);
+    assert_eq!(code, 2, "{err}");
     std::fs::remove_dir_all(&kept).unwrap();
 }

@@ -34,6 +34,21 @@ pub enum Entry {
         /// Where it was moved.
         quarantine: String,
     },
+    /// `cutover forget RUN`: a finished (or never started) run's leftovers on
+    /// this machine (run directory, socket, supervisor) were removed. Its
+    /// records stay; this says who removed what, and when.
+    Forgotten {
+        /// When (UTC).
+        at: DateTime<Utc>,
+        /// Who (OS user).
+        by: String,
+        /// The run.
+        run: String,
+        /// Its state when forgotten.
+        phase: String,
+        /// The directory removed.
+        removed: String,
+    },
     /// `cutover audit repair`: damage found in the trail, sealed by an
     /// operator. Nothing is deleted or rewritten: damaged lines stay where
     /// they are, covered by this record's count and digest, and the head the

@@ -56,6 +56,23 @@ fn rows(entries: &[VerifiedEntry], since: Option<DateTime<Utc>>) -> Vec<Row<'_>>
                     summary: format!("relay refused {}: {}", record.command, record.reason),
                     entry: &e.entry,
                 },
+                Entry::Forgotten {
+                    at,
+                    by,
+                    run,
+                    phase,
+                    removed,
+                } => Row {
+                    n: e.n,
+                    tag: &e.tag,
+                    at: Some(*at),
+                    run,
+                    seq: None,
+                    actor: by.clone(),
+                    event: "forgotten",
+                    summary: format!("forgotten ({phase}): removed {removed}"),
+                    entry: &e.entry,
+                },
                 Entry::Sealed {
                     at,
                     by,

@@ -247,6 +247,22 @@ pub fn show(entries: &[VerifiedEntry], filter: Option<&str>) -> String {
                     r.reason
                 );
             }
+            Entry::Forgotten {
+                at,
+                by,
+                run,
+                phase,
+                removed,
+            } => {
+                if runs.as_ref().is_some_and(|x| !x.contains(run)) && filter != Some(run.as_str()) {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "{}  {run}  forgotten by {by} ({phase}): removed {removed}",
+                    at.format("%Y-%m-%d %H:%M:%SZ"),
+                );
+            }
             Entry::Sealed {
                 at,
                 by,

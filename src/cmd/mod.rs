@@ -10,5 +10,6 @@ pub mod plan;
 pub mod rederive;
 pub mod rules;
 pub mod run;
+pub mod runs;
 pub mod slack;
 pub mod verify;

@@ -99,7 +99,7 @@ pub fn run_id(spec: &RunSpec, n: u32) -> String {
 
 /// The runs the trail holds: id → state. A trail that does not verify is
 /// never appended to, so it refuses the run here, naming the first bad record.
-fn trail_runs(
+pub(crate) fn trail_runs(
     trail: &Path,
     key: &AuditKey,
 ) -> Result<std::collections::BTreeMap<String, crate::run::RunState>, InputError> {
