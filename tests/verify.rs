@@ -845,3 +845,52 @@ fn a_staging_run_calibrates_prod_estimates() {
     assert!(!unkeyed.contains("calibrated from"), "{unkeyed}");
     assert_eq!(estimate(&before), estimate(&unkeyed));
 }
+
+/// A busy staging table: the probe gives up after its short lock_timeout and
+/// says why, instead of queueing every query on the table behind it.
+#[test]
+fn a_held_lock_on_staging_times_out_quickly() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = with_db(&dsn, "verify_busy");
+    let holder = rt.block_on(async {
+        let admin = pg(&dsn).await;
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS verify_busy WITH (FORCE)")
+            .await
+            .unwrap();
+        admin
+            .batch_execute("CREATE DATABASE verify_busy")
+            .await
+            .unwrap();
+        pg(&fixture).await.batch_execute(PG_SETUP).await.unwrap();
+        let h = pg(&fixture).await;
+        h.batch_execute("BEGIN; SELECT 1 FROM t LIMIT 1")
+            .await
+            .unwrap();
+        h
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = write_fixture(
+        dir.path(),
+        "postgres",
+        "staging",
+        &fixture,
+        &["ALTER TABLE t ADD COLUMN x int"],
+    );
+    args.lock_timeout_ms = 200;
+    let r = cutover::cmd::verify::report(&args).expect("verify runs");
+    let s = &r.migrations[0].statements[0];
+    let Outcome::Failed { error } = &s.outcome else {
+        panic!("expected a lock timeout: {:?}", s.outcome)
+    };
+    assert!(
+        error.contains("55P03") && error.contains("200 ms"),
+        "{error}"
+    );
+    assert_eq!(r.failed, 1);
+    rt.block_on(async { holder.batch_execute("ROLLBACK").await.unwrap() });
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
+}

@@ -342,6 +342,13 @@ impl Session<'_> {
             Err(e) if e.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION) => {
                 self.on_scratch(p, main).await
             }
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Outcome::Failed {
+                error: format!(
+                    "{}: a session on staging holds a conflicting lock; the lock was not granted within {} ms (retry, or raise --lock-timeout-ms)",
+                    err(&e),
+                    self.opts.lock_timeout_ms
+                ),
+            },
             Err(e) => Outcome::Failed { error: err(&e) },
         }
     }
