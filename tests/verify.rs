@@ -820,6 +820,15 @@ fn a_staging_run_calibrates_prod_estimates() {
 
     let (code, out, err) = cutover(&["run", "db", "--target", "staging", "--no-tui"], true);
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    // The run's id is its directory (whatever the id scheme).
+    let runs: Vec<String> = std::fs::read_dir(d.join(".cutover/runs"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("plan.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
 
     let (_, after, err) = cutover(
         &["plan", "db", "--target", "prod", "--format", "json"],
@@ -827,13 +836,17 @@ fn a_staging_run_calibrates_prod_estimates() {
     );
     println!("{after}");
     assert!(
-        after.contains("estimates calibrated from staging run staging-1 (copy/rewrite"),
+        after.contains(&format!(
+            "estimates calibrated from staging run {run} (copy/rewrite"
+        )),
         "{after}\n{err}"
     );
     assert_ne!(estimate(&before), estimate(&after));
     let (_, text, _) = cutover(&["plan", "db", "--target", "prod"], true);
     assert!(
-        text.contains("note: estimates calibrated from staging run staging-1"),
+        text.contains(&format!(
+            "note: estimates calibrated from staging run {run}"
+        )),
         "{text}"
     );
 
