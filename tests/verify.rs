@@ -907,3 +907,62 @@ fn a_held_lock_on_staging_times_out_quickly() {
     rt.block_on(async { holder.batch_execute("ROLLBACK").await.unwrap() });
     assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
 }
+
+/// #12's known-dangerous migration: a blocking index build on a 1,000,000-row
+/// table is high in the plan, and staging confirms the lock it takes.
+#[test]
+fn a_blocking_index_build_on_a_large_table_is_high_and_confirmed() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = with_db(&dsn, "verify_big");
+    rt.block_on(async {
+        let admin = pg(&dsn).await;
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS verify_big WITH (FORCE)")
+            .await
+            .unwrap();
+        admin
+            .batch_execute("CREATE DATABASE verify_big")
+            .await
+            .unwrap();
+        pg(&fixture)
+            .await
+            .batch_execute(
+                "CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
+                 INSERT INTO orders SELECT g, g % 1000, 'n' FROM generate_series(1, 1000000) g;
+                 ANALYZE orders;",
+            )
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_fixture(
+        dir.path(),
+        "postgres",
+        "staging",
+        &fixture,
+        &["CREATE INDEX orders_customer ON orders (customer)"],
+    );
+    let r = cutover::cmd::verify::report(&args).expect("verify runs");
+    print_disagreements(&r);
+    let s = &r.migrations[0].statements[0];
+    assert_eq!(s.predicted_risk, cutover::model::Risk::High);
+    assert!(
+        s.verdict
+            .findings
+            .iter()
+            .any(|f| f.rule == "create-index-blocking"),
+        "{:?}",
+        s.verdict.findings
+    );
+    let Outcome::Observed(o) = &s.outcome else {
+        panic!("{:?}", s.outcome)
+    };
+    let lock = o.lock.as_ref().unwrap();
+    assert_eq!(lock.mode, "ShareLock");
+    assert_eq!(lock.blocks, Blocks::Writes);
+    assert!(s.disagreements.is_empty(), "{:?}", s.disagreements);
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
+}
