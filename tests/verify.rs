@@ -7,7 +7,7 @@
 mod db_common;
 use db_common::{pg, url};
 
-use cutover::cli::{Format, PlanOpts, VerifyArgs};
+use cutover::cli::{PlanOpts, VerifyArgs};
 use cutover::model::Blocks;
 use cutover::verify::{Outcome, VerifyReport};
 use mysql_async::prelude::Queryable;
@@ -294,7 +294,7 @@ fn write_fixture(dir: &Path, engine: &str, env: &str, dsn: &str, stmts: &[&str])
             rules: None,
             config: Some(cfg),
         },
-        format: Format::Json,
+        format: "json".into(),
         sample_rows: 1000,
         lock_timeout_ms: 2000,
     }
