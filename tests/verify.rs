@@ -198,6 +198,9 @@ const PG_SETUP: &str = "
     CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
 ";
 
+/// The MariaDB tests compare server-wide schema lists: one at a time.
+static MY_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// (statement, expected blocks, expected rewrite or copy).
 const MY: &[(&str, Blocks, bool)] = &[
     ("ALTER TABLE t ADD COLUMN x INT", Blocks::Nothing, false),
@@ -419,6 +422,7 @@ fn mariadb_reports_the_algorithm_lock_and_copy_the_engine_takes() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _serial = MY_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixture = with_db(&dsn, "verify_fixture");
     let snapshot = rt.block_on(async {
@@ -647,6 +651,7 @@ fn mariadb_more_statements_are_observed_and_leave_nothing() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _serial = MY_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixture = with_db(&dsn, "verify_more");
     let snapshot = rt.block_on(async {
