@@ -7,7 +7,7 @@
 mod db_common;
 use db_common::{pg, url};
 
-use cutover::cli::{Format, PlanOpts, VerifyArgs};
+use cutover::cli::{PlanOpts, VerifyArgs};
 use cutover::model::Blocks;
 use cutover::verify::{Outcome, VerifyReport};
 use mysql_async::prelude::Queryable;
@@ -198,6 +198,9 @@ const PG_SETUP: &str = "
     CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
 ";
 
+/// The MariaDB tests compare server-wide schema lists: one at a time.
+static MY_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// (statement, expected blocks, expected rewrite or copy).
 const MY: &[(&str, Blocks, bool)] = &[
     ("ALTER TABLE t ADD COLUMN x INT", Blocks::Nothing, false),
@@ -294,7 +297,7 @@ fn write_fixture(dir: &Path, engine: &str, env: &str, dsn: &str, stmts: &[&str])
             rules: None,
             config: Some(cfg),
         },
-        format: Format::Json,
+        format: "json".into(),
         sample_rows: 1000,
         lock_timeout_ms: 2000,
     }
@@ -419,6 +422,7 @@ fn mariadb_reports_the_algorithm_lock_and_copy_the_engine_takes() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _serial = MY_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixture = with_db(&dsn, "verify_fixture");
     let snapshot = rt.block_on(async {
@@ -647,6 +651,7 @@ fn mariadb_more_statements_are_observed_and_leave_nothing() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _serial = MY_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fixture = with_db(&dsn, "verify_more");
     let snapshot = rt.block_on(async {
@@ -820,6 +825,15 @@ fn a_staging_run_calibrates_prod_estimates() {
 
     let (code, out, err) = cutover(&["run", "db", "--target", "staging", "--no-tui"], true);
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    // The run's id is its directory (whatever the id scheme).
+    let runs: Vec<String> = std::fs::read_dir(d.join(".cutover/runs"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("plan.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
 
     let (_, after, err) = cutover(
         &["plan", "db", "--target", "prod", "--format", "json"],
@@ -827,13 +841,17 @@ fn a_staging_run_calibrates_prod_estimates() {
     );
     println!("{after}");
     assert!(
-        after.contains("estimates calibrated from staging run staging-1 (copy/rewrite"),
+        after.contains(&format!(
+            "estimates calibrated from staging run {run} (copy/rewrite"
+        )),
         "{after}\n{err}"
     );
     assert_ne!(estimate(&before), estimate(&after));
     let (_, text, _) = cutover(&["plan", "db", "--target", "prod"], true);
     assert!(
-        text.contains("note: estimates calibrated from staging run staging-1"),
+        text.contains(&format!(
+            "note: estimates calibrated from staging run {run}"
+        )),
         "{text}"
     );
 
@@ -844,4 +862,112 @@ fn a_staging_run_calibrates_prod_estimates() {
     );
     assert!(!unkeyed.contains("calibrated from"), "{unkeyed}");
     assert_eq!(estimate(&before), estimate(&unkeyed));
+}
+
+/// A busy staging table: the probe gives up after its short lock_timeout and
+/// says why, instead of queueing every query on the table behind it.
+#[test]
+fn a_held_lock_on_staging_times_out_quickly() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = with_db(&dsn, "verify_busy");
+    let holder = rt.block_on(async {
+        let admin = pg(&dsn).await;
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS verify_busy WITH (FORCE)")
+            .await
+            .unwrap();
+        admin
+            .batch_execute("CREATE DATABASE verify_busy")
+            .await
+            .unwrap();
+        pg(&fixture).await.batch_execute(PG_SETUP).await.unwrap();
+        let h = pg(&fixture).await;
+        h.batch_execute("BEGIN; SELECT 1 FROM t LIMIT 1")
+            .await
+            .unwrap();
+        h
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = write_fixture(
+        dir.path(),
+        "postgres",
+        "staging",
+        &fixture,
+        &["ALTER TABLE t ADD COLUMN x int"],
+    );
+    args.lock_timeout_ms = 200;
+    let r = cutover::cmd::verify::report(&args).expect("verify runs");
+    let s = &r.migrations[0].statements[0];
+    let Outcome::Failed { error } = &s.outcome else {
+        panic!("expected a lock timeout: {:?}", s.outcome)
+    };
+    assert!(
+        error.contains("55P03") && error.contains("200 ms"),
+        "{error}"
+    );
+    assert_eq!(r.failed, 1);
+    rt.block_on(async { holder.batch_execute("ROLLBACK").await.unwrap() });
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
+}
+
+/// #12's known-dangerous migration: a blocking index build on a 1,000,000-row
+/// table is high in the plan, and staging confirms the lock it takes.
+#[test]
+fn a_blocking_index_build_on_a_large_table_is_high_and_confirmed() {
+    let Some(dsn) = url("CUTOVER_TEST_PG_PRIMARY") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = with_db(&dsn, "verify_big");
+    rt.block_on(async {
+        let admin = pg(&dsn).await;
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS verify_big WITH (FORCE)")
+            .await
+            .unwrap();
+        admin
+            .batch_execute("CREATE DATABASE verify_big")
+            .await
+            .unwrap();
+        pg(&fixture)
+            .await
+            .batch_execute(
+                "CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
+                 INSERT INTO orders SELECT g, g % 1000, 'n' FROM generate_series(1, 1000000) g;
+                 ANALYZE orders;",
+            )
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_fixture(
+        dir.path(),
+        "postgres",
+        "staging",
+        &fixture,
+        &["CREATE INDEX orders_customer ON orders (customer)"],
+    );
+    let r = cutover::cmd::verify::report(&args).expect("verify runs");
+    print_disagreements(&r);
+    let s = &r.migrations[0].statements[0];
+    assert_eq!(s.predicted_risk, cutover::model::Risk::High);
+    assert!(
+        s.verdict
+            .findings
+            .iter()
+            .any(|f| f.rule == "create-index-blocking"),
+        "{:?}",
+        s.verdict.findings
+    );
+    let Outcome::Observed(o) = &s.outcome else {
+        panic!("{:?}", s.outcome)
+    };
+    let lock = o.lock.as_ref().unwrap();
+    assert_eq!(lock.mode, "ShareLock");
+    assert_eq!(lock.blocks, Blocks::Writes);
+    assert!(s.disagreements.is_empty(), "{:?}", s.disagreements);
+    assert!(r.leftovers.is_empty(), "{:?}", r.leftovers);
 }

@@ -2,7 +2,7 @@
 //! target (see `crate::verify`).
 
 use super::plan::{InputError, build_all};
-use crate::cli::{Format, VerifyArgs};
+use crate::cli::VerifyArgs;
 use crate::config::{self, Config, Stage};
 use crate::model::Engine;
 use crate::verify::{self, Probe, VerifyOptions, VerifyReport};
@@ -81,8 +81,8 @@ pub fn report(args: &VerifyArgs) -> Result<VerifyReport, InputError> {
 /// disagreement, a failed statement or scratch work left behind.
 pub fn run(args: &VerifyArgs) -> Result<i32, InputError> {
     let r = report(args)?;
-    match args.format {
-        Format::Json => println!(
+    match args.format.as_str() {
+        "json" => println!(
             "{}",
             serde_json::to_string_pretty(&r).map_err(|e| InputError(e.to_string()))?
         ),

@@ -68,7 +68,9 @@ pub fn compare(engine: Engine, pred: &StatementVerdict, obs: &Observed) -> Vec<F
         let pred_main = pred.lock.table.as_deref();
         let same = match (pred_main, lock.table.as_deref()) {
             (Some(p), Some(o)) => same_table(p, o),
-            (None, _) | (_, None) => true,
+            // The plan named no table: what it said about the observed one is in other_locks.
+            (None, Some(_)) => false,
+            (_, None) => true,
         };
         let pred_blocks = if same {
             pred.lock.blocks
@@ -293,6 +295,23 @@ mod tests {
             table: "parent".into(),
             mode: "AccessExclusiveLock".into(),
             blocks: Blocks::ReadsAndWrites,
+        });
+        assert!(compare(Engine::Postgres, &v, &o).is_empty());
+    }
+
+    #[test]
+    fn a_statement_the_plan_gave_no_table_is_compared_on_the_observed_one() {
+        let mut v = verdict("none", Blocks::Nothing, false, None);
+        v.lock.table = None;
+        let o = seen("ShareRowExclusiveLock", Blocks::Writes, false);
+        assert_eq!(
+            compare(Engine::Postgres, &v, &o)[0].rule,
+            OBSERVED_BLOCKING_LOCK
+        );
+        v.lock.other_locks.push(OtherLock {
+            table: "t".into(),
+            mode: "ShareRowExclusiveLock".into(),
+            blocks: Blocks::Writes,
         });
         assert!(compare(Engine::Postgres, &v, &o).is_empty());
     }

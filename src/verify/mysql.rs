@@ -481,12 +481,12 @@ impl Session<'_> {
     }
 
     async fn leftovers(&mut self) -> Result<Vec<String>, mysql_async::Error> {
-        let like = format!("{}%", SCRATCH_PREFIX.replace('_', "\\_"));
+        // Only this run's scratch: another verify may be running on the server.
         let mut out: Vec<String> = self
             .c
             .exec::<String, _, _>(
-                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?",
-                (like,),
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (&self.scratch,),
             )
             .await?
             .into_iter()

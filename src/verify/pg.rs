@@ -293,6 +293,20 @@ pub async fn verify(
         out.push((p.migration, p.statement, outcome));
     }
     let mut leftovers = Vec::new();
+    let pid: i32 =
+        s.c.query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(|e| VerifyError(err(&e)))?
+            .get(0);
+    let scratch_name = format!("{SCRATCH_PREFIX}{pid}");
+    // The relations the plan names: its tables, and every name its statements mention.
+    let named: BTreeSet<String> = s
+        .baseline
+        .values()
+        .map(|r| bare_name(&r.name))
+        .filter(|n| probes.iter().any(|p| mentions(&p.sql, n)))
+        .chain(probes.iter().filter_map(|p| p.op.table().map(bare_name)))
+        .collect();
     if let Some(schema) = s.scratch.take()
         && let Err(e) =
             s.c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&schema)))
@@ -300,7 +314,11 @@ pub async fn verify(
     {
         leftovers.push(format!("schema {schema} (drop failed: {})", err(&e)));
     }
-    leftovers.extend(s.leftovers().await.map_err(|e| VerifyError(err(&e)))?);
+    leftovers.extend(
+        s.leftovers(&named, &scratch_name)
+            .await
+            .map_err(|e| VerifyError(err(&e)))?,
+    );
     Ok((format!("postgres {version}"), out, leftovers))
 }
 
@@ -342,6 +360,13 @@ impl Session<'_> {
             Err(e) if e.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION) => {
                 self.on_scratch(p, main).await
             }
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Outcome::Failed {
+                error: format!(
+                    "{}: a session on staging holds a conflicting lock; the lock was not granted within {} ms (retry, or raise --lock-timeout-ms)",
+                    err(&e),
+                    self.opts.lock_timeout_ms
+                ),
+            },
             Err(e) => Outcome::Failed { error: err(&e) },
         }
     }
@@ -709,20 +734,26 @@ impl Session<'_> {
         })
     }
 
-    /// What the probes left: a scratch schema, or relations that changed.
-    async fn leftovers(&self) -> Result<Vec<String>, tokio_postgres::Error> {
+    /// What the probes left: this run's scratch schema, or a change to a
+    /// relation the plan names (other sessions may change the rest of staging).
+    async fn leftovers(
+        &self,
+        named: &BTreeSet<String>,
+        scratch: &str,
+    ) -> Result<Vec<String>, tokio_postgres::Error> {
         let mut out: Vec<String> = self
             .c
             .query(
-                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1",
-                &[&format!("{}%", SCRATCH_PREFIX.replace('_', "\\_"))],
+                "SELECT nspname::text FROM pg_namespace WHERE nspname = $1",
+                &[&scratch],
             )
             .await?
             .iter()
             .map(|r| format!("schema {}", r.get::<_, String>(0)))
             .collect();
+        let ours = |r: &Rel| named.contains(&bare_name(&r.name));
         let now = user_rels(&self.c).await?;
-        for (oid, r) in &now {
+        for (oid, r) in now.iter().filter(|(_, r)| ours(r)) {
             match self.baseline.get(oid) {
                 None => out.push(format!("relation {} created", r.qualified())),
                 Some(b) if b.filenode != r.filenode => {
@@ -731,7 +762,7 @@ impl Session<'_> {
                 _ => {}
             }
         }
-        for (oid, r) in &self.baseline {
+        for (oid, r) in self.baseline.iter().filter(|(_, r)| ours(r)) {
             if !now.contains_key(oid) {
                 out.push(format!("relation {} dropped", r.qualified()));
             }
@@ -739,6 +770,12 @@ impl Session<'_> {
         out.sort();
         Ok(out)
     }
+}
+
+/// True when `sql` mentions `name` as a whole word (case-insensitive).
+fn mentions(sql: &str, name: &str) -> bool {
+    let pat = format!(r#"(?i)(^|[^\w$]){}($|[^\w$])"#, regex::escape(name));
+    regex::Regex::new(&pat).is_ok_and(|re| re.is_match(sql))
 }
 
 /// Points `schema.`-qualified names at the scratch schema (unqualified names

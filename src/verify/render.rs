@@ -157,3 +157,76 @@ impl super::Observed {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use crate::verify::{Observed, Outcome, VerifiedMigration, VerifiedStatement};
+
+    #[test]
+    fn shows_predicted_beside_observed_and_the_raise() {
+        let lock = |mode: &str, blocks| Lock {
+            mode: mode.into(),
+            blocks,
+            table: Some("t".into()),
+            other_locks: vec![],
+        };
+        let finding = Finding {
+            rule: "observed-table-rewrite".into(),
+            risk: Risk::High,
+            reason: "staging rewrote the table".into(),
+            safe_alternative: None,
+        };
+        let r = VerifyReport {
+            target: "staging".into(),
+            server_version: "postgres 15".into(),
+            plan_digest: "abcdef0123456789".into(),
+            predicted_risk: Risk::Low,
+            risk: Risk::High,
+            migrations: vec![VerifiedMigration {
+                version: "1".into(),
+                description: "widen".into(),
+                path: "V1__widen.sql".into(),
+                engine: Engine::Postgres,
+                risk: Risk::High,
+                statements: vec![VerifiedStatement {
+                    verdict: StatementVerdict {
+                        index: 0,
+                        line: 3,
+                        sql: "ALTER TABLE t ALTER COLUMN c TYPE bigint".into(),
+                        risk: Risk::High,
+                        lock: lock("AccessExclusiveLock", Blocks::ReadsAndWrites),
+                        rewrites_table: false,
+                        estimate: None,
+                        findings: vec![finding.clone()],
+                    },
+                    predicted_risk: Risk::Low,
+                    outcome: Outcome::Observed(Observed {
+                        method: Some(crate::verify::Method::Transaction),
+                        lock: Some(lock("AccessExclusiveLock", Blocks::ReadsAndWrites)),
+                        rewrote: Some(true),
+                        duration_ms: 12.5,
+                        ..Observed::default()
+                    }),
+                    disagreements: vec![finding],
+                }],
+            }],
+            disagreements: 1,
+            failed: 0,
+            leftovers: vec![],
+        };
+        let t = text(&r);
+        assert!(t.contains("low→high"), "{t}");
+        assert!(
+            t.contains("predicted: AccessExclusiveLock on t — blocks reads+writes\n"),
+            "{t}"
+        );
+        assert!(t.contains("observed:  AccessExclusiveLock on t — blocks reads+writes, rewrote table — 12.5ms in a rolled-back transaction"), "{t}");
+        assert!(
+            t.contains("high   observed-table-rewrite: staging rewrote the table"),
+            "{t}"
+        );
+        assert!(t.contains("nothing left behind"), "{t}");
+    }
+}
