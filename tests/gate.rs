@@ -408,6 +408,11 @@ async fn pg_restart_after_the_window_closed_is_refused() {
     restart_after_window_closed(Eng::Pg, "gate_window").await;
 }
 
+#[tokio::test]
+async fn mariadb_restart_after_the_window_closed_is_refused() {
+    restart_after_window_closed(Eng::My, "gate_window").await;
+}
+
 #[test]
 fn sim_executor_cannot_run_a_configured_target() {
     let p = Project::new(Eng::Pg, "postgres://nobody@127.0.0.1:1/none".into());
