@@ -603,3 +603,91 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// MariaDB: a pause asked for during an in-place ALTER says it takes effect
+/// when the statement ends, and the executor is paused once it has.
+#[tokio::test]
+async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let o = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = mysql_async::Conn::new(o)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("DROP TABLE IF EXISTS pza")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("CREATE TABLE pza (id int PRIMARY KEY, v varchar(64))")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("INSERT INTO pza SELECT seq, md5(seq) FROM seq_1_to_300000")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("mig")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("mig/V1__pza.sql"),
+        "ALTER TABLE pza FORCE;\nALTER TABLE pza ADD COLUMN w int;\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ex = NativeMysql::new(
+        &dsn,
+        migrations(dir.path(), Engine::Mysql),
+        MyExecOptions {
+            record_history: false,
+            progress_interval: Duration::from_millis(50),
+            copy_max_rows: 10_000_000,
+            ..MyExecOptions::default()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(65536);
+    ex.start(job(dir.path(), "rp"), tx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut asked, mut told, mut paused) = (false, false, false);
+    let outcome = loop {
+        match rx.recv().await {
+            Some(ExecUpdate::Status(s)) => {
+                let detail = s.progress.and_then(|p| p.detail).unwrap_or_default();
+                if !asked
+                    && detail.contains("step 1/")
+                    && s.phase == cutover::exec::ExecPhase::Copying
+                {
+                    let running: Option<i64> = c
+                        .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'ALTER TABLE pza FORCE%'")
+                        .await
+                        .unwrap_or(None);
+                    if running == Some(1) {
+                        asked = true;
+                        ex.control(cutover::exec::Control::Pause)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                }
+                told |= detail.contains("takes effect when the running statement ends");
+                if s.phase == cutover::exec::ExecPhase::Paused && !paused {
+                    paused = true;
+                    // The ALTER finished before the pause held; the next one waits.
+                    let cols: Option<i64> = c
+                        .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'pza' AND COLUMN_NAME = 'w'")
+                        .await
+                        .unwrap_or(None);
+                    assert_eq!(cols, Some(0), "nothing ran while paused");
+                    ex.control(cutover::exec::Control::Resume)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            Some(ExecUpdate::Finished(o)) => break o,
+            None => panic!("the executor ended without an outcome"),
+        }
+    };
+    assert!(asked, "the pause was sent while the ALTER ran");
+    assert!(told, "the pause said when it takes effect");
+    assert!(paused, "the executor paused after the statement");
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    c.query_drop("DROP TABLE IF EXISTS pza")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
