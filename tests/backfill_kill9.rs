@@ -680,6 +680,9 @@ async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
                 }
             }
             Some(ExecUpdate::Finished(o)) => break o,
+            // Other updates (lag, executor notes) where the executor sends them.
+            #[allow(unreachable_patterns)]
+            Some(_) => {}
             None => panic!("the executor ended without an outcome"),
         }
     };
