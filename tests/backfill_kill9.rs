@@ -21,6 +21,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const CHILD_DIR: &str = "CUTOVER_TEST_KILL9_DIR";
+
+/// The MariaDB tests run one at a time: the kill test waits until no other
+/// session of the test user is left before counting rows.
+static MY_SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const ROWS: i64 = 200_000;
 const MIGRATION: &str =
     "-- cutover: backfill table=bk9 set=\"c = c + 1\" key=id batch=50ms\nSELECT 1;\n";
@@ -294,6 +298,7 @@ async fn backfill_killed_mid_run_on_mariadb_resumes_after_the_marker() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _g = MY_SERIAL.lock().await;
     let opts = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
     let mut c = mysql_async::Conn::new(opts)
         .await
@@ -408,6 +413,7 @@ async fn backfill_killed_mid_run_on_mariadb_resumes_after_the_marker() {
     c.query_drop("DROP TABLE IF EXISTS bk9")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let _ = c.disconnect().await;
 }
 
 /// The executor's session is terminated twice (as by a primary restart or a
@@ -533,6 +539,7 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _g = MY_SERIAL.lock().await;
     let o = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
     let mut c = mysql_async::Conn::new(o)
         .await
@@ -602,6 +609,7 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
     c.query_drop("DROP TABLE IF EXISTS bkm")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let _ = c.disconnect().await;
 }
 
 /// MariaDB: a pause asked for during an in-place ALTER says it takes effect
@@ -611,6 +619,7 @@ async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _g = MY_SERIAL.lock().await;
     let o = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
     let mut c = mysql_async::Conn::new(o)
         .await
@@ -693,4 +702,5 @@ async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
     c.query_drop("DROP TABLE IF EXISTS pza")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let _ = c.disconnect().await;
 }
