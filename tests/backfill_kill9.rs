@@ -21,6 +21,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const CHILD_DIR: &str = "CUTOVER_TEST_KILL9_DIR";
+
+/// The MariaDB tests run one at a time: the kill test waits until no other
+/// session of the test user is left before counting rows.
+static MY_SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const ROWS: i64 = 200_000;
 const MIGRATION: &str =
     "-- cutover: backfill table=bk9 set=\"c = c + 1\" key=id batch=50ms\nSELECT 1;\n";
@@ -295,6 +299,7 @@ async fn backfill_killed_mid_run_on_mariadb_resumes_after_the_marker() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _g = MY_SERIAL.lock().await;
     let opts = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
     let mut c = mysql_async::Conn::new(opts)
         .await
@@ -409,6 +414,7 @@ async fn backfill_killed_mid_run_on_mariadb_resumes_after_the_marker() {
     c.query_drop("DROP TABLE IF EXISTS bk9")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let _ = c.disconnect().await;
 }
 
 /// The executor's session is terminated twice (as by a primary restart or a
@@ -535,6 +541,7 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
     let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
         return;
     };
+    let _g = MY_SERIAL.lock().await;
     let o = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
     let mut c = mysql_async::Conn::new(o)
         .await
@@ -605,4 +612,98 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
     c.query_drop("DROP TABLE IF EXISTS bkm")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let _ = c.disconnect().await;
+}
+
+/// MariaDB: a pause asked for during an in-place ALTER says it takes effect
+/// when the statement ends, and the executor is paused once it has.
+#[tokio::test]
+async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
+    let Some(dsn) = url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let _g = MY_SERIAL.lock().await;
+    let o = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = mysql_async::Conn::new(o)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("DROP TABLE IF EXISTS pza")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("CREATE TABLE pza (id int PRIMARY KEY, v varchar(64))")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.query_drop("INSERT INTO pza SELECT seq, md5(seq) FROM seq_1_to_300000")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("mig")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("mig/V1__pza.sql"),
+        "ALTER TABLE pza FORCE;\nALTER TABLE pza ADD COLUMN w int;\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut ex = NativeMysql::new(
+        &dsn,
+        migrations(dir.path(), Engine::Mysql),
+        MyExecOptions {
+            record_history: false,
+            progress_interval: Duration::from_millis(50),
+            copy_max_rows: 10_000_000,
+            ..MyExecOptions::default()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(65536);
+    ex.start(job(dir.path(), "rp"), tx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut asked, mut told, mut paused) = (false, false, false);
+    let outcome = loop {
+        match rx.recv().await {
+            Some(ExecUpdate::Status(s)) => {
+                let detail = s.progress.and_then(|p| p.detail).unwrap_or_default();
+                if !asked
+                    && detail.contains("step 1/")
+                    && s.phase == cutover::exec::ExecPhase::Copying
+                {
+                    let running: Option<i64> = c
+                        .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'ALTER TABLE pza FORCE%'")
+                        .await
+                        .unwrap_or(None);
+                    if running == Some(1) {
+                        asked = true;
+                        ex.control(cutover::exec::Control::Pause)
+                            .await
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                }
+                told |= detail.contains("takes effect when the running statement ends");
+                if s.phase == cutover::exec::ExecPhase::Paused && !paused {
+                    paused = true;
+                    // The ALTER finished before the pause held; the next one waits.
+                    let cols: Option<i64> = c
+                        .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'pza' AND COLUMN_NAME = 'w'")
+                        .await
+                        .unwrap_or(None);
+                    assert_eq!(cols, Some(0), "nothing ran while paused");
+                    ex.control(cutover::exec::Control::Resume)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+            Some(ExecUpdate::Finished(o)) => break o,
+            // Other updates (lag, executor notes) where the executor sends them.
+            #[allow(unreachable_patterns)]
+            Some(_) => {}
+            None => panic!("the executor ended without an outcome"),
+        }
+    };
+    assert!(asked, "the pause was sent while the ALTER ran");
+    assert!(told, "the pause said when it takes effect");
+    assert!(paused, "the executor paused after the statement");
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
+    c.query_drop("DROP TABLE IF EXISTS pza")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = c.disconnect().await;
 }

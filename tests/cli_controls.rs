@@ -58,6 +58,9 @@ async fn controls_from_the_command_line_are_decided_and_recorded_like_the_consol
     let runs = dir.path().join("runs");
     let run_dir = runs.join("r-c");
     std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+    // A run directory as `cutover run` leaves it (commands that re-open a
+    // run look for it); this supervisor runs in-process.
+    std::fs::write(run_dir.join("run.json"), "{}").unwrap_or_else(|e| panic!("{e}"));
     let trail_path = dir.path().join("audit.jsonl");
     let (trail, _) = Trail::open(&trail_path, key()).unwrap_or_else(|e| panic!("{e}"));
     let mut policy = PolicyConfig {

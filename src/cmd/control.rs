@@ -22,6 +22,13 @@ pub fn supervisor_gone(run: &str, sock: &Path, why: &str) -> String {
     )
 }
 
+/// The console's line when its supervisor goes away before the run ended.
+pub fn gone_while(run: &str, phase: crate::run::Phase) -> String {
+    format!(
+        "the supervisor of run {run} is gone while the run was {phase}: nothing drives it now. Run `cutover run` again on the same plan and target to recover and resume it (history: `cutover audit show {run}`)"
+    )
+}
+
 async fn connect(a: &ControlArgs) -> Result<(Client, RunState), InputError> {
     let sock = socket_path(&a.runs.join(&a.run));
     if !sock.exists() {

@@ -357,7 +357,11 @@ impl Task {
                 r = &mut fut => return r,
                 c = self.rx.recv() => {
                     if let Some(c) = c {
+                        let pausing = c == Control::Pause;
                         self.ctl.apply(c);
+                        if pausing {
+                            pause_waits_for_statement(&self.updates, &self.where_, self.ctl.max_lag_seconds);
+                        }
                     }
                     if self.ctl.abort && !killed {
                         killed = true;
@@ -1470,6 +1474,23 @@ fn unquote(name: &str) -> String {
         .unwrap_or(name)
         .trim_matches('`')
         .to_string()
+}
+
+/// A pause asked for while a statement runs: it takes effect when the
+/// statement ends (an ALTER or index build cannot stop midway), and the
+/// console says so rather than looking ignored.
+fn pause_waits_for_statement(updates: &mpsc::Sender<ExecUpdate>, where_: &str, max_lag: f64) {
+    let status = ExecStatus {
+        phase: ExecPhase::Copying,
+        progress: Some(detail_only(
+            format!(
+                "{where_}: pause requested: takes effect when the running statement ends (it cannot stop midway; abort cancels it)"
+            ),
+            max_lag,
+        )),
+        at: Utc::now(),
+    };
+    let _ = updates.try_send(ExecUpdate::Status(status));
 }
 
 #[cfg(test)]

@@ -239,7 +239,10 @@ async fn event_loop(
                                 let now = console.now.unwrap_or_default();
                                 console.log(now, &opts.actor, format!("→ sent {} from the console", cmd.kind()), LogKind::Sent);
                                 if cmd_tx.send(cmd).await.is_err() {
-                                    ui.message = Some("the supervisor is gone".into());
+                                    ui.message = Some(crate::cmd::control::gone_while(
+                                        &console.state.run,
+                                        console.state.phase,
+                                    ));
                                 }
                             }
                             Some(Effect::FreezeChanged) => {
@@ -259,7 +262,16 @@ async fn event_loop(
             m = msgs.recv() => {
                 match m {
                     Some(m) => console.apply(&m),
-                    None => console.ended = true,
+                    None => {
+                        console.ended = true;
+                        if !console.state.phase.is_terminal() {
+                            // Not "connection refused": say what it means and how to go on.
+                            ui.message = Some(crate::cmd::control::gone_while(
+                                &console.state.run,
+                                console.state.phase,
+                            ));
+                        }
+                    }
                 }
                 if !selected_once && console.plan.is_some() {
                     ui.selected = riskiest(console);

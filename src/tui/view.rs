@@ -699,10 +699,13 @@ fn draw_status(f: &mut Frame, area: Rect, c: &Console, ui: &Ui, theme: &Theme, k
         spans.push(Span::raw(" "));
     }
     if c.ended {
-        spans.push(Span::styled(
-            " supervisor finished ",
-            theme.badge(theme.dim),
-        ));
+        // A supervisor that ends before its run did crashed or was killed.
+        let (label, colour) = if c.state.phase.is_terminal() {
+            (" supervisor finished ", theme.dim)
+        } else {
+            (" SUPERVISOR GONE ", theme.warn)
+        };
+        spans.push(Span::styled(label, theme.badge(colour)));
         spans.push(Span::raw(" "));
     }
     if let Some(m) = &ui.message {
