@@ -121,6 +121,12 @@ pub enum SlackCommand {
         #[arg(long)]
         request_url: Option<String>,
     },
+    /// Show what a channel would have seen from a Slack transcript (runs
+    /// without a token write one; default: the last `cutover demo`'s).
+    Transcript {
+        /// A `slack-transcript.jsonl`.
+        file: Option<std::path::PathBuf>,
+    },
     /// Verify the bot token, channel membership and scopes.
     Check {
         /// Config file (default: cutover.toml in this directory or a parent).

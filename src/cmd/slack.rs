@@ -68,6 +68,21 @@ pub fn run(c: &SlackCommand) -> Result<i32, InputError> {
             Ok(0)
         }
         SlackCommand::Check { config } => check(config.as_deref()),
+        SlackCommand::Transcript { file } => {
+            let path = file
+                .clone()
+                .unwrap_or_else(crate::slack::host::demo_transcript_path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                InputError(format!(
+                    "{}: {e} (run `cutover demo` first, or name a run's slack-transcript.jsonl)",
+                    path.display()
+                ))
+            })?;
+            for l in crate::slack::transcript::render_channel(&text) {
+                println!("{l}");
+            }
+            Ok(0)
+        }
     }
 }
 
