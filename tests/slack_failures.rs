@@ -580,3 +580,35 @@ fn the_demo_shows_what_the_channel_would_have_seen() {
     assert_eq!(code, 0, "{again}");
     assert!(again.contains("statements-after-exclusive-lock"), "{again}");
 }
+
+#[test]
+fn the_console_shows_a_slack_problem_as_a_problem() {
+    use cutover::tui::model::LogKind;
+    let mut console = cutover::tui::Console::default();
+    let plan = small_plan();
+    for r in EventRecord::stamp(
+        "run-7f3a",
+        0,
+        vec![
+            Event::Created {
+                spec: spec_of(&plan),
+            },
+            Event::SlackProblem {
+                code: "invalid_blocks".into(),
+                detail: "Slack rejected the pre-flight message: chat.postMessage invalid_blocks; sent as plain text instead".into(),
+            },
+        ],
+        &Actor::System,
+        None,
+        t0(),
+    ) {
+        console.event(&r);
+    }
+    let last = console.log.back().expect("a log line");
+    assert_eq!(last.kind, LogKind::Problem);
+    assert!(
+        last.text.contains("invalid_blocks") && last.text.contains("plain text"),
+        "{}",
+        last.text
+    );
+}
