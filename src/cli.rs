@@ -114,6 +114,9 @@ pub enum SlackCommand {
         /// Run id shown in the message.
         #[arg(long, default_value = "preview")]
         run: String,
+        /// Instead: what the channel would have seen during the last `cutover demo`.
+        #[arg(long, exclusive = true)]
+        demo: bool,
     },
     /// Print a Slack app manifest (bot scopes, Socket Mode or a request URL, interactivity).
     Manifest {

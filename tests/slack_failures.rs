@@ -579,6 +579,13 @@ fn the_demo_shows_what_the_channel_would_have_seen() {
     let (code, again) = cutover(dir.path(), &["slack", "transcript"], &[("TMPDIR", tmp)]);
     assert_eq!(code, 0, "{again}");
     assert!(again.contains("statements-after-exclusive-lock"), "{again}");
+    let (code, preview) = cutover(
+        dir.path(),
+        &["slack", "preview", "--demo"],
+        &[("TMPDIR", tmp)],
+    );
+    assert_eq!(code, 0, "{preview}");
+    assert_eq!(preview, again);
 }
 
 #[test]

@@ -163,7 +163,7 @@ pub async fn finish_demo(
     let text = std::fs::read_to_string(&at).unwrap_or_default();
     println!();
     println!(
-        "Slack is off (no token): what #db-changes would have seen — transcript at {} (`cutover slack transcript` shows it again):",
+        "Slack is off (no token): what #db-changes would have seen — transcript at {} (`cutover slack preview --demo` shows it again):",
         at.display()
     );
     println!();
