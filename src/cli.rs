@@ -122,12 +122,21 @@ pub enum SlackCommand {
         /// Run id shown in the message.
         #[arg(long, default_value = "preview")]
         run: String,
+        /// Instead: what the channel would have seen during the last `cutover demo`.
+        #[arg(long, exclusive = true)]
+        demo: bool,
     },
     /// Print a Slack app manifest (bot scopes, Socket Mode or a request URL, interactivity).
     Manifest {
         /// Use HTTP interactivity at this URL instead of Socket Mode.
         #[arg(long)]
         request_url: Option<String>,
+    },
+    /// Show what a channel would have seen from a Slack transcript (runs
+    /// without a token write one; default: the last `cutover demo`'s).
+    Transcript {
+        /// A `slack-transcript.jsonl`.
+        file: Option<std::path::PathBuf>,
     },
     /// Verify the bot token, channel membership and scopes.
     Check {

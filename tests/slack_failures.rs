@@ -547,3 +547,75 @@ async fn a_modal_opens_within_the_trigger_window_on_a_cold_cache_and_warm_caches
     assert_eq!(opens[1].error, None);
     assert_eq!(lookups(&double), before);
 }
+
+#[test]
+fn the_demo_shows_what_the_channel_would_have_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().to_str().unwrap();
+    let (code, out) = cutover(
+        dir.path(),
+        &["demo", "--no-tui", "--speed", "100"],
+        &[("TMPDIR", tmp)],
+    );
+    assert_eq!(code, 0, "{out}");
+    let kept = dir.path().join("cutover-demo-slack-transcript.jsonl");
+    assert!(
+        out.contains(&format!("transcript at {}", kept.display())),
+        "{out}"
+    );
+    // Pre-flight (final state, with the plan-level findings), the progress
+    // reply and the broadcast summary, from the relay's own transcript.
+    for needle in [
+        "# ✅ v2…v3 → demo-prod · completed in",
+        "statements-after-exclusive-lock",
+        "✅ Approved by alice",
+        "*Rows*: 48,000,000 / 48,000,000",
+        "(also sent to the channel)",
+        "🔀 Cut-over requested by alice",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    // And again later, from the kept file.
+    let (code, again) = cutover(dir.path(), &["slack", "transcript"], &[("TMPDIR", tmp)]);
+    assert_eq!(code, 0, "{again}");
+    assert!(again.contains("statements-after-exclusive-lock"), "{again}");
+    let (code, preview) = cutover(
+        dir.path(),
+        &["slack", "preview", "--demo"],
+        &[("TMPDIR", tmp)],
+    );
+    assert_eq!(code, 0, "{preview}");
+    assert_eq!(preview, again);
+}
+
+#[test]
+fn the_console_shows_a_slack_problem_as_a_problem() {
+    use cutover::tui::model::LogKind;
+    let mut console = cutover::tui::Console::default();
+    let plan = small_plan();
+    for r in EventRecord::stamp(
+        "run-7f3a",
+        0,
+        vec![
+            Event::Created {
+                spec: spec_of(&plan),
+            },
+            Event::SlackProblem {
+                code: "invalid_blocks".into(),
+                detail: "Slack rejected the pre-flight message: chat.postMessage invalid_blocks; sent as plain text instead".into(),
+            },
+        ],
+        &Actor::System,
+        None,
+        t0(),
+    ) {
+        console.event(&r);
+    }
+    let last = console.log.back().expect("a log line");
+    assert_eq!(last.kind, LogKind::Problem);
+    assert!(
+        last.text.contains("invalid_blocks") && last.text.contains("plain text"),
+        "{}",
+        last.text
+    );
+}

@@ -9,7 +9,11 @@
 //! Prints API calls per method per minute (mean and worst minute), the
 //! worst minute of `chat.update` per message, the maximum staleness of the
 //! progress message outside the outages, the recovery time after each
-//! outage, and whether the final state arrived.
+//! outage, whether the final state arrived, and how many calls reached the
+//! fake while a `Retry-After` it had sent was still running (target 0).
+//! A second, 10-minute scenario refuses every payload with blocks
+//! (`invalid_blocks`) and counts the calls: one refusal per message, then
+//! plain text — not a flood.
 //!
 //! Run: `cargo run --release --bin bench-slack` (or without `--release`).
 
@@ -43,6 +47,13 @@ struct Fake {
     start: Mutex<Option<Instant>>,
     calls: Mutex<Vec<CallRecord>>,
     next_ts: Mutex<u64>,
+    /// Per method: until when the last 429 asked to wait.
+    retry_after: Mutex<BTreeMap<String, Instant>>,
+    /// Calls that arrived while their method's Retry-After was running.
+    while_blocked: Mutex<u64>,
+    /// Refuse every message write that carries blocks (`invalid_blocks`),
+    /// as Slack does with a payload it finds invalid, however often resent.
+    reject_blocks: bool,
 }
 
 impl Fake {
@@ -61,7 +72,24 @@ impl SlackApi for Fake {
             let now = Instant::now();
             let t = self.secs(now);
             let ts = args["ts"].as_str().map(str::to_string);
-            let result = if (BURST.0..BURST.0 + BURST.1).contains(&t) {
+            if let Ok(r) = self.retry_after.lock()
+                && r.get(method).is_some_and(|until| now < *until)
+                && let Ok(mut n) = self.while_blocked.lock()
+            {
+                *n += 1;
+            }
+            let has_blocks = args["blocks"].as_array().is_some_and(|b| !b.is_empty());
+            let result = if self.reject_blocks && has_blocks {
+                Err(ApiError::Slack {
+                    method: method.into(),
+                    code: "invalid_blocks".into(),
+                    needed: None,
+                    messages: vec!["[ERROR] refused by the bench [json-pointer:/blocks/0]".into()],
+                })
+            } else if (BURST.0..BURST.0 + BURST.1).contains(&t) {
+                if let Ok(mut r) = self.retry_after.lock() {
+                    r.insert(method.to_string(), now + Duration::from_secs(BURST.2));
+                }
                 Err(ApiError::RateLimited {
                     method: method.into(),
                     retry_after: Duration::from_secs(BURST.2),
@@ -151,17 +179,57 @@ fn main() -> Result<(), String> {
         .start_paused(true)
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(bench())
+    rt.block_on(async {
+        let fake = Arc::new(Fake::default());
+        let (started, report) = bench(fake.clone(), RUN_SECONDS).await?;
+        let calls = fake.calls.lock().map_err(|e| e.to_string())?.clone();
+        print_figures(&calls, started, &report)?;
+        println!(
+            "calls made while blocked by Retry-After: {} (target 0)",
+            fake.while_blocked.lock().map(|n| *n).unwrap_or(0)
+        );
+        rejected_scenario().await
+    })
 }
 
-async fn bench() -> Result<(), String> {
+/// A payload Slack rejects (`invalid_blocks` on every message with blocks)
+/// over a 10-minute run: one refusal per message, then plain text; no flood.
+async fn rejected_scenario() -> Result<(), String> {
+    const SECONDS: u64 = 600;
+    let fake = Arc::new(Fake {
+        reject_blocks: true,
+        ..Fake::default()
+    });
+    let (_, report) = bench(fake.clone(), SECONDS).await?;
+    let calls = fake.calls.lock().map_err(|e| e.to_string())?.clone();
+    let refused = calls.iter().filter(|c| !c.3).count();
+    let posts = calls.iter().filter(|c| c.1 == "chat.postMessage").count();
+    println!();
+    println!(
+        "rejected-post scenario ({} min, every payload with blocks refused invalid_blocks): {} calls ({} refused, {} posts), {} rejection(s) reported, final state delivered as plain text: {}",
+        SECONDS / 60,
+        calls.len(),
+        refused,
+        posts,
+        report.rejected.len(),
+        if report.final_delivered { "yes" } else { "NO" }
+    );
+    if refused > 3 || !report.final_delivered {
+        return Err(format!("a rejected payload was resent: {refused} refusals"));
+    }
+    Ok(())
+}
+
+async fn bench(
+    fake: Arc<Fake>,
+    run_seconds: u64,
+) -> Result<(Instant, cutover::slack::relay::RelayReport), String> {
     let plan = plan()?;
     let t0 = Utc
         .with_ymd_and_hms(2025, 3, 3, 2, 0, 0)
         .single()
         .unwrap_or_default();
     let spec = RunSpec::from_plan(&plan, "orders-prod", Environment::Prod, "sim");
-    let fake = Arc::new(Fake::default());
     let mut feed = Feed {
         fan: Fanout::default(),
         seq: 0,
@@ -221,8 +289,8 @@ async fn bench() -> Result<(), String> {
             },
         ],
     );
-    let total = RUN_SECONDS * 1000;
-    for i in 1..=RUN_SECONDS {
+    let total = run_seconds * 1000;
+    for i in 1..=run_seconds {
         tokio::time::sleep_until(started + Duration::from_secs(i)).await;
         feed.fan.publish(Published::Sample(Sample::Progress {
             status: ExecStatus {
@@ -231,7 +299,7 @@ async fn bench() -> Result<(), String> {
                     rows_copied: i * 1000,
                     rows_total: Some(total),
                     percent: None,
-                    eta_seconds: Some((RUN_SECONDS - i) as f64),
+                    eta_seconds: Some((run_seconds - i) as f64),
                     chunk_size: Some(1000),
                     max_lag_millis: None,
                     detail: None,
@@ -240,14 +308,13 @@ async fn bench() -> Result<(), String> {
             },
         }));
     }
-    feed.events(Actor::System, RUN_SECONDS + 1, vec![Event::Succeeded]);
+    feed.events(Actor::System, run_seconds + 1, vec![Event::Succeeded]);
     feed.fan.close();
     let report = tokio::time::timeout(Duration::from_secs(3600), relay)
         .await
         .map_err(|_| "the relay did not finish within an hour of the end".to_string())?
         .map_err(|e| e.to_string())?;
-    let calls = fake.calls.lock().map_err(|e| e.to_string())?.clone();
-    print_figures(&calls, started, &report)
+    Ok((started, report))
 }
 
 type Calls = [CallRecord];

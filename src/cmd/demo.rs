@@ -215,6 +215,16 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Slack without a token: the relay writes what it would post to a transcript.
+    let slack = crate::slack::host::transcript_relay(
+        &run_dir,
+        &run_id,
+        "demo-prod",
+        plan.clone(),
+        tx.clone(),
+        shutdown.clone(),
+    )
+    .await;
     // At the keyboard, a newcomer gets time to approve (A) and cut over (c)
     // before the simulated Alice does.
     let (approve_wait, cut_over_wait) = if opts.no_tui {
@@ -300,6 +310,9 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
             }
         }
     };
+    if let Some((relay, path)) = slack {
+        crate::slack::host::finish_demo(relay, &path, !opts.json).await;
+    }
     bot.abort();
     drop(lock);
     if !opts.json {

@@ -37,7 +37,8 @@ pub fn slack_config(path: Option<&Path>) -> Result<Option<(SlackConfig, PathBuf)
 /// `cutover slack …`.
 pub fn run(c: &SlackCommand) -> Result<i32, InputError> {
     match c {
-        SlackCommand::Preview { opts, run } => {
+        SlackCommand::Preview { demo: true, .. } => transcript(None),
+        SlackCommand::Preview { opts, run, .. } => {
             let (plan, _) = build(opts)?;
             let sc = slack_config(opts.config.as_deref())?
                 .map(|x| x.0)
@@ -68,7 +69,23 @@ pub fn run(c: &SlackCommand) -> Result<i32, InputError> {
             Ok(0)
         }
         SlackCommand::Check { config } => check(config.as_deref()),
+        SlackCommand::Transcript { file } => transcript(file.clone()),
     }
+}
+
+/// Prints what a transcript's channel would have shown (default: the last demo's).
+fn transcript(file: Option<PathBuf>) -> Result<i32, InputError> {
+    let path = file.unwrap_or_else(crate::slack::host::demo_transcript_path);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        InputError(format!(
+            "{}: {e} (run `cutover demo` first, or name a run's slack-transcript.jsonl)",
+            path.display()
+        ))
+    })?;
+    for l in crate::slack::transcript::render_channel(&text) {
+        println!("{l}");
+    }
+    Ok(0)
 }
 
 fn check(config: Option<&Path>) -> Result<i32, InputError> {

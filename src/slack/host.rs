@@ -95,3 +95,79 @@ impl SlackHost {
         })
     }
 }
+
+/// Where the last demo's Slack transcript is kept (the demo's own directory
+/// is temporary).
+pub fn demo_transcript_path() -> std::path::PathBuf {
+    std::env::temp_dir().join("cutover-demo-slack-transcript.jsonl")
+}
+
+/// Relays a run without a token: every payload to the transcript in
+/// `run_dir` (what the demo shows of Slack). Subscribes through `requests`;
+/// `None` when the run core is gone.
+pub async fn transcript_relay(
+    run_dir: &std::path::Path,
+    run: &str,
+    target: &str,
+    plan: crate::model::Plan,
+    requests: mpsc::Sender<Request>,
+    shutdown: CancellationToken,
+) -> Option<(JoinHandle<RelayReport>, std::path::PathBuf)> {
+    let t = Arc::new(super::transcript::Transcript::in_run_dir(run_dir));
+    let path = t.path().to_path_buf();
+    let api: Arc<dyn SlackApi> = t;
+    let interactions =
+        Interactions::new(api.clone(), Vec::new(), std::time::Duration::from_secs(300));
+    let host = SlackHost::new(api, Arc::new(interactions));
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    requests
+        .send(Request::Subscribe {
+            capacity: 4096,
+            reply,
+        })
+        .await
+        .ok()?;
+    let (state, sub) = rx.await.ok()?;
+    let setup = RelaySetup {
+        run: run.to_string(),
+        target: target.to_string(),
+        channel: "#db-changes".into(),
+        plan,
+        links: Default::default(),
+        people: Default::default(),
+        coalesce: std::time::Duration::from_secs(1),
+        requests: None,
+    };
+    Some((
+        host.spawn_for_run(setup, requests, state, sub, shutdown),
+        path,
+    ))
+}
+
+/// After the demo: waits for the relay's last edits, keeps the transcript
+/// at [`demo_transcript_path`], and prints what the channel would have seen.
+pub async fn finish_demo(
+    relay: JoinHandle<RelayReport>,
+    transcript: &std::path::Path,
+    print: bool,
+) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), relay).await;
+    let kept = demo_transcript_path();
+    let at = match std::fs::copy(transcript, &kept) {
+        Ok(_) => kept,
+        Err(_) => transcript.to_path_buf(),
+    };
+    if !print {
+        return;
+    }
+    let text = std::fs::read_to_string(&at).unwrap_or_default();
+    println!();
+    println!(
+        "Slack is off (no token): what #db-changes would have seen — transcript at {} (`cutover slack preview --demo` shows it again):",
+        at.display()
+    );
+    println!();
+    for l in super::transcript::render_channel(&text) {
+        println!("  {l}");
+    }
+}

@@ -5,8 +5,10 @@
 //! - [`view`]: the relay's pure fold of run events and samples into what it shows;
 //! - [`blocks`]: pure rendering of that view (and of a plan) to Block Kit JSON;
 //! - [`api`]: the Web API behind a trait, over `reqwest`, with every documented error classified;
+//! - [`pace`]: one backoff (Retry-After and server errors, with jitter) for every call;
 //! - [`transcript`]: the API stand-in used without a token (every payload to a file);
-//! - [`relay`]: the coalescing sender — latest state wins, `Retry-After` honoured, final state always delivered;
+//! - [`relay`]: the coalescing sender — latest state wins, `Retry-After` honoured, a rejected payload
+//!   never resent (plain text instead, recorded as a run event), final state always delivered;
 //! - [`interact`]: clicks and modal submissions → authorized commands for the run core;
 //! - [`signing`]: v0 request signatures (HTTP interactivity);
 //! - [`socket`]: the Socket Mode client;

@@ -433,11 +433,21 @@ impl Relay {
         }
     }
 
-    /// Sends whatever is due at `now`.
+    /// Sends whatever is due at `now`: the pre-flight first (the others
+    /// thread under it), then progress, milestones, and the summary last so
+    /// the thread reads in order.
     async fn flush(&mut self, coalesce: Duration) {
         let now = Instant::now();
-        // Preflight first: the others thread under it.
-        for slot in [Slot::Preflight, Slot::Progress, Slot::Completion] {
+        self.flush_slots(&[Slot::Preflight, Slot::Progress], coalesce, now)
+            .await;
+        self.flush_milestones().await;
+        if self.milestones.is_empty() {
+            self.flush_slots(&[Slot::Completion], coalesce, now).await;
+        }
+    }
+
+    async fn flush_slots(&mut self, slots: &[Slot], coalesce: Duration, now: Instant) {
+        for &slot in slots {
             if self.report.fatal.is_some() {
                 return;
             }
@@ -486,6 +496,9 @@ impl Relay {
                 Err(e) => self.failed(Some(slot), method, &e).await,
             }
         }
+    }
+
+    async fn flush_milestones(&mut self) {
         while let (Some(m), Some(parent)) =
             (self.milestones.front().cloned(), self.ids.preflight.clone())
         {

@@ -90,6 +90,159 @@ impl SlackApi for Transcript {
     }
 }
 
+/// What the channel would have shown, as text, from a transcript's lines:
+/// each top-level message in its final state (after every edit), its thread
+/// replies indented under it, buttons as `[Label]`.
+pub fn render_channel(transcript: &str) -> Vec<String> {
+    struct Msg {
+        ts: String,
+        thread: Option<String>,
+        args: Value,
+        edits: u32,
+        broadcast: bool,
+    }
+    let mut msgs: Vec<Msg> = Vec::new();
+    for v in transcript
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        let seq = v["seq"].as_u64().unwrap_or(0);
+        let args = v["args"].clone();
+        match v["method"].as_str().unwrap_or("") {
+            methods::POST_MESSAGE => msgs.push(Msg {
+                ts: format!("{:010}.{:06}", 1, seq),
+                thread: args["thread_ts"].as_str().map(str::to_string),
+                broadcast: args["reply_broadcast"] == true,
+                args,
+                edits: 0,
+            }),
+            methods::UPDATE => {
+                if let Some(m) = msgs
+                    .iter_mut()
+                    .find(|m| Some(m.ts.as_str()) == args["ts"].as_str())
+                {
+                    m.args = args;
+                    m.edits += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let show = |m: &Msg, indent: &str, out: &mut Vec<String>| {
+        let mut lines = blocks_text(&m.args);
+        if lines.is_empty() {
+            lines = m.args["text"]
+                .as_str()
+                .unwrap_or("")
+                .lines()
+                .map(unescape)
+                .collect();
+        }
+        let mut note = Vec::new();
+        if m.edits > 0 {
+            note.push(format!("edited {} time(s)", m.edits));
+        }
+        if m.broadcast {
+            note.push("also sent to the channel".to_string());
+        }
+        let head = if indent.is_empty() { "●" } else { "↳" };
+        out.push(format!(
+            "{indent}{head} message {}{}",
+            m.ts,
+            if note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", note.join(", "))
+            }
+        ));
+        for l in lines {
+            out.push(format!("{indent}  {l}"));
+        }
+    };
+    for m in msgs.iter().filter(|m| m.thread.is_none()) {
+        show(m, "", &mut out);
+        for r in msgs
+            .iter()
+            .filter(|r| r.thread.as_deref() == Some(m.ts.as_str()))
+        {
+            show(r, "    ", &mut out);
+        }
+        out.push(String::new());
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// A message's blocks as text lines.
+fn blocks_text(args: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let text_of = |v: &Value| unescape(v["text"].as_str().unwrap_or(""));
+    for b in args["blocks"].as_array().into_iter().flatten() {
+        match b["type"].as_str().unwrap_or("") {
+            "header" => out.push(format!("# {}", text_of(&b["text"]))),
+            "divider" => out.push("────".into()),
+            "section" => {
+                if b.get("text").is_some() {
+                    out.extend(text_of(&b["text"]).lines().map(str::to_string));
+                }
+                let fields: Vec<String> = b["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| text_of(f).replace('\n', ": "))
+                    .collect();
+                if !fields.is_empty() {
+                    out.push(fields.join(" · "));
+                }
+            }
+            "context" => {
+                let parts: Vec<String> = b["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text_of)
+                    .collect();
+                out.extend(parts.join(" · ").lines().map(str::to_string));
+            }
+            "actions" => {
+                let buttons: Vec<String> = b["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| format!("[{}]", e["text"]["text"].as_str().unwrap_or("?")))
+                    .collect();
+                out.push(buttons.join(" "));
+            }
+            "rich_text" => {
+                for e in b["elements"].as_array().into_iter().flatten() {
+                    let text: String = e["elements"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|x| x["text"].as_str().unwrap_or("").to_string())
+                        .collect();
+                    let pre = e["type"] == "rich_text_preformatted";
+                    for l in text.lines() {
+                        out.push(if pre {
+                            format!("    {l}")
+                        } else {
+                            l.to_string()
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +276,49 @@ mod tests {
             .filter_map(|v| v["seq"].as_u64())
             .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn the_channel_renders_from_a_transcript_in_its_final_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcript::in_run_dir(dir.path());
+        let pre = t
+            .call(
+                methods::POST_MESSAGE,
+                json!({"channel": "C", "text": "x", "blocks": [
+                    {"type": "header", "text": {"type": "plain_text", "text": "v42 on prod"}},
+                    {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Approve"}}]}]}),
+            )
+            .await
+            .unwrap();
+        let ts = pre["ts"].as_str().unwrap().to_string();
+        t.call(
+            methods::POST_MESSAGE,
+            json!({"channel": "C", "thread_ts": ts, "text": "x", "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": "&lt;!channel&gt; paused"}}]}),
+        )
+        .await
+        .unwrap();
+        t.call(
+            methods::UPDATE,
+            json!({"channel": "C", "ts": ts, "text": "x", "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": "✅ v42 on prod"}},
+                {"type": "rich_text", "elements": [{"type": "rich_text_preformatted", "elements": [{"type": "text", "text": "ALTER TABLE t"}]}]}]}),
+        )
+        .await
+        .unwrap();
+        let text = std::fs::read_to_string(t.path()).unwrap();
+        let lines = render_channel(&text);
+        let all = lines.join("\n");
+        assert!(all.contains("(edited 1 time(s))"), "{all}");
+        assert!(
+            all.contains("# ✅ v42 on prod") && !all.contains("[Approve]"),
+            "{all}"
+        );
+        assert!(all.contains("    ALTER TABLE t"), "{all}");
+        assert!(
+            all.contains("    ↳ message") && all.contains("<!channel> paused"),
+            "{all}"
+        );
     }
 }
