@@ -149,6 +149,53 @@ fn connection_errors_name_the_server_and_the_cause() {
         );
         assert!(!err.contains("hunter2"), "{err}");
     }
+    // `cutover run` plans first: the same words.
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["run", ".", "--target", "pg", "--no-tui"])
+        .current_dir(d.path())
+        .env("CUTOVER_AUDIT_KEY", "0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("connection refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_lag_says_why_in_text_and_json() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = String::new();
+    for (name, engine, scheme) in [("pg", "postgres", "postgres"), ("my", "mariadb", "mysql")] {
+        t.push_str(&format!(
+            "[[targets]]\nname = \"{name}\"\nengine = \"{engine}\"\nenvironment = \"dev\"\nprimary = \"{scheme}://u@127.0.0.1:1/db\"\nreplicas = [{{ name = \"r1\", dsn = \"{scheme}://u:hunter2@127.0.0.1:1/db\" }}]\n\n"
+        ));
+    }
+    std::fs::write(d.path().join("cutover.toml"), t).unwrap();
+    for target in ["pg", "my"] {
+        let (code, out, err) = cutover(d.path(), &["lag", "--target", target, "--count", "1"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("unknown")
+                && out.contains("127.0.0.1:1")
+                && out.contains("connection refused"),
+            "{target}: {out}"
+        );
+        let (code, out, err) = cutover(
+            d.path(),
+            &[
+                "lag", "--target", target, "--count", "1", "--format", "json",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(v["seconds"].is_null(), "{out}");
+        let why = v["why"].as_str().unwrap_or_default();
+        assert!(why.contains("connection refused"), "{target}: {out}");
+        assert!(!out.contains("hunter2"), "{out}");
+    }
 }
 
 /// Swaps the user and password of a URL for ones the server does not know.

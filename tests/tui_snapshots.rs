@@ -185,6 +185,7 @@ impl Story {
                             bytes: None,
                             source: LagSource::Simulated,
                             at,
+                            why: None,
                         },
                     }),
                 });

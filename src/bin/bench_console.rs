@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bytes: None,
                 source: LagSource::Simulated,
                 at: t0 + Duration::seconds(i),
+                why: None,
             });
         }
     }

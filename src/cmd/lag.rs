@@ -26,7 +26,13 @@ pub fn render_text(s: &LagSample, max_seconds: f64) -> String {
     } else {
         ""
     };
-    format!("{when}  {:<20} {lag}{bytes}{flag}", s.replica)
+    let why = s
+        .why
+        .as_deref()
+        .filter(|_| s.seconds.is_none())
+        .map(|w| format!("  ({w})"))
+        .unwrap_or_default();
+    format!("{when}  {:<20} {lag}{bytes}{flag}{why}", s.replica)
 }
 
 /// Runs the command; returns the exit code (errors are bad input: exit 2).
@@ -97,6 +103,7 @@ mod tests {
             bytes: Some(40),
             source: LagSource::PgReplayLag,
             at: DateTime::<Utc>::UNIX_EPOCH,
+            why: None,
         }
     }
 

@@ -423,6 +423,7 @@ impl Monitor {
             bytes: None,
             source: LagSource::Executor,
             at: Utc::now(),
+            why: None,
         };
         updates.send(ExecUpdate::Lag(lag)).await.is_ok()
     }

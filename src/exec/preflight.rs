@@ -179,6 +179,7 @@ mod tests {
             bytes: None,
             source: LagSource::Simulated,
             at: DateTime::<Utc>::UNIX_EPOCH,
+            why: None,
         }
     }
 

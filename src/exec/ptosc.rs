@@ -429,6 +429,7 @@ impl Monitor {
                     bytes: None,
                     source: LagSource::Executor,
                     at: Utc::now(),
+                    why: None,
                 };
                 let _ = updates.send(ExecUpdate::Lag(s)).await;
             }

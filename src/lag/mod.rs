@@ -193,6 +193,9 @@ pub struct LagSample {
     pub source: LagSource,
     /// When read.
     pub at: DateTime<Utc>,
+    /// Why the lag is unknown, when it is (the server and the cause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Whether a reading is over the limit; unknown lag is over.
@@ -220,6 +223,7 @@ mod tests {
             bytes: None,
             source: LagSource::Simulated,
             at: DateTime::<Utc>::UNIX_EPOCH,
+            why: None,
         }
     }
 

@@ -220,12 +220,30 @@ impl LagPoller for MysqlLagPoller {
                 let hb = hb.clone();
                 async move {
                     let r = tokio::time::timeout(timeout, read_one(c, hb.as_ref(), sub)).await;
-                    let seconds = match r {
-                        Ok(Ok(s)) => s,
+                    let (seconds, why) = match r {
+                        Ok(Ok(Some(s))) => (Some(s), None),
+                        Ok(Ok(None)) => (
+                            None,
+                            Some(
+                                "replication is not running (threads stopped, or no lag reported)"
+                                    .to_string(),
+                            ),
+                        ),
                         // Error or timeout: unknown, and a fresh connection next time.
-                        _ => {
+                        Ok(Err(e)) => {
                             c.conn = None;
-                            None
+                            (None, Some(crate::dberror::mysql(&c.replica.dsn, &e)))
+                        }
+                        Err(_) => {
+                            c.conn = None;
+                            (
+                                None,
+                                Some(crate::dberror::timed_out(
+                                    crate::model::Engine::Mysql,
+                                    &c.replica.dsn,
+                                    timeout.as_secs().max(1),
+                                )),
+                            )
                         }
                     };
                     LagSample {
@@ -234,6 +252,7 @@ impl LagPoller for MysqlLagPoller {
                         bytes: None,
                         source,
                         at: Utc::now(),
+                        why,
                     }
                 }
             });

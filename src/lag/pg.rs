@@ -306,11 +306,21 @@ impl LagPoller for PgLagPoller {
             let primary =
                 tokio::time::timeout(timeout, read_primary(&mut self.primary, &self.primary_dsn))
                     .await;
-            let primary = match primary {
-                Ok(Ok(p)) => Some(p),
-                _ => {
+            let (primary, primary_why) = match primary {
+                Ok(Ok(p)) => (Some(p), None),
+                Ok(Err(e)) => {
                     self.primary.client = None;
-                    None
+                    let w = crate::dberror::postgres(&self.primary_dsn, &e);
+                    (None, Some(format!("the primary cannot be read: {w}")))
+                }
+                Err(_) => {
+                    self.primary.client = None;
+                    let w = crate::dberror::timed_out(
+                        crate::model::Engine::Postgres,
+                        &self.primary_dsn,
+                        timeout.as_secs().max(1),
+                    );
+                    (None, Some(format!("the primary cannot be read: {w}")))
                 }
             };
             let now = std::time::Instant::now();
@@ -324,17 +334,40 @@ impl LagPoller for PgLagPoller {
                 self.last_lsn = Some((*lsn, now));
             }
             let primary = &primary;
+            let primary_why = &primary_why;
             let reads = self.replicas.iter_mut().map(|(rep, slot)| async move {
                 let r = tokio::time::timeout(timeout, read_replica(slot, &rep.dsn)).await;
+                let mut why = None;
                 let (seconds, bytes, source) = match (r, primary) {
                     (Ok(Ok((row, app))), Some((lsn, senders))) => {
                         let app = app.unwrap_or_else(|| rep.name.clone());
                         let sender = senders.iter().find(|s| s.application_name == app);
-                        classify_with_rate(*lsn, sender, &row, rate)
+                        let c = classify_with_rate(*lsn, sender, &row, rate);
+                        if c.0.is_none() {
+                            why = Some(if sender.is_none() {
+                                format!("'{app}' is not streaming from the primary (not in pg_stat_replication)")
+                            } else {
+                                "the replica reports no replay position or lag".to_string()
+                            });
+                        }
+                        c
                     }
-                    (Ok(Ok(_)), None) => (None, None, LagSource::PgReplayLag),
-                    _ => {
+                    (Ok(Ok(_)), None) => {
+                        why = primary_why.clone();
+                        (None, None, LagSource::PgReplayLag)
+                    }
+                    (Ok(Err(e)), _) => {
                         slot.client = None;
+                        why = Some(crate::dberror::postgres(&rep.dsn, &e));
+                        (None, None, LagSource::PgReplayLag)
+                    }
+                    (Err(_), _) => {
+                        slot.client = None;
+                        why = Some(crate::dberror::timed_out(
+                            crate::model::Engine::Postgres,
+                            &rep.dsn,
+                            timeout.as_secs().max(1),
+                        ));
                         (None, None, LagSource::PgReplayLag)
                     }
                 };
@@ -344,6 +377,7 @@ impl LagPoller for PgLagPoller {
                     bytes,
                     source,
                     at: Utc::now(),
+                    why,
                 }
             });
             join_all(reads).await

@@ -73,6 +73,7 @@ impl LagPoller for SimReplicas {
                         bytes: seconds.map(|s| (s * 1_000_000.0) as u64),
                         source: LagSource::Simulated,
                         at,
+                        why: None,
                     }
                 })
                 .collect()

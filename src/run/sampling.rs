@@ -71,6 +71,7 @@ mod tests {
             bytes: None,
             source: LagSource::Simulated,
             at: t0 + Duration::seconds(sec),
+            why: None,
         };
         let mut g = SampleGate::default();
         assert_eq!(g.lag(&s(0, Some(0.1)), 1.0), Some("interval"));

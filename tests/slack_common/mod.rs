@@ -141,6 +141,7 @@ pub fn lag_sample(replica: &str, seconds: Option<f64>, secs: i64) -> Sample {
             bytes: None,
             source: LagSource::Simulated,
             at: t0() + chrono::Duration::seconds(secs),
+            why: None,
         },
     }
 }
