@@ -153,3 +153,48 @@ async fn headless_native_run_applies_records_history_and_is_refused_without_a_ro
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A failed native step names the statement that failed and its own line,
+/// not the first line of its transaction.
+#[tokio::test]
+async fn a_failed_step_names_the_statement_and_its_line() {
+    let Some(dsn) = pg_url() else { return };
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    client
+        .batch_execute("DROP TABLE IF EXISTS run_fail; DROP TABLE IF EXISTS flyway_schema_history;")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("db")).unwrap_or_else(|e| panic!("{e}"));
+    // One transaction (Flyway, PostgreSQL); the third statement fails at line 5.
+    std::fs::write(
+        d.join("db/V1__run_fail.sql"),
+        "SET lock_timeout = '2s';\nCREATE TABLE run_fail (id int PRIMARY KEY);\n\n-- the failing one:\nINSERT INTO run_fail (id) VALUES (1 / 0);\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        d.join("cutover.toml"),
+        format!(
+            "[[targets]]\nname = \"dev\"\nengine = \"postgres\"\nenvironment = \"dev\"\nprimary = \"{dsn}\"\nexecutor = \"native\"\n\n[[policy.people]]\nid = \"me\"\nrole = \"dba\"\nlocal = [\"{}\"]\n",
+            os_user()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("V1__run_fail.sql:5") && out.contains("INSERT INTO run_fail"),
+        "{out}"
+    );
+    assert!(out.contains("division by zero"), "{out}");
+    let exists: bool = client
+        .query_one("SELECT to_regclass('run_fail') IS NOT NULL", &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0);
+    assert!(!exists, "the transaction was rolled back");
+}

@@ -55,6 +55,24 @@ impl Step {
         }
     }
 
+    /// `V2__x.sql:9 `ALTER TABLE orders …`` : the statement of this step that
+    /// runs now, at its own line, so a failure names what failed and where.
+    pub fn statement_label(
+        &self,
+        migrations: &[Migration],
+        statement: &crate::sql::split::RawStatement,
+    ) -> String {
+        let file = super::history::script_name(&migrations[self.migration()]);
+        let sql: String = statement
+            .sql
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let shown: String = sql.chars().take(80).collect();
+        let more = if shown.len() < sql.len() { "…" } else { "" };
+        format!("{file}:{} `{shown}{more}`", statement.line)
+    }
+
     /// `V2__x.sql:7` style label.
     pub fn label(&self, migrations: &[Migration]) -> String {
         let m = &migrations[self.migration()];

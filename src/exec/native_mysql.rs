@@ -887,6 +887,12 @@ impl Task {
                         0
                     };
                     for (si, s) in statements.iter().enumerate().skip(skip) {
+                        // A failure names this statement and its own line.
+                        self.where_ = format!(
+                            "step {}/{n} {}",
+                            i + 1,
+                            step.statement_label(&self.migrations, s)
+                        );
                         end = self.statement(&s.sql).await;
                         if !matches!(end, End::Done) {
                             break 'steps;

@@ -152,6 +152,19 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// `step 2/5 V3__x.sql:4` for the statement at `s.line`: the step's label
+/// with the statement's own line and its text (clipped).
+fn statement_at(where_: &str, s: &crate::sql::split::RawStatement) -> String {
+    let base = match where_.rsplit_once(':') {
+        Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit()) => head,
+        _ => where_,
+    };
+    let sql: String = s.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown: String = sql.chars().take(80).collect();
+    let more = if shown.len() < sql.len() { "…" } else { "" };
+    format!("{base}:{} `{shown}{more}`", s.line)
+}
+
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
@@ -464,6 +477,8 @@ struct Task {
     shared: Arc<Mutex<Shared>>,
     /// `statement i/n: label` of the current step.
     where_: String,
+    /// The statement of the current unit that runs (or failed), with its line.
+    failed_at: Option<String>,
     invalid_before: BTreeSet<String>,
     /// Set when a backfill stopped between chunks (what it left).
     backfill_left: Option<Leftover>,
@@ -861,9 +876,10 @@ impl Task {
                         } else {
                             String::new()
                         };
+                        // Name the statement that failed, at its own line.
                         return StepEnd::Failed(format!(
                             "{}: {}{tries}",
-                            self.where_,
+                            self.failed_at.as_deref().unwrap_or(&self.where_),
                             pg_error(&e)
                         ));
                     }
@@ -912,7 +928,9 @@ impl Task {
         if in_txn && wrap {
             self.client.batch_execute("BEGIN").await?;
         }
+        self.failed_at = None;
         for (k, s) in statements.iter().enumerate() {
+            self.failed_at = Some(statement_at(&self.where_, s));
             // The file's own COMMIT ends the unit: the history row goes in first.
             let last = k + 1 == statements.len();
             if let Some(mi) = record
@@ -1508,6 +1526,7 @@ impl Executor for NativePg {
                 updates: updates.clone(),
                 shared: shared.clone(),
                 where_: String::new(),
+                failed_at: None,
                 invalid_before: before,
                 backfill_left: None,
                 migration_started: Instant::now(),
