@@ -63,14 +63,7 @@ impl Step {
         statement: &crate::sql::split::RawStatement,
     ) -> String {
         let file = super::history::script_name(&migrations[self.migration()]);
-        let sql: String = statement
-            .sql
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let shown: String = sql.chars().take(80).collect();
-        let more = if shown.len() < sql.len() { "…" } else { "" };
-        format!("{file}:{} `{shown}{more}`", statement.line)
+        format!("{file}:{} `{}`", statement.line, clip_sql(&statement.sql))
     }
 
     /// `V2__x.sql:7` style label.
@@ -84,6 +77,17 @@ impl Step {
             Step::Backfill { directive, .. } => format!("{file}:{} (backfill)", directive.line),
             Step::Record { .. } => format!("{file} (history record)"),
         }
+    }
+}
+
+/// A statement on one line, at most 80 characters (for failure messages).
+pub fn clip_sql(sql: &str) -> String {
+    let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown: String = one.chars().take(80).collect();
+    if shown.len() < one.len() {
+        format!("{shown}…")
+    } else {
+        shown
     }
 }
 

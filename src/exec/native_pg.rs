@@ -159,10 +159,7 @@ fn statement_at(where_: &str, s: &crate::sql::split::RawStatement) -> String {
         Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit()) => head,
         _ => where_,
     };
-    let sql: String = s.sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    let shown: String = sql.chars().take(80).collect();
-    let more = if shown.len() < sql.len() { "…" } else { "" };
-    format!("{base}:{} `{shown}{more}`", s.line)
+    format!("{base}:{} `{}`", s.line, super::native::clip_sql(&s.sql))
 }
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
