@@ -52,9 +52,24 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<Migration
     files.sort_by(|(pa, a), (pb, b)| file_order(pa, a, pb, b));
     files.dedup_by(|a, b| a.0 == b.0);
 
+    // Reading and splitting files is independent work: every core takes files.
+    let loaded = crate::sql::par::map(
+        &files,
+        |(path, info)| {
+            let mut v = Vec::new();
+            load_file(path, info.clone(), opts, &mut v).map(|_| v)
+        },
+        |(path, _)| {
+            Err(MigrateError::Other {
+                path: path.display().to_string(),
+                message: "internal error while reading this file".into(),
+            })
+        },
+    );
     let mut out = Vec::new();
-    for (path, info) in files {
-        load_file(&path, info, opts, &mut out)?;
+    // The first error in file order, so the message is the same on every run.
+    for r in loaded {
+        out.extend(r?);
     }
     check_duplicates(&out)?;
     Ok(out)

@@ -36,6 +36,9 @@ fn annotation(line: &str) -> Option<String> {
 
 /// The tool whose up/down annotations `text` carries, if any.
 pub fn detect(text: &str) -> Option<Tool> {
+    if !text.contains("+goose") && !text.contains("migrate:") && !text.contains("+GOOSE") {
+        return None;
+    }
     for line in text.lines() {
         match annotation(line).as_deref() {
             Some(a) if a.starts_with("+goose up") => return Some(Tool::Goose),

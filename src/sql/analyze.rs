@@ -149,6 +149,15 @@ pub fn unwrap_executable_comments(sql: &str) -> Option<String> {
     Some(out)
 }
 
+/// Why the engine's grammar rejects `sql`, as far as checks independent of the
+/// analysis can tell (other-dialect syntax, merged statements, dangling commas).
+pub fn grammar_rejects(sql: &str, engine: Engine) -> Option<String> {
+    if let Some(what) = foreign_syntax(sql, engine) {
+        return Some(format!("{what} is not {engine} syntax"));
+    }
+    fallback::grammar_rejects(sql, engine).map(str::to_string)
+}
+
 /// Other dialects' syntax that sqlparser accepts but the engine rejects (MySQL
 /// `UNSIGNED` or backticks on PostgreSQL, SQLite `AUTOINCREMENT`).
 fn foreign_syntax(sql: &str, engine: Engine) -> Option<&'static str> {
