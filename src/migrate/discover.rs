@@ -19,6 +19,17 @@ pub struct LoadOptions {
     pub format: Option<SourceFormat>,
 }
 
+/// Most statements one plan analyzes. Each costs under a kilobyte of facts; the
+/// cap keeps a plan within its memory budget whatever the input (a migration this
+/// long is a data dump, not a reviewable change).
+pub const MAX_STATEMENTS: usize = 100_000;
+
+fn too_many() -> String {
+    format!(
+        "more than {MAX_STATEMENTS} statements to plan: load data with the database's own tools, or plan fewer migrations at a time"
+    )
+}
+
 /// Reads files and directories (recursively, `*.sql`) into migrations in apply order.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<Migration>, MigrateError> {
     let mut files: Vec<(PathBuf, NameInfo)> = Vec::new();
@@ -66,10 +77,20 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<Migration
             })
         },
     );
-    let mut out = Vec::new();
+    let mut out: Vec<Migration> = Vec::new();
+    let mut total = 0usize;
     // The first error in file order, so the message is the same on every run.
     for r in loaded {
-        out.extend(r?);
+        for m in r? {
+            total += m.statements.len();
+            if total > MAX_STATEMENTS {
+                return Err(MigrateError::Other {
+                    path: m.path.display().to_string(),
+                    message: too_many(),
+                });
+            }
+            out.push(m);
+        }
     }
     check_duplicates(&out)?;
     Ok(out)
@@ -193,6 +214,13 @@ fn load_file(
             .filter(|s| !s.sql.is_empty())
             .collect()
         };
+        if let Some(s) = statements.get(MAX_STATEMENTS) {
+            return Err(MigrateError::Syntax {
+                path: shown.clone(),
+                line: s.line,
+                message: too_many(),
+            });
+        }
         Ok(Migration {
             version,
             description,
