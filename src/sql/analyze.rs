@@ -644,10 +644,10 @@ fn const_truth(e: &Expr) -> Option<bool> {
         Expr::UnaryOp { op: U::Not, expr } => const_truth(expr).map(|b| !b),
         Expr::IsTrue(x) | Expr::IsNotFalse(x) => const_truth(x),
         Expr::IsFalse(x) | Expr::IsNotTrue(x) => const_truth(x).map(|b| !b),
-        Expr::IsNotNull(x) => literal_number(x).map(|_| true).or_else(|| match &**x {
+        Expr::IsNotNull(x) => match &**x {
             Expr::Value(v) if !matches!(v.value, V::Null) => Some(true),
-            _ => None,
-        }),
+            _ => literal_number(x).map(|_| true),
+        },
         Expr::BinaryOp { left, op, right } => match op {
             B::Or => match (const_truth(left), const_truth(right)) {
                 (Some(true), _) | (_, Some(true)) => Some(true),
