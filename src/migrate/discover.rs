@@ -198,10 +198,12 @@ fn load_file(
         let statements = if let Some(given) = given {
             given
         } else if split_statements {
-            split_checked(body, engine, first_line, delim).map_err(|e| MigrateError::Syntax {
-                path: shown.clone(),
-                line: e.line,
-                message: e.message,
+            split_checked(body, engine, first_line, delim, MAX_STATEMENTS).map_err(|e| {
+                MigrateError::Syntax {
+                    path: shown.clone(),
+                    line: e.line,
+                    message: e.message,
+                }
             })?
         } else {
             let lead = body.len() - body.trim_start().len();

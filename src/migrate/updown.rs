@@ -143,8 +143,8 @@ pub fn up(text: &str, tool: Tool, engine: Engine, path: &str) -> Result<Up, Migr
                 .into(),
         ));
     }
-    let mut statements =
-        split_checked(&plain, engine, 1, ";").map_err(|e| err(e.line, e.message))?;
+    let mut statements = split_checked(&plain, engine, 1, ";", super::discover::MAX_STATEMENTS)
+        .map_err(|e| err(e.line, e.message))?;
     statements.extend(blocks);
     statements.sort_by_key(|s| s.line);
     Ok(Up {
