@@ -562,3 +562,22 @@ fn secrets_are_redacted_in_every_format() {
         }
     }
 }
+
+#[test]
+fn absurd_inputs_are_bounded() {
+    // Too many statements: refused with the file and the line of the first one over.
+    let many = "SELECT 1;\n".repeat(100_001);
+    let (code, _, err) = plan_files(&[("many.sql", &many)], &["--engine", "postgres"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("many.sql:100001:") && err.contains("100000"),
+        "{err}"
+    );
+    // One statement too large to parse cheaply: unanalyzable, high.
+    let big = format!("SELECT {};\n", vec!["1"; 100_000].join(","));
+    let (code, out, err) = plan_files(&[("big.sql", &big)], &["--engine", "postgres"]);
+    assert_eq!(code, 0, "{err}");
+    let p: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["risk"], "high");
+    assert!(rules_of(stmt(&p, 0, 0)).contains(&"unanalyzable-sql".to_string()));
+}

@@ -19,6 +19,17 @@ pub struct LoadOptions {
     pub format: Option<SourceFormat>,
 }
 
+/// Most statements one plan analyzes. Each costs under a kilobyte of facts; the
+/// cap keeps a plan within its memory budget whatever the input (a migration this
+/// long is a data dump, not a reviewable change).
+pub const MAX_STATEMENTS: usize = 100_000;
+
+fn too_many() -> String {
+    format!(
+        "more than {MAX_STATEMENTS} statements to plan: load data with the database's own tools, or plan fewer migrations at a time"
+    )
+}
+
 /// Reads files and directories (recursively, `*.sql`) into migrations in apply order.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<Migration>, MigrateError> {
     let mut files: Vec<(PathBuf, NameInfo)> = Vec::new();
@@ -52,9 +63,34 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Vec<Migration
     files.sort_by(|(pa, a), (pb, b)| file_order(pa, a, pb, b));
     files.dedup_by(|a, b| a.0 == b.0);
 
-    let mut out = Vec::new();
-    for (path, info) in files {
-        load_file(&path, info, opts, &mut out)?;
+    // Reading and splitting files is independent work: every core takes files.
+    let loaded = crate::sql::par::map(
+        &files,
+        |(path, info)| {
+            let mut v = Vec::new();
+            load_file(path, info.clone(), opts, &mut v).map(|_| v)
+        },
+        |(path, _)| {
+            Err(MigrateError::Other {
+                path: path.display().to_string(),
+                message: "internal error while reading this file".into(),
+            })
+        },
+    );
+    let mut out: Vec<Migration> = Vec::new();
+    let mut total = 0usize;
+    // The first error in file order, so the message is the same on every run.
+    for r in loaded {
+        for m in r? {
+            total += m.statements.len();
+            if total > MAX_STATEMENTS {
+                return Err(MigrateError::Other {
+                    path: m.path.display().to_string(),
+                    message: too_many(),
+                });
+            }
+            out.push(m);
+        }
     }
     check_duplicates(&out)?;
     Ok(out)
@@ -162,10 +198,12 @@ fn load_file(
         let statements = if let Some(given) = given {
             given
         } else if split_statements {
-            split_checked(body, engine, first_line, delim).map_err(|e| MigrateError::Syntax {
-                path: shown.clone(),
-                line: e.line,
-                message: e.message,
+            split_checked(body, engine, first_line, delim, MAX_STATEMENTS).map_err(|e| {
+                MigrateError::Syntax {
+                    path: shown.clone(),
+                    line: e.line,
+                    message: e.message,
+                }
             })?
         } else {
             let lead = body.len() - body.trim_start().len();
@@ -178,6 +216,13 @@ fn load_file(
             .filter(|s| !s.sql.is_empty())
             .collect()
         };
+        if let Some(s) = statements.get(MAX_STATEMENTS) {
+            return Err(MigrateError::Syntax {
+                path: shown.clone(),
+                line: s.line,
+                message: too_many(),
+            });
+        }
         Ok(Migration {
             version,
             description,

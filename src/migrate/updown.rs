@@ -36,6 +36,9 @@ fn annotation(line: &str) -> Option<String> {
 
 /// The tool whose up/down annotations `text` carries, if any.
 pub fn detect(text: &str) -> Option<Tool> {
+    if !text.contains("+goose") && !text.contains("migrate:") && !text.contains("+GOOSE") {
+        return None;
+    }
     for line in text.lines() {
         match annotation(line).as_deref() {
             Some(a) if a.starts_with("+goose up") => return Some(Tool::Goose),
@@ -140,8 +143,8 @@ pub fn up(text: &str, tool: Tool, engine: Engine, path: &str) -> Result<Up, Migr
                 .into(),
         ));
     }
-    let mut statements =
-        split_checked(&plain, engine, 1, ";").map_err(|e| err(e.line, e.message))?;
+    let mut statements = split_checked(&plain, engine, 1, ";", super::discover::MAX_STATEMENTS)
+        .map_err(|e| err(e.line, e.message))?;
     statements.extend(blocks);
     statements.sort_by_key(|s| s.line);
     Ok(Up {

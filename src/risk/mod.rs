@@ -217,13 +217,27 @@ pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
     let mut plan_indexes: HashMap<String, Vec<Vec<String>>> = HashMap::new();
     let mut domains: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
-    for m in migrations {
-        let mut state = PlanState {
-            created: &mut created,
-            plan_indexes: &mut plan_indexes,
-            checked_domains: &mut domains,
-        };
-        out.push(classify_migration(m, ctx, &mut state));
+    // Parse in batches: all cores busy, and the parse results of only one batch
+    // held at a time.
+    const BATCH_STATEMENTS: usize = 8192;
+    let mut start = 0;
+    while start < migrations.len() {
+        let mut end = start;
+        let mut n = 0;
+        while end < migrations.len() && (end == start || n < BATCH_STATEMENTS) {
+            n += migrations[end].statements.len();
+            end += 1;
+        }
+        let batch = &migrations[start..end];
+        for (m, parsed) in batch.iter().zip(analyze_batch(batch)) {
+            let mut state = PlanState {
+                created: &mut created,
+                plan_indexes: &mut plan_indexes,
+                checked_domains: &mut domains,
+            };
+            out.push(classify_migration(m, ctx, &mut state, parsed));
+        }
+        start = end;
     }
     let risk = out.iter().map(|m| m.risk).max().unwrap_or(Risk::Low);
     let version = if migrations.iter().all(|m| m.engine == Engine::Mysql) && !migrations.is_empty()
@@ -274,13 +288,17 @@ struct PlanState<'s> {
     checked_domains: &'s mut HashSet<String>,
 }
 
-fn classify_migration(m: &Migration, ctx: &Context, st: &mut PlanState) -> MigrationVerdict {
+fn classify_migration(
+    m: &Migration,
+    ctx: &Context,
+    st: &mut PlanState,
+    parsed: Vec<Analysis>,
+) -> MigrationVerdict {
     let mut statements = Vec::new();
     let mut analyses: Vec<Analysis> = Vec::new();
     let mut facts: Vec<txn::StmtFacts> = Vec::new();
     // MySQL user variables holding SQL text, for PREPARE … FROM @var.
     let mut vars: HashMap<String, Vec<String>> = HashMap::new();
-    let parsed = analyze_all(&m.statements, m.engine);
     for ((index, raw), analysis) in m.statements.iter().enumerate().zip(parsed) {
         if let Op::SetUserVar { name, embedded } = &analysis.op {
             vars.insert(name.to_ascii_lowercase(), embedded.clone());
@@ -441,47 +459,45 @@ fn triggers_on_target(ev: &mut Eval, m: &Migration, op: &Op) {
     }
 }
 
-/// Parses every statement; independent work, so large migrations use every core.
-fn analyze_all(stmts: &[crate::sql::split::RawStatement], engine: Engine) -> Vec<Analysis> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if threads < 2 || stmts.len() < 256 {
-        return stmts.iter().map(|s| analyze(&s.sql, engine)).collect();
+/// Parses the statements of several migrations on every core (classification
+/// itself is sequential: it depends on earlier statements). Returns one vector
+/// of analyses per migration.
+fn analyze_batch(ms: &[Migration]) -> Vec<Vec<Analysis>> {
+    // Chunks of statements, so one large migration is spread over the cores too.
+    const CHUNK: usize = 64;
+    let mut chunks: Vec<(usize, &[crate::sql::split::RawStatement])> = Vec::new();
+    for (i, m) in ms.iter().enumerate() {
+        for part in m.statements.chunks(CHUNK) {
+            chunks.push((i, part));
+        }
     }
-    let chunk = stmts.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = stmts
-            .chunks(chunk)
-            .map(|part| {
-                (
-                    part.len(),
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|s| analyze(&s.sql, engine))
-                            .collect::<Vec<_>>()
-                    }),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(len, h)| {
-                // A crashed parser thread must not drop statements: they become unanalyzable (high).
-                h.join().unwrap_or_else(|_| {
-                    (0..len)
-                        .map(|_| Analysis {
-                            op: Op::Unanalyzable {
-                                message: "the SQL parser crashed on this part of the file".into(),
-                            },
-                            parsed_by: crate::sql::ops::ParsedBy::Fallback,
-                            parse_error: None,
-                        })
-                        .collect()
+    let results = crate::sql::par::map(
+        &chunks,
+        |(i, part)| {
+            let e = ms[*i].engine;
+            part.iter().map(|s| analyze(&s.sql, e)).collect::<Vec<_>>()
+        },
+        // A crashed parser must not drop statements: they become unanalyzable (high).
+        |(_, part)| {
+            part.iter()
+                .map(|_| Analysis {
+                    op: Op::Unanalyzable {
+                        message: "the SQL parser crashed on this statement".into(),
+                    },
+                    parsed_by: crate::sql::ops::ParsedBy::Fallback,
+                    parse_error: None,
                 })
-            })
-            .collect()
-    })
+                .collect()
+        },
+    );
+    let mut out: Vec<Vec<Analysis>> = ms
+        .iter()
+        .map(|m| Vec::with_capacity(m.statements.len()))
+        .collect();
+    for ((i, _), r) in chunks.iter().zip(results) {
+        out[*i].extend(r);
+    }
+    out
 }
 
 /// Runs the rule families on one analyzed statement.

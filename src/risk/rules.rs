@@ -260,17 +260,49 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 }
 
 /// Fills `{name}` placeholders; unknown placeholders are left visible.
+/// Expands `{name}` placeholders in one pass; unknown ones stay as written.
 fn fill(template: &str, vars: &[(&str, &str)]) -> String {
-    let mut s = template.to_string();
-    for (k, v) in vars {
-        s = s.replace(&format!("{{{k}}}"), v);
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|close| {
+            let key = &after[..close];
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (close, *v))
+        }) {
+            Some((close, v)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
-    s
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_expands_known_placeholders_once() {
+        assert_eq!(
+            fill(
+                "{table} {x} {table}{detail}",
+                &[("table", "t"), ("detail", "{table}")]
+            ),
+            "t {x} t{table}"
+        );
+        assert_eq!(fill("no braces", &[]), "no braces");
+        assert_eq!(fill("dangling {", &[("a", "b")]), "dangling {");
+    }
 
     #[test]
     fn embedded_rules_parse() {

@@ -149,18 +149,39 @@ pub fn unwrap_executable_comments(sql: &str) -> Option<String> {
     Some(out)
 }
 
+/// Why the engine's grammar rejects `sql`, as far as checks independent of the
+/// analysis can tell (other-dialect syntax, merged statements, dangling commas).
+pub fn grammar_rejects(sql: &str, engine: Engine) -> Option<String> {
+    if let Some(what) = foreign_syntax(sql, engine) {
+        return Some(format!("{what} is not {engine} syntax"));
+    }
+    fallback::grammar_rejects(sql, engine).map(str::to_string)
+}
+
+/// Case-insensitive substring test without allocating (`needle` is lower-case).
+pub(crate) fn contains_ci(hay: &str, needle: &[u8]) -> bool {
+    let h = hay.as_bytes();
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    h.len() >= needle.len()
+        && (0..=h.len() - needle.len()).any(|i| {
+            h[i].to_ascii_lowercase() == first
+                && h[i..i + needle.len()].eq_ignore_ascii_case(needle)
+        })
+}
+
 /// Other dialects' syntax that sqlparser accepts but the engine rejects (MySQL
 /// `UNSIGNED` or backticks on PostgreSQL, SQLite `AUTOINCREMENT`).
 fn foreign_syntax(sql: &str, engine: Engine) -> Option<&'static str> {
     use sqlparser::tokenizer::{Token, Tokenizer};
-    let lower = sql.to_ascii_lowercase();
     let words: &[&'static str] = match engine {
         Engine::Postgres => &["unsigned", "zerofill", "auto_increment", "autoincrement"],
         Engine::Mysql => &["autoincrement"],
     };
-    let backtick = engine == Engine::Postgres && lower.contains('`');
-    let cast = engine == Engine::Mysql && lower.contains("::");
-    if !backtick && !cast && !words.iter().any(|w| lower.contains(w)) {
+    let backtick = engine == Engine::Postgres && sql.contains('`');
+    let cast = engine == Engine::Mysql && sql.contains("::");
+    if !backtick && !cast && !words.iter().any(|w| contains_ci(sql, w.as_bytes())) {
         return None;
     }
     // Confirm on tokens: inside a string or quoted identifier they are fine.
@@ -623,10 +644,10 @@ fn const_truth(e: &Expr) -> Option<bool> {
         Expr::UnaryOp { op: U::Not, expr } => const_truth(expr).map(|b| !b),
         Expr::IsTrue(x) | Expr::IsNotFalse(x) => const_truth(x),
         Expr::IsFalse(x) | Expr::IsNotTrue(x) => const_truth(x).map(|b| !b),
-        Expr::IsNotNull(x) => literal_number(x).map(|_| true).or(match &**x {
+        Expr::IsNotNull(x) => match &**x {
             Expr::Value(v) if !matches!(v.value, V::Null) => Some(true),
-            _ => None,
-        }),
+            _ => literal_number(x).map(|_| true),
+        },
         Expr::BinaryOp { left, op, right } => match op {
             B::Or => match (const_truth(left), const_truth(right)) {
                 (Some(true), _) | (_, Some(true)) => Some(true),

@@ -366,11 +366,49 @@ pub fn recognize(sql: &str, engine: Engine) -> Option<Op> {
     }
 }
 
+/// Text the engine's grammar rejects, found without the parser: two statements
+/// merged by a missing `;`, or an ALTER TABLE with an empty clause (dangling
+/// comma). Independent of the analysis, so tests can check the plan against it.
+pub fn grammar_rejects(sql: &str, engine: Engine) -> Option<&'static str> {
+    let t = tokens(sql, engine)?;
+    if merged_statements(&t) {
+        return Some("two statements merged by a missing `;`");
+    }
+    if t.first().map(T::up) == Some("ALTER") && t.get(1).map(T::up) == Some("TABLE") {
+        let mut depth = 0;
+        let mut prev_comma = false;
+        for (i, x) in t.iter().enumerate() {
+            match x.up() {
+                "(" => depth += 1,
+                ")" => depth -= 1,
+                "," if depth == 0 => {
+                    if prev_comma || i + 1 == t.len() {
+                        return Some("a dangling comma in ALTER TABLE");
+                    }
+                    prev_comma = true;
+                    continue;
+                }
+                _ => {}
+            }
+            prev_comma = false;
+        }
+    }
+    None
+}
+
 /// True when the tokens hold the start of a second statement at top level: a
 /// missing `;` merged two statements, and reading the first would hide the second.
 /// Routine, trigger and rule bodies legitimately hold statements and are exempt.
 fn merged_statements(t: &[T]) -> bool {
     let head: Vec<&str> = t.iter().take(8).map(T::up).collect();
+    // `WITH … DELETE`, `EXPLAIN ANALYZE UPDATE`: the DML is this statement's own
+    // (the fallback never reads these below high anyway).
+    if matches!(
+        head.first().copied(),
+        Some("WITH" | "EXPLAIN" | "ANALYZE" | "PREPARE")
+    ) {
+        return false;
+    }
     if head.first() == Some(&"CREATE")
         && head.iter().any(|w| {
             matches!(
@@ -398,10 +436,13 @@ fn merged_statements(t: &[T]) -> bool {
                 next,
                 "TABLE" | "INDEX" | "UNIQUE" | "VIEW" | "SEQUENCE" | "TYPE" | "OR" | "SCHEMA"
             ),
-            "DROP" => matches!(
-                next,
-                "TABLE" | "INDEX" | "VIEW" | "SCHEMA" | "DATABASE" | "SEQUENCE" | "TYPE"
-            ),
+            // MySQL `ALTER TABLE t DROP INDEX i` is one statement.
+            "DROP" => {
+                matches!(
+                    next,
+                    "TABLE" | "VIEW" | "SCHEMA" | "DATABASE" | "SEQUENCE" | "TYPE"
+                ) || (next == "INDEX" && head.first() != Some(&"ALTER"))
+            }
             "INSERT" => next == "INTO",
             "DELETE" => next == "FROM",
             "TRUNCATE" => next == "TABLE",

@@ -4,5 +4,6 @@ pub mod analyze;
 pub mod fallback;
 pub mod names;
 pub mod ops;
+pub mod par;
 pub mod redact;
 pub mod split;

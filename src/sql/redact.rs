@@ -263,8 +263,8 @@ pub fn redact(sql: &str) -> String {
 /// statement (finding messages, parser errors) can be cleaned too.
 pub fn redact_with_secrets(sql: &str) -> (String, Vec<String>) {
     // Cheap pre-check: almost no statement mentions a password.
-    let lower = sql.to_ascii_lowercase();
-    if !lower.contains("password") && !lower.contains("identified") {
+    use crate::sql::analyze::contains_ci;
+    if !contains_ci(sql, b"password") && !contains_ci(sql, b"identified") {
         return (sql.to_string(), Vec::new());
     }
     let (spans, mut secrets) = secret_spans(sql);

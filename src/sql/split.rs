@@ -30,18 +30,20 @@ pub struct SplitError {
 ///
 /// `delimiter` is the initial terminator (`;`, or a Liquibase `endDelimiter`).
 pub fn split(text: &str, engine: Engine, first_line: usize, delimiter: &str) -> Vec<RawStatement> {
-    split_inner(text, engine, first_line, delimiter).0
+    split_inner(text, engine, first_line, delimiter, usize::MAX).0
 }
 
 /// Like [`split`], but an unterminated block comment, quote or dollar-quote is an
-/// error naming the line where it starts.
+/// error naming the line where it starts. Stops after `limit` + 1 statements (the
+/// caller refuses more; splitting on would only use memory).
 pub fn split_checked(
     text: &str,
     engine: Engine,
     first_line: usize,
     delimiter: &str,
+    limit: usize,
 ) -> Result<Vec<RawStatement>, SplitError> {
-    match split_inner(text, engine, first_line, delimiter) {
+    match split_inner(text, engine, first_line, delimiter, limit) {
         (_, Some(e)) => Err(e),
         (v, None) => Ok(v),
     }
@@ -52,6 +54,7 @@ fn split_inner(
     engine: Engine,
     first_line: usize,
     delimiter: &str,
+    limit: usize,
 ) -> (Vec<RawStatement>, Option<SplitError>) {
     let mut err: Option<SplitError> = None;
     let mut unterminated = |line: usize, what: &str| {
@@ -80,6 +83,9 @@ fn split_inner(
     let mut last_word = String::new();
 
     while i < bytes.len() {
+        if out.len() > limit {
+            return (out, err);
+        }
         let c = bytes[i];
         // MySQL client `DELIMITER x` lines (only between statements).
         if mysql
@@ -509,11 +515,13 @@ mod tests {
             ("SELECT 1;\n/*!50001 DROP TABLE t;", Engine::Mysql, 2),
             ("SELECT `a;\nDROP TABLE t;", Engine::Mysql, 1),
         ] {
-            let e = split_checked(text, engine, 1, ";").unwrap_err();
+            let e = split_checked(text, engine, 1, ";", usize::MAX).unwrap_err();
             assert_eq!(e.line, line, "{text}: {e}");
             assert!(e.message.starts_with("unterminated"), "{e}");
         }
-        assert!(split_checked("SELECT '/*';\n-- '\nSELECT 1;", Engine::Postgres, 1, ";").is_ok());
+        assert!(
+            split_checked("SELECT '/*';\n-- '\nSELECT 1;", Engine::Postgres, 1, ";", 9).is_ok()
+        );
     }
 
     #[test]
