@@ -321,6 +321,14 @@ fn demo_prints_a_plan() {
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
+    // The demo keeps its files for the audit commands; this test does not need them.
+    if let Some(kept) = out
+        .lines()
+        .find_map(|l| l.strip_prefix("The demo's files are kept in "))
+        .and_then(|l| l.split(' ').next())
+    {
+        let _ = std::fs::remove_dir_all(kept);
+    }
 }
 
 #[test]

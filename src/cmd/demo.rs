@@ -209,7 +209,9 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
         tokio::spawn(async move { supervisor::supervise(&run_dir, core, (tx, rx), shutdown).await })
     };
     let sock = socket_path(&run_dir);
-    for _ in 0..500 {
+    // The supervisor task binds the socket; on a loaded machine that can take
+    // seconds, and connecting before it would fail ("connection refused").
+    for _ in 0..3000 {
         if sock.exists() {
             break;
         }
