@@ -224,7 +224,11 @@ async fn a_run_from_request_to_cut_over_with_a_slow_subscriber() {
         }
     })
     .await;
-    assert_eq!(polled.ok(), Some(true), "no lag poll while ready to cut over");
+    assert_eq!(
+        polled.ok(),
+        Some(true),
+        "no lag poll while ready to cut over"
+    );
     let r = send(
         &tx,
         Actor::local("own"),
