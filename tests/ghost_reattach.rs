@@ -116,6 +116,47 @@ async fn killed_supervisor_reattaches_to_live_ghost_and_abort_leaves_cleanable_t
     let (_, out, _) = cutover(d, &["audit", "show"]);
     assert!(out.contains("interrupted"), "{out}");
 
+    // Slack: each message was posted once; the restarted relay edited the same ones.
+    let keyf = d.join("audit.key");
+    std::fs::write(&keyf, KEY).unwrap_or_else(|e| panic!("{e}"));
+    let key = cutover::audit::AuditKey::load(Some(&keyf)).unwrap_or_else(|e| panic!("{e}"));
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rd.join("run.json")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let trail = d.join(spec["trail"].as_str().unwrap_or_default());
+    let (entries, _) = cutover::audit::read_file(&trail, &key).unwrap_or_else(|e| panic!("{e}"));
+    let mut posted: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.entry {
+            cutover::audit::Entry::Run { record } => match &record.event {
+                Event::MessagePosted { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(!posted.is_empty(), "no Slack message recorded");
+    let n = posted.len();
+    posted.sort();
+    posted.dedup();
+    assert_eq!(posted.len(), n, "a message was posted twice: {posted:?}");
+    // The transcript: the pre-flight and the progress message were each posted once
+    // (thread notes such as the abort and the summary are separate replies).
+    let transcript = std::fs::read_to_string(rd.join("slack-transcript.jsonl")).unwrap_or_default();
+    let posts: Vec<&str> = transcript
+        .lines()
+        .filter(|l| l.contains("\"method\":\"chat.postMessage\""))
+        .collect();
+    let preflights = posts
+        .iter()
+        .filter(|l| l.contains("\"type\":\"header\""))
+        .count();
+    let progress = posts
+        .iter()
+        .filter(|l| l.contains("\"block_id\":\"ctl:"))
+        .count();
+    assert_eq!((preflights, progress), (1, 1), "{posts:#?}");
+
     let mut c = conn(&primary).await;
     c.query_drop("DROP TABLE IF EXISTS ghre")
         .await

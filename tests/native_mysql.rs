@@ -327,7 +327,8 @@ async fn earlier_tool_leftovers_refuse_and_stage_consumers_are_enabled() {
     let o = outcome(ms.clone(), j.clone()).await;
     match &o.kind {
         OutcomeKind::Failed { error } => assert!(
-            error.contains("table _lo_t_gho") && error.contains("DROP TABLE `_lo_t_gho`;"),
+            error.contains("._lo_t_gho")
+                && error.contains("DROP TABLE IF EXISTS `test`.`_lo_t_gho`;"),
             "{error}"
         ),
         other => panic!("expected a refusal, got {other:?}"),

@@ -213,6 +213,22 @@ async fn a_run_from_request_to_cut_over_with_a_slow_subscriber() {
         Reply::Accepted { .. }
     ));
     until(&mut fast, &path, |e| matches!(e, Event::ReadyToCutOver)).await;
+    // The core keeps polling replicas while the cut-over waits (that can take hours).
+    let polled = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match fast.recv().await {
+                Some(Published::Sample(cutover::run::Sample::Lag { .. })) => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        polled.ok(),
+        Some(true),
+        "no lag poll while ready to cut over"
+    );
     let r = send(
         &tx,
         Actor::local("own"),

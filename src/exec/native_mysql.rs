@@ -1045,42 +1045,11 @@ async fn earlier_run_leftovers(
     mon: &mut mysql_async::Conn,
     tables: &[String],
 ) -> Result<Option<String>, String> {
-    let mut found = Vec::new();
-    let mut cleanup = Vec::new();
-    for t in tables {
-        let t = unquote(t);
-        for name in tool_tables(&t) {
-            let n: Option<u64> = mon
-                .exec_first(
-                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-                    (name.clone(),),
-                )
-                .await
-                .map_err(|e| my_error(&e))?;
-            if n.unwrap_or(0) > 0 {
-                cleanup.push(format!("DROP TABLE `{name}`;"));
-                found.push(format!("table {name}"));
-            }
-        }
-        let triggers: Vec<String> = mon
-            .exec(
-                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME LIKE 'pt\\_osc\\_%'",
-                (t.clone(),),
-            )
-            .await
-            .map_err(|e| my_error(&e))?;
-        for tr in triggers {
-            cleanup.push(format!("DROP TRIGGER `{tr}`;"));
-            found.push(format!("trigger {tr}"));
-        }
-    }
-    Ok((!found.is_empty()).then(|| {
-        format!(
-            "leftovers of an earlier gh-ost/pt-osc run: {}. Make sure that run is over, then clean up: {}",
-            found.join(", "),
-            cleanup.join(" ")
-        )
-    }))
+    // One detection for every executor (exec::leftovers).
+    let found = super::leftovers::find_mysql(mon, tables)
+        .await
+        .map_err(|e| my_error(&e))?;
+    Ok(super::leftovers::refusal(&found, None))
 }
 
 /// Before start: every replica known (when a poller is attached), and free
