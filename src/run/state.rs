@@ -202,6 +202,15 @@ impl RunState {
         self.last_seq + 1
     }
 
+    /// An ended run has nothing pending: no surface may show a request
+    /// (e.g. "cut-over requested") as still waiting.
+    fn clear_pending(&mut self) {
+        self.pause_pending = false;
+        self.resume_pending = false;
+        self.cut_over_pending = false;
+        self.abort_pending = false;
+    }
+
     /// The fold step.
     pub fn apply(mut self, rec: &EventRecord) -> RunState {
         self.last_seq = rec.seq;
@@ -305,17 +314,17 @@ impl RunState {
             }
             Event::Succeeded => {
                 self.phase = Phase::Succeeded;
-                self.abort_pending = false;
+                self.clear_pending();
             }
             Event::Failed { error, .. } => {
                 self.phase = Phase::Failed;
                 self.outcome = Some(error.clone());
-                self.abort_pending = false;
+                self.clear_pending();
             }
             Event::Aborted { reason, .. } => {
                 self.phase = Phase::Aborted;
                 self.outcome = Some(reason.clone());
-                self.abort_pending = false;
+                self.clear_pending();
             }
             Event::Interrupted { .. } => {
                 if self.phase != Phase::Interrupted {
@@ -356,5 +365,58 @@ impl RunState {
             Event::SlackProblem { .. } | Event::Sampled { .. } | Event::CleanedUp { .. } => {}
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Actor;
+
+    fn rec(seq: u64, event: Event) -> EventRecord {
+        EventRecord {
+            schema: crate::run::events::EVENT_SCHEMA,
+            run: "r".into(),
+            seq,
+            at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            actor: Actor::System,
+            dedup: None,
+            event,
+        }
+    }
+
+    #[test]
+    fn an_ended_run_has_nothing_pending() {
+        for end in [
+            Event::Succeeded,
+            Event::Failed {
+                error: "x".into(),
+                leftovers: vec![],
+            },
+            Event::Aborted {
+                reason: "x".into(),
+                leftovers: vec![],
+            },
+        ] {
+            let recs = [
+                rec(1, Event::ReadyToCutOver),
+                rec(
+                    2,
+                    Event::CutOverRequested {
+                        person: "alice".into(),
+                    },
+                ),
+                rec(
+                    3,
+                    Event::PauseRequested {
+                        person: "bob".into(),
+                    },
+                ),
+                rec(4, end),
+            ];
+            let st = RunState::replay(&recs);
+            assert!(st.phase.is_terminal());
+            assert!(!st.cut_over_pending && !st.pause_pending, "{st:?}");
+        }
     }
 }
