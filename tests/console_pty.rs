@@ -122,5 +122,5 @@ fn demo_pause_resume_detach_in_a_real_terminal() {
     let h = t.history();
     assert!(h.contains("detached:"), "{h}");
     assert!(s.contains("EXITED 0"), "{s}");
-    assert!(!s.contains("Replica lag"), "alternate screen left: {s}");
+    assert!(!s.contains("┌ Event log"), "alternate screen left: {s}");
 }

@@ -426,6 +426,8 @@ pub fn probes(sql: &str, engine: Engine) -> Option<Vec<Probe>> {
             }
             Some(out)
         }
+        // Reads and session settings change nothing a resume could repeat.
+        Op::Select | Op::Set { .. } => Some(vec![Probe::Idempotent]),
         _ => None,
     }
 }
@@ -842,6 +844,12 @@ mod tests {
         assert_eq!(
             m("ALTER TABLE t ADD INDEX t_c (c), MODIFY v VARCHAR(20)"),
             Some(vec![idx("t_c", true), Probe::Idempotent])
+        );
+        // A read or a session setting interrupted mid-way is simply run again.
+        assert_eq!(m("SELECT SLEEP(8)"), Some(vec![Probe::Idempotent]));
+        assert_eq!(
+            m("SET SESSION lock_wait_timeout = 5"),
+            Some(vec![Probe::Idempotent])
         );
         assert_eq!(settle(&[], true), Seen::NotApplied);
         assert_eq!(settle(&[true], true), Seen::Applied);
