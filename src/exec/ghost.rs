@@ -703,22 +703,7 @@ impl Executor for GhostExecutor {
                 });
             }
             let left = find_leftovers(&self.target.primary, &alter).await;
-            let names: Vec<String> = left.iter().map(|l| l.name.clone()).collect();
-            Ok(ExecStatus {
-                phase: ExecPhase::NotRunning,
-                progress: Some(Progress {
-                    detail: Some(format!(
-                        "gh-ost is gone; left behind: {}",
-                        if names.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    )),
-                    ..Progress::default()
-                }),
-                at: Utc::now(),
-            })
+            Ok(super::tool::gone("gh-ost", &left))
         })
     }
 }

@@ -682,22 +682,7 @@ impl Executor for PtOscExecutor {
                 });
             }
             let left = find_leftovers(&self.target.primary, &alter).await;
-            let names: Vec<String> = left.iter().map(|l| l.name.clone()).collect();
-            Ok(ExecStatus {
-                phase: ExecPhase::NotRunning,
-                progress: Some(Progress {
-                    detail: Some(format!(
-                        "pt-osc is gone; left behind: {}",
-                        if names.is_empty() {
-                            "nothing".into()
-                        } else {
-                            names.join(", ")
-                        }
-                    )),
-                    ..Progress::default()
-                }),
-                at: Utc::now(),
-            })
+            Ok(super::tool::gone("pt-osc", &left))
         })
     }
 }

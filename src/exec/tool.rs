@@ -273,8 +273,48 @@ pub fn binary(env: &str, name: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("{name} is not installed (not on PATH, and {env} is not set)"))
 }
 
+/// What recovery reports when the tool's process is gone: not running, and
+/// what it left behind (the run is then Interrupted with these listed).
+pub fn gone(tool: &str, left: &[super::Leftover]) -> super::ExecStatus {
+    let names: Vec<&str> = left.iter().map(|l| l.name.as_str()).collect();
+    let what = if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
+    };
+    super::ExecStatus {
+        phase: super::ExecPhase::NotRunning,
+        progress: Some(super::Progress {
+            detail: Some(format!("{tool} is gone; left behind: {what}")),
+            ..super::Progress::default()
+        }),
+        at: chrono::Utc::now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_gone_tool_lists_what_it_left() {
+        let left = vec![super::super::Leftover {
+            kind: "table".into(),
+            name: "_orders_gho".into(),
+            cleanup: None,
+        }];
+        let st = gone("gh-ost", &left);
+        assert_eq!(st.phase, super::super::ExecPhase::NotRunning);
+        let detail = st.progress.and_then(|p| p.detail).unwrap_or_default();
+        assert_eq!(detail, "gh-ost is gone; left behind: _orders_gho");
+        let st = gone("pt-osc", &[]);
+        assert!(
+            st.progress
+                .and_then(|p| p.detail)
+                .unwrap_or_default()
+                .ends_with("nothing")
+        );
+    }
+
     use super::*;
     use crate::migrate::{LoadOptions, load_paths};
 
