@@ -323,6 +323,36 @@ fn catalog_only_alters_take_the_lock_the_engine_takes() {
     }
 }
 
+/// LOCK TABLE takes the mode it names (ACCESS EXCLUSIVE without one); still high risk.
+#[test]
+fn explicit_lock_table_takes_the_mode_it_names() {
+    let got = |sql: &'static str| {
+        let p = plan(&Case {
+            rule: "",
+            engine: Pg,
+            version: None,
+            file: "t.sql",
+            sql,
+            at: Stmt(0),
+            risk: Low,
+        });
+        let s = &p.migrations[0].statements[0];
+        (s.lock.mode.clone(), s.risk)
+    };
+    assert_eq!(
+        got("LOCK TABLE small IN SHARE MODE"),
+        ("ShareLock".into(), High)
+    );
+    assert_eq!(
+        got("LOCK TABLE small IN ROW EXCLUSIVE MODE NOWAIT"),
+        ("RowExclusiveLock".into(), High)
+    );
+    assert_eq!(
+        got("LOCK TABLE small"),
+        ("AccessExclusiveLock".into(), High)
+    );
+}
+
 /// A column type change re-creates the foreign keys using the column, on both
 /// sides: the other table is locked too (seen by `cutover verify` on PostgreSQL 15).
 #[test]
