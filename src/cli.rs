@@ -361,7 +361,7 @@ pub struct AttachArgs {
 pub struct ApproveArgs {
     /// Run id.
     pub run: String,
-    /// The plan digest (or its prefix) you reviewed; refused if the run's plan changed.
+    /// The plan digest (or its prefix) you reviewed; refused, and the refusal recorded, if the run's plan changed.
     #[arg(long)]
     pub plan_digest: Option<String>,
     /// Where run directories live.

@@ -520,22 +520,19 @@ pub fn approve(a: &ApproveArgs) -> Result<i32, InputError> {
             .as_ref()
             .map(|s| s.binding.plan_digest.clone())
             .unwrap_or_default();
-        if let Some(seen) = &a.plan_digest
-            && !digest.starts_with(seen.as_str())
-        {
-            return Err(InputError(format!(
-                "run {} is now plan {}, not {seen}: review it again before approving",
-                a.run,
-                crate::tui::model::short(&digest)
-            )));
-        }
+        // The plan the approver reviewed: a prefix of the run's digest stands
+        // for it. Any other digest goes to the run core as given, which
+        // refuses it as stale *and records the refusal*: an approval for
+        // another plan is a decision the trail must hold.
+        let plan_digest = match &a.plan_digest {
+            Some(seen) if !digest.starts_with(seen.as_str()) => seen.clone(),
+            _ => digest,
+        };
         let mut c = Client::connect(&sock).await.map_err(input)?;
         let reply = c
             .command(
                 Surface::Cli,
-                Command::Approve {
-                    plan_digest: digest,
-                },
+                Command::Approve { plan_digest },
                 app::tty(),
                 |_| {},
             )
