@@ -478,8 +478,10 @@ impl Follower {
     }
 }
 
-/// The Approve button's value on the run's pre-flight message: (message ts, value).
-fn approve_button(d: &Double, run: &str) -> Option<(String, String)> {
+/// The pre-flight message with an Approve button for plan `digest`:
+/// (message ts, button value, run id). The run is found by what it is,
+/// whatever the run-id scheme.
+fn approve_button(d: &Double, digest: &str) -> Option<(String, String, String)> {
     d.messages().into_iter().find_map(|m| {
         let value = m.blocks.as_array()?.iter().find_map(|b| {
             b["elements"].as_array()?.iter().find_map(|e| {
@@ -488,18 +490,35 @@ fn approve_button(d: &Double, run: &str) -> Option<(String, String)> {
                     .flatten()
             })
         })?;
-        value
-            .starts_with(&format!("{run}|"))
-            .then(|| (m.ts.clone(), value))
+        let (run, rest) = value.split_once('|')?;
+        let run = run.to_string();
+        rest.starts_with(&format!("{digest}|"))
+            .then(|| (m.ts.clone(), value.clone(), run))
     })
 }
 
-async fn wait_button(d: &Double, run: &str) -> (String, String) {
-    d.wait_for(&format!("the pre-flight of {run}"), WAIT, |d| {
-        approve_button(d, run).is_some()
+async fn wait_button(d: &Double, digest: &str) -> (String, String, String) {
+    d.wait_for(&format!("the pre-flight of plan {digest}"), WAIT, |d| {
+        approve_button(d, digest).is_some()
     })
     .await;
-    approve_button(d, run).unwrap_or_else(|| panic!("no pre-flight for {run}"))
+    approve_button(d, digest).unwrap_or_else(|| panic!("no pre-flight for {digest}"))
+}
+
+/// The run created on `target` for plan `digest`, from the trail's `created` records.
+fn run_created(rows: &[Value], target: &str, digest: &str) -> String {
+    let found: Vec<&str> = rows
+        .iter()
+        .filter(|r| {
+            let spec = &r["entry"]["record"]["event"]["spec"];
+            r["event"] == "created"
+                && spec["binding"]["target"] == target
+                && spec["binding"]["plan_digest"] == digest
+        })
+        .filter_map(|r| r["run"].as_str())
+        .collect();
+    assert_eq!(found.len(), 1, "runs of {digest} on {target}: {found:?}");
+    found[0].to_string()
 }
 
 /// The run's records in the trail, as `audit export --format json` rows.
@@ -706,8 +725,7 @@ async fn from_plan_to_prod_only_through_the_gate(eng: Eng) {
     // (The request is made before the client follows the run: the pre-flight
     // posted in Slack is what shows it.)
     let mut client = Follower::spawn(&p, "prod");
-    let run_old = format!("prod-1-{}", &d_old[..12]);
-    let (pre_old, value_old) = wait_button(&d, &run_old).await;
+    let (pre_old, value_old, run_old) = wait_button(&d, &d_old).await;
     assert!(
         !client.types().iter().any(|t| t == "started"),
         "{:?}",
@@ -743,6 +761,16 @@ async fn from_plan_to_prod_only_through_the_gate(eng: Eng) {
         r[0].starts_with("slack bob:") && r[0].contains("self-approval"),
         "{r:?}"
     );
+    // Bob was told so in Slack, privately.
+    d.wait_for("Bob's ephemeral", WAIT, |d| {
+        d.ephemerals().iter().any(|e| {
+            e["user"] == BOB
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Refused") && t.contains("self-approval"))
+        })
+    })
+    .await;
     // …an observer's approval does not count either…
     d.deliver(d.block_actions(CAROL, &pre_old, "approve", &value_old))
         .unwrap_or_else(|| panic!("no Socket Mode link open"));
@@ -832,8 +860,8 @@ async fn from_plan_to_prod_only_through_the_gate(eng: Eng) {
     // 7. Prod with the new bytes: requested, waiting; Alice's approval of the
     // old digest did not carry over.
     let mut client = Follower::spawn(&p, "prod");
-    let run_new = format!("prod-1-{}", &d_new[..12]);
-    let (pre_new, value_new) = wait_button(&d, &run_new).await;
+    let (pre_new, value_new, run_new) = wait_button(&d, &d_new).await;
+    assert_ne!(run_new, run_old);
     assert!(!eng.index_exists(&prod).await);
     // An approval carrying the older digest — the old plan's render, replayed
     // onto this run — is refused and recorded in this run's trail.
@@ -897,6 +925,11 @@ async fn from_plan_to_prod_only_through_the_gate(eng: Eng) {
         .unwrap_or_else(|| panic!("no Socket Mode link open"));
     let (code, types, err) = client.finish().await;
     assert_eq!(code, 0, "{types:?} {err}");
+    // The pre-flight was rewritten in place: no Approve button any more.
+    d.wait_for("the approved pre-flight", WAIT, |d| {
+        approve_button(d, &d_new).is_none()
+    })
+    .await;
     let at = |t: &str| {
         types
             .iter()
@@ -918,20 +951,8 @@ async fn from_plan_to_prod_only_through_the_gate(eng: Eng) {
     let o = p.cutover(&["audit", "verify"]).await;
     assert_eq!(o.code, 0, "{o}");
     let rows = export_until(&p, "the whole trail", |_| true).await;
-    let runs: Vec<String> = {
-        let mut v: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r["run"].as_str().map(str::to_string))
-            .collect();
-        v.dedup();
-        v
-    };
-    let staging_runs: Vec<&String> = runs.iter().filter(|r| r.starts_with("staging-")).collect();
-    assert_eq!(staging_runs.len(), 2, "{runs:?}");
-    let stage_new = staging_runs
-        .iter()
-        .find(|r| r.contains(&d_new[..12]))
-        .unwrap_or_else(|| panic!("no staging run of {d_new}: {runs:?}"));
+    let stage_new = &run_created(&rows, "staging", &d_new);
+    assert_eq!(run_created(&rows, "prod", &d_new), run_new);
     let order = [
         pos(&rows, &run_old, "requested", ""),
         pos(&rows, &run_old, "refused", "self-approval"),
@@ -1022,9 +1043,8 @@ async fn pg_an_approval_reaches_its_run_while_another_run_is_live() {
     let o = p
         .cutover(&["plan", "db", "--target", "prod", "--format", "json"])
         .await;
-    let run = format!("prod-1-{}", &plan_digest(&o.out)[..12]);
     let client = Follower::spawn(&p, "prod");
-    let (pre, value) = wait_button(&d, &run).await;
+    let (pre, value, _) = wait_button(&d, &plan_digest(&o.out)).await;
     // Another run goes live meanwhile (its supervisor opens the newer link).
     let q = project();
     std::fs::write(q.path().join("db/V7__slow.sql"), "SELECT pg_sleep(30);\n")
