@@ -170,6 +170,10 @@ async fn native_after_ghost_killed_mid_way_resumes_the_native_migration() {
     }
     drop(w);
     let rd = run_dir(d);
+    let run = rd
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let ghost_pid = tool_pid(&rd, "gh-ost");
     // Into the native migration's SLEEP (where it stands does not matter: the
     // restart must finish it either way).
@@ -181,6 +185,10 @@ async fn native_after_ghost_killed_mid_way_resumes_the_native_migration() {
     let client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
     let (ok, out) = client_end(d, client).await;
     assert!(ok, "{out}");
+    // The same run went on (no second run of the rest of the plan).
+    assert!(out.contains(&format!("continuing run {run}")), "{out}");
+    let (_, shown, _) = cutover(d, &["audit", "show"]);
+    eprintln!("{shown}");
     assert!(!alive(ghost_pid));
     assert_eq!(
         tool_pid(&rd, "gh-ost"),
