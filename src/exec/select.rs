@@ -429,4 +429,171 @@ mod tests {
             ]
         );
     }
+
+    /// A driver that records what it is asked to do.
+    struct Fake {
+        name: &'static str,
+        versions: String,
+        log: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl Executor for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::ALL
+        }
+        fn start(
+            &mut self,
+            job: ExecJob,
+            _: mpsc::Sender<ExecUpdate>,
+        ) -> BoxFuture<'_, Result<(), ExecError>> {
+            let dir = job
+                .run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string());
+            self.log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!(
+                    "start {} in {}",
+                    self.versions,
+                    dir.unwrap_or_default()
+                ));
+            Box::pin(async { Ok(()) })
+        }
+        fn control(&mut self, _: Control) -> BoxFuture<'_, Result<(), ExecError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn status(&mut self) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+            Box::pin(async { Err(ExecError::NotStarted) })
+        }
+        fn outcome(&mut self) -> BoxFuture<'_, Result<Option<Outcome>, ExecError>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn leftovers(&mut self) -> BoxFuture<'_, Result<Vec<Leftover>, ExecError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn recover(
+            &mut self,
+            _: ExecJob,
+            _: mpsc::Sender<ExecUpdate>,
+        ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+            self.log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("recover {}", self.versions));
+            // The tool finished while the supervisor was down.
+            Box::pin(async {
+                Ok(ExecStatus {
+                    phase: super::super::ExecPhase::Succeeded,
+                    progress: None,
+                    at: chrono::Utc::now(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_after_a_finished_segment_begins_with_the_next_one() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = [
+            ("V1__a.sql", "ALTER TABLE a ADD c int;\n"),
+            (
+                "V2__b.sql",
+                "-- cutover: executor=gh-ost\nALTER TABLE a ADD d int;\n",
+            ),
+            ("V3__c.sql", "ALTER TABLE a ADD e int;\n"),
+        ];
+        let paths: Vec<_> = files
+            .iter()
+            .map(|(n, t)| {
+                let p = dir.path().join(n);
+                std::fs::write(&p, t).unwrap_or_else(|e| panic!("{e}"));
+                p
+            })
+            .collect();
+        let ms = load_paths(
+            &paths,
+            &LoadOptions {
+                engine: Some(crate::model::Engine::Mysql),
+                format: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+        crate::exec::stored::save(&run_dir, &ms, None).unwrap_or_else(|e| panic!("{e}"));
+        // The gh-ost migration (segment 1) was running when the supervisor died.
+        std::fs::write(run_dir.join(SEGMENT_FILE), "1").unwrap_or_else(|e| panic!("{e}"));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = log.clone();
+        let build: Build = Arc::new(move |name: &str, ms: Vec<Migration>| {
+            let name: &'static str = match name {
+                "gh-ost" => "gh-ost",
+                _ => "native",
+            };
+            let versions: Vec<String> = ms.iter().map(|m| m.version.clone()).collect();
+            Ok(Box::new(Fake {
+                name,
+                versions: versions.join(","),
+                log: l.clone(),
+            }) as Box<dyn Executor>)
+        });
+        let caps: CapsOf = Arc::new(|_: &str| Capabilities::ALL);
+        let mut pm = PerMigration::new("native", crate::model::Engine::Mysql, build, caps);
+        let job = ExecJob {
+            run: "r1".into(),
+            spec: crate::run::RunSpec {
+                binding: crate::policy::Binding {
+                    plan_digest: "d".into(),
+                    target: "dev".into(),
+                },
+                environment: crate::policy::Environment::Dev,
+                risk: crate::model::Risk::Low,
+                versions: ms
+                    .iter()
+                    .map(|m| crate::policy::approvals::VersionChecksum {
+                        version: m.version.clone(),
+                        checksum: m.checksum.clone(),
+                    })
+                    .collect(),
+                estimated_seconds: 0.0,
+                tables: vec!["a".into()],
+                executor: "native".into(),
+            },
+            run_dir: run_dir.clone(),
+            postpone_cut_over: false,
+            chunk_size: None,
+            max_lag_millis: None,
+        };
+        let (tx, _rx) = mpsc::channel(64);
+        let st = pm
+            .recover(job.clone(), tx.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(st.phase, super::super::ExecPhase::NotRunning);
+        let detail = st.progress.and_then(|p| p.detail).unwrap_or_default();
+        assert!(
+            detail.contains("migration 2 (gh-ost) finished while the supervisor was down")
+                && detail.contains("continues with migration 3 (native)"),
+            "{detail}"
+        );
+        pm.start(job, tx).await.unwrap_or_else(|e| panic!("{e}"));
+        let seen = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(
+            seen,
+            vec!["recover 2".to_string(), "start 3 in segment-2".to_string()],
+            "the done migrations are not run again; the third keeps its own directory"
+        );
+        assert_eq!(
+            segment_dirs(&run_dir),
+            vec![
+                run_dir.clone(),
+                run_dir.join("segment-1"),
+                run_dir.join("segment-2")
+            ]
+        );
+    }
 }
