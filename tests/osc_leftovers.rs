@@ -56,6 +56,10 @@ async fn two_ghost_runs_on_one_table_succeed_and_cleanup_takes_files_and_backups
         out.contains("old tables kept as rollback backups by earlier runs"),
         "the new run names the earlier backup: {out}"
     );
+    assert!(
+        out.contains("earlier backups still kept"),
+        "the summary tells this run's backup from the earlier one: {out}"
+    );
     assert!(column_exists(&primary, "lft", "a").await);
     assert!(column_exists(&primary, "lft", "b").await);
     assert_eq!(old_tables(&primary, "lft").await.len(), 2);

@@ -506,17 +506,38 @@ impl Monitor {
 }
 
 /// The closing status of a successful run that kept old tables: the summary
-/// says where the backup is and how to drop it.
-/// `last`: the copy's last progress, kept so the summary still counts rows.
+/// says where this run's backup is (the newest timestamped one), which
+/// earlier ones are still there, and how to drop them. `last`: the copy's
+/// last progress, kept so the summary still counts rows.
 pub fn kept_summary(kept: &[Leftover], run: &str, last: Option<Progress>) -> Option<ExecStatus> {
-    let names: Vec<&str> = kept.iter().map(|l| l.name.as_str()).collect();
-    (!names.is_empty()).then(|| ExecStatus {
+    let stamped = |n: &str| {
+        n.strip_suffix("_del")
+            .and_then(|h| h.get(h.len().checked_sub(14)?..))
+            .is_some_and(|ts| ts.chars().all(|c| c.is_ascii_digit()))
+    };
+    let mine = kept
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| stamped(n))
+        .max()?;
+    let earlier: Vec<&str> = kept
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| *n != mine)
+        .collect();
+    let mut detail = format!(
+        "the old table is kept as a rollback backup: {mine} (drop it with `cutover cleanup {run} --backups` once no longer needed)"
+    );
+    if !earlier.is_empty() {
+        detail.push_str(&format!(
+            "; earlier backups still kept: {}",
+            earlier.join(", ")
+        ));
+    }
+    Some(ExecStatus {
         phase: ExecPhase::Succeeded,
         progress: Some(Progress {
-            detail: Some(format!(
-                "the old table is kept as a rollback backup: {} (drop it with `cutover cleanup {run} --backups` once no longer needed)",
-                names.join(", ")
-            )),
+            detail: Some(detail),
             eta_seconds: None,
             ..last.unwrap_or_default()
         }),
@@ -864,6 +885,29 @@ mod tests {
         assert!(parse_status("Copy: x/y").is_none());
         assert_eq!(parse_duration("2h6m30s"), Some(7590.0));
         assert_eq!(parse_duration("N/A"), None);
+    }
+
+    #[test]
+    fn the_summary_names_this_runs_backup_and_the_earlier_ones() {
+        let t =
+            |n: &str| super::super::leftovers::table("test", n, super::super::leftovers::GHOST_OLD);
+        let kept = vec![
+            t("_t_20261204100000_del"),
+            t("_t_20261204110000_del"),
+            t("_t_del"),
+        ];
+        let st = kept_summary(&kept, "dev-1", None).unwrap_or_else(|| panic!("none"));
+        let d = st.progress.and_then(|p| p.detail).unwrap_or_default();
+        assert!(
+            d.starts_with("the old table is kept as a rollback backup: test._t_20261204110000_del"),
+            "{d}"
+        );
+        assert!(d.contains("cutover cleanup dev-1 --backups"), "{d}");
+        assert!(
+            d.ends_with("earlier backups still kept: test._t_20261204100000_del, test._t_del"),
+            "{d}"
+        );
+        assert!(kept_summary(&[], "dev-1", None).is_none());
     }
 
     #[test]
