@@ -887,6 +887,74 @@ mod tests {
         assert_eq!(parse_duration("N/A"), None);
     }
 
+    #[tokio::test]
+    async fn a_stale_socket_of_a_dead_ghost_is_not_a_reattach() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let f = dir.path().join("V1__t.sql");
+        std::fs::write(&f, "ALTER TABLE t ADD COLUMN c INT NULL;\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = crate::migrate::load_paths(
+            &[f],
+            &crate::migrate::LoadOptions {
+                engine: Some(crate::model::Engine::Mysql),
+                format: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+        // Nothing listens on port 1: the leftover look-up finds nothing.
+        let e = MyEndpoint {
+            host: "127.0.0.1".into(),
+            port: 1,
+            user: "u".into(),
+            password: "p".into(),
+            database: Some("test".into()),
+        };
+        let mut g = GhostExecutor::new(
+            GhostTarget {
+                binary: "gh-ost".into(),
+                primary: e,
+                replicas: Vec::new(),
+            },
+            m,
+        );
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+        // A killed gh-ost leaves its socket file; nobody answers on it.
+        let p = Paths::new(&run_dir);
+        drop(std::os::unix::net::UnixListener::bind(&p.socket).unwrap_or_else(|e| panic!("{e}")));
+        std::fs::write(&p.files.out, "Copy: 10/100 10.0%; Applied: 0; Backlog: 0/1000; Time: 1s(total), 1s(copy); streamer: b.000001:1; Lag: 0.01s, HeartbeatLag: 0.01s, State: migrating; ETA: 9s\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let job = ExecJob {
+            run: "r1".into(),
+            spec: crate::run::RunSpec {
+                binding: crate::policy::Binding {
+                    plan_digest: "d".into(),
+                    target: "dev".into(),
+                },
+                environment: crate::policy::Environment::Dev,
+                risk: crate::model::Risk::Low,
+                versions: Vec::new(),
+                estimated_seconds: 0.0,
+                tables: vec!["t".into()],
+                executor: "gh-ost".into(),
+            },
+            run_dir,
+            postpone_cut_over: false,
+            chunk_size: None,
+            max_lag_millis: None,
+        };
+        let (tx, _rx) = mpsc::channel(8);
+        let st = g.recover(job, tx).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            st.phase,
+            ExecPhase::NotRunning,
+            "not re-attached to a dead socket"
+        );
+        let d = st.progress.and_then(|p| p.detail).unwrap_or_default();
+        assert!(d.starts_with("gh-ost is gone"), "{d}");
+    }
+
     #[test]
     fn the_summary_names_this_runs_backup_and_the_earlier_ones() {
         let t =
