@@ -387,6 +387,9 @@ pub struct CleanupArgs {
     /// The migrated table's name, typed as confirmation (else asked on the terminal).
     #[arg(long)]
     pub confirm: Option<String>,
+    /// Also drop the old tables kept as rollback backups (gh-ost's `_<t>_<ts>_del`).
+    #[arg(long)]
+    pub backups: bool,
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,

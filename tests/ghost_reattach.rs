@@ -34,57 +34,9 @@ async fn killed_supervisor_reattaches_to_live_ghost_and_abort_leaves_cleanable_t
         )],
     );
     let d = dir.path();
-    let mut client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
-    let mut w = watch(d).await;
-    w.until("copy progress", |_, _, s| {
-        s.and_then(copied).is_some_and(|n| n > 0 && n < ROWS / 2)
-    })
-    .await;
+    let (Restarted { mut client, mut w }, ghost_pid) =
+        kill_and_reattach(d, &primary, "gh-ost", "_ghre_gho", ROWS).await;
     let rd = run_dir(d);
-    let ghost_pid = std::fs::read_to_string(rd.join("gh-ost.pid"))
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-        .unwrap_or_else(|| panic!("no gh-ost.pid"));
-    let sup = supervisor_pid(&rd).unwrap_or_else(|| panic!("no supervisor process"));
-
-    // kill -9 the supervisor: gh-ost lives on in its own process group.
-    let st = std::process::Command::new("kill")
-        .args(["-9", &sup.to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(st.success());
-    let _ = tokio::task::spawn_blocking(move || client.wait()).await;
-    while alive(sup) {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(alive(ghost_pid), "gh-ost died with the supervisor");
-    let before = count(&primary, "SELECT COUNT(*) FROM _ghre_gho").await;
-
-    // Restart: the supervisor recovers and re-attaches to the same gh-ost.
-    let mut client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
-    let mut w = watch(d).await;
-    // Recovered before this client subscribed, or while it watches.
-    w.until("recovered", |w, e, _| {
-        matches!(e, Some(Event::Recovered { .. }))
-            || (e.is_none()
-                && w.first
-                    .as_ref()
-                    .is_some_and(|s| s.phase == cutover::run::Phase::Running))
-    })
-    .await;
-    assert!(alive(ghost_pid), "gh-ost was replaced");
-    let pid_now = std::fs::read_to_string(rd.join("gh-ost.pid")).unwrap_or_default();
-    assert_eq!(
-        pid_now.trim(),
-        ghost_pid.to_string(),
-        "a second gh-ost was started"
-    );
-    // The copy goes on from where it was, reported through the re-attached monitor.
-    w.until("progress after the restart", |_, _, s| {
-        s.and_then(copied).is_some_and(|n| n > before)
-    })
-    .await;
-    assert!(count(&primary, "SELECT COUNT(*) FROM _ghre_gho").await >= before);
 
     // Abort → gh-ost `panic`: it exits, leaving its ghost and changelog tables.
     w.accepted(Command::Abort {

@@ -34,57 +34,9 @@ async fn killed_supervisor_reattaches_to_live_ptosc_and_abort_leaves_cleanable_l
         )],
     );
     let d = dir.path();
-    let mut client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
-    let mut w = watch(d).await;
-    w.until("copy progress", |_, _, s| {
-        s.and_then(copied).is_some_and(|n| n > 0 && n < ROWS / 2)
-    })
-    .await;
+    let (Restarted { mut client, mut w }, ptosc_pid) =
+        kill_and_reattach(d, &primary, "pt-osc", "_ptre_new", ROWS).await;
     let rd = run_dir(d);
-    let tool_pid = std::fs::read_to_string(rd.join("pt-osc.pid"))
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-        .unwrap_or_else(|| panic!("no pt-osc.pid"));
-    let sup = supervisor_pid(&rd).unwrap_or_else(|| panic!("no supervisor process"));
-
-    // kill -9 the supervisor: pt-osc lives on in its own process group.
-    let st = std::process::Command::new("kill")
-        .args(["-9", &sup.to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(st.success());
-    let _ = tokio::task::spawn_blocking(move || client.wait()).await;
-    while alive(sup) {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(alive(tool_pid), "pt-osc died with the supervisor");
-    let before = count(&primary, "SELECT COUNT(*) FROM _ptre_new").await;
-
-    // Restart: the supervisor recovers and re-attaches to the same pt-osc.
-    let mut client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
-    let mut w = watch(d).await;
-    // Recovered before this client subscribed, or while it watches.
-    w.until("recovered", |w, e, _| {
-        matches!(e, Some(Event::Recovered { .. }))
-            || (e.is_none()
-                && w.first
-                    .as_ref()
-                    .is_some_and(|s| s.phase == cutover::run::Phase::Running))
-    })
-    .await;
-    assert!(alive(tool_pid), "pt-osc was replaced");
-    let pid_now = std::fs::read_to_string(rd.join("pt-osc.pid")).unwrap_or_default();
-    assert_eq!(
-        pid_now.trim(),
-        tool_pid.to_string(),
-        "a second pt-osc was started"
-    );
-    // The copy goes on from where it was, reported through the re-attached monitor.
-    w.until("progress after the restart", |_, _, s| {
-        s.and_then(copied).is_some_and(|n| n > before)
-    })
-    .await;
-    assert!(count(&primary, "SELECT COUNT(*) FROM _ptre_new").await >= before);
 
     // Abort → SIGINT: it exits, leaving its triggers and new table.
     w.accepted(Command::Abort {
@@ -105,7 +57,7 @@ async fn killed_supervisor_reattaches_to_live_ptosc_and_abort_leaves_cleanable_l
     );
     assert!(!column_exists(&primary, "ptre", "c").await);
     let _ = tokio::task::spawn_blocking(move || client.wait()).await;
-    assert!(!alive(tool_pid), "pt-osc still runs after the abort");
+    assert!(!alive(ptosc_pid), "pt-osc still runs after the abort");
 
     let run = rd
         .file_name()

@@ -126,7 +126,8 @@ async fn ghost_run_is_controlled_from_cutover_and_cuts_over_on_command() {
     // Effect in the database: new column, every row, the old table kept, history.
     assert!(column_exists(&primary, "ghbig", "c").await);
     assert_eq!(count(&primary, "SELECT COUNT(*) FROM ghbig").await, ROWS);
-    assert!(table_exists(&primary, "_ghbig_del").await);
+    // Kept under a timestamped name, so it never blocks the next gh-ost run.
+    assert_eq!(old_tables(&primary, "ghbig").await.len(), 1);
     assert!(!table_exists(&primary, "_ghbig_gho").await);
     assert_eq!(
         count(
@@ -152,11 +153,17 @@ async fn ghost_run_is_controlled_from_cutover_and_cuts_over_on_command() {
         .unwrap_or_else(|e| panic!("{e}"));
     let out = std::fs::read_to_string(d.join("client.out")).unwrap_or_default();
     assert!(status.success(), "{out}");
+    // The summary says where the backup is and how to drop it.
+    assert!(
+        out.contains("old table is kept as a rollback backup") && out.contains("--backups"),
+        "{out}"
+    );
     let (code, out, err) = cutover(d, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
 
     let mut c = conn(&primary).await;
-    c.query_drop("DROP TABLE IF EXISTS ghbig, _ghbig_del")
+    c.query_drop("DROP TABLE IF EXISTS ghbig")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    drop_old_tables(&primary, "ghbig").await;
 }

@@ -90,9 +90,10 @@ async fn a_run_mixes_native_and_ghost_migrations_in_order() {
         "{out}"
     );
     let mut c = conn(&primary).await;
-    c.query_drop("DROP TABLE IF EXISTS mixt, _mixt_del")
+    c.query_drop("DROP TABLE IF EXISTS mixt")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    drop_old_tables(&primary, "mixt").await;
     c.query_drop("DELETE FROM flyway_schema_history WHERE version IN ('9301', '9302')")
         .await
         .unwrap_or_else(|e| panic!("{e}"));

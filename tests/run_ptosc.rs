@@ -166,6 +166,9 @@ async fn ptosc_run_pauses_throttles_aborts_and_cleanup_restores_the_schema() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(triggers(&primary).await, 0);
     assert!(!table_exists(&primary, "_ptbig_new").await);
+    // cutover's own replica list for pt-osc goes too (no other pt-osc uses it).
+    assert!(out.contains("cutover_ptosc_dsns"), "{out}");
+    assert!(!table_exists(&primary, "cutover_ptosc_dsns").await);
     assert_eq!(schema_of(&primary).await, before);
     let (code, out, err) = cutover(d, &["audit", "show"]);
     assert_eq!(code, 0, "{err}");

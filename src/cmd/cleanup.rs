@@ -1,14 +1,19 @@
 //! `cutover cleanup RUN`: shows the exact statements that remove what an
 //! aborted or failed gh-ost/pt-osc run left behind (pt-osc triggers first,
-//! then ghost/changelog/new tables), runs them only after a DBA typed the
-//! migrated table's name, and records who did it in the audit trail.
+//! then ghost/changelog/new tables, cutover's pt-osc replica list) and the
+//! files in its run directory (a gh-ost socket nobody serves, postpone, panic
+//! and pause flags, the tools' credentials files), runs them only after a DBA
+//! typed the migrated table's name, and records who did it in the audit
+//! trail. Old tables kept as rollback backups are listed, and dropped only
+//! with `--backups`. A tool still alive (its socket answers, its pid runs)
+//! stops the cleanup: its tables are in use.
 
 use super::plan::InputError;
 use super::run::SuperviseSpec;
 use crate::audit::{AuditKey, Entry, Trail, read_file};
 use crate::cli::CleanupArgs;
 use crate::config::Config;
-use crate::exec::leftovers;
+use crate::exec::{Leftover, leftovers};
 use crate::model::Engine;
 use crate::policy::{Actor, Directory, Role};
 use crate::run::{Event, EventRecord};
@@ -86,26 +91,59 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
         .build()
         .map_err(input)?;
     rt.block_on(async {
+        if let Some(live) = live_tool(&run_dir).await {
+            eprintln!("cutover: {live}; abort it (or let it end) before cleaning up");
+            return Ok(3);
+        }
         let opts = mysql_async::Opts::from_url(&url).map_err(input)?;
         let mut c = mysql_async::Conn::new(opts)
             .await
             .map_err(|e| InputError(crate::sql::redact::redact_dsn(&e.to_string())))?;
-        let found = leftovers::find_mysql(&mut c, &tables)
+        let mut found = leftovers::find_mysql(&mut c, &tables)
             .await
             .map_err(input)?;
-        let statements = leftovers::statements(&found);
-        if statements.is_empty() {
+        let current: Option<Option<String>> =
+            c.query_first("SELECT DATABASE()").await.map_err(input)?;
+        let current = current.flatten().unwrap_or_default();
+        let mut schemas: Vec<(String, Vec<String>)> = Vec::new();
+        for t in &tables {
+            let (s, t) = leftovers::split_name(t, &current);
+            match schemas.iter_mut().find(|(x, _)| *x == s) {
+                Some((_, v)) => v.push(t),
+                None => schemas.push((s, vec![t])),
+            }
+        }
+        for (schema, own) in &schemas {
+            if let Some(l) = leftovers::find_dsn_list(&mut c, schema, own)
+                .await
+                .map_err(input)?
+            {
+                found.push(l);
+            }
+        }
+        for d in crate::exec::select::segment_dirs(&run_dir) {
+            found.extend(leftovers::files_in(&d));
+        }
+        let (act, kept) = chosen(found, a.backups);
+        if act.is_empty() {
             println!("Nothing left behind by run {} on {}.", a.run, target.name);
+            print_kept(&kept);
             return Ok(0);
         }
+        let statements = leftovers::statements(&act);
+        let files: Vec<&Leftover> = act.iter().filter(|l| leftovers::is_file(l)).collect();
         println!("Run {} left on {}:", a.run, target.name);
-        for l in &found {
+        for l in &act {
             println!("  {} {}", l.kind, l.name);
         }
         println!("Statements:");
         for s in &statements {
             println!("  {s}");
         }
+        for f in &files {
+            println!("  rm {}", f.name);
+        }
+        print_kept(&kept);
         let table = tables.first().cloned().unwrap_or_default();
         let typed = match &a.confirm {
             Some(t) => t.clone(),
@@ -124,18 +162,70 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
             eprintln!("cutover: not confirmed (expected the table name {table}); nothing was run");
             return Ok(3);
         }
+        let mut done = Vec::new();
         for s in &statements {
             c.query_drop(s.as_str())
                 .await
                 .map_err(|e| InputError(format!("{s}: {e}")))?;
+            done.push(s.clone());
         }
-        record(&sup, &a.run, &who.person, &user, statements.clone())?;
-        println!(
-            "Cleaned up: {} statement(s) run, recorded in the audit trail.",
-            statements.len()
-        );
+        for f in &files {
+            match std::fs::remove_file(&f.name) {
+                Ok(()) => done.push(format!("rm {}", f.name)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(InputError(format!("{}: {e}", f.name))),
+            }
+        }
+        let n = done.len();
+        record(&sup, &a.run, &who.person, &user, done)?;
+        println!("Cleaned up: {n} statement(s) and file(s), recorded in the audit trail.");
         Ok(0)
     })
+}
+
+/// What cleanup removes, and the kept backups it leaves (all of it with `backups`).
+pub fn chosen(found: Vec<Leftover>, backups: bool) -> (Vec<Leftover>, Vec<Leftover>) {
+    found
+        .into_iter()
+        .partition(|l| backups || !leftovers::is_backup(l))
+}
+
+fn print_kept(kept: &[Leftover]) {
+    if kept.is_empty() {
+        return;
+    }
+    println!("Kept (rollback backups; add --backups to drop them too):");
+    for l in kept {
+        println!(
+            "  {} {}{}",
+            l.kind,
+            l.name,
+            l.cleanup
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// A gh-ost or pt-osc of this run that still runs: its socket answers or
+/// its recorded pid is alive (then its tables are in use).
+async fn live_tool(run_dir: &std::path::Path) -> Option<String> {
+    for d in crate::exec::select::segment_dirs(run_dir) {
+        let sock = d.join("gh-ost.sock");
+        if sock.exists() && crate::exec::ghost::ask(&sock, "status").await.is_ok() {
+            return Some(format!("a gh-ost still serves {}", sock.display()));
+        }
+        for (stem, needle) in [("gh-ost", "gh-ost"), ("pt-osc", "pt-online-schema-change")] {
+            let pid = crate::exec::tool::read_pid(&d.join(format!("{stem}.pid")));
+            if let Some(pid) = pid
+                && crate::exec::tool::alive(pid, needle)
+            {
+                return Some(format!("{stem} (pid {pid}) of this run is still running"));
+            }
+        }
+    }
+    None
 }
 
 fn record(
@@ -184,5 +274,20 @@ mod tests {
         assert!(confirms("ORDERS", "shop.orders"));
         assert!(!confirms("", "orders"));
         assert!(!confirms("yes", "orders"));
+    }
+
+    #[test]
+    fn backups_are_dropped_only_when_asked() {
+        let found = vec![
+            leftovers::table("test", "_t_gho", leftovers::GHOST),
+            leftovers::table("test", "_t_20261204143000_del", leftovers::GHOST_OLD),
+            leftovers::file(std::path::Path::new("/r/gh-ost.sock"), "gh-ost socket"),
+        ];
+        let (act, kept) = chosen(found.clone(), false);
+        assert_eq!(act.len(), 2);
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].name.ends_with("_del"));
+        let (act, kept) = chosen(found, true);
+        assert_eq!((act.len(), kept.len()), (3, 0));
     }
 }

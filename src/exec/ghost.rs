@@ -7,6 +7,12 @@
 //! through the socket. Progress comes from the status line (stdout, or the
 //! socket's `status` when stdout is quiet); controls are socket commands
 //! naming the table, confirmed by the next status line or the exit.
+//!
+//! The old table is kept after the cut-over, as gh-ost does by default
+//! (dropping a big table can stall a live primary, and it is the way back):
+//! with `--timestamp-old-table` it is `_<t>_<YYYYMMDDhhmmss>_del`, so the next
+//! gh-ost run on the table does not bail out on it. The run's summary names
+//! it; `cutover cleanup RUN --backups` drops it.
 
 use super::tool::{self, Follow, MyEndpoint, ToolAlter, ToolFiles};
 use super::{
@@ -210,6 +216,8 @@ pub fn command_line(
         format!("--postpone-cut-over-flag-file={}", p.postpone.display()),
         format!("--panic-flag-file={}", p.panic.display()),
         "--default-retries=10".into(),
+        // Each run keeps its own old table: a backup never blocks the next run.
+        "--timestamp-old-table".into(),
         "--verbose".into(),
     ];
     if t.replicas.is_empty() {
@@ -256,6 +264,8 @@ fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 pub struct GhostExecutor {
     target: GhostTarget,
     migration: Migration,
+    /// The run id (cleanup commands name it).
+    run: String,
     alter: Option<ToolAlter>,
     paths: Option<Paths>,
     shared: Arc<Mutex<Shared>>,
@@ -267,6 +277,7 @@ impl GhostExecutor {
         GhostExecutor {
             target,
             migration,
+            run: String::new(),
             alter: None,
             paths: None,
             shared: Arc::new(Mutex::new(Shared::default())),
@@ -302,6 +313,7 @@ impl GhostExecutor {
         let alter = self.alter()?;
         let m = Monitor {
             paths: p,
+            run: self.run.clone(),
             alter,
             shared: self.shared.clone(),
             primary: self.target.primary.clone(),
@@ -320,6 +332,7 @@ impl GhostExecutor {
 
 struct Monitor {
     paths: Paths,
+    run: String,
     alter: ToolAlter,
     shared: Arc<Mutex<Shared>>,
     primary: MyEndpoint,
@@ -384,6 +397,11 @@ impl Monitor {
                 },
             };
             let Some(code) = code else { continue };
+            // gh-ost read its credentials and flags at start: nothing of them
+            // stays on disk after it.
+            let _ = std::fs::remove_file(&self.paths.conf);
+            let _ = std::fs::remove_file(&self.paths.postpone);
+            let _ = std::fs::remove_file(&self.paths.panic);
             // Whatever it printed last.
             for l in out.lines() {
                 if l.trim() == "# Done" {
@@ -396,7 +414,13 @@ impl Monitor {
                 }
             }
             let outcome = self
-                .finish(done && code.unwrap_or(0) == 0, code, fatal, started)
+                .finish(
+                    done && code.unwrap_or(0) == 0,
+                    code,
+                    fatal,
+                    started,
+                    &updates,
+                )
                 .await;
             lock(&self.shared).outcome = Some(outcome.clone());
             let _ = updates.send(ExecUpdate::Finished(outcome)).await;
@@ -434,20 +458,29 @@ impl Monitor {
         code: Option<i32>,
         fatal: Option<String>,
         started: std::time::Instant,
+        updates: &mpsc::Sender<ExecUpdate>,
     ) -> Outcome {
         let aborted = lock(&self.shared).abort_requested;
         if ok {
             let ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
             let mut leftovers = find_leftovers(&self.primary, &self.alter).await;
-            // The old table stays as `_<t>_del` (dropping a big table on a live
-            // primary is the DBA's call): listed, not a failure.
+            // The old table stays (dropping a big table on a live primary is
+            // the DBA's call): named in the summary, not a failure.
             let kind = match record_history(&self.primary, &self.migration, ms).await {
                 Ok(()) => OutcomeKind::Succeeded,
                 Err(e) => OutcomeKind::Failed {
                     error: format!("gh-ost applied the change but the history row failed: {e}"),
                 },
             };
-            leftovers.retain(|l| !l.name.ends_with("_ghc"));
+            leftovers.retain(super::leftovers::is_backup);
+            let last = lock(&self.shared)
+                .status
+                .as_ref()
+                .and_then(|s| s.progress.clone());
+            if let Some(st) = kept_summary(&leftovers, &self.run, last) {
+                lock(&self.shared).status = Some(st.clone());
+                let _ = updates.send(ExecUpdate::Status(st)).await;
+            }
             return Outcome { kind, leftovers };
         }
         let mut leftovers = find_leftovers(&self.primary, &self.alter).await;
@@ -472,6 +505,46 @@ impl Monitor {
     }
 }
 
+/// The closing status of a successful run that kept old tables: the summary
+/// says where this run's backup is (the newest timestamped one), which
+/// earlier ones are still there, and how to drop them. `last`: the copy's
+/// last progress, kept so the summary still counts rows.
+pub fn kept_summary(kept: &[Leftover], run: &str, last: Option<Progress>) -> Option<ExecStatus> {
+    let stamped = |n: &str| {
+        n.strip_suffix("_del")
+            .and_then(|h| h.get(h.len().checked_sub(14)?..))
+            .is_some_and(|ts| ts.chars().all(|c| c.is_ascii_digit()))
+    };
+    let mine = kept
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| stamped(n))
+        .max()?;
+    let earlier: Vec<&str> = kept
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| *n != mine)
+        .collect();
+    let mut detail = format!(
+        "the old table is kept as a rollback backup: {mine} (drop it with `cutover cleanup {run} --backups` once no longer needed)"
+    );
+    if !earlier.is_empty() {
+        detail.push_str(&format!(
+            "; earlier backups still kept: {}",
+            earlier.join(", ")
+        ));
+    }
+    Some(ExecStatus {
+        phase: ExecPhase::Succeeded,
+        progress: Some(Progress {
+            detail: Some(detail),
+            eta_seconds: None,
+            ..last.unwrap_or_default()
+        }),
+        at: Utc::now(),
+    })
+}
+
 pub(super) async fn connect(e: &MyEndpoint, db: Option<&str>) -> Result<mysql_async::Conn, String> {
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(e.host.clone())
@@ -491,6 +564,24 @@ pub(super) async fn find_leftovers(primary: &MyEndpoint, a: &ToolAlter) -> Vec<L
     super::leftovers::find_mysql(&mut c, &[format!("{}.{}", a.schema, a.table)])
         .await
         .unwrap_or_default()
+}
+
+/// Records `m` unless the history already has it: a tool that finished while
+/// the supervisor was down applied the change, but nobody wrote the row.
+pub(super) async fn ensure_history(primary: &MyEndpoint, m: &Migration) -> Result<(), String> {
+    if m.format != SourceFormat::Flyway {
+        return Ok(());
+    }
+    let mut c = connect(primary, None).await?;
+    let h = super::history::read_all_mysql(&mut c)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows = h.flyway.unwrap_or_default();
+    if super::history::standing(m, &rows) == super::history::Standing::Applied {
+        return Ok(());
+    }
+    drop(c);
+    record_history(primary, m, 0).await
 }
 
 pub(super) async fn record_history(
@@ -538,6 +629,8 @@ impl Executor for GhostExecutor {
                 return Err(ExecError::Refused(r));
             }
             drop(c);
+            self.run = job.run.clone();
+            let kept = super::leftovers::backups_note(&found, &job.run);
             if p.socket.exists() {
                 if ask(&p.socket, "status").await.is_ok() {
                     return Err(ExecError::Refused(format!(
@@ -583,11 +676,19 @@ impl Executor for GhostExecutor {
             let pid = child.id();
             self.alter = Some(alter);
             self.paths = Some(p);
-            lock(&self.shared).status = Some(ExecStatus {
+            let st = ExecStatus {
                 phase: ExecPhase::Starting,
-                progress: None,
+                progress: kept.map(|k| Progress {
+                    detail: Some(k),
+                    ..Progress::default()
+                }),
                 at: Utc::now(),
-            });
+            };
+            lock(&self.shared).status = Some(st.clone());
+            if st.progress.is_some() {
+                // Recorded: the DBA learns that backups are piling up.
+                let _ = updates.send(ExecUpdate::Status(st)).await;
+            }
             self.spawn_monitor(Some(child), pid, false, updates)
         })
     }
@@ -668,6 +769,7 @@ impl Executor for GhostExecutor {
         Box::pin(async move {
             let alter = self.alter()?;
             let p = Paths::new(&job.run_dir);
+            self.run = job.run.clone();
             self.alter = Some(alter.clone());
             self.paths = Some(p.clone());
             lock(&self.shared).settings = Some(Settings {
@@ -696,11 +798,23 @@ impl Executor for GhostExecutor {
             }
             let out = std::fs::read_to_string(&p.files.out).unwrap_or_default();
             if out.lines().any(|l| l.trim() == "# Done") {
-                return Ok(ExecStatus {
+                // It finished while the supervisor was down, maybe before the
+                // history row was written.
+                ensure_history(&self.target.primary, &self.migration)
+                    .await
+                    .map_err(|e| {
+                        ExecError::Refused(format!(
+                            "gh-ost finished, but recording {} in the history failed: {e}",
+                            self.migration.version
+                        ))
+                    })?;
+                let mut kept = find_leftovers(&self.target.primary, &alter).await;
+                kept.retain(super::leftovers::is_backup);
+                return Ok(kept_summary(&kept, &job.run, None).unwrap_or(ExecStatus {
                     phase: ExecPhase::Succeeded,
                     progress: None,
                     at: Utc::now(),
-                });
+                }));
             }
             let left = find_leftovers(&self.target.primary, &alter).await;
             Ok(super::tool::gone("gh-ost", &left))
@@ -773,6 +887,97 @@ mod tests {
         assert_eq!(parse_duration("N/A"), None);
     }
 
+    #[tokio::test]
+    async fn a_stale_socket_of_a_dead_ghost_is_not_a_reattach() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let f = dir.path().join("V1__t.sql");
+        std::fs::write(&f, "ALTER TABLE t ADD COLUMN c INT NULL;\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let m = crate::migrate::load_paths(
+            &[f],
+            &crate::migrate::LoadOptions {
+                engine: Some(crate::model::Engine::Mysql),
+                format: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+        // Nothing listens on port 1: the leftover look-up finds nothing.
+        let e = MyEndpoint {
+            host: "127.0.0.1".into(),
+            port: 1,
+            user: "u".into(),
+            password: "p".into(),
+            database: Some("test".into()),
+        };
+        let mut g = GhostExecutor::new(
+            GhostTarget {
+                binary: "gh-ost".into(),
+                primary: e,
+                replicas: Vec::new(),
+            },
+            m,
+        );
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+        // A killed gh-ost leaves its socket file; nobody answers on it.
+        let p = Paths::new(&run_dir);
+        drop(std::os::unix::net::UnixListener::bind(&p.socket).unwrap_or_else(|e| panic!("{e}")));
+        std::fs::write(&p.files.out, "Copy: 10/100 10.0%; Applied: 0; Backlog: 0/1000; Time: 1s(total), 1s(copy); streamer: b.000001:1; Lag: 0.01s, HeartbeatLag: 0.01s, State: migrating; ETA: 9s\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let job = ExecJob {
+            run: "r1".into(),
+            spec: crate::run::RunSpec {
+                binding: crate::policy::Binding {
+                    plan_digest: "d".into(),
+                    target: "dev".into(),
+                },
+                environment: crate::policy::Environment::Dev,
+                risk: crate::model::Risk::Low,
+                versions: Vec::new(),
+                estimated_seconds: 0.0,
+                tables: vec!["t".into()],
+                executor: "gh-ost".into(),
+            },
+            run_dir,
+            postpone_cut_over: false,
+            chunk_size: None,
+            max_lag_millis: None,
+        };
+        let (tx, _rx) = mpsc::channel(8);
+        let st = g.recover(job, tx).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            st.phase,
+            ExecPhase::NotRunning,
+            "not re-attached to a dead socket"
+        );
+        let d = st.progress.and_then(|p| p.detail).unwrap_or_default();
+        assert!(d.starts_with("gh-ost is gone"), "{d}");
+    }
+
+    #[test]
+    fn the_summary_names_this_runs_backup_and_the_earlier_ones() {
+        let t =
+            |n: &str| super::super::leftovers::table("test", n, super::super::leftovers::GHOST_OLD);
+        let kept = vec![
+            t("_t_20261204100000_del"),
+            t("_t_20261204110000_del"),
+            t("_t_del"),
+        ];
+        let st = kept_summary(&kept, "dev-1", None).unwrap_or_else(|| panic!("none"));
+        let d = st.progress.and_then(|p| p.detail).unwrap_or_default();
+        assert!(
+            d.starts_with("the old table is kept as a rollback backup: test._t_20261204110000_del"),
+            "{d}"
+        );
+        assert!(d.contains("cutover cleanup dev-1 --backups"), "{d}");
+        assert!(
+            d.ends_with("earlier backups still kept: test._t_20261204100000_del, test._t_del"),
+            "{d}"
+        );
+        assert!(kept_summary(&[], "dev-1", None).is_none());
+    }
+
     #[test]
     fn command_line_inspects_the_replica_and_executes_only_when_told() {
         let e = |port| MyEndpoint {
@@ -803,6 +1008,10 @@ mod tests {
         assert!(v.contains(&"--alter=ADD COLUMN c INT NULL".to_string()));
         assert!(v.contains(&"--throttle-control-replicas=127.0.0.1:13307".to_string()));
         assert!(v.contains(&"--serve-socket-file=/run/r1/gh-ost.sock".to_string()));
+        assert!(
+            v.contains(&"--timestamp-old-table".to_string()),
+            "a kept old table must not block the next run"
+        );
         assert!(!v.contains(&"--execute".to_string()));
         assert!(
             !v.iter().any(|x| x.contains("secret")),

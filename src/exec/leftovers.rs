@@ -6,6 +6,13 @@
 //! extra leading `_`), `_<t>_old` and the `pt_osc_<db>_<t>_ins|upd|del`
 //! triggers. Both tools truncate names to 64 characters (gh-ost.md §11,
 //! pt-osc.md §7, §10).
+//!
+//! Not everything found is in the way. The ghost, changelog and new tables
+//! and the triggers belong to a run that did not finish: a new run on the
+//! table is refused until they are removed. An old table (gh-ost's `_del`
+//! after a successful cut-over, kept as a rollback backup; pt-osc's `_old`
+//! with `--no-drop-old-table`) and cutover's own pt-osc replica list are not:
+//! they are named, and `cutover cleanup` removes them when asked.
 
 use super::Leftover;
 use mysql_async::prelude::*;
@@ -23,10 +30,10 @@ pub fn tool_name(table: &str, suffix: &str) -> String {
 /// Which tool left `candidate` behind for `table`, when it is such a table.
 pub fn table_kind(table: &str, candidate: &str) -> Option<&'static str> {
     for (suffix, kind) in [
-        ("_gho", "gh-ost ghost table"),
-        ("_ghc", "gh-ost changelog table"),
-        ("_del", "gh-ost old or sentry table"),
-        ("_old", "pt-osc old table"),
+        ("_gho", GHOST),
+        ("_ghc", CHANGELOG),
+        ("_del", GHOST_OLD),
+        ("_old", PTOSC_OLD),
     ] {
         if candidate == tool_name(table, suffix) {
             return Some(kind);
@@ -50,10 +57,40 @@ pub fn table_kind(table: &str, candidate: &str) -> Option<&'static str> {
             && tail.ends_with("_del")
             && tail[..14].chars().all(|c| c.is_ascii_digit())
         {
-            return Some("gh-ost old table");
+            return Some(GHOST_OLD);
         }
     }
     None
+}
+
+/// gh-ost's ghost table (an unfinished run).
+pub const GHOST: &str = "gh-ost ghost table";
+/// gh-ost's changelog table (an unfinished run).
+pub const CHANGELOG: &str = "gh-ost changelog table";
+/// gh-ost's old table: the table as it was before a cut-over, kept as a backup.
+pub const GHOST_OLD: &str = "gh-ost old table, kept as a rollback backup";
+/// pt-osc's old table (`--no-drop-old-table`).
+pub const PTOSC_OLD: &str = "pt-osc old table, kept as a rollback backup";
+/// cutover's replica list for pt-osc (`--recursion-method=dsn`).
+pub const DSN_LIST: &str = "cutover's pt-osc replica list";
+
+/// Whether `l` is in the way of a new run on its table: what an unfinished
+/// run left (ghost, changelog and new tables, triggers), not a kept old
+/// table, cutover's replica list or a file.
+pub fn blocks(l: &Leftover) -> bool {
+    if l.kind.starts_with("trigger") {
+        return true;
+    }
+    [GHOST, CHANGELOG, "pt-osc new table"]
+        .iter()
+        .any(|k| l.kind == format!("table ({k})"))
+}
+
+/// Whether `l` is an old table kept as a rollback backup.
+pub fn is_backup(l: &Leftover) -> bool {
+    [GHOST_OLD, PTOSC_OLD]
+        .iter()
+        .any(|k| l.kind == format!("table ({k})"))
 }
 
 fn quote(name: &str) -> String {
@@ -129,8 +166,10 @@ pub async fn find_mysql(
     Ok(out)
 }
 
-/// The before-start refusal when anything is left: names and the way out.
+/// The before-start refusal when anything in the way is left (see
+/// [`blocks`]): names and the way out. Kept backups do not refuse.
 pub fn refusal(leftovers: &[Leftover], run: Option<&str>) -> Option<String> {
+    let leftovers: Vec<Leftover> = leftovers.iter().filter(|l| blocks(l)).cloned().collect();
     if leftovers.is_empty() {
         return None;
     }
@@ -145,13 +184,94 @@ pub fn refusal(leftovers: &[Leftover], run: Option<&str>) -> Option<String> {
     Some(format!(
         "leftovers of an earlier gh-ost/pt-osc run: {}. Make sure that run is over, then remove them with {how} (or run: {})",
         found.join(", "),
-        statements(leftovers).join(" ")
+        statements(&leftovers).join(" ")
     ))
 }
 
-/// The cleanup statements, triggers before tables.
+/// What a new run says about kept backups on its table (not a refusal):
+/// they take disk space until a DBA drops them.
+pub fn backups_note(leftovers: &[Leftover], run: &str) -> Option<String> {
+    let kept: Vec<&str> = leftovers
+        .iter()
+        .filter(|l| is_backup(l))
+        .map(|l| l.name.as_str())
+        .collect();
+    (!kept.is_empty()).then(|| {
+        format!(
+            "old tables kept as rollback backups by earlier runs: {} (they hold disk space; drop them with `cutover cleanup {run} --backups` once no longer needed)",
+            kept.join(", ")
+        )
+    })
+}
+
+/// cutover's pt-osc replica list in `schema`, when it exists and no pt-osc
+/// is running on another table of that schema (pt-osc 3.2 re-reads the list
+/// at every lag check: dropping it under a live one would blind its lag checks).
+pub async fn find_dsn_list(
+    conn: &mut mysql_async::Conn,
+    schema: &str,
+    except_tables: &[String],
+) -> Result<Option<Leftover>, mysql_async::Error> {
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (schema, super::ptosc::DSN_TABLE),
+        )
+        .await?;
+    if n.unwrap_or(0) == 0 {
+        return Ok(None);
+    }
+    let others: Vec<String> = conn
+        .exec(
+            "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME LIKE 'pt\\_osc\\_%'",
+            (schema,),
+        )
+        .await?;
+    if others.iter().any(|t| !except_tables.contains(t)) {
+        return Ok(None);
+    }
+    Ok(Some(table(schema, super::ptosc::DSN_TABLE, DSN_LIST)))
+}
+
+/// A file a tool run left in the run directory (socket, flag file, credentials).
+pub fn file(path: &std::path::Path, kind: &str) -> Leftover {
+    Leftover {
+        kind: format!("file ({kind})"),
+        name: path.display().to_string(),
+        cleanup: Some(format!("rm {}", path.display())),
+    }
+}
+
+/// The files a gh-ost or pt-osc run leaves in `dir` (one segment directory)
+/// once it has ended: a socket nobody serves any more, the postpone, panic and
+/// pause flag files, and the credentials files.
+pub fn files_in(dir: &std::path::Path) -> Vec<Leftover> {
+    [
+        ("gh-ost.sock", "gh-ost socket"),
+        ("gh-ost.postpone", "gh-ost postpone flag"),
+        ("gh-ost.panic", "gh-ost panic flag"),
+        ("gh-ost.cnf", "gh-ost credentials"),
+        ("pt-osc.pause", "pt-osc pause flag"),
+        ("pt-osc.cnf", "pt-osc credentials"),
+    ]
+    .iter()
+    .map(|(n, k)| (dir.join(n), *k))
+    .filter(|(p, _)| p.symlink_metadata().is_ok())
+    .map(|(p, k)| file(&p, k))
+    .collect()
+}
+
+/// Whether `l` is a file in the run directory (removed by cleanup, not by SQL).
+pub fn is_file(l: &Leftover) -> bool {
+    l.kind.starts_with("file")
+}
+
+/// The cleanup statements (SQL), triggers before tables.
 pub fn statements(leftovers: &[Leftover]) -> Vec<String> {
-    let mut v: Vec<&Leftover> = leftovers.iter().filter(|l| l.cleanup.is_some()).collect();
+    let mut v: Vec<&Leftover> = leftovers
+        .iter()
+        .filter(|l| l.cleanup.is_some() && !is_file(l))
+        .collect();
     v.sort_by_key(|l| !l.kind.starts_with("trigger"));
     v.iter().filter_map(|l| l.cleanup.clone()).collect()
 }
@@ -164,14 +284,8 @@ mod tests {
     fn names_follow_the_tools_including_truncation() {
         assert_eq!(table_kind("t", "_t_gho"), Some("gh-ost ghost table"));
         assert_eq!(table_kind("t", "_t_ghc"), Some("gh-ost changelog table"));
-        assert_eq!(
-            table_kind("t", "_t_del"),
-            Some("gh-ost old or sentry table")
-        );
-        assert_eq!(
-            table_kind("t", "_t_20261204143000_del"),
-            Some("gh-ost old table")
-        );
+        assert_eq!(table_kind("t", "_t_del"), Some(GHOST_OLD));
+        assert_eq!(table_kind("t", "_t_20261204143000_del"), Some(GHOST_OLD));
         assert_eq!(table_kind("t", "_t_2026120414300x_del"), None);
         assert_eq!(table_kind("t", "_t_new"), Some("pt-osc new table"));
         assert_eq!(table_kind("t", "___t_new"), Some("pt-osc new table"));
@@ -198,6 +312,32 @@ mod tests {
         let r = refusal(&l, Some("dev-1")).unwrap_or_default();
         assert!(r.contains("cutover cleanup dev-1"), "{r}");
         assert!(refusal(&[], None).is_none());
+        // A kept backup, the replica list and files are named, not in the way.
+        let kept = vec![
+            table("test", "_t_20261204143000_del", GHOST_OLD),
+            table("test", "cutover_ptosc_dsns", DSN_LIST),
+            file(std::path::Path::new("/r/gh-ost.sock"), "gh-ost socket"),
+        ];
+        assert!(refusal(&kept, Some("dev-1")).is_none());
+        let note = backups_note(&kept, "dev-1").unwrap_or_default();
+        assert!(
+            note.contains("test._t_20261204143000_del")
+                && note.contains("cutover cleanup dev-1 --backups"),
+            "{note}"
+        );
+        assert!(!note.contains("cutover_ptosc_dsns"), "{note}");
+        assert_eq!(
+            statements(&kept),
+            vec![
+                "DROP TABLE IF EXISTS `test`.`_t_20261204143000_del`;".to_string(),
+                "DROP TABLE IF EXISTS `test`.`cutover_ptosc_dsns`;".to_string()
+            ],
+            "files are not SQL"
+        );
+        let mut both = kept.clone();
+        both.push(table("test", "_t_gho", GHOST));
+        let r = refusal(&both, Some("dev-1")).unwrap_or_default();
+        assert!(r.contains("_t_gho") && !r.contains("_del"), "{r}");
         assert_eq!(
             split_name("`db`.`t`", "x"),
             ("db".to_string(), "t".to_string())

@@ -9,7 +9,7 @@
 //! keeps its triggers and `_<t>_new`, which are then reported), and chunk
 //! size and max lag cannot change while it runs.
 
-use super::ghost::{connect, find_leftovers, record_history};
+use super::ghost::{connect, ensure_history, find_leftovers, record_history};
 use super::tool::{self, Follow, MyEndpoint, ToolAlter, ToolFiles};
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -451,6 +451,7 @@ impl Monitor {
                 }
             }
             let _ = std::fs::remove_file(&self.paths.pause);
+            let _ = std::fs::remove_file(&self.paths.conf);
             let aborted = lock(&self.shared).abort_requested;
             let outcome = if fold.done && code.unwrap_or(0) == 0 {
                 let ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
@@ -675,6 +676,16 @@ impl Executor for PtOscExecutor {
                 return Ok(st);
             }
             if fold.done {
+                // It finished while the supervisor was down, maybe before the
+                // history row was written.
+                ensure_history(&self.target.primary, &self.migration)
+                    .await
+                    .map_err(|e| {
+                        ExecError::Refused(format!(
+                            "pt-osc finished, but recording {} in the history failed: {e}",
+                            self.migration.version
+                        ))
+                    })?;
                 return Ok(ExecStatus {
                     phase: ExecPhase::Succeeded,
                     progress: None,

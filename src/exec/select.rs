@@ -6,7 +6,16 @@
 //! the run succeeds when the last one does.
 //!
 //! The segment running is written to `<run_dir>/segment.json`, so that a
-//! restarted supervisor recovers the driver that was running.
+//! restarted supervisor recovers the driver that was running; segments
+//! before it had succeeded (the next one only begins then). Each segment
+//! after the first keeps its files (tool output, socket, flag files, the
+//! native journal) in `<run_dir>/segment-<i>/`: two gh-ost migrations must
+//! not read each other's `# Done`, nor two native segments one journal.
+//!
+//! After a restart the run continues where it stopped: recovery re-attaches
+//! to the segment that was running, or, when that one finished while nobody
+//! watched, the continued run begins with the next segment (never again
+//! from the first).
 
 use super::stored::load_verified;
 use super::{
@@ -53,6 +62,62 @@ struct Inner {
     index: usize,
     current: Option<Box<dyn Executor>>,
     finished: Option<Outcome>,
+    /// Where a continued run begins (set by recovery; earlier segments are done).
+    resume_at: Option<usize>,
+}
+
+/// The job of segment `i`: the first keeps the run directory (a run of one
+/// migration looks as it always did), later ones get their own.
+pub fn segment_job(job: &ExecJob, i: usize) -> std::io::Result<ExecJob> {
+    let mut j = job.clone();
+    if i > 0 {
+        j.run_dir = job.run_dir.join(format!("segment-{i}"));
+        std::fs::create_dir_all(&j.run_dir)?;
+    }
+    Ok(j)
+}
+
+/// Every segment directory of a run (the run directory first), for cleanup.
+pub fn segment_dirs(run_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v = vec![run_dir.to_path_buf()];
+    let mut more: Vec<(usize, std::path::PathBuf)> = std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            let i = n.strip_prefix("segment-")?.parse().ok()?;
+            e.path().is_dir().then_some((i, e.path()))
+        })
+        .collect();
+    more.sort();
+    v.extend(more.into_iter().map(|(_, p)| p));
+    v
+}
+
+/// What recovery says when segment `done` finished while the supervisor was
+/// down and `next` has not started: not running; a continued run begins there.
+pub fn between_segments(segs: &[(String, Vec<Migration>)], done: usize, next: usize) -> ExecStatus {
+    let names = |i: usize| {
+        segs.get(i)
+            .map(|(n, ms)| {
+                let v: Vec<&str> = ms.iter().map(|m| m.version.as_str()).collect();
+                format!("migration {} ({n})", v.join(", "))
+            })
+            .unwrap_or_default()
+    };
+    ExecStatus {
+        phase: super::ExecPhase::NotRunning,
+        progress: Some(super::Progress {
+            detail: Some(format!(
+                "{} finished while the supervisor was down; the run continues with {} (`cutover resume` or `cutover run` again)",
+                names(done),
+                names(next)
+            )),
+            ..super::Progress::default()
+        }),
+        at: chrono::Utc::now(),
+    }
 }
 
 /// The per-migration executor.
@@ -87,6 +152,7 @@ impl PerMigration {
                 index: 0,
                 current: None,
                 finished: None,
+                resume_at: None,
             })),
             caps: Arc::new(std::sync::Mutex::new(caps)),
         }
@@ -138,10 +204,11 @@ impl Runner {
                 notes: exec.notes(),
             })
             .await;
+        let job = segment_job(&self.job, i)?;
         let status = if recover {
-            Some(exec.recover(self.job.clone(), tx).await?)
+            Some(exec.recover(job, tx).await?)
         } else {
-            exec.start(self.job.clone(), tx).await?;
+            exec.start(job, tx).await?;
             None
         };
         g.index = i;
@@ -209,7 +276,13 @@ impl Executor for PerMigration {
     ) -> BoxFuture<'_, Result<(), ExecError>> {
         Box::pin(async move {
             let segs = self.load(&job)?;
-            self.inner.lock().await.segments = segs;
+            let first = {
+                let mut g = self.inner.lock().await;
+                g.segments = segs;
+                g.finished = None;
+                // A continued run begins where recovery found it stopped.
+                g.resume_at.take().unwrap_or(0)
+            };
             let runner = Runner {
                 build: self.build.clone(),
                 inner: self.inner.clone(),
@@ -218,7 +291,7 @@ impl Executor for PerMigration {
                 updates,
             };
             let (tx, rx) = mpsc::channel(64);
-            runner.begin(0, tx, false).await?;
+            runner.begin(first, tx, false).await?;
             tokio::spawn(runner.forward(rx));
             Ok(())
         })
@@ -271,7 +344,13 @@ impl Executor for PerMigration {
                 .unwrap_or(0)
                 .min(segs.len().saturating_sub(1));
             let last = i + 1 >= segs.len();
-            self.inner.lock().await.segments = segs;
+            {
+                let mut g = self.inner.lock().await;
+                g.segments = segs.clone();
+                // Whatever recovery finds, segments before `i` are done: a
+                // continued run never begins before it.
+                g.resume_at = Some(i);
+            }
             *self.caps.lock().unwrap_or_else(|p| p.into_inner()) = (self.caps_of)(&self.default);
             let runner = Runner {
                 build: self.build.clone(),
@@ -287,12 +366,11 @@ impl Executor for PerMigration {
                 .ok_or_else(|| ExecError::Refused("recovery returned no status".into()))?;
             tokio::spawn(runner.forward(rx));
             // An earlier migration of a mixed run finished while nobody watched:
-            // the run is not done, and nothing starts by itself.
+            // the run is not done, nothing starts by itself, and a continued
+            // run begins with the next migration.
             if status.phase == super::ExecPhase::Succeeded && !last {
-                return Ok(ExecStatus {
-                    phase: super::ExecPhase::NotRunning,
-                    ..status
-                });
+                self.inner.lock().await.resume_at = Some(i + 1);
+                return Ok(between_segments(&segs, i, i + 1));
             }
             Ok(status)
         })
@@ -348,6 +426,173 @@ mod tests {
                 ("gh-ost".to_string(), vec!["3".to_string()]),
                 ("gh-ost".to_string(), vec!["4".to_string()]),
                 ("native".to_string(), vec!["5".to_string()]),
+            ]
+        );
+    }
+
+    /// A driver that records what it is asked to do.
+    struct Fake {
+        name: &'static str,
+        versions: String,
+        log: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl Executor for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::ALL
+        }
+        fn start(
+            &mut self,
+            job: ExecJob,
+            _: mpsc::Sender<ExecUpdate>,
+        ) -> BoxFuture<'_, Result<(), ExecError>> {
+            let dir = job
+                .run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string());
+            self.log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!(
+                    "start {} in {}",
+                    self.versions,
+                    dir.unwrap_or_default()
+                ));
+            Box::pin(async { Ok(()) })
+        }
+        fn control(&mut self, _: Control) -> BoxFuture<'_, Result<(), ExecError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn status(&mut self) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+            Box::pin(async { Err(ExecError::NotStarted) })
+        }
+        fn outcome(&mut self) -> BoxFuture<'_, Result<Option<Outcome>, ExecError>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn leftovers(&mut self) -> BoxFuture<'_, Result<Vec<Leftover>, ExecError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn recover(
+            &mut self,
+            _: ExecJob,
+            _: mpsc::Sender<ExecUpdate>,
+        ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
+            self.log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("recover {}", self.versions));
+            // The tool finished while the supervisor was down.
+            Box::pin(async {
+                Ok(ExecStatus {
+                    phase: super::super::ExecPhase::Succeeded,
+                    progress: None,
+                    at: chrono::Utc::now(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_after_a_finished_segment_begins_with_the_next_one() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = [
+            ("V1__a.sql", "ALTER TABLE a ADD c int;\n"),
+            (
+                "V2__b.sql",
+                "-- cutover: executor=gh-ost\nALTER TABLE a ADD d int;\n",
+            ),
+            ("V3__c.sql", "ALTER TABLE a ADD e int;\n"),
+        ];
+        let paths: Vec<_> = files
+            .iter()
+            .map(|(n, t)| {
+                let p = dir.path().join(n);
+                std::fs::write(&p, t).unwrap_or_else(|e| panic!("{e}"));
+                p
+            })
+            .collect();
+        let ms = load_paths(
+            &paths,
+            &LoadOptions {
+                engine: Some(crate::model::Engine::Mysql),
+                format: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+        crate::exec::stored::save(&run_dir, &ms, None).unwrap_or_else(|e| panic!("{e}"));
+        // The gh-ost migration (segment 1) was running when the supervisor died.
+        std::fs::write(run_dir.join(SEGMENT_FILE), "1").unwrap_or_else(|e| panic!("{e}"));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = log.clone();
+        let build: Build = Arc::new(move |name: &str, ms: Vec<Migration>| {
+            let name: &'static str = match name {
+                "gh-ost" => "gh-ost",
+                _ => "native",
+            };
+            let versions: Vec<String> = ms.iter().map(|m| m.version.clone()).collect();
+            Ok(Box::new(Fake {
+                name,
+                versions: versions.join(","),
+                log: l.clone(),
+            }) as Box<dyn Executor>)
+        });
+        let caps: CapsOf = Arc::new(|_: &str| Capabilities::ALL);
+        let mut pm = PerMigration::new("native", crate::model::Engine::Mysql, build, caps);
+        let job = ExecJob {
+            run: "r1".into(),
+            spec: crate::run::RunSpec {
+                binding: crate::policy::Binding {
+                    plan_digest: "d".into(),
+                    target: "dev".into(),
+                },
+                environment: crate::policy::Environment::Dev,
+                risk: crate::model::Risk::Low,
+                versions: ms
+                    .iter()
+                    .map(|m| crate::policy::approvals::VersionChecksum {
+                        version: m.version.clone(),
+                        checksum: m.checksum.clone(),
+                    })
+                    .collect(),
+                estimated_seconds: 0.0,
+                tables: vec!["a".into()],
+                executor: "native".into(),
+            },
+            run_dir: run_dir.clone(),
+            postpone_cut_over: false,
+            chunk_size: None,
+            max_lag_millis: None,
+        };
+        let (tx, _rx) = mpsc::channel(64);
+        let st = pm
+            .recover(job.clone(), tx.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(st.phase, super::super::ExecPhase::NotRunning);
+        let detail = st.progress.and_then(|p| p.detail).unwrap_or_default();
+        assert!(
+            detail.contains("migration 2 (gh-ost) finished while the supervisor was down")
+                && detail.contains("continues with migration 3 (native)"),
+            "{detail}"
+        );
+        pm.start(job, tx).await.unwrap_or_else(|e| panic!("{e}"));
+        let seen = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(
+            seen,
+            vec!["recover 2".to_string(), "start 3 in segment-2".to_string()],
+            "the done migrations are not run again; the third keeps its own directory"
+        );
+        assert_eq!(
+            segment_dirs(&run_dir),
+            vec![
+                run_dir.clone(),
+                run_dir.join("segment-1"),
+                run_dir.join("segment-2")
             ]
         );
     }

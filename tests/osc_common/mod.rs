@@ -70,6 +70,7 @@ pub async fn big_table(primary: &str, replica: &str, table: &str, rows: u64) {
     ))
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    drop_old_tables(primary, table).await;
     c.query_drop(format!(
         "CREATE TABLE {table} (id int NOT NULL PRIMARY KEY, v varchar(40) NOT NULL)"
     ))
@@ -118,6 +119,36 @@ pub async fn table_exists(url: &str, table: &str) -> bool {
     )
     .await
         > 0
+}
+
+/// gh-ost's timestamped old tables of `table` (`_<t>_<YYYYMMDDhhmmss>_del`), oldest first.
+pub async fn old_tables(url: &str, table: &str) -> Vec<String> {
+    let mut c = conn(url).await;
+    let names: Vec<String> = c
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE ? ORDER BY TABLE_NAME",
+            (format!("\\_{table}\\_%\\_del"),),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    names
+        .into_iter()
+        .filter(|n| {
+            n.strip_prefix(&format!("_{table}_"))
+                .and_then(|r| r.strip_suffix("_del"))
+                .is_some_and(|ts| ts.len() == 14 && ts.chars().all(|c| c.is_ascii_digit()))
+        })
+        .collect()
+}
+
+/// Drops gh-ost's timestamped old tables of `table`.
+pub async fn drop_old_tables(url: &str, table: &str) {
+    let mut c = conn(url).await;
+    for t in old_tables(url, table).await {
+        c.query_drop(format!("DROP TABLE IF EXISTS `{t}`"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 pub async fn column_exists(url: &str, table: &str, column: &str) -> bool {
@@ -374,6 +405,82 @@ pub fn supervisor_pid(run_dir: &Path) -> Option<u32> {
     })
 }
 
+/// kill -9 of the supervisor of the run in `rd` (its client `client` ends with
+/// it); returns once the supervisor is gone.
+pub async fn kill_supervisor(rd: &Path, mut client: std::process::Child) {
+    let sup = supervisor_pid(rd).unwrap_or_else(|| panic!("no supervisor process"));
+    let st = std::process::Command::new("kill")
+        .args(["-9", &sup.to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success());
+    let _ = tokio::task::spawn_blocking(move || client.wait()).await;
+    while alive(sup) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The pid a tool run recorded in `dir` (`<stem>.pid`).
+pub fn tool_pid(dir: &Path, stem: &str) -> u32 {
+    std::fs::read_to_string(dir.join(format!("{stem}.pid")))
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no {stem}.pid in {}", dir.display()))
+}
+
+/// A run restarted after [`kill_supervisor`]: its client and watcher.
+pub struct Restarted {
+    pub client: std::process::Child,
+    pub w: Watch,
+}
+
+/// The shared middle of the reattach tests: `cutover run --no-tui` in `d`
+/// until the tool (`stem`: `gh-ost` or `pt-osc`) has copied some but less
+/// than half of `rows`, kill -9 of the supervisor (the tool lives on), then
+/// `cutover run` again: the new supervisor re-attaches to the same process
+/// and the copy goes on from where it was (rows in `copy_table` do not drop).
+/// Returns the restarted run and the tool's pid.
+pub async fn kill_and_reattach(
+    d: &Path,
+    primary: &str,
+    stem: &str,
+    copy_table: &str,
+    rows: u64,
+) -> (Restarted, u32) {
+    let client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    let mut w = watch(d).await;
+    w.until("copy progress", |_, _, s| {
+        s.and_then(copied).is_some_and(|n| n > 0 && n < rows / 2)
+    })
+    .await;
+    let rd = run_dir(d);
+    let pid = tool_pid(&rd, stem);
+    // kill -9 the supervisor: the tool lives on in its own process group.
+    kill_supervisor(&rd, client).await;
+    assert!(alive(pid), "{stem} died with the supervisor");
+    let counted = format!("SELECT COUNT(*) FROM {copy_table}");
+    let before = count(primary, &counted).await;
+
+    // Restart: the supervisor recovers and re-attaches to the same tool.
+    let client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    let mut w = watch(d).await;
+    // Recovered before this client subscribed, or while it watches.
+    w.until("recovered", |w, e, _| {
+        matches!(e, Some(Event::Recovered { .. }))
+            || (e.is_none() && w.first.as_ref().is_some_and(|s| s.phase == Phase::Running))
+    })
+    .await;
+    assert!(alive(pid), "{stem} was replaced");
+    assert_eq!(tool_pid(&rd, stem), pid, "a second {stem} was started");
+    // The copy goes on from where it was, reported through the re-attached monitor.
+    w.until("progress after the restart", |_, _, s| {
+        s.and_then(copied).is_some_and(|n| n > before)
+    })
+    .await;
+    assert!(count(primary, &counted).await >= before);
+    (Restarted { client, w }, pid)
+}
+
 /// Whether `pid` is a live process (zombies count as dead).
 pub fn alive(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -383,4 +490,61 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or("X")
         .to_string();
     !matches!(state.as_str(), "Z" | "X")
+}
+
+/// `cutover run --no-tui` in `d` to its end, cutting over when the run waits
+/// for it (a high-risk plan postpones gh-ost's cut-over); the client's exit
+/// status and output.
+pub async fn run_to_end(d: &Path, table: &str) -> (bool, String) {
+    let mut client = spawn_cutover(d, &["run", "db", "--target", "dev", "--no-tui"]);
+    let mut w = watch(d).await;
+    let mut ready = false;
+    w.until("the cut-over wait or the end", |w, e, _| {
+        ready = matches!(e, Some(Event::ReadyToCutOver))
+            || (e.is_none()
+                && w.first
+                    .as_ref()
+                    .is_some_and(|s| s.phase == Phase::ReadyToCutOver));
+        ready || matches!(e, Some(Event::Succeeded))
+    })
+    .await;
+    if ready {
+        w.accepted(Command::CutOver {
+            table: Some(table.into()),
+        })
+        .await;
+    }
+    drop(w);
+    let status = tokio::task::spawn_blocking(move || client.wait())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = std::fs::read_to_string(d.join("client.out")).unwrap_or_default();
+    let err = std::fs::read_to_string(d.join("client.err")).unwrap_or_default();
+    (status.success(), format!("{out}{err}"))
+}
+
+/// Waits for the client of a restarted run to exit: its status and output.
+pub async fn client_end(d: &Path, mut client: std::process::Child) -> (bool, String) {
+    let status = tokio::task::spawn_blocking(move || client.wait())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = std::fs::read_to_string(d.join("client.out")).unwrap_or_default();
+    let err = std::fs::read_to_string(d.join("client.err")).unwrap_or_default();
+    (status.success(), format!("{out}{err}"))
+}
+
+/// Rows of `flyway_schema_history` for `version` that succeeded.
+pub async fn history_rows(url: &str, version: &str) -> u64 {
+    if !table_exists(url, "flyway_schema_history").await {
+        return 0;
+    }
+    count(
+        url,
+        &format!(
+            "SELECT COUNT(*) FROM flyway_schema_history WHERE version = '{version}' AND success = 1"
+        ),
+    )
+    .await
 }
