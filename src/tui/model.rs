@@ -7,6 +7,7 @@ use crate::audit::Anchor;
 use crate::exec::{ExecPhase, ExecStatus, Leftover};
 use crate::lag::LagSample;
 use crate::model::Plan;
+use crate::run::backlog::Backlog;
 use crate::run::{Event, EventRecord, Phase, RunState, Sample};
 use crate::supervisor::ServerMsg;
 use chrono::{DateTime, Utc};
@@ -135,6 +136,7 @@ impl Console {
                     self.seen(at);
                 }
             }
+            ServerMsg::History { backlog } => self.replay(backlog),
             ServerMsg::Event { record, anchor } => {
                 self.event(record);
                 self.anchor = Some(anchor.clone());
@@ -156,6 +158,33 @@ impl Console {
                 let at = self.now.unwrap_or_default();
                 self.log(at, "supervisor", message.clone(), LogKind::Problem);
             }
+        }
+    }
+
+    /// Folds the history a supervisor sends on attach: the log gets the
+    /// lines the events would have given live, the chart the lag readings,
+    /// the progress pane the latest statuses. The state stays the one the
+    /// supervisor sent (the backlog may not reach back to the first event).
+    pub fn replay(&mut self, b: &Backlog) {
+        let state = std::mem::take(&mut self.state);
+        let log = std::mem::take(&mut self.log);
+        for rec in &b.events {
+            self.event(rec);
+        }
+        // Lines this console wrote itself before the history came stay, after it.
+        for l in log {
+            self.log(l.at, &l.actor, l.text, l.kind);
+        }
+        if state.last_seq > 0 {
+            self.state = state;
+        }
+        for samples in b.lag.values() {
+            for s in samples {
+                self.lag_sample(s);
+            }
+        }
+        for st in &b.progress {
+            self.sample(&Sample::Progress { status: st.clone() });
         }
     }
 
