@@ -108,7 +108,9 @@ mod tests {
     fn keeps_events_and_samples_bounded_and_once() {
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
         let mut b = Backlog::default();
-        let s = Sample::Lag { sample: lag(1, 0.5) };
+        let s = Sample::Lag {
+            sample: lag(1, 0.5),
+        };
         b.sample(&s);
         // The same reading, recorded as an event right after: kept once.
         let recs = EventRecord::stamp(

@@ -168,7 +168,11 @@ pub struct RunClock {
 
 impl RunClock {
     /// Notes the console's latest time, as of `local`, when it moved.
-    pub fn observe(&mut self, now: Option<chrono::DateTime<chrono::Utc>>, local: std::time::Instant) {
+    pub fn observe(
+        &mut self,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        local: std::time::Instant,
+    ) {
         if let Some(now) = now
             && self.seen.is_none_or(|(t, _)| t != now)
         {
@@ -180,7 +184,8 @@ impl RunClock {
     pub fn at(&self, local: std::time::Instant) -> chrono::DateTime<chrono::Utc> {
         match self.seen {
             Some((t, l)) => {
-                t + chrono::Duration::from_std(local.saturating_duration_since(l)).unwrap_or_default()
+                t + chrono::Duration::from_std(local.saturating_duration_since(l))
+                    .unwrap_or_default()
             }
             None => chrono::Utc::now(),
         }
@@ -400,5 +405,71 @@ async fn event_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Event, EventRecord};
+    use chrono::TimeZone;
+
+    /// `→ sent` lines are stamped with the run's clock carried forward, not
+    /// the time of the last thing published: a minute after the last event,
+    /// a key press says a minute later.
+    #[test]
+    fn sent_lines_carry_the_run_clock_forward() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 5).unwrap();
+        let i0 = std::time::Instant::now();
+        let mut clock = RunClock::default();
+        clock.observe(Some(t), i0);
+        let later = i0 + Duration::from_secs(61);
+        assert_eq!(clock.at(later), t + chrono::Duration::seconds(61));
+        // The same time seen again (a reply, a duplicate) does not reset it.
+        clock.observe(Some(t), i0 + Duration::from_secs(30));
+        assert_eq!(clock.at(later), t + chrono::Duration::seconds(61));
+        // A newer time does.
+        let t2 = t + chrono::Duration::seconds(50);
+        clock.observe(Some(t2), i0 + Duration::from_secs(50));
+        assert_eq!(clock.at(later), t2 + chrono::Duration::seconds(11));
+        // Before anything was seen: the wall clock, never 1970.
+        assert!(RunClock::default().at(i0).timestamp() > 1_700_000_000);
+    }
+
+    /// A command that got no reply says how the run ended when it had, that
+    /// the supervisor is gone when the stream broke before the end, and
+    /// waits for the stream otherwise.
+    #[test]
+    fn an_unanswered_command_says_how_the_run_ended() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 5).unwrap();
+        let mut c = Console::default();
+        c.state.run = "r1".into();
+        c.state.phase = Phase::Running;
+        assert_eq!(
+            undelivered("abort", &c),
+            None,
+            "the final event may be on its way"
+        );
+        for r in EventRecord::stamp(
+            "r1",
+            0,
+            vec![Event::Succeeded],
+            &crate::policy::Actor::System,
+            None,
+            t,
+        ) {
+            c.event(&r);
+        }
+        let said = undelivered("abort", &c).unwrap_or_default();
+        assert_eq!(
+            said,
+            "abort not applied: the run had already ended: SUCCEEDED"
+        );
+        let mut gone = Console::default();
+        gone.state.run = "r1".into();
+        gone.state.phase = Phase::Running;
+        gone.ended = true;
+        let said = undelivered("pause", &gone).unwrap_or_default();
+        assert!(said.contains("supervisor of run r1 is gone"), "{said}");
     }
 }
