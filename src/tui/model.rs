@@ -212,7 +212,7 @@ impl Console {
                 kind,
             );
         }
-        if let Some(tool) = tool_command(&rec.event) {
+        if let Some(tool) = tool_command(&rec.event, self.state.executor.as_deref()) {
             self.log(rec.at, "system", tool, LogKind::Tool);
         }
         if let Some(post) = slack_post(&rec.event, &self.state) {
@@ -292,18 +292,44 @@ pub fn describe(e: &Event) -> String {
     }
 }
 
-/// What the run core tells the executor because of an event.
-fn tool_command(e: &Event) -> Option<String> {
+/// What the run core tells the executor because of an event, in the
+/// current driver's own terms where it has them (gh-ost's socket commands,
+/// pt-osc's pause file and signal), so the log teaches what really happens.
+fn tool_command(e: &Event, executor: Option<&str>) -> Option<String> {
+    let ghost = executor.is_some_and(|x| x.contains("gh-ost"));
+    let ptosc = executor.is_some_and(|x| x.contains("pt-osc"));
     let c = match e {
-        Event::Started { .. } => "start",
-        Event::PauseRequested { .. } => "pause",
-        Event::ResumeRequested { .. } => "resume",
-        Event::CutOverRequested { .. } => "cut-over",
-        Event::AbortRequested { .. } => "abort",
-        Event::Tuned { .. } => "set chunk size / max lag",
+        Event::Started { .. } => "start".to_string(),
+        Event::PauseRequested { .. } if ghost => "throttle".into(),
+        Event::PauseRequested { .. } if ptosc => "create the pause file".into(),
+        Event::PauseRequested { .. } => "pause".into(),
+        Event::ResumeRequested { .. } if ghost => "no-throttle".into(),
+        Event::ResumeRequested { .. } if ptosc => "remove the pause file".into(),
+        Event::ResumeRequested { .. } => "resume".into(),
+        Event::CutOverRequested { .. } if ghost => "unpostpone".into(),
+        Event::CutOverRequested { .. } => "cut-over".into(),
+        Event::AbortRequested { .. } if ghost => "panic".into(),
+        Event::AbortRequested { .. } if ptosc => "SIGINT".into(),
+        Event::AbortRequested { .. } => "abort".into(),
+        Event::Tuned {
+            chunk_size,
+            max_lag_millis,
+        } if ghost => [
+            chunk_size.map(|n| format!("chunk-size={n}")),
+            max_lag_millis.map(|n| format!("max-lag-millis={n}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", "),
+        Event::Tuned { .. } => "set chunk size / max lag".into(),
         _ => return None,
     };
-    Some(format!("→ executor: {c}"))
+    let who = match executor {
+        Some(x) if ghost || ptosc => x,
+        _ => "executor",
+    };
+    Some(format!("→ {who}: {c}"))
 }
 
 /// The gist of what the Slack relay posts for an event.
