@@ -177,9 +177,13 @@ fn send(
             Reply::Accepted { seqs } => {
                 let seqs: Vec<String> = seqs.iter().map(u64::to_string).collect();
                 println!("{what} accepted (recorded as #{})", seqs.join(", #"));
-                if what == "pause" && state.spec.as_ref().is_some_and(|s| s.executor == "native") {
+                let executor = state
+                    .executor
+                    .as_deref()
+                    .or(state.spec.as_ref().map(|s| s.executor.as_str()));
+                if what == "pause" && executor == Some("native") {
                     println!(
-                        "the executor pauses between statements and chunks: a statement already running (e.g. an ALTER) finishes first"
+                        "the executor pauses between statements and chunks: a pause during a statement (e.g. an ALTER) takes effect when the statement ends"
                     );
                 }
                 0

@@ -106,6 +106,24 @@ impl CopyView {
     }
 }
 
+/// What every surface says while a pause is asked for and not yet
+/// confirmed: the executor's own note when it gave one (a native ALTER or
+/// index build cannot stop midway, so the pause takes effect when the
+/// statement ends), else that the executor has yet to confirm it.
+pub fn pause_note(pause_pending: bool, status: Option<&ExecStatus>) -> Option<String> {
+    if !pause_pending {
+        return None;
+    }
+    let detail = status
+        .and_then(|s| s.progress.as_ref())
+        .and_then(|p| p.detail.as_deref())
+        .filter(|d| d.contains("pause requested"));
+    Some(match detail {
+        Some(d) => d.to_string(),
+        None => "pause requested: waiting for the executor to confirm".to_string(),
+    })
+}
+
 /// A percentage as every surface prints it: one decimal, and past 100 said
 /// so rather than hidden.
 pub fn percent_label(pct: f64) -> String {

@@ -238,6 +238,17 @@ impl Console {
                 self.seen(status.at);
                 self.copy.sample(status);
                 self.rate = self.copy.rate();
+                // A pause that waits for the running statement says so in the log, once.
+                let note = status
+                    .progress
+                    .as_ref()
+                    .and_then(|p| p.detail.clone())
+                    .filter(|d| self.state.pause_pending && d.contains("pause requested"));
+                if let Some(note) = note
+                    && !self.log.iter().rev().take(20).any(|l| l.text == note)
+                {
+                    self.log(status.at, "system", note, LogKind::Tool);
+                }
                 self.progress = Some(status.clone());
             }
         }
@@ -260,6 +271,12 @@ impl Console {
 
     /// Why the copy is not moving, if it is not.
     pub fn throttle_reason(&self) -> Option<String> {
+        if self.state.phase != Phase::Paused
+            && let Some(note) =
+                crate::run::copyview::pause_note(self.state.pause_pending, self.progress.as_ref())
+        {
+            return Some(note);
+        }
         match (&self.state.phase, self.progress.as_ref().map(|p| &p.phase)) {
             (Phase::Paused, _) => Some("paused by command".into()),
             (_, Some(ExecPhase::Throttled { reason })) => Some(reason.clone()),
