@@ -7,6 +7,7 @@
 
 mod alter_mysql;
 mod alter_pg;
+pub mod backfill;
 mod estimate;
 mod locks;
 pub mod rules;
@@ -360,6 +361,16 @@ fn classify_migration(
         analyses.push(analysis);
     }
     let findings = txn::check(m, &analyses, &statements, &facts, ctx);
+    // Declared backfills show as the batched UPDATEs they run, where they run.
+    if !m.directives.backfills.is_empty() {
+        for b in &m.directives.backfills {
+            statements.push(backfill::verdict(b, m, ctx, st));
+        }
+        statements.sort_by_key(|s| s.line);
+        for (i, s) in statements.iter_mut().enumerate() {
+            s.index = i;
+        }
+    }
     let risk = statements
         .iter()
         .map(|s| s.risk)
