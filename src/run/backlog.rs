@@ -45,10 +45,13 @@ impl Backlog {
         b
     }
 
-    /// Keeps one event (and the sample a `Sampled` event carries).
+    /// Keeps one event; of a `Sampled` event, only the sample it carries
+    /// (the log does not show them, and over hours they would crowd out the
+    /// events that matter).
     pub fn event(&mut self, r: &EventRecord) {
         if let Event::Sampled { sample, .. } = &r.event {
             self.sample(sample);
+            return;
         }
         self.events.push_back(r.clone());
         while self.events.len() > BACKLOG_EVENTS {
@@ -126,7 +129,7 @@ mod tests {
         );
         b.event(&recs[0]);
         assert_eq!(b.lag["r1"].len(), 1);
-        assert_eq!(b.events.len(), 1);
+        assert!(b.events.is_empty(), "a sampled event keeps only its sample");
         for i in 0..(BACKLOG_LAG as i64 + 10) {
             b.sample(&Sample::Lag {
                 sample: lag(2 + i, 0.1),
@@ -153,5 +156,6 @@ mod tests {
             b.events.back().map(|r| r.seq),
             Some(BACKLOG_EVENTS as u64 + 6)
         );
+        assert_eq!(b.events.front().map(|r| r.seq), Some(7));
     }
 }

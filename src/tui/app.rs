@@ -298,11 +298,14 @@ async fn event_loop(
                             Some(Effect::Send(cmd)) => {
                                 let now = clock.at(std::time::Instant::now());
                                 console.log(now, &opts.actor, format!("→ sent {} from the console", cmd.kind()), LogKind::Sent);
+                                let what = cmd.kind().to_string();
                                 if cmd_tx.send(cmd).await.is_err() {
-                                    ui.message = Some(crate::cmd::control::gone_while(
-                                        &console.state.run,
-                                        console.state.phase,
-                                    ));
+                                    ui.message = Some(undelivered(&what, console).unwrap_or_else(|| {
+                                        crate::cmd::control::gone_while(
+                                            &console.state.run,
+                                            console.state.phase,
+                                        )
+                                    }));
                                 }
                             }
                             Some(Effect::FreezeChanged) => {
