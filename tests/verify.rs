@@ -303,6 +303,37 @@ fn write_fixture(dir: &Path, engine: &str, env: &str, dsn: &str, stmts: &[&str])
     }
 }
 
+/// The plan may over-predict (fail safe) but never under-predict: no statement
+/// may lock more, rewrite, or lock another table beyond what the plan said.
+fn assert_no_under_prediction(r: &VerifyReport) {
+    use cutover::verify::compare::{
+        OBSERVED_BLOCKING_LOCK, OBSERVED_OTHER_TABLE_LOCK, OBSERVED_TABLE_REWRITE,
+    };
+    let under: Vec<String> = r
+        .migrations
+        .iter()
+        .flat_map(|m| &m.statements)
+        .flat_map(|s| {
+            s.disagreements
+                .iter()
+                .filter(|f| {
+                    [
+                        OBSERVED_BLOCKING_LOCK,
+                        OBSERVED_OTHER_TABLE_LOCK,
+                        OBSERVED_TABLE_REWRITE,
+                    ]
+                    .contains(&f.rule.as_str())
+                })
+                .map(move |f| format!("L{} {}: {}", s.verdict.line, s.verdict.sql, f.reason))
+        })
+        .collect();
+    assert!(
+        under.is_empty(),
+        "the plan predicted less than staging observed:\n{}",
+        under.join("\n")
+    );
+}
+
 fn print_disagreements(r: &VerifyReport) {
     println!("{}", cutover::verify::render::text(r));
     for m in &r.migrations {
@@ -343,6 +374,7 @@ fn postgres_reports_the_locks_and_rewrites_the_engine_takes() {
     let args = write_fixture(dir.path(), "postgres", "staging", &fixture, &stmts);
     let r = cutover::cmd::verify::report(&args).expect("verify runs");
     print_disagreements(&r);
+    assert_no_under_prediction(&r);
 
     let got = &r.migrations[0].statements;
     assert_eq!(got.len(), PG.len());
@@ -446,6 +478,7 @@ fn mariadb_reports_the_algorithm_lock_and_copy_the_engine_takes() {
     let args = write_fixture(dir.path(), "mysql", "staging", &fixture, &stmts);
     let r = cutover::cmd::verify::report(&args).expect("verify runs");
     print_disagreements(&r);
+    assert_no_under_prediction(&r);
 
     let got = &r.migrations[0].statements;
     assert_eq!(got.len(), MY.len());
@@ -632,6 +665,7 @@ fn postgres_more_statements_are_observed_and_leave_nothing() {
     let args = write_fixture(dir.path(), "postgres", "staging", &fixture, PG_MORE);
     let r = cutover::cmd::verify::report(&args).expect("verify runs");
     print_disagreements(&r);
+    assert_no_under_prediction(&r);
     let got = &r.migrations[0].statements;
     assert_eq!(got.len(), PG_MORE.len());
     for (sql, s) in PG_MORE.iter().zip(got) {
@@ -672,6 +706,7 @@ fn mariadb_more_statements_are_observed_and_leave_nothing() {
     let args = write_fixture(dir.path(), "mysql", "staging", &fixture, MY_MORE);
     let r = cutover::cmd::verify::report(&args).expect("verify runs");
     print_disagreements(&r);
+    assert_no_under_prediction(&r);
     let got = &r.migrations[0].statements;
     assert_eq!(got.len(), MY_MORE.len());
     for (sql, s) in MY_MORE.iter().zip(got) {
@@ -952,6 +987,7 @@ fn a_blocking_index_build_on_a_large_table_is_high_and_confirmed() {
     );
     let r = cutover::cmd::verify::report(&args).expect("verify runs");
     print_disagreements(&r);
+    assert_no_under_prediction(&r);
     let s = &r.migrations[0].statements[0];
     assert_eq!(s.predicted_risk, cutover::model::Risk::High);
     assert!(

@@ -128,6 +128,7 @@ async fn read_pg(dsn: &str) -> Result<Catalog, String> {
                 unique: r.get(2),
                 valid: r.get(3),
                 columns: r.get(4),
+                fulltext: false,
             });
         }
     }
@@ -313,15 +314,15 @@ async fn read_mysql_keys(
     for t in cat.tables.values_mut() {
         t.indexes_known = true;
     }
-    let idx: Vec<(String, String, String, i64, String)> = conn
+    let idx: Vec<(String, String, String, i64, String, String)> = conn
         .query(format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COALESCE(COLUMN_NAME, '')
+            "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COALESCE(COLUMN_NAME, ''), INDEX_TYPE
                FROM information_schema.STATISTICS WHERE TABLE_SCHEMA NOT IN {SYS}
               ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
         ))
         .await
         .map_err(|e| e.to_string())?;
-    for (schema, table, index, non_unique, col) in idx {
+    for (schema, table, index, non_unique, col, kind) in idx {
         for key in my_keys(&schema, &table, current) {
             let Some(t) = cat.tables.get_mut(&key) else {
                 continue;
@@ -333,6 +334,7 @@ async fn read_mysql_keys(
                     columns: vec![col.clone()],
                     unique: non_unique == 0,
                     valid: true,
+                    fulltext: kind.eq_ignore_ascii_case("FULLTEXT"),
                 }),
             }
         }

@@ -70,6 +70,9 @@ pub struct IndexFacts {
     /// PostgreSQL: `indisvalid` (a failed CREATE INDEX CONCURRENTLY leaves it false).
     #[serde(default = "yes")]
     pub valid: bool,
+    /// MySQL/MariaDB FULLTEXT: InnoDB rebuilds such a table only with LOCK=SHARED.
+    #[serde(default)]
+    pub fulltext: bool,
 }
 
 /// One foreign key of a table.

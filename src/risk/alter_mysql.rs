@@ -99,6 +99,19 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
         cost.lock = MyLock::Shared;
         ev.add("cascade-fk-online-ddl-limit", large, &[("table", t)]);
     }
+    // InnoDB rebuilds a table holding a FULLTEXT index only with LOCK=SHARED
+    // (seen on MariaDB 10.11: a primary key swap refused LOCK=NONE).
+    if cost.rebuild
+        && cost.algo > Algo::Instant
+        && cost.algo < Algo::Copy
+        && cost.lock == MyLock::None
+        && ev.exists(t)
+        && ev.has_fulltext(t)
+    {
+        let large = ev.large(t);
+        cost.lock = MyLock::Shared;
+        ev.add("fulltext-online-rebuild-limit", large, &[("table", t)]);
+    }
     if exclusive_rename && ev.version.is_mariadb() {
         cost.lock = cost.lock.max(MyLock::Exclusive);
     }
@@ -359,9 +372,11 @@ fn action(
                 )
             }
         },
-        Action::Trigger | Action::Owner | Action::RowLevelSecurity | Action::PgSetStorage => {
-            (MyCost::INSTANT, String::new())
-        }
+        Action::Trigger
+        | Action::Owner
+        | Action::RowLevelSecurity
+        | Action::PgSetStorage
+        | Action::PgCatalogExclusive(_) => (MyCost::INSTANT, String::new()),
         other => {
             let text = match other {
                 Action::Unknown(s) => s.clone(),

@@ -50,6 +50,7 @@ fn action(
         Action::AlterColumnType {
             column, new_type, ..
         } => {
+            column_type_fk_locks(ev, t, column);
             let old = ev
                 .ctx
                 .catalog
@@ -195,6 +196,7 @@ fn action(
             (AccessExclusive, Some(WorkKind::Rewrite))
         }
         Action::PgSetStorage => (ShareUpdateExclusive, Some(WorkKind::Meta)),
+        Action::PgCatalogExclusive(_) => (AccessExclusive, Some(WorkKind::Meta)),
         Action::Trigger => {
             ev.add(
                 "create-or-drop-trigger",
@@ -417,6 +419,67 @@ fn add_column(ev: &mut Eval, t: &str, spec: &ColumnSpec) -> (PgLock, Option<Work
 }
 
 /// Dropping an FK (or its table) takes ACCESS EXCLUSIVE on the referenced table too.
+/// Changing a column's type drops and re-creates every foreign key that uses it,
+/// on either side (seen on PostgreSQL 15): ACCESS EXCLUSIVE on the other table
+/// too, for as long as the statement runs, and the key is validated again.
+fn column_type_fk_locks(ev: &mut Eval, t: &str, column: &str) {
+    let catalog = &ev.ctx.catalog;
+    let Some(facts) = catalog.lookup(t) else {
+        return;
+    };
+    let mut others: Vec<(String, String)> = facts
+        .foreign_keys
+        .iter()
+        .filter(|fk| fk.columns.iter().any(|c| c == column))
+        .map(|fk| (fk.references.clone(), fk.name.clone()))
+        .collect();
+    // A referencing key points at a unique key of `t`; the catalog does not say
+    // which columns, so any unique index holding the column counts (all, when
+    // the indexes are unknown).
+    let keyed = !facts.indexes_known
+        || facts
+            .indexes
+            .iter()
+            .any(|i| i.unique && i.columns.iter().any(|c| c == column));
+    if keyed {
+        let mut children: Vec<(String, String)> = catalog
+            .tables
+            .iter()
+            .flat_map(|(name, child)| {
+                child
+                    .foreign_keys
+                    .iter()
+                    .filter(|fk| {
+                        catalog
+                            .lookup(&fk.references)
+                            .is_some_and(|p| std::ptr::eq(p, facts))
+                    })
+                    .map(move |fk| (name.clone(), fk.name.clone()))
+            })
+            .collect();
+        children.sort();
+        others.extend(children);
+    }
+    for (other, fk) in others {
+        ev.other_lock(
+            &other,
+            PgLock::AccessExclusive.name(),
+            PgLock::AccessExclusive.blocks(),
+        );
+        let large = ev.large(t) || ev.large(&other);
+        ev.add(
+            "column-type-rebuilds-fk",
+            large,
+            &[
+                ("table", t),
+                ("column", column),
+                ("name", &other),
+                ("detail", &fk),
+            ],
+        );
+    }
+}
+
 pub(super) fn fk_parent_lock(ev: &mut Eval, child: &str, parent: &str) {
     ev.other_lock(
         parent,

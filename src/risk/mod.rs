@@ -66,6 +66,8 @@ pub struct Eval<'a> {
     pub plan_indexes: &'a HashMap<String, Vec<Vec<String>>>,
     /// Domains with a CHECK constraint created (or constrained) earlier in the plan.
     pub checked_domains: &'a HashSet<String>,
+    /// Tables given a FULLTEXT index earlier in the plan.
+    pub plan_fulltext: &'a HashSet<String>,
 }
 
 impl<'a> Eval<'a> {
@@ -76,6 +78,7 @@ impl<'a> Eval<'a> {
         created: &'a HashSet<String>,
         plan_indexes: &'a HashMap<String, Vec<Vec<String>>>,
         checked_domains: &'a HashSet<String>,
+        plan_fulltext: &'a HashSet<String>,
     ) -> Self {
         Eval {
             ctx,
@@ -98,6 +101,7 @@ impl<'a> Eval<'a> {
             size_reported: HashSet::new(),
             plan_indexes,
             checked_domains,
+            plan_fulltext,
         }
     }
 
@@ -115,6 +119,16 @@ impl<'a> Eval<'a> {
             Some(f) if f.indexes_known => !planned && !f.has_index_prefix(columns),
             _ => false,
         }
+    }
+
+    /// True when the table has a FULLTEXT index (catalog, or added earlier in the plan).
+    pub fn has_fulltext(&self, table: &str) -> bool {
+        self.plan_fulltext.contains(table)
+            || self
+                .ctx
+                .catalog
+                .lookup(table)
+                .is_some_and(|f| f.indexes.iter().any(|i| i.fulltext))
     }
 
     /// True if the table existed before this plan.
@@ -217,6 +231,7 @@ pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
     let mut created: HashSet<String> = HashSet::new();
     let mut plan_indexes: HashMap<String, Vec<Vec<String>>> = HashMap::new();
     let mut domains: HashSet<String> = HashSet::new();
+    let mut fulltext: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     // Parse in batches: all cores busy, and the parse results of only one batch
     // held at a time.
@@ -235,6 +250,7 @@ pub fn classify(migrations: &[Migration], ctx: &Context) -> Plan {
                 created: &mut created,
                 plan_indexes: &mut plan_indexes,
                 checked_domains: &mut domains,
+                fulltext: &mut fulltext,
             };
             out.push(classify_migration(m, ctx, &mut state, parsed));
         }
@@ -287,6 +303,7 @@ struct PlanState<'s> {
     created: &'s mut HashSet<String>,
     plan_indexes: &'s mut HashMap<String, Vec<Vec<String>>>,
     checked_domains: &'s mut HashSet<String>,
+    fulltext: &'s mut HashSet<String>,
 }
 
 fn classify_migration(
@@ -311,6 +328,7 @@ fn classify_migration(
             st.created,
             st.plan_indexes,
             st.checked_domains,
+            st.fulltext,
         );
         evaluate(&mut ev, &analysis, &vars);
         triggers_on_target(&mut ev, m, &analysis.op);
@@ -417,8 +435,32 @@ fn remember(st: &mut PlanState, op: &Op) {
         }
         _ => {}
     }
+    if adds_fulltext(op) {
+        let (Op::CreateIndex { table, .. } | Op::AlterTable { table, .. }) = op else {
+            unreachable!("adds_fulltext is true only for these")
+        };
+        st.fulltext.insert(table.clone());
+    }
     for (table, cols) in index_keys(op) {
         st.plan_indexes.entry(table).or_default().push(cols);
+    }
+}
+
+/// True when the statement adds a FULLTEXT index.
+pub(crate) fn adds_fulltext(op: &Op) -> bool {
+    use crate::sql::ops::{Action, ConstraintKind, IndexKind};
+    match op {
+        Op::CreateIndex { kind, .. } => *kind == IndexKind::Fulltext,
+        Op::AlterTable { actions, .. } => actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::AddConstraint {
+                    kind: ConstraintKind::Index(IndexKind::Fulltext),
+                    ..
+                }
+            )
+        }),
+        _ => false,
     }
 }
 

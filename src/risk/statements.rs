@@ -417,10 +417,42 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
         Op::LockTable { mode, .. } => {
             ev.add("lock-table", false, &[("detail", mode)]);
             let t = guess_table(ev.sql).unwrap_or_default();
-            ev.take_lock(&t, mode, Blocks::ReadsAndWrites);
+            match explicit_lock_mode(ev.sql, pg) {
+                Some(l) => ev.take_lock(&t, l.name(), l.blocks()),
+                None => ev.take_lock(&t, mode, Blocks::ReadsAndWrites),
+            }
         }
         _ => {}
     }
+}
+
+/// The lock a PostgreSQL `LOCK TABLE … IN <mode> MODE` asks for (ACCESS EXCLUSIVE
+/// without a mode clause); None for MySQL or a mode not understood (then the
+/// worst is assumed).
+fn explicit_lock_mode(sql: &str, pg: bool) -> Option<PgLock> {
+    if !pg {
+        return None;
+    }
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
+        .collect();
+    let Some(at) = words.iter().position(|w| w == "IN") else {
+        return Some(PgLock::AccessExclusive);
+    };
+    let end = words.iter().rposition(|w| w == "MODE")?;
+    let mode = words.get(at + 1..end)?.join(" ");
+    Some(match mode.as_str() {
+        "ACCESS SHARE" => PgLock::AccessShare,
+        "ROW SHARE" => PgLock::RowShare,
+        "ROW EXCLUSIVE" => PgLock::RowExclusive,
+        "SHARE UPDATE EXCLUSIVE" => PgLock::ShareUpdateExclusive,
+        "SHARE" => PgLock::Share,
+        "SHARE ROW EXCLUSIVE" => PgLock::ShareRowExclusive,
+        "EXCLUSIVE" => PgLock::Exclusive,
+        "ACCESS EXCLUSIVE" => PgLock::AccessExclusive,
+        _ => return None,
+    })
 }
 
 /// PostgreSQL 14.0–14.3 could corrupt indexes built concurrently (fixed in 14.4).

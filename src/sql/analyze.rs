@@ -967,7 +967,8 @@ fn map_alter(op: &AlterTableOperation, e: Engine) -> Action {
         | A::NoForceRowLevelSecurity => Action::RowLevelSecurity,
         A::OwnerTo { .. } | A::ReplicaIdentity { .. } => Action::Owner,
         A::AutoIncrement { .. } => Action::TableOption(TableOption::AutoIncrement),
-        A::Inherit { .. } | A::NoInherit { .. } => Action::PgSetStorage,
+        A::Inherit { .. } => Action::PgCatalogExclusive("INHERIT".into()),
+        A::NoInherit { .. } => Action::PgCatalogExclusive("NO INHERIT".into()),
         other => Action::Unknown(other.to_string()),
     }
 }

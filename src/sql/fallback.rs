@@ -1095,11 +1095,10 @@ impl Cursor<'_> {
                             using: self.contains("USING"),
                         }
                     }
-                    ("SET", "STATISTICS")
-                    | ("SET", "STORAGE")
-                    | ("SET", "(")
-                    | ("RESET", _)
-                    | ("SET", "COMPRESSION") => Action::PgSetStorage,
+                    ("SET", "STATISTICS") | ("SET", "(") | ("RESET", _) => Action::PgSetStorage,
+                    ("SET", what @ ("STORAGE" | "COMPRESSION")) => {
+                        Action::PgCatalogExclusive(format!("SET {what}"))
+                    }
                     ("ADD", "GENERATED") => Action::AddColumn(ColumnSpec {
                         name: column,
                         auto_increment: true,
@@ -1177,10 +1176,13 @@ impl Cursor<'_> {
                 "UNLOGGED" => Action::PgRewrite("SET UNLOGGED".into()),
                 "TABLESPACE" => Action::PgRewrite("SET TABLESPACE".into()),
                 "ACCESS" => Action::PgRewrite("SET ACCESS METHOD".into()),
-                "WITHOUT" | "(" | "SCHEMA" => Action::PgSetStorage,
+                "WITHOUT" | "(" => Action::PgSetStorage,
+                "SCHEMA" => Action::PgCatalogExclusive("SET SCHEMA".into()),
                 _ => unknown,
             },
-            "RESET" | "CLUSTER" | "INHERIT" | "NO" | "OF" | "NOT" => Action::PgSetStorage,
+            "RESET" | "CLUSTER" => Action::PgSetStorage,
+            "NO" if self.contains("FORCE") => Action::RowLevelSecurity,
+            w @ ("INHERIT" | "NO" | "OF" | "NOT") => Action::PgCatalogExclusive(w.to_string()),
             "ENABLE" | "DISABLE" => {
                 if self.contains("ROW") {
                     Action::RowLevelSecurity

@@ -140,8 +140,11 @@ pub enum Action {
     },
     /// PostgreSQL storage changes that rewrite: SET LOGGED/UNLOGGED, TABLESPACE, ACCESS METHOD.
     PgRewrite(String),
-    /// Storage parameters / statistics: SUE, no rewrite.
+    /// Storage parameters / statistics / CLUSTER ON: SUE, no rewrite.
     PgSetStorage,
+    /// Catalog-only changes that still take ACCESS EXCLUSIVE: column SET STORAGE and
+    /// SET COMPRESSION, [NO] INHERIT, [NOT] OF, SET SCHEMA (seen on PostgreSQL 15).
+    PgCatalogExclusive(String),
     /// MySQL table options: ENGINE=, ROW_FORMAT=, FORCE, CONVERT TO CHARACTER SET …
     TableOption(TableOption),
     AttachPartition {
