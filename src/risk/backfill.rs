@@ -72,6 +72,7 @@ pub(super) fn verdict(
         st.created,
         st.plan_indexes,
         st.checked_domains,
+        st.fulltext,
     );
     evaluate(&mut ev, &analysis, &HashMap::new());
     // Batches by key range are what `dml-without-where` asks for.
