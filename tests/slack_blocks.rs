@@ -476,4 +476,21 @@ fn a_pause_waiting_for_the_running_statement_says_so_on_both_surfaces() {
     });
     let logged = console.log.iter().filter(|l| l.text == note).count();
     assert_eq!(logged, 1, "{:#?}", console.log);
+    // The next statuses describe the step again: the note stays until it pauses.
+    let mut s = progress_sample(600, 1_000, 43, ExecPhase::Copying);
+    if let Sample::Progress { status } = &mut s
+        && let Some(p) = status.progress.as_mut()
+    {
+        p.detail = Some("step 1/2: V3__alter.sql:2".into());
+    }
+    view.sample(&s);
+    console.apply(&cutover::supervisor::ServerMsg::Sample {
+        sample: Box::new(s),
+    });
+    let all = texts(&Value::Array(blocks::progress(&view, &ctx).blocks));
+    assert!(
+        all.contains("takes effect when the running statement ends"),
+        "{all}"
+    );
+    assert_eq!(console.throttle_reason().as_deref(), Some(note));
 }

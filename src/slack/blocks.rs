@@ -884,7 +884,7 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
     }
     // A pause waiting for the running statement (native ALTER, index build) says so.
     if s.phase != Phase::Paused
-        && let Some(n) = crate::run::copyview::pause_note(s.pause_pending, view.progress.as_ref())
+        && let Some(n) = crate::run::copyview::pause_note(s.pause_pending, &view.copy)
     {
         notes.push(format!("Pause: {}", fit(&n, 500)));
     }

@@ -273,7 +273,7 @@ impl Console {
     pub fn throttle_reason(&self) -> Option<String> {
         if self.state.phase != Phase::Paused
             && let Some(note) =
-                crate::run::copyview::pause_note(self.state.pause_pending, self.progress.as_ref())
+                crate::run::copyview::pause_note(self.state.pause_pending, &self.copy)
         {
             return Some(note);
         }
