@@ -236,7 +236,7 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
     // At the keyboard, a newcomer gets time to approve (A) and cut over (c)
     // before the simulated Alice does.
     let (approve_wait, cut_over_wait) = if opts.no_tui {
-        (4.0, 2.0)
+        (4.0, 8.0)
     } else {
         (45.0, 20.0)
     };
