@@ -626,7 +626,10 @@ fn a_backfill_directive_is_planned_as_its_batched_update() {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     };
     let p = json(&["--format", "json"]);
-    let big = stmt(&p, 0, 0);
+    // After the file's statements (indexes stay the file's), at its own line.
+    assert_eq!(stmt(&p, 0, 0)["sql"], "SELECT 1");
+    let big = stmt(&p, 0, 1);
+    assert_eq!(big["index"], 1);
     assert_eq!(
         big["sql"],
         "UPDATE accounts SET flag = 1 WHERE flag IS NULL — in batches of ~500 ms by id"
@@ -646,9 +649,8 @@ fn a_backfill_directive_is_planned_as_its_batched_update() {
     let secs = big["estimate"]["duration_seconds"].as_f64().unwrap_or(0.0);
     assert!(secs > 10.0, "an estimate from the table's size: {big}");
     assert_eq!(p["migrations"][0]["risk"], "medium");
-    assert_eq!(stmt(&p, 0, 1)["sql"], "SELECT 1");
     // A small table: the same directive, scaled down.
-    let small = stmt(&p, 1, 0);
+    let small = stmt(&p, 1, 1);
     assert_eq!(
         small["sql"],
         "UPDATE orders SET status = 'new' — in batches of ~2 s by id"

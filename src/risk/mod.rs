@@ -379,15 +379,13 @@ fn classify_migration(
         analyses.push(analysis);
     }
     let findings = txn::check(m, &analyses, &statements, &facts, ctx);
-    // Declared backfills show as the batched UPDATEs they run, where they run.
-    if !m.directives.backfills.is_empty() {
-        for b in &m.directives.backfills {
-            statements.push(backfill::verdict(b, m, ctx, st));
-        }
-        statements.sort_by_key(|s| s.line);
-        for (i, s) in statements.iter_mut().enumerate() {
-            s.index = i;
-        }
+    // Declared backfills show as the batched UPDATEs they run (their line
+    // says where). After the file's statements: a statement's index stays
+    // its index in the migration (`cutover verify` pairs them by it).
+    for b in &m.directives.backfills {
+        let mut v = backfill::verdict(b, m, ctx, st);
+        v.index = statements.len();
+        statements.push(v);
     }
     let risk = statements
         .iter()
