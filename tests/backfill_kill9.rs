@@ -658,10 +658,17 @@ async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (mut asked, mut told, mut paused) = (false, false, false);
+    let mut console = cutover::tui::Console::default();
+    console.state.phase = cutover::run::Phase::Running;
+    let mut console_told = false;
     let outcome = loop {
         match rx.recv().await {
             Some(ExecUpdate::Status(s)) => {
-                let detail = s.progress.and_then(|p| p.detail).unwrap_or_default();
+                let detail = s
+                    .progress
+                    .as_ref()
+                    .and_then(|p| p.detail.clone())
+                    .unwrap_or_default();
                 if !asked
                     && detail.contains("step 1/")
                     && s.phase == cutover::exec::ExecPhase::Copying
@@ -678,6 +685,16 @@ async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
                     }
                 }
                 told |= detail.contains("takes effect when the running statement ends");
+                // What the console shows from the same statuses (the run
+                // core would have recorded the pause request).
+                console.state.pause_pending = asked && !paused;
+                console.apply(&cutover::supervisor::ServerMsg::Sample {
+                    sample: Box::new(cutover::run::Sample::Progress { status: s.clone() }),
+                });
+                if told && !paused {
+                    let shown = console.throttle_reason().unwrap_or_default();
+                    console_told |= shown.contains("takes effect when the running statement ends");
+                }
                 if s.phase == cutover::exec::ExecPhase::Paused && !paused {
                     paused = true;
                     // The ALTER finished before the pause held; the next one waits.
@@ -700,6 +717,16 @@ async fn mariadb_pause_during_an_alter_takes_effect_when_it_ends() {
     };
     assert!(asked, "the pause was sent while the ALTER ran");
     assert!(told, "the pause said when it takes effect");
+    assert!(
+        console_told,
+        "the console showed when the pause takes effect"
+    );
+    assert!(
+        console.log.iter().any(|l| l
+            .text
+            .contains("takes effect when the running statement ends")),
+        "the console's log says it"
+    );
     assert!(paused, "the executor paused after the statement");
     assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
     c.query_drop("DROP TABLE IF EXISTS pza")

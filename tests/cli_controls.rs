@@ -195,3 +195,186 @@ async fn controls_from_the_command_line_are_decided_and_recorded_like_the_consol
     assert!(err.contains("supervisor is gone"), "{err}");
     assert!(err.contains("cutover run"), "{err}");
 }
+
+/// A command that lands as the run ends (its supervisor hangs up on it) says
+/// how the run ended, not "control socket: Broken pipe". The supervisor here
+/// is a scripted socket, so the race happens every time: the state says
+/// running, the command's connection is dropped unanswered, and the stream
+/// then brings the final event.
+#[tokio::test]
+async fn a_command_racing_the_end_of_the_run_reports_how_it_ended() {
+    use cutover::audit::Anchor;
+    use cutover::run::RunState;
+    use cutover::supervisor::ServerMsg;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let runs = dir.path().join("runs");
+    let run_dir = runs.join("r-race");
+    std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+    let sock = supervisor::socket_path(&run_dir);
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
+    let spec = RunSpec {
+        binding: Binding {
+            plan_digest: "d".repeat(64),
+            target: "prod-main".into(),
+        },
+        environment: Environment::Dev,
+        risk: Risk::Low,
+        versions: vec![],
+        estimated_seconds: 1.0,
+        tables: vec!["orders".into()],
+        executor: "sim".into(),
+    };
+    let t0 = chrono::Utc::now();
+    let recs = EventRecord::stamp(
+        "r-race",
+        0,
+        vec![
+            Event::Created { spec },
+            Event::Started {
+                person: "me".into(),
+            },
+        ],
+        &Actor::System,
+        None,
+        t0,
+    );
+    let running = RunState::replay(&recs);
+    assert_eq!(running.phase, Phase::Running);
+    let end = EventRecord::stamp(
+        "r-race",
+        2,
+        vec![Event::Succeeded],
+        &Actor::System,
+        None,
+        t0,
+    );
+    let line = |m: &ServerMsg| format!("{}\n", serde_json::to_string(m).unwrap_or_default());
+    let server = tokio::spawn(async move {
+        // The watch: subscribe → the state (running).
+        let (watch, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let (r, mut w) = watch.into_split();
+        let mut lines = BufReader::new(r).lines();
+        let _ = lines.next_line().await;
+        let _ = w
+            .write_all(
+                line(&ServerMsg::State {
+                    state: Box::new(running),
+                })
+                .as_bytes(),
+            )
+            .await;
+        // The command: read, then hang up unanswered (the run core has gone).
+        let (cmd, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = BufReader::new(cmd);
+        let mut got = String::new();
+        let _ = cmd.read_line(&mut got).await;
+        drop(cmd);
+        // The stream's last words: the final event, then the end.
+        for m in [
+            ServerMsg::Event {
+                record: Box::new(end[0].clone()),
+                anchor: Anchor {
+                    records: 3,
+                    tag: "00".into(),
+                },
+            },
+            ServerMsg::End,
+        ] {
+            let _ = w.write_all(line(&m).as_bytes()).await;
+        }
+        got
+    });
+    let (code, out, err) = cli(vec![
+        "abort".into(),
+        "r-race".into(),
+        "--reason".into(),
+        "late".into(),
+        "--runs".into(),
+        runs.display().to_string(),
+    ])
+    .await;
+    let sent = server.await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(sent.contains("abort"), "the command was sent: {sent}");
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("abort not applied: the run had already ended: SUCCEEDED"),
+        "{err}"
+    );
+    assert!(!err.to_lowercase().contains("broken pipe"), "{err}");
+    assert!(!err.contains("hung up"), "{err}");
+}
+
+/// Once the run has ended and its supervisor left with it, a control says
+/// the run ended (from the trail), not that the supervisor is gone.
+#[tokio::test]
+async fn a_command_after_the_run_ended_says_it_ended() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let runs = dir.path().join("runs");
+    let run_dir = runs.join("r-done");
+    std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+    let trail_path = dir.path().join("audit.jsonl");
+    let key_path = dir.path().join("audit.key");
+    std::fs::write(&key_path, b"cli-controls-test-key-0123").unwrap_or_else(|e| panic!("{e}"));
+    let (mut trail, _) = Trail::open(&trail_path, key()).unwrap_or_else(|e| panic!("{e}"));
+    let spec = RunSpec {
+        binding: Binding {
+            plan_digest: "e".repeat(64),
+            target: "prod-main".into(),
+        },
+        environment: Environment::Dev,
+        risk: Risk::Low,
+        versions: vec![],
+        estimated_seconds: 1.0,
+        tables: vec!["orders".into()],
+        executor: "sim".into(),
+    };
+    for r in EventRecord::stamp(
+        "r-done",
+        0,
+        vec![
+            Event::Created { spec },
+            Event::Started {
+                person: "me".into(),
+            },
+            Event::Failed {
+                error: "lost connection to the primary".into(),
+                leftovers: vec![],
+            },
+        ],
+        &Actor::System,
+        None,
+        chrono::Utc::now(),
+    ) {
+        trail
+            .append(&Entry::Run { record: r })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    drop(trail);
+    let run_json = serde_json::json!({
+        "run": "r-done",
+        "target": "prod-main",
+        "versions": [],
+        "plan_digest": "e".repeat(64),
+        "trail": trail_path,
+        "key_file": key_path,
+        "config": dir.path().join("cutover.toml"),
+        "postpone_cut_over": false,
+    });
+    std::fs::write(run_dir.join("run.json"), run_json.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = cli(vec![
+        "pause".into(),
+        "r-done".into(),
+        "--runs".into(),
+        runs.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains(
+            "pause not applied: the run had already ended: FAILED (lost connection to the primary)"
+        ),
+        "{err}"
+    );
+}

@@ -102,11 +102,20 @@ fn demo_pause_resume_detach_in_a_real_terminal() {
     });
     assert!(s.contains("Replica lag"), "{s}");
     assert!(s.contains("Progress"), "{s}");
+    // A gh-ost-shaped run: labelled so, and its controls in the key hints.
+    let s = t.wait("the executor's label", |s| {
+        s.contains("sim (gh-ost-shaped)")
+    });
+    for hint in ["pause", "cut over", "chunk+", "max lag"] {
+        assert!(s.contains(hint), "no {hint:?} in the key hints:\n{s}");
+    }
 
     t.cmd(&["send-keys", "-t", "demo", "p"]);
     let s = t.wait("paused", |s| state_line(s).contains("state PAUSED"));
     assert!(s.contains("MIGRATION PAUSED"), "{s}");
     assert!(s.contains("paused (executor confirmed)"), "{s}");
+    // The log says what gh-ost is told.
+    assert!(s.contains("gh-ost-shaped): throttle"), "{s}");
 
     t.cmd(&["send-keys", "-t", "demo", "r"]);
     let s = t.wait("resumed", |s| {

@@ -263,6 +263,12 @@ fn the_demo_speaks_words_and_keeps_its_trail() {
         );
     }
     assert!(out.contains("throttled"), "{out}");
+    // A gh-ost-shaped run: announced as such, throttled by the simulated
+    // gh-ost itself with gh-ost's reason, its own lag reading recorded.
+    assert!(out.contains("runs under sim (gh-ost-shaped)"), "{out}");
+    assert!(out.contains("throttled: replica-3 replica-lag="), "{out}");
+    assert!(out.contains("replica-1 (gh-ost)"), "{out}");
+    assert!(out.contains("copy complete: cut-over postponed"), "{out}");
     let kept = out
         .lines()
         .find_map(|l| l.strip_prefix("The demo's files are kept in "))

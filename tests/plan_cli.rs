@@ -312,7 +312,7 @@ fn demo_prints_a_plan() {
         "approval requested by Bob",
         "approved by Alice",
         "started by you",
-        "throttled: replica-3 lag=",
+        "throttled: replica-3 replica-lag=",
         "copy complete: cut-over postponed",
         "cut-over requested by alice",
         "SUCCEEDED",
@@ -588,4 +588,94 @@ fn absurd_inputs_are_bounded() {
     let p: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(p["risk"], "high");
     assert!(rules_of(stmt(&p, 0, 0)).contains(&"unanalyzable-sql".to_string()));
+}
+
+/// A `-- cutover: backfill` directive is planned as the batched UPDATE it
+/// runs (not as the `SELECT 1` beside it, rated low), with its risk — a
+/// backfill of a big table is medium: row locks per batch, replica lag,
+/// WAL/binlog volume — and an estimate from the table's size; in JSON, in
+/// text and in the Slack pre-flight.
+#[test]
+fn a_backfill_directive_is_planned_as_its_batched_update() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V5__backfill.sql"),
+        "-- cutover: backfill table=accounts set=\"flag = 1\" key=id batch=500ms where=\"flag IS NULL\"\nSELECT 1;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("V6__small.sql"),
+        "-- cutover: backfill table=orders set=\"status = 'new'\" key=id batch=2s\nSELECT 1;\n",
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let base = [
+        "plan",
+        d,
+        "--config",
+        "/dev/null",
+        "--engine",
+        "postgres",
+        "--stats",
+        "stats.toml",
+    ];
+    let json = |extra: &[&str]| -> Value {
+        let a: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (code, out, err) = cutover(&a);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let p = json(&["--format", "json"]);
+    // After the file's statements (indexes stay the file's), at its own line.
+    assert_eq!(stmt(&p, 0, 0)["sql"], "SELECT 1");
+    let big = stmt(&p, 0, 1);
+    assert_eq!(big["index"], 1);
+    assert_eq!(
+        big["sql"],
+        "UPDATE accounts SET flag = 1 WHERE flag IS NULL — in batches of ~500 ms by id"
+    );
+    assert_eq!(big["line"], 1);
+    assert_eq!(big["risk"], "medium", "{big}");
+    assert!(
+        rules_of(big).contains(&"batched-backfill".to_string()),
+        "{big}"
+    );
+    assert!(!rules_of(big).contains(&"dml-without-where".to_string()));
+    let reason = big["findings"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("~5,000,000 rows") && reason.contains("WAL/binlog"),
+        "{reason}"
+    );
+    let secs = big["estimate"]["duration_seconds"].as_f64().unwrap_or(0.0);
+    assert!(secs > 10.0, "an estimate from the table's size: {big}");
+    assert_eq!(p["migrations"][0]["risk"], "medium");
+    // A small table: the same directive, scaled down.
+    let small = stmt(&p, 1, 1);
+    assert_eq!(
+        small["sql"],
+        "UPDATE orders SET status = 'new' — in batches of ~2 s by id"
+    );
+    assert_eq!(small["risk"], "low", "{small}");
+    // Text.
+    let a: Vec<&str> = base.iter().chain(&["--format", "text"]).copied().collect();
+    let (code, out, err) = cutover(&a);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("UPDATE accounts SET flag = 1 WHERE flag IS NULL"),
+        "{out}"
+    );
+    assert!(out.contains("batched-backfill"), "{out}");
+    // The Slack pre-flight.
+    let a: Vec<&str> = ["slack", "preview"]
+        .iter()
+        .chain(base[1..].iter())
+        .copied()
+        .collect();
+    let (code, out, err) = cutover(&a);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("UPDATE accounts SET flag = 1 WHERE flag IS NULL"),
+        "{out}"
+    );
+    assert!(out.contains("in batches of ~500 ms by id"), "{out}");
 }

@@ -109,6 +109,7 @@ fn cases() -> Vec<Case> {
         c("drop-column", My, "ALTER TABLE small DROP COLUMN n", Stmt(0), High),
         c("truncate", Pg, "TRUNCATE small", Stmt(0), High),
         c("dml-without-where", Pg, "DELETE FROM small", Stmt(0), High),
+        c("batched-backfill", Pg, "-- cutover: backfill table=big set=\"n = 0\" key=id batch=1s\nSELECT 1;\n", Stmt(1), Medium),
         c("drop-schema-or-database", Pg, "DROP SCHEMA app", Stmt(0), High),
         c("drop-cascade", Pg, "DROP VIEW v CASCADE", Stmt(0), High),
         c("drop-partition", My, "ALTER TABLE big DROP PARTITION p2019", Stmt(0), High),

@@ -417,3 +417,80 @@ fn console_and_slack_show_the_same_progress_from_one_fold() {
     let all = texts(&Value::Array(blocks::progress(&view, &ctx).blocks));
     assert!(!all.contains("*Rate*"), "{all}");
 }
+
+/// A pause asked for while a native ALTER runs takes effect when the
+/// statement ends: the executor says so, and Slack and the console both
+/// show it (not a pause that looks ignored).
+#[test]
+fn a_pause_waiting_for_the_running_statement_says_so_on_both_surfaces() {
+    use cutover::exec::ExecPhase;
+    use cutover::policy::Actor;
+    use cutover::run::{Event, Sample};
+    let plan = small_plan();
+    let mut view = stage(&plan, "running");
+    let mut console = cutover::tui::Console::default();
+    console.apply(&cutover::supervisor::ServerMsg::State {
+        state: Box::new(view.state.clone()),
+    });
+    let at = view.state.last_seq;
+    push(
+        &mut view,
+        Actor::local("bob"),
+        40,
+        vec![Event::PauseRequested {
+            person: "bob".into(),
+        }],
+    );
+    console.apply(&cutover::supervisor::ServerMsg::State {
+        state: Box::new(view.state.clone()),
+    });
+    assert!(view.state.last_seq > at && view.state.pause_pending);
+    let note = "V3__alter.sql:2: pause requested: takes effect when the running statement ends (it cannot stop midway; abort cancels it)";
+    let mut s = progress_sample(500, 1_000, 41, ExecPhase::Copying);
+    if let Sample::Progress { status } = &mut s
+        && let Some(p) = status.progress.as_mut()
+    {
+        p.detail = Some(note.into());
+    }
+    view.sample(&s);
+    console.apply(&cutover::supervisor::ServerMsg::Sample {
+        sample: Box::new(s.clone()),
+    });
+    let l = links();
+    let people = BTreeMap::new();
+    let ctx = RenderCtx {
+        run: "run-7f3a",
+        target: "orders-prod",
+        links: &l,
+        people: &people,
+    };
+    let all = texts(&Value::Array(blocks::progress(&view, &ctx).blocks));
+    assert!(
+        all.contains("takes effect when the running statement ends"),
+        "{all}"
+    );
+    assert_eq!(console.throttle_reason().as_deref(), Some(note));
+    // In the console's log once, however often the status repeats.
+    console.apply(&cutover::supervisor::ServerMsg::Sample {
+        sample: Box::new(s),
+    });
+    let logged = console.log.iter().filter(|l| l.text == note).count();
+    assert_eq!(logged, 1, "{:#?}", console.log);
+    // The next statuses describe the step again: the note stays until it pauses.
+    let mut s = progress_sample(600, 1_000, 43, ExecPhase::Copying);
+    if let Sample::Progress { status } = &mut s
+        && let Some(p) = status.progress.as_mut()
+    {
+        p.detail = Some("step 1/2: V3__alter.sql:2".into());
+    }
+    view.sample(&s);
+    console.apply(&cutover::supervisor::ServerMsg::Sample {
+        sample: Box::new(s),
+    });
+    let all = texts(&Value::Array(blocks::progress(&view, &ctx).blocks));
+    assert!(
+        all.contains("takes effect when the running statement ends"),
+        "{all}"
+    );
+    assert_eq!(console.throttle_reason().as_deref(), Some(note));
+}

@@ -240,6 +240,29 @@ async fn kill_9_mid_run_comes_back_interrupted_and_finishes_cleanly() {
         }
         tokio::task::yield_now().await;
     };
+    // A console attaching to the restarted supervisor gets the run's history
+    // from the trail: the log from before the crash, not an empty screen.
+    {
+        let mut a = Client::connect(&sock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let console = attach_console(&mut a).await;
+        let log: Vec<&str> = console.log.iter().map(|l| l.text.as_str()).collect();
+        assert!(
+            log.iter().any(|l| l.starts_with("#1 ")),
+            "the log starts at the run's first event: {log:#?}"
+        );
+        assert!(log.iter().any(|l| l.contains("started by")), "{log:#?}");
+        assert!(
+            log.iter().any(|l| l.to_lowercase().contains("interrupted")),
+            "{log:#?}"
+        );
+        assert!(
+            console.progress.is_some(),
+            "the progress recorded before the crash is shown"
+        );
+        assert_eq!(console.state.phase, Phase::Interrupted);
+    }
     let r = command(&mut c, Command::Start).await;
     assert!(matches!(r, Reply::Accepted { .. }), "{r:?}");
     c.subscribe(1024).await.unwrap_or_else(|e| panic!("{e}"));
@@ -272,4 +295,164 @@ async fn kill_9_mid_run_comes_back_interrupted_and_finishes_cleanly() {
         "the trail folds to the supervisor's state"
     );
     assert!(!sock.exists(), "socket removed at the end");
+}
+
+/// Attaches as the console does and folds the state and history it gets.
+async fn attach_console(c: &mut Client) -> cutover::tui::Console {
+    c.attach(4096).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut console = cutover::tui::Console::default();
+    loop {
+        let m = c
+            .next()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("hung up before the history"));
+        console.apply(&m);
+        if matches!(m, ServerMsg::History { .. }) {
+            return console;
+        }
+    }
+}
+
+/// A console attaching mid-run (after detaching, or to a run started
+/// headless) shows the event log and the lag chart's history, not an empty
+/// screen: the supervisor sends what it published before the live stream.
+#[tokio::test]
+async fn a_console_attaching_mid_run_gets_the_log_and_the_lag_history() {
+    use cutover::lag::sim::{SimReplica, SimReplicas};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run_dir = dir.path().join("run");
+    let _lock = supervisor::lock_run_dir(&run_dir).unwrap_or_else(|e| panic!("{e}"));
+    let (trail, _) =
+        Trail::open(&dir.path().join("audit.jsonl"), key()).unwrap_or_else(|e| panic!("{e}"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let exec = SimExecutor::new(
+        SimConfig {
+            rows_total: u64::MAX / 4,
+            tick: Duration::from_millis(20),
+            ..SimConfig::default()
+        },
+        clock.clone(),
+    );
+    let replicas = SimReplicas::new(
+        vec![SimReplica {
+            name: "replica-1".into(),
+            peak_seconds: 0.5,
+            period: 10,
+            offset: 0,
+            unknown_every: 0,
+        }],
+        clock.clone(),
+    );
+    let core = RunCore::create(
+        "r-att",
+        spec(),
+        deps(&run_dir, clock, Duration::from_millis(20), true),
+        trail,
+        Box::new(exec),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .with_lag(Box::new(replicas));
+    let (tx, rx) = mpsc::channel(16);
+    let slack = tx.clone();
+    let sup = tokio::spawn({
+        let run_dir = run_dir.clone();
+        async move { supervisor::supervise(&run_dir, core, (tx, rx), CancellationToken::new()).await }
+    });
+    let sock = socket_path(&run_dir);
+    while !sock.exists() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut c = Client::connect(&sock)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        command(&mut c, Command::Request).await,
+        Reply::Accepted { .. }
+    ));
+    let (rtx, rrx) = oneshot::channel();
+    let approve = CommandEnvelope::new(
+        Actor::slack("T1", "U3"),
+        Surface::Slack,
+        Command::Approve {
+            plan_digest: "f".repeat(64),
+        },
+    );
+    let _ = slack.send(Request::Command(approve, rtx)).await;
+    assert!(matches!(rrx.await, Ok(Reply::Accepted { .. })));
+    // A watcher that leaves before the next console comes: it sees the run
+    // going (lag readings and progress) and detaches.
+    {
+        let mut w = Client::connect(&sock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.subscribe(4096).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            command(&mut c, Command::Start).await,
+            Reply::Accepted { .. }
+        ));
+        let (mut lag, mut progress) = (0, 0);
+        while lag < 8 || progress < 3 {
+            match w.next().await.unwrap_or_else(|e| panic!("{e}")) {
+                Some(ServerMsg::Sample { sample }) => match *sample {
+                    cutover::run::Sample::Lag { .. } => lag += 1,
+                    cutover::run::Sample::Progress { .. } => progress += 1,
+                },
+                Some(_) => {}
+                None => panic!("the run ended early"),
+            }
+        }
+    }
+    // The console comes (back): the log and the chart are there at once.
+    let mut a = Client::connect(&sock)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let console = attach_console(&mut a).await;
+    let log: Vec<&str> = console.log.iter().map(|l| l.text.as_str()).collect();
+    for want in ["#1 ", "approval requested", "approved by", "started by"] {
+        assert!(
+            log.iter().any(|l| l.contains(want)),
+            "missing {want:?} in the replayed log: {log:#?}"
+        );
+    }
+    let chart = console.lag.get("replica-1").map(|h| h.len()).unwrap_or(0);
+    assert!(
+        chart >= 8,
+        "the lag chart has its history: {chart} readings"
+    );
+    assert!(
+        console.progress.is_some(),
+        "the progress pane has the latest status"
+    );
+    assert!(
+        console.state.phase.is_executing(),
+        "{:?}",
+        console.state.phase
+    );
+    // The live stream follows without a gap or a repeat.
+    let next_seq = console.state.last_seq + 1;
+    let r = command(
+        &mut c,
+        Command::Abort {
+            reason: "test over".into(),
+            table: Some("orders".into()),
+        },
+    )
+    .await;
+    assert!(matches!(r, Reply::Accepted { .. }), "{r:?}");
+    let mut console = console;
+    let mut seen = Vec::new();
+    while let Ok(Some(m)) = a.next().await {
+        if let ServerMsg::Event { record, .. } = &m {
+            seen.push(record.seq);
+        }
+        console.apply(&m);
+        if matches!(m, ServerMsg::End) {
+            break;
+        }
+    }
+    assert_eq!(seen.first(), Some(&next_seq), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    assert_eq!(console.state.phase, Phase::Aborted);
+    let _ = sup.await;
 }

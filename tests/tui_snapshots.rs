@@ -10,6 +10,7 @@ use cutover::model::Plan;
 use cutover::policy::approvals::ApprovalRecord;
 use cutover::policy::authz::Role;
 use cutover::policy::{Actor, Environment, Surface};
+use cutover::run::backlog::Backlog;
 use cutover::run::{EVENT_SCHEMA, Event, EventRecord, RunSpec, Sample};
 use cutover::supervisor::ServerMsg;
 use cutover::tui::keys::{Button, Dialog, DialogKind};
@@ -48,6 +49,8 @@ fn plan() -> Plan {
 struct Story {
     c: Console,
     seq: u64,
+    /// What a supervisor would keep for a console attaching later.
+    backlog: Backlog,
 }
 
 impl Story {
@@ -65,6 +68,7 @@ impl Story {
                 Some(plan),
             ),
             seq: 0,
+            backlog: Backlog::default(),
         };
         s.c.state.run = "r-20260310-0200".into();
         s.ev(0, Actor::System, Event::Created { spec });
@@ -82,6 +86,7 @@ impl Story {
             dedup: None,
             event,
         };
+        self.backlog.event(&record);
         self.c.apply(&ServerMsg::Event {
             record: Box::new(record),
             anchor: Anchor {
@@ -177,17 +182,19 @@ impl Story {
                 } else {
                     Some(peak * frac)
                 };
+                let sample = Sample::Lag {
+                    sample: LagSample {
+                        replica: name.into(),
+                        seconds,
+                        bytes: None,
+                        source: LagSource::Simulated,
+                        at,
+                        why: None,
+                    },
+                };
+                self.backlog.sample(&sample);
                 self.c.apply(&ServerMsg::Sample {
-                    sample: Box::new(Sample::Lag {
-                        sample: LagSample {
-                            replica: name.into(),
-                            seconds,
-                            bytes: None,
-                            source: LagSource::Simulated,
-                            at,
-                            why: None,
-                        },
-                    }),
+                    sample: Box::new(sample),
                 });
             }
             self.progress(12 + i, (i as u64) * 160_000, ExecPhase::Copying);
@@ -198,22 +205,24 @@ impl Story {
     fn progress(&mut self, secs: i64, rows: u64, phase: ExecPhase) {
         let total = 48_000_000u64;
         let rows = rows.min(total);
+        let sample = Sample::Progress {
+            status: ExecStatus {
+                phase,
+                progress: Some(Progress {
+                    rows_copied: rows,
+                    rows_total: Some(total),
+                    percent: Some(rows as f64 * 100.0 / total as f64),
+                    eta_seconds: None,
+                    chunk_size: Some(2000),
+                    max_lag_millis: Some(1500),
+                    detail: None,
+                }),
+                at: t0() + Duration::seconds(secs),
+            },
+        };
+        self.backlog.sample(&sample);
         self.c.apply(&ServerMsg::Sample {
-            sample: Box::new(Sample::Progress {
-                status: ExecStatus {
-                    phase,
-                    progress: Some(Progress {
-                        rows_copied: rows,
-                        rows_total: Some(total),
-                        percent: Some(rows as f64 * 100.0 / total as f64),
-                        eta_seconds: None,
-                        chunk_size: Some(2000),
-                        max_lag_millis: Some(1500),
-                        detail: None,
-                    }),
-                    at: t0() + Duration::seconds(secs),
-                },
-            }),
+            sample: Box::new(sample),
         });
     }
 
@@ -394,4 +403,51 @@ fn frozen_read_only_help_and_too_small() {
     insta::assert_snapshot!("help_120x40", render(&s.c, &help, 120, 40));
     let small = render(&s.c, &Ui::default(), 60, 20);
     assert!(small.contains("need at least 80×24"), "{small}");
+}
+
+/// A console that attaches late (re-attach, a run started headless, a
+/// restarted supervisor) folds the supervisor's history into the same
+/// screen as one that watched from the start: the event log, the lag chart
+/// and the progress pane.
+#[test]
+fn a_console_attaching_late_shows_what_one_watching_saw() {
+    let live = Story::new()
+        .requested()
+        .approved(false)
+        .running(199)
+        .throttled();
+    let mut late = Console::new(live.c.header.clone(), live.c.plan.clone());
+    late.apply(&ServerMsg::State {
+        state: Box::new(live.c.state.clone()),
+    });
+    late.apply(&ServerMsg::History {
+        backlog: Box::new(live.backlog.clone()),
+    });
+    late.anchor = live.c.anchor.clone();
+    assert_eq!(late.log, live.c.log);
+    assert_eq!(late.lag, live.c.lag);
+    assert_eq!(late.progress, live.c.progress);
+    assert_eq!(late.state, live.c.state);
+    let ui = Ui::default();
+    assert_eq!(render(&late, &ui, 120, 40), render(&live.c, &ui, 120, 40));
+    // Nothing replayed twice: the live stream goes on after the history.
+    let before = late.log.len();
+    late.apply(&ServerMsg::Event {
+        record: Box::new(
+            live.backlog
+                .events
+                .back()
+                .cloned()
+                .unwrap_or_else(|| panic!("no events")),
+        ),
+        anchor: Anchor {
+            records: 1,
+            tag: "00".into(),
+        },
+    });
+    assert_eq!(
+        late.log.len(),
+        before,
+        "an event already folded is not logged again"
+    );
 }

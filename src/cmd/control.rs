@@ -29,28 +29,19 @@ pub fn gone_while(run: &str, phase: crate::run::Phase) -> String {
     )
 }
 
-async fn connect(a: &ControlArgs) -> Result<(Client, RunState), InputError> {
-    let sock = socket_path(&a.runs.join(&a.run));
-    if !sock.exists() {
-        return Err(InputError(supervisor_gone(
-            &a.run,
-            &sock,
-            "no control socket",
-        )));
-    }
-    let gone =
-        |e: &dyn std::fmt::Display| InputError(supervisor_gone(&a.run, &sock, &e.to_string()));
-    let mut watch = Client::connect(&sock).await.map_err(|e| gone(&e))?;
-    watch.subscribe(16).await.map_err(|e| gone(&e))?;
-    let state = loop {
-        match watch.next().await.map_err(|e| gone(&e))? {
-            Some(ServerMsg::State { state }) => break *state,
-            Some(_) => {}
-            None => return Err(gone(&"the supervisor closed the connection")),
-        }
-    };
-    let c = Client::connect(&sock).await.map_err(|e| gone(&e))?;
-    Ok((c, state))
+/// What a command that raced the end of its run says: the run's ending,
+/// not the socket's error (`abort not applied: the run had already ended: SUCCEEDED`).
+pub fn already_ended(what: &str, state: &RunState) -> String {
+    let why = state
+        .outcome
+        .as_deref()
+        .filter(|o| !o.is_empty())
+        .map(|o| format!(" ({})", crate::exec::native::clip_sql(o)))
+        .unwrap_or_default();
+    format!(
+        "{what} not applied: the run had already ended: {}{why}",
+        state.phase.to_string().to_uppercase()
+    )
 }
 
 /// The typed table name for a high-risk abort or cut-over: `--table`, or
@@ -74,6 +65,52 @@ fn typed_table(given: Option<&str>, state: &RunState, what: &str) -> Option<Stri
     (!t.is_empty()).then(|| t.to_string())
 }
 
+/// The run's state as its trail records it, when `run.json` says where the
+/// trail is and the trail reads (a run whose supervisor is gone may have
+/// ended normally: its socket goes with it).
+fn recorded_state(run_dir: &Path, run: &str) -> Option<RunState> {
+    let text = std::fs::read_to_string(run_dir.join("run.json")).ok()?;
+    let sup: super::run::SuperviseSpec = serde_json::from_str(&text).ok()?;
+    let key = crate::audit::AuditKey::load(sup.key_file.as_deref()).ok()?;
+    let (entries, _) = crate::audit::read_file(&sup.trail, &key).ok()?;
+    let records: Vec<_> = entries
+        .into_iter()
+        .filter_map(|e| match e.entry {
+            crate::audit::Entry::Run { record } if record.run == run => Some(record),
+            _ => None,
+        })
+        .collect();
+    (!records.is_empty()).then(|| RunState::replay(&records))
+}
+
+/// Why a control cannot reach the run: it had ended (its supervisor left
+/// with it), or the supervisor is gone.
+fn unreachable(a: &ControlArgs, what: &str, sock: &Path, why: &str) -> Result<i32, InputError> {
+    match recorded_state(&a.runs.join(&a.run), &a.run) {
+        Some(st) if st.phase.is_terminal() => {
+            eprintln!("cutover: run {}: {}", a.run, already_ended(what, &st));
+            Ok(3)
+        }
+        _ => Err(InputError(supervisor_gone(&a.run, sock, why))),
+    }
+}
+
+/// The rest of the run's stream after a command got no reply: the final
+/// events come before the supervisor hangs up, so a command that raced the
+/// end learns how the run ended.
+async fn final_state(watch: &mut Client, mut state: RunState) -> RunState {
+    while let Ok(Some(m)) = watch.next().await {
+        match m {
+            ServerMsg::Event { record, .. } if record.seq > state.last_seq => {
+                state = state.apply(&record);
+            }
+            ServerMsg::End => break,
+            _ => {}
+        }
+    }
+    state
+}
+
 fn send(
     a: &ControlArgs,
     what: &str,
@@ -84,20 +121,69 @@ fn send(
         .build()
         .map_err(|e| InputError(e.to_string()))?;
     rt.block_on(async {
-        let (mut c, state) = connect(a).await?;
-        let command = make(&state);
         let sock = socket_path(&a.runs.join(&a.run));
-        let reply = c
-            .command(Surface::Cli, command, crate::tui::app::tty(), |_| {})
-            .await
-            .map_err(|e| InputError(supervisor_gone(&a.run, &sock, &e.to_string())))?;
+        if !sock.exists() {
+            return unreachable(a, what, &sock, "no control socket");
+        }
+        let mut watch = match Client::connect(&sock).await {
+            Ok(c) => c,
+            Err(e) => return unreachable(a, what, &sock, &e.to_string()),
+        };
+        if let Err(e) = watch.subscribe(16).await {
+            return unreachable(a, what, &sock, &e.to_string());
+        }
+        let state = loop {
+            match watch.next().await {
+                Ok(Some(ServerMsg::State { state })) => break *state,
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return unreachable(a, what, &sock, "the supervisor closed the connection");
+                }
+                Err(e) => return unreachable(a, what, &sock, &e.to_string()),
+            }
+        };
+        if state.phase.is_terminal() {
+            eprintln!("cutover: run {}: {}", a.run, already_ended(what, &state));
+            return Ok(3);
+        }
+        let command = make(&state);
+        let sent = match Client::connect(&sock).await {
+            Ok(mut c) => {
+                c.command(Surface::Cli, command, crate::tui::app::tty(), |_| {})
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let reply = match sent {
+            Ok(Reply::Error { message }) if message == crate::supervisor::server::RUN_ENDED => {
+                Err(message)
+            }
+            Ok(r) => Ok(r),
+            Err(e) => Err(e.to_string()),
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(cause) => {
+                // The command raced the end of the run: say how it ended.
+                let end = final_state(&mut watch, state).await;
+                if end.phase.is_terminal() {
+                    eprintln!("cutover: run {}: {}", a.run, already_ended(what, &end));
+                    return Ok(3);
+                }
+                return unreachable(a, what, &sock, &cause);
+            }
+        };
         Ok(match reply {
             Reply::Accepted { seqs } => {
                 let seqs: Vec<String> = seqs.iter().map(u64::to_string).collect();
                 println!("{what} accepted (recorded as #{})", seqs.join(", #"));
-                if what == "pause" && state.spec.as_ref().is_some_and(|s| s.executor == "native") {
+                let executor = state
+                    .executor
+                    .as_deref()
+                    .or(state.spec.as_ref().map(|s| s.executor.as_str()));
+                if what == "pause" && executor == Some("native") {
                     println!(
-                        "the executor pauses between statements and chunks: a statement already running (e.g. an ALTER) finishes first"
+                        "the executor pauses between statements and chunks: a pause during a statement (e.g. an ALTER) takes effect when the statement ends"
                     );
                 }
                 0

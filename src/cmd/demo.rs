@@ -1,9 +1,11 @@
 //! `cutover demo`: the whole console on an embedded simulation.
 //!
 //! A simulated production target (the bundled demo migrations on a 48M-row
-//! `orders` table: high risk), the simulated online schema change copying rows
-//! over a couple of minutes, three simulated replicas whose lag rises and
-//! falls (one crosses the limit and throttles the copy), and two simulated
+//! `orders` table: high risk), a simulated gh-ost (the `sim` executor speaking
+//! as the gh-ost driver does: its controls, its throttle reasons, its own lag
+//! reading, a postponed cut-over) copying rows over a couple of minutes,
+//! three simulated replicas whose lag rises and falls (one crosses the limit
+//! and the simulated gh-ost throttles itself), and two simulated
 //! Slack users: Bob (DBA on call) requests the run, Alice (a DBA) approves it a few seconds
 //! later and cuts over if nobody at the keyboard does. The run has a real
 //! supervisor, control socket, audit trail (temporary, with a generated key)
@@ -13,7 +15,7 @@ use super::headless::{self, LineFormat};
 use super::plan::{InputError, build, demo_dir};
 use crate::audit::{AuditKey, Trail, verify_file};
 use crate::cli::PlanOpts;
-use crate::exec::sim::{SimConfig, SimExecutor};
+use crate::exec::sim::{GH_OST_SHAPED, SimConfig, SimExecutor, Tee};
 use crate::lag::sim::{SimReplica, SimReplicas};
 use crate::policy::authz::Role;
 use crate::policy::config::PersonConfig;
@@ -164,19 +166,9 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
         serde_json::to_string(&plan).unwrap_or_default(),
     )
     .map_err(|e| err(&e))?;
-    let spec = RunSpec::from_plan(&plan, "demo-prod", Environment::Prod, "sim");
+    let spec = RunSpec::from_plan(&plan, "demo-prod", Environment::Prod, GH_OST_SHAPED);
     let table = spec.tables.first().cloned().unwrap_or_default();
     let rows_total = 48_000_000u64;
-    let exec = SimExecutor::new(
-        SimConfig {
-            rows_total,
-            chunks_per_tick: rows_total / (u64::from(CHUNK) * COPY_TICKS),
-            chunk_size: CHUNK,
-            tick,
-            fail_at_rows: None,
-        },
-        clock.clone(),
-    );
     let replicas = SimReplicas::new(
         vec![
             replica("replica-1", 0.6, 40, 0),
@@ -186,6 +178,20 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
         ],
         clock.clone(),
     );
+    // Like gh-ost, the simulated copy reads the replicas itself (the same
+    // readings the chart shows) and throttles on them by itself.
+    let (replicas, readings) = Tee::new(Box::new(replicas));
+    let exec = SimExecutor::new(
+        SimConfig {
+            rows_total,
+            chunks_per_tick: rows_total / (u64::from(CHUNK) * COPY_TICKS),
+            chunk_size: CHUNK,
+            tick,
+            fail_at_rows: None,
+        },
+        clock.clone(),
+    )
+    .gh_ost_shaped(readings);
     let policy = policy();
     let deps = CoreDeps {
         directory: Directory::new(&policy),
@@ -230,7 +236,7 @@ async fn demo(opts: &DemoOptions) -> Result<i32, InputError> {
     // At the keyboard, a newcomer gets time to approve (A) and cut over (c)
     // before the simulated Alice does.
     let (approve_wait, cut_over_wait) = if opts.no_tui {
-        (4.0, 2.0)
+        (4.0, 8.0)
     } else {
         (45.0, 20.0)
     };

@@ -2,6 +2,13 @@
 //! control a real online-schema-change tool offers. Deterministic under
 //! `tokio::time::pause()`, so tests and the demo need no database.
 //!
+//! [`SimExecutor::gh_ost_shaped`] makes it speak as the gh-ost driver does
+//! (the demo's run): gh-ost's capabilities, announced as the run's executor;
+//! it reads the replicas itself (the readings a [`Tee`] shares), throttles on
+//! lag by itself with gh-ost's reason, reports the inspected replica's lag
+//! as the tool's own reading, and gives an ETA — so the console and Slack
+//! show what a real gh-ost run shows.
+//!
 //! It saves its progress to `<run_dir>/sim-state.json` on every tick, so that
 //! after the supervisor is killed `recover` can say what really happened: the
 //! copy stopped with the process (`not_running`, ghost table left behind), or
@@ -11,6 +18,7 @@ use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
     Leftover, Outcome, OutcomeKind, Progress,
 };
+use crate::lag::{LagPoller, LagSample};
 use crate::policy::Clock;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -46,6 +54,49 @@ impl Default for SimConfig {
     }
 }
 
+/// gh-ost's `--max-lag-millis` default.
+const GH_OST_MAX_LAG_MILLIS: u64 = 1500;
+
+/// The label of the gh-ost-shaped simulation (the demo's executor).
+pub const GH_OST_SHAPED: &str = "sim (gh-ost-shaped)";
+
+/// What surfaces say about the gh-ost-shaped simulation's controls.
+pub const GH_OST_SHAPED_NOTE: &str = "simulated gh-ost: pause = throttle, resume = no-throttle, cut over = unpostpone, abort = panic";
+
+/// The latest replica readings, shared between the run's own lag poller and
+/// the gh-ost-shaped simulation (which, like gh-ost, reads the replicas itself).
+pub type Readings = Arc<Mutex<Vec<LagSample>>>;
+
+/// A lag poller that also leaves its latest readings in [`Readings`].
+pub struct Tee {
+    inner: Box<dyn LagPoller>,
+    latest: Readings,
+}
+
+impl Tee {
+    /// Wraps `inner`; the readings are shared with whoever holds the returned [`Readings`].
+    pub fn new(inner: Box<dyn LagPoller>) -> (Tee, Readings) {
+        let latest: Readings = Arc::default();
+        (
+            Tee {
+                inner,
+                latest: latest.clone(),
+            },
+            latest,
+        )
+    }
+}
+
+impl LagPoller for Tee {
+    fn poll(&mut self) -> BoxFuture<'_, Vec<LagSample>> {
+        Box::pin(async move {
+            let got = self.inner.poll().await;
+            *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = got.clone();
+            got
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct SimState {
     copied: u64,
@@ -54,6 +105,9 @@ struct SimState {
     max_lag_millis: Option<u64>,
     paused: bool,
     throttle: Option<String>,
+    /// gh-ost-shaped: throttled by its own look at the replicas.
+    #[serde(default)]
+    lag_throttle: Option<String>,
     postpone: bool,
     cut_over: bool,
     table: String,
@@ -67,6 +121,8 @@ pub struct SimExecutor {
     state: Arc<Mutex<SimState>>,
     controls: Option<mpsc::UnboundedSender<Control>>,
     state_file: Option<PathBuf>,
+    /// gh-ost-shaped: the replicas it reads (see the module doc).
+    ghost: Option<Readings>,
 }
 
 impl SimExecutor {
@@ -78,7 +134,15 @@ impl SimExecutor {
             state: Arc::new(Mutex::new(SimState::default())),
             controls: None,
             state_file: None,
+            ghost: None,
         }
+    }
+
+    /// Speaks as the gh-ost driver does (see the module doc), reading the
+    /// replicas from `replicas`.
+    pub fn gh_ost_shaped(mut self, replicas: Readings) -> SimExecutor {
+        self.ghost = Some(replicas);
+        self
     }
 
     fn snapshot(&self) -> SimState {
@@ -115,7 +179,7 @@ fn status_of(s: &SimState, clock: &dyn Clock) -> ExecStatus {
         ExecPhase::PostponingCutOver
     } else if s.paused {
         ExecPhase::Paused
-    } else if let Some(r) = &s.throttle {
+    } else if let Some(r) = s.throttle.as_ref().or(s.lag_throttle.as_ref()) {
         ExecPhase::Throttled { reason: r.clone() }
     } else {
         ExecPhase::Copying
@@ -177,7 +241,7 @@ fn step(s: &mut SimState, cfg: &SimConfig) {
         }
         return;
     }
-    if s.paused || s.throttle.is_some() {
+    if s.paused || s.throttle.is_some() || s.lag_throttle.is_some() {
         return;
     }
     s.copied = (s.copied + u64::from(s.chunk_size) * cfg.chunks_per_tick).min(s.total);
@@ -187,6 +251,44 @@ fn step(s: &mut SimState, cfg: &SimConfig) {
                 error: "simulated failure: lost connection to the primary".into(),
             },
             leftovers: ghost(&s.table),
+        });
+    }
+}
+
+/// gh-ost's look at the replicas before a tick: throttled, with gh-ost's
+/// reason, while any reading is over the max lag or unknown (gh-ost's
+/// `--throttle-control-replicas`), and the inspected (first) replica's lag as
+/// the tool reports it (`Lag:`).
+fn ghost_look(
+    s: &mut SimState,
+    readings: &[LagSample],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<LagSample> {
+    let max = s.max_lag_millis.unwrap_or(GH_OST_MAX_LAG_MILLIS) as f64 / 1000.0;
+    s.lag_throttle = readings
+        .iter()
+        .find(|r| crate::lag::over_limit(r, max))
+        .map(|r| match r.seconds {
+            Some(v) => format!("{} replica-lag={v:.6}s", r.replica),
+            None => format!("{} replica-lag=unknown", r.replica),
+        });
+    readings.first().map(|r| LagSample {
+        replica: format!("{} (gh-ost)", r.replica),
+        source: crate::lag::LagSource::Executor,
+        at: now,
+        ..r.clone()
+    })
+}
+
+/// gh-ost's ETA: the rows left at the rows per tick (a tick lasting
+/// `tick_seconds` of the run's clock), while copying.
+fn ghost_eta(status: &mut ExecStatus, cfg: &SimConfig, chunk: u32, tick_seconds: f64) {
+    let copying = matches!(status.phase, ExecPhase::Copying);
+    if let Some(p) = status.progress.as_mut() {
+        let per_tick = u64::from(chunk) * cfg.chunks_per_tick;
+        p.eta_seconds = (copying && per_tick > 0).then(|| {
+            let left = p.rows_total.unwrap_or(0).saturating_sub(p.rows_copied);
+            left.div_ceil(per_tick) as f64 * tick_seconds
         });
     }
 }
@@ -204,12 +306,22 @@ impl Executor for SimExecutor {
     }
 
     fn capabilities(&self) -> Capabilities {
+        if self.ghost.is_some() {
+            return super::ghost::CAPABILITIES;
+        }
         Capabilities {
             pause: true,
             postpone_cut_over: true,
             set_chunk_size: true,
             set_max_lag: true,
             lag_throttle: false,
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        match self.ghost {
+            Some(_) => vec![GH_OST_SHAPED_NOTE.to_string()],
+            None => Vec::new(),
         }
     }
 
@@ -232,16 +344,36 @@ impl Executor for SimExecutor {
                 };
             }
             self.state_file = Some(job.run_dir.join("sim-state.json"));
+            if self.ghost.is_some() {
+                // Announced like a driver taking over, so every surface
+                // shows gh-ost's controls and the label.
+                let _ = updates
+                    .send(ExecUpdate::Executor {
+                        migration: job
+                            .spec
+                            .versions
+                            .iter()
+                            .map(|v| v.version.clone())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        executor: GH_OST_SHAPED.to_string(),
+                        capabilities: self.capabilities(),
+                        notes: self.notes(),
+                    })
+                    .await;
+            }
             let (tx, mut rx) = mpsc::unbounded_channel();
             self.controls = Some(tx);
             let state = self.state.clone();
             let cfg = self.cfg.clone();
             let clock = self.clock.clone();
             let file = self.state_file.clone();
+            let ghost = self.ghost.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(cfg.tick);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick.tick().await;
+                let mut last_tick = None;
                 loop {
                     tokio::select! {
                         c = rx.recv() => match c {
@@ -249,13 +381,35 @@ impl Executor for SimExecutor {
                             None => return,
                         },
                         _ = tick.tick() => {
-                            let (status, done) = {
+                            // A tick's length on the run's clock (the demo's runs faster than the wall).
+                            let now = clock.now();
+                            let tick_seconds = last_tick
+                                .map(|l: chrono::DateTime<chrono::Utc>| (now - l).num_milliseconds() as f64 / 1000.0)
+                                .filter(|d| *d > 0.0)
+                                .unwrap_or(cfg.tick.as_secs_f64());
+                            last_tick = Some(now);
+                            let readings = ghost
+                                .as_ref()
+                                .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()).clone());
+                            let (status, done, tool_lag) = {
                                 let mut s = lock(&state);
+                                let tool_lag = readings
+                                    .as_ref()
+                                    .and_then(|r| ghost_look(&mut s, r, clock.now()));
                                 step(&mut s, &cfg);
                                 save(&file, &s);
-                                (status_of(&s, clock.as_ref()), s.finished.clone())
+                                let mut status = status_of(&s, clock.as_ref());
+                                if ghost.is_some() {
+                                    ghost_eta(&mut status, &cfg, s.chunk_size, tick_seconds);
+                                }
+                                (status, s.finished.clone(), tool_lag)
                             };
                             if updates.send(ExecUpdate::Status(status)).await.is_err() {
+                                return;
+                            }
+                            if let Some(l) = tool_lag
+                                && updates.send(ExecUpdate::Lag(l)).await.is_err()
+                            {
                                 return;
                             }
                             if let Some(o) = done {

@@ -7,6 +7,7 @@
 
 mod alter_mysql;
 mod alter_pg;
+pub mod backfill;
 mod estimate;
 mod locks;
 pub mod rules;
@@ -378,6 +379,14 @@ fn classify_migration(
         analyses.push(analysis);
     }
     let findings = txn::check(m, &analyses, &statements, &facts, ctx);
+    // Declared backfills show as the batched UPDATEs they run (their line
+    // says where). After the file's statements: a statement's index stays
+    // its index in the migration (`cutover verify` pairs them by it).
+    for b in &m.directives.backfills {
+        let mut v = backfill::verdict(b, m, ctx, st);
+        v.index = statements.len();
+        statements.push(v);
+    }
     let risk = statements
         .iter()
         .map(|s| s.risk)

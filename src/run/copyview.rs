@@ -27,6 +27,9 @@ pub struct CopyView {
     pub status: Option<ExecStatus>,
     /// (time, rows copied) while copying, oldest first.
     history: VecDeque<(DateTime<Utc>, u64)>,
+    /// The executor's note on a pause waiting for the running statement,
+    /// kept until it pauses (later statuses describe the step instead).
+    pause_wait: Option<String>,
 }
 
 impl CopyView {
@@ -54,7 +57,22 @@ impl CopyView {
             }
             _ => self.history.clear(),
         }
+        if let Some(d) = s
+            .progress
+            .as_ref()
+            .and_then(|p| p.detail.as_deref())
+            .filter(|d| d.contains("pause requested"))
+        {
+            self.pause_wait = Some(d.to_string());
+        } else if !matches!(s.phase, ExecPhase::Copying | ExecPhase::Starting) {
+            self.pause_wait = None;
+        }
         self.status = Some(s.clone());
+    }
+
+    /// The executor's note on a pause waiting for the running statement.
+    pub fn pause_wait(&self) -> Option<&str> {
+        self.pause_wait.as_deref()
     }
 
     /// The latest progress numbers.
@@ -104,6 +122,20 @@ impl CopyView {
         let rate = self.rate().filter(|r| *r > 0.0)?;
         (p.rows_copied <= total).then(|| (total - p.rows_copied) as f64 / rate)
     }
+}
+
+/// What every surface says while a pause is asked for and not yet
+/// confirmed: the executor's own note when it gave one (a native ALTER or
+/// index build cannot stop midway, so the pause takes effect when the
+/// statement ends), else that the executor has yet to confirm it.
+pub fn pause_note(pause_pending: bool, copy: &CopyView) -> Option<String> {
+    if !pause_pending {
+        return None;
+    }
+    Some(match copy.pause_wait() {
+        Some(d) => d.to_string(),
+        None => "pause requested: waiting for the executor to confirm".to_string(),
+    })
 }
 
 /// A percentage as every surface prints it: one decimal, and past 100 said

@@ -75,6 +75,14 @@ pub enum Request {
         /// Where to send the state and the subscription.
         reply: oneshot::Sender<(RunState, Subscription)>,
     },
+    /// A console attaching: like `Subscribe`, plus what was published
+    /// before (recent events and samples), so it shows the run's history.
+    Attach {
+        /// Queue capacity for this subscriber.
+        capacity: usize,
+        /// Where to send the state, the backlog and the subscription.
+        reply: oneshot::Sender<(RunState, super::backlog::Backlog, Subscription)>,
+    },
     /// A refusal decided at the edge (a click on an out-of-date render), to
     /// be recorded as the run's own refusal.
     Refuse {
@@ -168,6 +176,8 @@ impl RunCore {
         }
         let state = RunState::replay(&records);
         let mut core = RunCore::with(state, deps, trail, executor);
+        // A console attaching after the restart sees the run's history.
+        core.fanout.seed(&records);
         let phase = core.state.phase;
         if phase.is_executing() || phase == Phase::Interrupted {
             if phase != Phase::Interrupted {
@@ -575,6 +585,10 @@ impl RunCore {
                         Some(Request::Subscribe { capacity, reply }) => {
                             let sub = self.fanout.subscribe(capacity);
                             let _ = reply.send((self.state.clone(), sub));
+                        }
+                        Some(Request::Attach { capacity, reply }) => {
+                            let (backlog, sub) = self.fanout.attach(capacity);
+                            let _ = reply.send((self.state.clone(), backlog, sub));
                         }
                         Some(Request::Refuse { envelope, reason, reply }) => {
                             let answer = self.refuse(envelope, &reason);

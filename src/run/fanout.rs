@@ -6,6 +6,7 @@
 //! non-final events (the subscriber is told how many it missed and can
 //! re-read the trail); final events are never dropped.
 
+use super::backlog::Backlog;
 use super::events::{EventRecord, Sample};
 use crate::audit::Anchor;
 use std::collections::VecDeque;
@@ -59,10 +60,12 @@ impl Shared {
     }
 }
 
-/// The publishing side, owned by the run core.
+/// The publishing side, owned by the run core. It keeps a bounded
+/// [`Backlog`] of what it published, for subscribers that attach late.
 #[derive(Debug, Default)]
 pub struct Fanout {
     subs: Vec<Arc<Shared>>,
+    backlog: Backlog,
 }
 
 /// A subscriber's receiving side.
@@ -83,8 +86,23 @@ impl Fanout {
         Subscription { shared }
     }
 
+    /// A new subscriber, with what was published before it (see [`Backlog`]).
+    pub fn attach(&mut self, capacity: usize) -> (Backlog, Subscription) {
+        (self.backlog.clone(), self.subscribe(capacity))
+    }
+
+    /// Seeds the backlog from a run's records (a supervisor restart).
+    pub fn seed(&mut self, records: &[EventRecord]) {
+        self.backlog = Backlog::from_records(records);
+    }
+
     /// Publishes to every live subscriber without waiting for any of them.
     pub fn publish(&mut self, item: Published) {
+        match &item {
+            Published::Event { record, .. } => self.backlog.event(record),
+            Published::Sample(s) => self.backlog.sample(s),
+            Published::Gap { .. } => {}
+        }
         // A subscriber whose receiver is gone is forgotten.
         self.subs.retain(|s| Arc::strong_count(s) > 1);
         for s in &self.subs {

@@ -6,8 +6,10 @@
 //! - [`decide`]: the pure decision — a command or an executor update in, events out;
 //! - [`sampling`]: which samples are worth recording, at a bounded rate;
 //! - [`fanout`]: per-subscriber queues that never block the run;
+//! - [`backlog`]: what a late subscriber missed (recent events and samples);
 //! - [`core`]: the async loop that owns one run.
 
+pub mod backlog;
 pub mod command;
 pub mod copyview;
 pub mod core;

@@ -882,6 +882,12 @@ pub fn progress(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
     if let Some(w) = &s.window_note {
         notes.push(format!("Window: {}", fit(w, 500)));
     }
+    // A pause waiting for the running statement (native ALTER, index build) says so.
+    if s.phase != Phase::Paused
+        && let Some(n) = crate::run::copyview::pause_note(s.pause_pending, &view.copy)
+    {
+        notes.push(format!("Pause: {}", fit(&n, 500)));
+    }
     // What the current executor's controls can and cannot do (pt-osc: pause latency).
     notes.extend(s.executor_notes.iter().map(|n| esc(n)));
     if !notes.is_empty() {

@@ -53,7 +53,21 @@ impl Client {
 
     /// Starts streaming state, events and samples (`cutover attach`).
     pub async fn subscribe(&mut self, capacity: usize) -> Result<(), SupervisorError> {
-        self.send(&ClientMsg::Subscribe { capacity }).await
+        self.send(&ClientMsg::Subscribe {
+            capacity,
+            history: false,
+        })
+        .await
+    }
+
+    /// Like [`Client::subscribe`], with the run's recent history first
+    /// ([`ServerMsg::History`]): what a console draws its log and chart from.
+    pub async fn attach(&mut self, capacity: usize) -> Result<(), SupervisorError> {
+        self.send(&ClientMsg::Subscribe {
+            capacity,
+            history: true,
+        })
+        .await
     }
 
     /// Sends a command and waits for its reply (`cutover approve`, console keys).

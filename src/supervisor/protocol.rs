@@ -1,11 +1,12 @@
 //! The control socket protocol: one JSON object per line each way.
 //!
-//! Client → supervisor: `subscribe` (then state, events and samples stream
-//! back until the run ends) or `command` (answered by one `reply`). A
+//! Client → supervisor: `subscribe` (then state, optionally the recent
+//! history, then events and samples stream back until the run ends) or `command` (answered by one `reply`). A
 //! connection may do both.
 
 use crate::audit::Anchor;
 use crate::policy::Surface;
+use crate::run::backlog::Backlog;
 use crate::run::core::Reply;
 use crate::run::{Command, EventRecord, RunState, Sample};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,10 @@ pub enum ClientMsg {
         /// Queue size for this client (slow clients lose old items, never the end).
         #[serde(default = "default_capacity")]
         capacity: usize,
+        /// Send the run's recent history first (`history`): a console's
+        /// event log and lag chart. Clients that only need the state leave it off.
+        #[serde(default)]
+        history: bool,
     },
     /// A command; the actor is the peer's OS user.
     Command {
@@ -44,6 +49,14 @@ pub enum ServerMsg {
     State {
         /// The state.
         state: Box<RunState>,
+    },
+    /// What the run published before this subscription (recent events and
+    /// samples), sent right after `state` so a late console shows the
+    /// event log and the lag chart's history. Its events are already folded
+    /// into `state`.
+    History {
+        /// The backlog.
+        backlog: Box<Backlog>,
     },
     /// A durable event.
     Event {

@@ -14,6 +14,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// The reply to a command that reached the socket after the run core had
+/// stopped (the run ended while it was on its way).
+pub const RUN_ENDED: &str = "the run has ended";
+
 /// Binds the socket with owner-only permissions, replacing a stale one
 /// (left by a killed supervisor) but never a live one.
 pub fn bind(path: &Path) -> Result<UnixListener, SupervisorError> {
@@ -106,19 +110,19 @@ async fn connection(stream: UnixStream, core: mpsc::Sender<Request>, shutdown: C
                 let (tx, rx) = oneshot::channel();
                 let reply = if core.send(Request::Command(env, tx)).await.is_ok() {
                     rx.await.unwrap_or(Reply::Error {
-                        message: "the run has ended".into(),
+                        message: RUN_ENDED.into(),
                     })
                 } else {
                     Reply::Error {
-                        message: "the run has ended".into(),
+                        message: RUN_ENDED.into(),
                     }
                 };
                 let _ = out_tx.send(ServerMsg::Reply { reply }).await;
             }
-            ClientMsg::Subscribe { capacity } => {
+            ClientMsg::Subscribe { capacity, history } => {
                 let (tx, rx) = oneshot::channel();
                 if core
-                    .send(Request::Subscribe {
+                    .send(Request::Attach {
                         capacity,
                         reply: tx,
                     })
@@ -128,7 +132,7 @@ async fn connection(stream: UnixStream, core: mpsc::Sender<Request>, shutdown: C
                     let _ = out_tx.send(ServerMsg::End).await;
                     continue;
                 }
-                let Ok((state, mut sub)) = rx.await else {
+                let Ok((state, backlog, mut sub)) = rx.await else {
                     let _ = out_tx.send(ServerMsg::End).await;
                     continue;
                 };
@@ -139,6 +143,13 @@ async fn connection(stream: UnixStream, core: mpsc::Sender<Request>, shutdown: C
                             state: Box::new(state),
                         })
                         .await;
+                    if history {
+                        let _ = out
+                            .send(ServerMsg::History {
+                                backlog: Box::new(backlog),
+                            })
+                            .await;
+                    }
                     while let Some(p) = sub.recv().await {
                         let m = match p {
                             Published::Event { record, anchor } => ServerMsg::Event {

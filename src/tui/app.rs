@@ -112,11 +112,15 @@ pub async fn stream(mut sub: Client, tx: mpsc::Sender<ServerMsg>) {
     }
 }
 
+/// What became of a command: the supervisor's reply, or why it got none
+/// (the socket broke: usually the run ended while the command was on its way).
+pub type Delivery = Result<Reply, String>;
+
 /// Sends commands one at a time and reports each reply.
 pub async fn commander(
     mut client: Client,
     mut rx: mpsc::Receiver<Command>,
-    replies: mpsc::Sender<(Command, Reply)>,
+    replies: mpsc::Sender<(Command, Delivery)>,
     surface: Surface,
 ) {
     let origin = tty();
@@ -125,13 +129,65 @@ pub async fn commander(
             .command(surface, cmd.clone(), origin.clone(), |_| {})
             .await
         {
-            Ok(r) => r,
-            Err(e) => Reply::Error {
-                message: e.to_string(),
-            },
+            // The supervisor's own words when the core had already stopped.
+            Ok(Reply::Error { message }) if message == crate::supervisor::server::RUN_ENDED => {
+                Err(message)
+            }
+            Ok(r) => Ok(r),
+            Err(e) => Err(e.to_string()),
         };
         if replies.send((cmd, reply)).await.is_err() {
             return;
+        }
+    }
+}
+
+/// What the console says about a command that got no reply: the run's
+/// ending when it had ended (the command raced the end), that the
+/// supervisor is gone when the stream broke before the end, and nothing
+/// yet while the stream may still bring the final event.
+pub fn undelivered(what: &str, c: &Console) -> Option<String> {
+    if c.state.phase.is_terminal() {
+        Some(crate::cmd::control::already_ended(what, &c.state))
+    } else if c.ended {
+        Some(crate::cmd::control::gone_while(&c.state.run, c.state.phase))
+    } else {
+        None
+    }
+}
+
+/// The supervisor's clock, carried forward: the latest time seen in the
+/// stream (events and samples are stamped by the run's clock) plus the time
+/// since it was seen. A line this console writes (`→ sent …`) is stamped with
+/// it, so it sits in time among the run's own lines even when nothing was
+/// published for a while (awaiting approval, a postponed cut-over, a pause).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunClock {
+    seen: Option<(chrono::DateTime<chrono::Utc>, std::time::Instant)>,
+}
+
+impl RunClock {
+    /// Notes the console's latest time, as of `local`, when it moved.
+    pub fn observe(
+        &mut self,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        local: std::time::Instant,
+    ) {
+        if let Some(now) = now
+            && self.seen.is_none_or(|(t, _)| t != now)
+        {
+            self.seen = Some((now, local));
+        }
+    }
+
+    /// The run's time at `local`; the wall clock before anything was seen.
+    pub fn at(&self, local: std::time::Instant) -> chrono::DateTime<chrono::Utc> {
+        match self.seen {
+            Some((t, l)) => {
+                t + chrono::Duration::from_std(local.saturating_duration_since(l))
+                    .unwrap_or_default()
+            }
+            None => chrono::Utc::now(),
         }
     }
 }
@@ -143,7 +199,7 @@ pub async fn run(
     opts: AppOptions,
 ) -> Result<AppExit, AppError> {
     let mut sub = Client::connect(socket).await?;
-    sub.subscribe(4096).await?;
+    sub.attach(4096).await?;
     let cmd_client = Client::connect(socket).await?;
     let (msg_tx, mut msgs) = mpsc::channel(4096);
     tokio::spawn(stream(sub, msg_tx));
@@ -192,7 +248,7 @@ async fn event_loop(
     opts: &AppOptions,
     msgs: &mut mpsc::Receiver<ServerMsg>,
     cmd_tx: &mpsc::Sender<Command>,
-    replies: &mut mpsc::Receiver<(Command, Reply)>,
+    replies: &mut mpsc::Receiver<(Command, Delivery)>,
 ) -> Result<AppExit, AppError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
@@ -212,6 +268,10 @@ async fn event_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
     let mut idle_ticks = 0u32;
+    let mut clock = RunClock::default();
+    clock.observe(console.now, std::time::Instant::now());
+    // A command whose reply never came, waiting for the stream to say why.
+    let mut unanswered: Option<(String, String, u32)> = None;
     loop {
         if dirty {
             let shown = frozen.as_ref().unwrap_or(console);
@@ -236,13 +296,16 @@ async fn event_loop(
                                 });
                             }
                             Some(Effect::Send(cmd)) => {
-                                let now = console.now.unwrap_or_default();
+                                let now = clock.at(std::time::Instant::now());
                                 console.log(now, &opts.actor, format!("→ sent {} from the console", cmd.kind()), LogKind::Sent);
+                                let what = cmd.kind().to_string();
                                 if cmd_tx.send(cmd).await.is_err() {
-                                    ui.message = Some(crate::cmd::control::gone_while(
-                                        &console.state.run,
-                                        console.state.phase,
-                                    ));
+                                    ui.message = Some(undelivered(&what, console).unwrap_or_else(|| {
+                                        crate::cmd::control::gone_while(
+                                            &console.state.run,
+                                            console.state.phase,
+                                        )
+                                    }));
                                 }
                             }
                             Some(Effect::FreezeChanged) => {
@@ -261,7 +324,10 @@ async fn event_loop(
             }
             m = msgs.recv() => {
                 match m {
-                    Some(m) => console.apply(&m),
+                    Some(m) => {
+                        console.apply(&m);
+                        clock.observe(console.now, std::time::Instant::now());
+                    }
                     None => {
                         console.ended = true;
                         if !console.state.phase.is_terminal() {
@@ -277,9 +343,17 @@ async fn event_loop(
                     ui.selected = riskiest(console);
                     selected_once = true;
                 }
+                if let Some((what, _, _)) = &unanswered
+                    && let Some(why) = undelivered(what, console)
+                {
+                    let now = clock.at(std::time::Instant::now());
+                    console.log(now, "supervisor", format!("← {why}"), LogKind::Problem);
+                    ui.message = Some(why);
+                    unanswered = None;
+                }
                 if opts.auto_start && !started && !opts.read_only && console.state.phase == Phase::Approved {
                     started = true;
-                    let now = console.now.unwrap_or_default();
+                    let now = clock.at(std::time::Instant::now());
                     console.log(now, &opts.actor, "→ sent start (approved: starting as requested)".into(), LogKind::Sent);
                     let _ = cmd_tx.send(Command::Start).await;
                 }
@@ -288,31 +362,117 @@ async fn event_loop(
             }
             r = replies.recv() => {
                 if let Some((cmd, reply)) = r {
-                    let now = console.now.unwrap_or_default();
+                    let now = clock.at(std::time::Instant::now());
                     match reply {
-                        Reply::Refused { reason } => {
+                        Err(cause) => match undelivered(&cmd.kind().to_string(), console) {
+                            Some(why) => {
+                                ui.message = Some(why.clone());
+                                console.log(now, "supervisor", format!("← {why}"), LogKind::Problem);
+                            }
+                            // The final event may still be on its way: wait for it.
+                            None => unanswered = Some((cmd.kind().to_string(), cause, 0)),
+                        },
+                        Ok(Reply::Refused { reason }) => {
                             ui.message = Some(format!("{} refused: {reason}", cmd.kind()));
                             console.log(now, "supervisor", format!("← {} refused: {reason}", cmd.kind()), LogKind::Problem);
                         }
-                        Reply::Error { message } => {
+                        Ok(Reply::Error { message }) => {
                             ui.message = Some(format!("{} failed: {message}", cmd.kind()));
                             console.log(now, "supervisor", format!("← {} failed: {message}", cmd.kind()), LogKind::Problem);
                         }
-                        Reply::Accepted { seqs } => {
+                        Ok(Reply::Accepted { seqs }) => {
                             console.log(now, "supervisor", format!("← {} accepted (#{})", cmd.kind(), seqs.iter().map(u64::to_string).collect::<Vec<_>>().join(", #")), LogKind::Sent);
                         }
-                        Reply::Duplicate => {}
+                        Ok(Reply::Duplicate) => {}
                     }
                     dirty = true;
                 }
             }
             _ = tick.tick() => {
                 idle_ticks += 1;
+                // No final event within a couple of seconds: say what broke.
+                if let Some((what, cause, waited)) = unanswered.as_mut() {
+                    *waited += 1;
+                    if *waited >= 8 {
+                        let why = format!("{what} failed: {cause}");
+                        let now = clock.at(std::time::Instant::now());
+                        console.log(now, "supervisor", format!("← {why}"), LogKind::Problem);
+                        ui.message = Some(why);
+                        unanswered = None;
+                        dirty = true;
+                    }
+                }
                 // Refresh at least every 2 s (status-bar clock, resize races).
                 if idle_ticks >= 8 {
                     dirty = true;
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Event, EventRecord};
+    use chrono::TimeZone;
+
+    /// `→ sent` lines are stamped with the run's clock carried forward, not
+    /// the time of the last thing published: a minute after the last event,
+    /// a key press says a minute later.
+    #[test]
+    fn sent_lines_carry_the_run_clock_forward() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 5).unwrap();
+        let i0 = std::time::Instant::now();
+        let mut clock = RunClock::default();
+        clock.observe(Some(t), i0);
+        let later = i0 + Duration::from_secs(61);
+        assert_eq!(clock.at(later), t + chrono::Duration::seconds(61));
+        // The same time seen again (a reply, a duplicate) does not reset it.
+        clock.observe(Some(t), i0 + Duration::from_secs(30));
+        assert_eq!(clock.at(later), t + chrono::Duration::seconds(61));
+        // A newer time does.
+        let t2 = t + chrono::Duration::seconds(50);
+        clock.observe(Some(t2), i0 + Duration::from_secs(50));
+        assert_eq!(clock.at(later), t2 + chrono::Duration::seconds(11));
+        // Before anything was seen: the wall clock, never 1970.
+        assert!(RunClock::default().at(i0).timestamp() > 1_700_000_000);
+    }
+
+    /// A command that got no reply says how the run ended when it had, that
+    /// the supervisor is gone when the stream broke before the end, and
+    /// waits for the stream otherwise.
+    #[test]
+    fn an_unanswered_command_says_how_the_run_ended() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 5).unwrap();
+        let mut c = Console::default();
+        c.state.run = "r1".into();
+        c.state.phase = Phase::Running;
+        assert_eq!(
+            undelivered("abort", &c),
+            None,
+            "the final event may be on its way"
+        );
+        for r in EventRecord::stamp(
+            "r1",
+            0,
+            vec![Event::Succeeded],
+            &crate::policy::Actor::System,
+            None,
+            t,
+        ) {
+            c.event(&r);
+        }
+        let said = undelivered("abort", &c).unwrap_or_default();
+        assert_eq!(
+            said,
+            "abort not applied: the run had already ended: SUCCEEDED"
+        );
+        let mut gone = Console::default();
+        gone.state.run = "r1".into();
+        gone.state.phase = Phase::Running;
+        gone.ended = true;
+        let said = undelivered("pause", &gone).unwrap_or_default();
+        assert!(said.contains("supervisor of run r1 is gone"), "{said}");
     }
 }

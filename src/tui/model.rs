@@ -7,6 +7,7 @@ use crate::audit::Anchor;
 use crate::exec::{ExecPhase, ExecStatus, Leftover};
 use crate::lag::LagSample;
 use crate::model::Plan;
+use crate::run::backlog::Backlog;
 use crate::run::{Event, EventRecord, Phase, RunState, Sample};
 use crate::supervisor::ServerMsg;
 use chrono::{DateTime, Utc};
@@ -135,6 +136,7 @@ impl Console {
                     self.seen(at);
                 }
             }
+            ServerMsg::History { backlog } => self.replay(backlog),
             ServerMsg::Event { record, anchor } => {
                 self.event(record);
                 self.anchor = Some(anchor.clone());
@@ -156,6 +158,33 @@ impl Console {
                 let at = self.now.unwrap_or_default();
                 self.log(at, "supervisor", message.clone(), LogKind::Problem);
             }
+        }
+    }
+
+    /// Folds the history a supervisor sends on attach: the log gets the
+    /// lines the events would have given live, the chart the lag readings,
+    /// the progress pane the latest statuses. The state stays the one the
+    /// supervisor sent (the backlog may not reach back to the first event).
+    pub fn replay(&mut self, b: &Backlog) {
+        let state = std::mem::take(&mut self.state);
+        let log = std::mem::take(&mut self.log);
+        for rec in &b.events {
+            self.event(rec);
+        }
+        // Lines this console wrote itself before the history came stay, after it.
+        for l in log {
+            self.log(l.at, &l.actor, l.text, l.kind);
+        }
+        if state.last_seq > 0 {
+            self.state = state;
+        }
+        for samples in b.lag.values() {
+            for s in samples {
+                self.lag_sample(s);
+            }
+        }
+        for st in &b.progress {
+            self.sample(&Sample::Progress { status: st.clone() });
         }
     }
 
@@ -183,7 +212,7 @@ impl Console {
                 kind,
             );
         }
-        if let Some(tool) = tool_command(&rec.event) {
+        if let Some(tool) = tool_command(&rec.event, self.state.executor.as_deref()) {
             self.log(rec.at, "system", tool, LogKind::Tool);
         }
         if let Some(post) = slack_post(&rec.event, &self.state) {
@@ -209,6 +238,17 @@ impl Console {
                 self.seen(status.at);
                 self.copy.sample(status);
                 self.rate = self.copy.rate();
+                // A pause that waits for the running statement says so in the log, once.
+                let note = status
+                    .progress
+                    .as_ref()
+                    .and_then(|p| p.detail.clone())
+                    .filter(|d| self.state.pause_pending && d.contains("pause requested"));
+                if let Some(note) = note
+                    && !self.log.iter().rev().take(20).any(|l| l.text == note)
+                {
+                    self.log(status.at, "system", note, LogKind::Tool);
+                }
                 self.progress = Some(status.clone());
             }
         }
@@ -231,6 +271,12 @@ impl Console {
 
     /// Why the copy is not moving, if it is not.
     pub fn throttle_reason(&self) -> Option<String> {
+        if self.state.phase != Phase::Paused
+            && let Some(note) =
+                crate::run::copyview::pause_note(self.state.pause_pending, &self.copy)
+        {
+            return Some(note);
+        }
         match (&self.state.phase, self.progress.as_ref().map(|p| &p.phase)) {
             (Phase::Paused, _) => Some("paused by command".into()),
             (_, Some(ExecPhase::Throttled { reason })) => Some(reason.clone()),
@@ -263,18 +309,44 @@ pub fn describe(e: &Event) -> String {
     }
 }
 
-/// What the run core tells the executor because of an event.
-fn tool_command(e: &Event) -> Option<String> {
+/// What the run core tells the executor because of an event, in the
+/// current driver's own terms where it has them (gh-ost's socket commands,
+/// pt-osc's pause file and signal), so the log teaches what really happens.
+fn tool_command(e: &Event, executor: Option<&str>) -> Option<String> {
+    let ghost = executor.is_some_and(|x| x.contains("gh-ost"));
+    let ptosc = executor.is_some_and(|x| x.contains("pt-osc"));
     let c = match e {
-        Event::Started { .. } => "start",
-        Event::PauseRequested { .. } => "pause",
-        Event::ResumeRequested { .. } => "resume",
-        Event::CutOverRequested { .. } => "cut-over",
-        Event::AbortRequested { .. } => "abort",
-        Event::Tuned { .. } => "set chunk size / max lag",
+        Event::Started { .. } => "start".to_string(),
+        Event::PauseRequested { .. } if ghost => "throttle".into(),
+        Event::PauseRequested { .. } if ptosc => "create the pause file".into(),
+        Event::PauseRequested { .. } => "pause".into(),
+        Event::ResumeRequested { .. } if ghost => "no-throttle".into(),
+        Event::ResumeRequested { .. } if ptosc => "remove the pause file".into(),
+        Event::ResumeRequested { .. } => "resume".into(),
+        Event::CutOverRequested { .. } if ghost => "unpostpone".into(),
+        Event::CutOverRequested { .. } => "cut-over".into(),
+        Event::AbortRequested { .. } if ghost => "panic".into(),
+        Event::AbortRequested { .. } if ptosc => "SIGINT".into(),
+        Event::AbortRequested { .. } => "abort".into(),
+        Event::Tuned {
+            chunk_size,
+            max_lag_millis,
+        } if ghost => [
+            chunk_size.map(|n| format!("chunk-size={n}")),
+            max_lag_millis.map(|n| format!("max-lag-millis={n}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", "),
+        Event::Tuned { .. } => "set chunk size / max lag".into(),
         _ => return None,
     };
-    Some(format!("→ executor: {c}"))
+    let who = match executor {
+        Some(x) if ghost || ptosc => x,
+        _ => "executor",
+    };
+    Some(format!("→ {who}: {c}"))
 }
 
 /// The gist of what the Slack relay posts for an event.
