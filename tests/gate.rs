@@ -566,3 +566,72 @@ async fn pg_a_failed_plan_can_be_run_again_with_its_own_run() {
     assert_eq!(code, 0, "{shown}");
     assert!(shown.matches("failed").count() >= 2, "{shown}");
 }
+
+/// Rules handed to `run` on the command line are the requester's own file: they
+/// must not lower what the organisation's rules (cutover.toml) say a run is.
+async fn requester_rules_cannot_lower_a_run(eng: Eng, db: &str) {
+    let Some(dsn) = fresh_db(eng, db).await else {
+        return;
+    };
+    let p = Project::new(eng, dsn.clone());
+    p.migration("V1__seed.sql", "CREATE TABLE gate_rules_victim (id int);\n");
+    let dev = p.target("dev", "dev", "native");
+    let prod = p.target("prod", "prod", "native");
+    p.config(&[dev.clone(), prod.clone()], true, "");
+    let (code, out, err) = p.run("dev");
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::remove_dir_all(p.path().join(".cutover/runs")).unwrap_or_else(|e| panic!("{e}"));
+
+    p.migration("V2__drop.sql", "DROP TABLE gate_rules_victim;\n");
+    std::fs::write(
+        p.path().join("lax.toml"),
+        "[rules.drop-table]\nrisk = \"low\"\n[rules.missing-lock-timeout]\nrisk = \"low\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The requester (a DBA) cannot approve their own run: the DROP needs another DBA.
+    let no_staging = "\n[policy.promotion]\nrequire_staging_for_prod = false\n";
+    p.config(&[dev.clone(), prod.clone()], true, no_staging);
+    let (code, out, err) = p.cutover(&["plan", "db", "--target", "prod", "--format", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("\"risk\": \"high\""),
+        "the organisation's rules: {out}"
+    );
+    let (code, out, err) = p.cutover(&[
+        "run", "db", "--target", "prod", "--no-tui", "--rules", "lax.toml",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("--rules"), "{err}");
+    assert!(
+        table_exists(eng, &dsn, "gate_rules_victim").await,
+        "the DROP ran with the requester's rules"
+    );
+    // `plan --rules` still explores freely.
+    let (code, out, err) = p.cutover(&["plan", "db", "--rules", "lax.toml", "--format", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"risk\": \"low\""), "{out}");
+
+    // Nor through run.json: a recorded run whose run.json gains a rules file.
+    p.config(&[dev.clone(), prod.clone()], false, no_staging);
+    let run_dir = planned_run(&p, "prod");
+    let spec = run_dir.join("run.json");
+    edit(&spec, "\"rules\": null", "\"rules\": \"../../../lax.toml\"");
+    p.config(&[dev, prod], true, no_staging);
+    let (code, out, err) = p.run("prod");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("rules file"), "{err}");
+    assert!(
+        table_exists(eng, &dsn, "gate_rules_victim").await,
+        "the DROP ran with rules named in run.json"
+    );
+}
+
+#[tokio::test]
+async fn pg_requester_rules_cannot_lower_a_run() {
+    requester_rules_cannot_lower_a_run(Eng::Pg, "gate_rules").await;
+}
+
+#[tokio::test]
+async fn mariadb_requester_rules_cannot_lower_a_run() {
+    requester_rules_cannot_lower_a_run(Eng::My, "gate_rules").await;
+}

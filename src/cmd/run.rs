@@ -49,7 +49,8 @@ pub struct SuperviseSpec {
     pub key_file: Option<PathBuf>,
     /// cutover.toml.
     pub config: PathBuf,
-    /// Extra rules given with `--rules` (covered by the plan digest).
+    /// Never set by `cutover run`: a supervisor refuses a run.json naming a
+    /// rules file (kept so such a file is read, and refused, not ignored).
     #[serde(default)]
     pub rules: Option<PathBuf>,
     /// Postpone the cut-over until commanded.
@@ -225,6 +226,14 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
                 .into(),
         ));
     }
+    // The requester's own rules file could lower a plan below what needs an
+    // approval: a run's rules are the organisation's, named by cutover.toml.
+    if let Some(r) = &a.opts.rules {
+        return Err(InputError(format!(
+            "cutover run takes its rules from cutover.toml ([rules] path), not --rules {}: a requester's file must not decide what needs approval (--rules is for `cutover plan`)",
+            r.display()
+        )));
+    }
     let cfg_path = a
         .opts
         .config
@@ -277,7 +286,7 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
         trail: a.trail.clone(),
         key_file: a.key_file.clone(),
         config: cfg_path.clone(),
-        rules: a.opts.rules.clone(),
+        rules: None,
         postpone_cut_over: a.postpone_cut_over,
     };
     let resuming = states.get(&id).is_some_and(|s| !s.phase.is_pre_start());
@@ -861,13 +870,15 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
     let known = !records.is_empty();
     // Everything that decides whether and how the run goes, derived again
     // from the approved bytes, the rules and cutover.toml.
-    let derived = rederive::derive(
-        &a.run_dir,
-        &cfg,
-        &sup.target,
-        &sup.versions,
-        sup.rules.as_ref(),
-    )?;
+    // run.json is the requester's file: it may not bring rules of its own.
+    if let Some(r) = &sup.rules {
+        return Err(InputError(format!(
+            "run {} refused: run.json names a rules file ({}); a run's rules come from cutover.toml only",
+            sup.run,
+            r.display()
+        )));
+    }
+    let derived = rederive::derive(&a.run_dir, &cfg, &sup.target, &sup.versions, None)?;
     if known {
         let recorded = crate::run::RunState::replay(&records);
         let started = !recorded.phase.is_pre_start();
