@@ -59,6 +59,7 @@ fn job(dir: &Path, run: &str) -> ExecJob {
         postpone_cut_over: false,
         chunk_size: Some(100),
         max_lag_millis: None,
+        running: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub fn job(dir: &std::path::Path, postpone: bool) -> ExecJob {
         postpone_cut_over: postpone,
         chunk_size: None,
         max_lag_millis: None,
+        running: None,
     }
 }
 

@@ -57,6 +57,7 @@ fn job(dir: &Path) -> ExecJob {
         postpone_cut_over: false,
         chunk_size: None,
         max_lag_millis: None,
+        running: None,
     }
 }
 

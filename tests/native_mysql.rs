@@ -47,6 +47,7 @@ fn job(dir: &std::path::Path) -> ExecJob {
         postpone_cut_over: false,
         chunk_size: None,
         max_lag_millis: None,
+        running: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn job(dir: &std::path::Path, tables: &[&str], max_lag_millis: Option<u64>) -> E
         postpone_cut_over: false,
         chunk_size: None,
         max_lag_millis,
+        running: None,
     }
 }
 

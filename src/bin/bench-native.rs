@@ -346,6 +346,7 @@ fn job(dir: &std::path::Path, table: &str) -> ExecJob {
         postpone_cut_over: false,
         chunk_size: None,
         max_lag_millis: Some(1000),
+        running: None,
     }
 }
 

@@ -943,6 +943,7 @@ mod tests {
             postpone_cut_over: false,
             chunk_size: None,
             max_lag_millis: None,
+            running: None,
         };
         let (tx, _rx) = mpsc::channel(8);
         let st = g.recover(job, tx).await.unwrap_or_else(|e| panic!("{e}"));

@@ -290,6 +290,10 @@ pub struct ExecJob {
     pub chunk_size: Option<u32>,
     /// Initial max lag, milliseconds.
     pub max_lag_millis: Option<u64>,
+    /// On recovery, the migration(s) the trail last recorded as taken over by
+    /// a driver: a mixed run recovers that segment, never one a file in the
+    /// (requester-writable) run directory names.
+    pub running: Option<String>,
 }
 
 /// Executor failures.

@@ -5,9 +5,10 @@
 //! [`ExecUpdate::Executor`] (surfaces then show that driver's controls), and
 //! the run succeeds when the last one does.
 //!
-//! The segment running is written to `<run_dir>/segment.json`, so that a
-//! restarted supervisor recovers the driver that was running; segments
-//! before it had succeeded (the next one only begins then). Each segment
+//! A restarted supervisor recovers the segment the trail last recorded a
+//! driver taking over (`ExecutorSelected`); segments before it had succeeded
+//! (the next one only begins then). `<run_dir>/segment.json` says the same
+//! for people, but the run directory is the requester's: it is not believed. Each segment
 //! after the first keeps its files (tool output, socket, flag files, the
 //! native journal) in `<run_dir>/segment-<i>/`: two gh-ost migrations must
 //! not read each other's `# Done`, nor two native segments one journal.
@@ -26,6 +27,24 @@ use crate::migrate::Migration;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc};
+
+/// The segment a recovery re-attaches to: the one holding the migration(s)
+/// the trail last recorded a driver taking over. `segment.json` in the run
+/// directory is only a note for people; the requester can edit it, and a
+/// segment skipped on its word would run later migrations without earlier
+/// ones. Nothing recorded yet: the first segment.
+pub fn recovered_segment(segs: &[(String, Vec<Migration>)], running: Option<&str>) -> usize {
+    let Some(running) = running else { return 0 };
+    segs.iter()
+        .position(|(_, ms)| {
+            ms.iter()
+                .map(|m| m.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+                == running
+        })
+        .unwrap_or(0)
+}
 
 /// Builds the driver `name` for some migrations.
 pub type Build =
@@ -338,11 +357,7 @@ impl Executor for PerMigration {
     ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
         Box::pin(async move {
             let segs = self.load(&job)?;
-            let i: usize = std::fs::read_to_string(job.run_dir.join(SEGMENT_FILE))
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(0)
-                .min(segs.len().saturating_sub(1));
+            let i = recovered_segment(&segs, job.running.as_deref());
             let last = i + 1 >= segs.len();
             {
                 let mut g = self.inner.lock().await;
@@ -525,8 +540,10 @@ mod tests {
         let run_dir = dir.path().join("run");
         std::fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{e}"));
         crate::exec::stored::save(&run_dir, &ms, None).unwrap_or_else(|e| panic!("{e}"));
-        // The gh-ost migration (segment 1) was running when the supervisor died.
-        std::fs::write(run_dir.join(SEGMENT_FILE), "1").unwrap_or_else(|e| panic!("{e}"));
+        // The gh-ost migration (segment 1) was running when the supervisor died,
+        // as the trail says; the run directory's note says otherwise, and is
+        // not believed.
+        std::fs::write(run_dir.join(SEGMENT_FILE), "0").unwrap_or_else(|e| panic!("{e}"));
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let l = log.clone();
         let build: Build = Arc::new(move |name: &str, ms: Vec<Migration>| {
@@ -567,6 +584,7 @@ mod tests {
             postpone_cut_over: false,
             chunk_size: None,
             max_lag_millis: None,
+            running: Some("2".into()),
         };
         let (tx, _rx) = mpsc::channel(64);
         let st = pm
@@ -587,6 +605,13 @@ mod tests {
             vec!["recover 2".to_string(), "start 3 in segment-2".to_string()],
             "the done migrations are not run again; the third keeps its own directory"
         );
+        // The other way round: the note claims the first segment is done, the
+        // trail says it was running. Recovery looks at the first one.
+        std::fs::write(run_dir.join(SEGMENT_FILE), "2").unwrap_or_else(|e| panic!("{e}"));
+        let segs = segments(ms.clone(), "native");
+        assert_eq!(recovered_segment(&segs, Some("1")), 0);
+        assert_eq!(recovered_segment(&segs, None), 0);
+        assert_eq!(recovered_segment(&segs, Some("3")), 2);
         assert_eq!(
             segment_dirs(&run_dir),
             vec![

@@ -277,6 +277,7 @@ impl RunCore {
             postpone_cut_over: self.deps.postpone_cut_over,
             chunk_size: self.state.chunk_size,
             max_lag_millis: self.state.max_lag_millis,
+            running: self.state.executor_migration.clone(),
         }
     }
 

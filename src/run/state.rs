@@ -173,6 +173,10 @@ pub struct RunState {
     /// What surfaces should say about those controls.
     #[serde(default)]
     pub executor_notes: Vec<String>,
+    /// The migration(s) the last driver took over (`ExecutorSelected`): which
+    /// segment of a mixed run was running, from the trail.
+    #[serde(default)]
+    pub executor_migration: Option<String>,
 }
 
 /// Where a surface's message is (recorded by [`Event::MessagePosted`]).
@@ -348,12 +352,13 @@ impl RunState {
                 );
             }
             Event::ExecutorSelected {
+                migration,
                 executor,
                 capabilities,
                 notes,
-                ..
             } => {
                 self.executor = Some(executor.clone());
+                self.executor_migration = Some(migration.clone());
                 self.capabilities = Some(*capabilities);
                 self.executor_notes = notes.clone();
                 // The previous migration cut over; the next one is copying.
