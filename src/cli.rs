@@ -68,6 +68,11 @@ Exit codes as for `cutover run`; 3 when the run may not continue (the reason is 
         after_help = "A run that executed and did not end is resumed or aborted, never forgotten.\nIts records stay in the trail.\n\nExit codes: 0 forgotten or nothing left, 2 bad input, 3 the run is in progress."
     )]
     Forget(ForgetArgs),
+    /// Service mode: run as the `cutover` OS user, owning run directories, trail and key; clients connect to its socket.
+    #[command(
+        after_help = "Examples:\n  cutover serve --config /etc/cutover/cutover.toml        # [service] socket, group, runs, trail, key_file\n  cutover serve --socket /run/cutover/cutover.sock --group cutover\n\nClients use it when cutover.toml has [service] socket, or with --service SOCKET / CUTOVER_SERVICE.\nSee README.md, \"Threat model\", and examples/systemd/."
+    )]
+    Serve(ServeArgs),
     /// The per-run supervisor process (started by `cutover run`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -180,7 +185,7 @@ pub enum AuditCommand {
         expect_head: Option<String>,
     },
     /// Print the verified head `<records> <tag>` (publish it outside this machine).
-    Head(AuditOpts),
+    Head(AuditHeadArgs),
     /// Seal damage found by verify as a new, audited record (nothing is deleted
     /// or rewritten), so runs may append again.
     Repair {
@@ -342,6 +347,8 @@ pub struct RunArgs {
     /// Stop after the copy until someone cuts over (`c` in the console, or Slack).
     #[arg(long)]
     pub postpone_cut_over: bool,
+    #[command(flatten)]
+    pub service: ServiceOpt,
 }
 
 /// `cutover attach RUN`.
@@ -351,6 +358,8 @@ pub struct AttachArgs {
     pub run: String,
     #[command(flatten)]
     pub client: ClientArgs,
+    #[command(flatten)]
+    pub service: ServiceOpt,
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,
@@ -367,6 +376,8 @@ pub struct ApproveArgs {
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,
+    #[command(flatten)]
+    pub service: ServiceOpt,
 }
 
 /// `cutover pause|resume RUN`.
@@ -377,6 +388,8 @@ pub struct ControlArgs {
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,
+    #[command(flatten)]
+    pub service: ServiceOpt,
 }
 
 /// `cutover cleanup RUN`.
@@ -475,4 +488,44 @@ pub struct VerifyArgs {
     /// Lock timeout per probe, in milliseconds (a busy staging table fails fast).
     #[arg(long, default_value_t = 2000)]
     pub lock_timeout_ms: u64,
+}
+
+/// Service mode for a client command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServiceOpt {
+    /// Talk to `cutover serve` on this socket (default: cutover.toml's `[service] socket`).
+    #[arg(long, env = "CUTOVER_SERVICE", value_name = "SOCKET")]
+    pub service: Option<PathBuf>,
+}
+
+/// `cutover serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// cutover.toml (targets, policy, `[service]`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The socket to listen on (default: `[service] socket`).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// OS group allowed to connect (default: `[service] group`; else owner-only).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Where run directories live (default: `[service] runs`, else .cutover/runs).
+    #[arg(long)]
+    pub runs: Option<PathBuf>,
+    /// The audit trail (default: `[service] trail`, else .cutover/audit.jsonl).
+    #[arg(long)]
+    pub trail: Option<PathBuf>,
+    /// File holding the audit HMAC key (default: `[service] key_file`, else CUTOVER_AUDIT_KEY).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `cutover audit head`.
+#[derive(Debug, Args, Clone)]
+pub struct AuditHeadArgs {
+    #[command(flatten)]
+    pub opts: AuditOpts,
+    #[command(flatten)]
+    pub service: ServiceOpt,
 }

@@ -79,6 +79,9 @@ pub struct Config {
     pub slack: Option<toml::Value>,
     #[serde(default)]
     pub audit: Option<toml::Value>,
+    /// Service mode (`[service]`, see [`crate::serve`]).
+    #[serde(default)]
+    pub service: Option<crate::serve::ServiceConfig>,
     #[serde(skip)]
     pub path: PathBuf,
 }

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod report;
 pub mod risk;
 pub mod run;
+pub mod serve;
 pub mod slack;
 pub mod sql;
 pub mod supervisor;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Abort(a) => cmd::control::abort(a),
         Command::CutOver(a) => cmd::control::cut_over(a),
         Command::Supervise(a) => cmd::run::supervise(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Runs(a) => cmd::runs::list(a),
         Command::Forget(a) => cmd::runs::forget(a),
         Command::Cleanup(a) => cmd::cleanup::run(a),

@@ -133,6 +133,7 @@ fn documented_structs() -> Vec<(&'static str, &'static [&'static str])> {
         ),
         ("`[[policy.windows.freezes]]`", fields::<p::Freeze>()),
         ("`[policy.promotion]`", fields::<p::PromotionConfig>()),
+        ("`[service]`", fields::<cutover::serve::ServiceConfig>()),
         ("`[slack]`", fields::<cutover::slack::SlackConfig>()),
         (
             "`[slack.links]`",

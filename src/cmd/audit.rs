@@ -66,7 +66,11 @@ pub fn run(c: &AuditCommand) -> Result<i32, InputError> {
                 }
             }
         }
-        AuditCommand::Head(o) => {
+        AuditCommand::Head(h) => {
+            if let Some(service) = crate::serve::client::socket(&h.service, None) {
+                return crate::serve::client::head(&service);
+            }
+            let o = &h.opts;
             let r = audit::verify_file(&o.trail, &key(o)?).map_err(err)?;
             if let Some(p) = &r.problem {
                 not_verified(o, r.records, p);

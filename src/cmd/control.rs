@@ -10,7 +10,7 @@ use crate::model::Risk;
 use crate::policy::Surface;
 use crate::run::core::Reply;
 use crate::run::{Command, RunState};
-use crate::supervisor::{Client, ServerMsg, socket_path};
+use crate::supervisor::{Client, ServerMsg};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
@@ -121,7 +121,10 @@ fn send(
         .build()
         .map_err(|e| InputError(e.to_string()))?;
     rt.block_on(async {
-        let sock = socket_path(&a.runs.join(&a.run));
+        // The run's socket, or a relay through `cutover serve`.
+        let endpoint =
+            crate::serve::client::Endpoint::open(&a.run, &a.runs, &a.service, false).await?;
+        let sock = endpoint.path().to_path_buf();
         if !sock.exists() {
             return unreachable(a, what, &sock, "no control socket");
         }

@@ -11,5 +11,6 @@ pub mod rederive;
 pub mod rules;
 pub mod run;
 pub mod runs;
+pub mod serve;
 pub mod slack;
 pub mod verify;

@@ -191,6 +191,9 @@ fn build_inner(
         mysql_version,
     };
     let mut plan = risk::classify(&migrations, &ctx);
+    if let Some(t) = &target {
+        super::rederive::bind_target_executor(&mut plan, t);
+    }
     if let Some(h) = history {
         plan.migrations.splice(0..0, h.1);
         plan.risk = plan

@@ -36,6 +36,21 @@ pub fn executor_name(target: &TargetConfig) -> String {
     target.executor.clone().unwrap_or_else(|| "native".into())
 }
 
+/// Folds the target's default executor into the plan digest. The digest
+/// already covers each migration's `executor=` directive; the target's
+/// default decides how every other migration runs, so switching a target
+/// from gh-ost to native after approval must void the approval too (not
+/// only be caught by a field check). Every planner with a target calls it
+/// (`cutover plan --target`, `cutover run`, the supervisor), so they agree.
+pub fn bind_target_executor(plan: &mut Plan, target: &TargetConfig) {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(plan.plan_digest.as_bytes());
+    h.update(b"\ntarget-executor:");
+    h.update(executor_name(target).as_bytes());
+    plan.plan_digest = hex::encode(h.finalize());
+}
+
 /// A run's spec, derived.
 pub struct Derived {
     /// What approvals bind to.
@@ -87,7 +102,8 @@ pub fn derive(
         pg_version,
         mysql_version,
     };
-    let plan = risk::classify(&migrations, &ctx);
+    let mut plan = risk::classify(&migrations, &ctx);
+    bind_target_executor(&mut plan, &target);
     let spec = RunSpec::from_plan(
         &plan,
         &target.name,

@@ -55,13 +55,17 @@ pub struct SuperviseSpec {
     pub rules: Option<PathBuf>,
     /// Postpone the cut-over until commanded.
     pub postpone_cut_over: bool,
+    /// Opened by `cutover serve`: the service (this supervisor's own OS
+    /// user) may relay a client's connection and name the client's uid.
+    #[serde(default)]
+    pub service: bool,
 }
 
 fn input(e: impl std::fmt::Display) -> InputError {
     InputError(e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, InputError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, InputError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -166,7 +170,7 @@ fn choose_run(
     }
 }
 
-fn header(spec: &RunSpec, cfg: &Config) -> HeaderInfo {
+pub(crate) fn header(spec: &RunSpec, cfg: &Config) -> HeaderInfo {
     let policy = &cfg.policy;
     let rule = policy
         .approval_rule(spec.environment, spec.risk)
@@ -217,6 +221,64 @@ fn slack_status(cfg: &Config) -> String {
 
 /// `cutover run`: returns the exit code.
 pub fn run(a: &RunArgs) -> Result<i32, InputError> {
+    if let Some(service) = crate::serve::client::socket(&a.service, a.opts.config.as_deref()) {
+        return crate::serve::client::run(a, &service);
+    }
+    let p = match prepare(a, false)? {
+        Prepare::Nothing(message) => {
+            println!("{message}");
+            return Ok(0);
+        }
+        Prepare::Ready(p) => p,
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut l = launch(&p).await?;
+        if let Some(why) = go(&l.sock, &l.state, &p.id, None).await? {
+            eprintln!("cutover: {why}");
+            if a.client.no_tui {
+                // Nothing will happen to this run: say so by the exit code
+                // (3 = refused), and leave no supervisor behind for it.
+                if let Some(child) = l.spawned.as_mut() {
+                    stop_supervisor(child);
+                }
+                return Ok(3);
+            }
+        }
+        let console = Console::new(header(&p.spec, &p.cfg), Some(p.plan.clone()));
+        client(&l.sock, console, &p.cfg, &a.client, true).await
+    })
+}
+
+/// What [`prepare`] found.
+pub(crate) enum Prepare {
+    /// Every migration is applied already (the message says so).
+    Nothing(String),
+    /// A run to launch.
+    Ready(Box<Prepared>),
+}
+
+/// A run planned from the files, chosen among the trail's runs, its
+/// directory not yet written (see [`launch`]).
+pub(crate) struct Prepared {
+    pub(crate) id: String,
+    pub(crate) run_dir: PathBuf,
+    pub(crate) plan: Plan,
+    pub(crate) spec: RunSpec,
+    pub(crate) cfg: Config,
+    sup: SuperviseSpec,
+    migrations: Vec<crate::migrate::Migration>,
+    format: Option<crate::migrate::SourceFormat>,
+    new: bool,
+    /// The phase the run stopped in, when it was started before.
+    resuming: Option<Phase>,
+}
+
+/// Plans `a`'s files for its target, checks the trail and chooses the run.
+/// `service`: the run is opened by `cutover serve` for a client, so its
+/// supervisor takes a client's identity from the service (see
+/// [`crate::supervisor::server`]).
+pub(crate) fn prepare(a: &RunArgs, service: bool) -> Result<Prepare, InputError> {
     let target_name = a.opts.target.clone().ok_or_else(|| {
         InputError("cutover run needs --target (verdicts come from live table facts)".into())
     })?;
@@ -256,8 +318,9 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
         )));
     }
     if migrations.is_empty() {
-        println!("Nothing to run: every migration is already applied on {target_name}.");
-        return Ok(0);
+        return Ok(Prepare::Nothing(format!(
+            "Nothing to run: every migration is already applied on {target_name}."
+        )));
     }
     let spec = RunSpec::from_plan(
         &plan,
@@ -288,62 +351,105 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
         config: cfg_path.clone(),
         rules: None,
         postpone_cut_over: a.postpone_cut_over,
+        service,
     };
-    let resuming = states.get(&id).is_some_and(|s| !s.phase.is_pre_start());
-    let rt = runtime()?;
-    rt.block_on(async {
-        let mut spawned = None;
-        if !supervisor::is_running(&run_dir) {
-            if new || !run_dir.join("run.json").exists() {
-                if resuming {
-                    return Err(InputError(format!(
-                        "run {id} was started but {} is gone: its approved bytes cannot be recovered; see `cutover audit show {id}`",
-                        run_dir.display()
-                    )));
-                }
-                std::fs::create_dir_all(&run_dir).map_err(input)?;
-                write_json(&run_dir.join("run.json"), &sup)?;
-                write_json(&run_dir.join("plan.json"), &plan)?;
-                crate::exec::stored::save(&run_dir, &migrations, format).map_err(input)?;
-            } else if resuming {
-                eprintln!("cutover: continuing run {id} (it stopped while {})", states[&id].phase);
+    let resuming = states
+        .get(&id)
+        .map(|s| s.phase)
+        .filter(|p| !p.is_pre_start());
+    Ok(Prepare::Ready(Box::new(Prepared {
+        id,
+        run_dir,
+        plan,
+        spec,
+        cfg,
+        sup,
+        migrations,
+        format,
+        new,
+        resuming,
+    })))
+}
+
+/// A run whose supervisor is up.
+pub(crate) struct Launched {
+    /// Its control socket.
+    pub(crate) sock: PathBuf,
+    /// The supervisor, when this process started it.
+    pub(crate) spawned: Option<std::process::Child>,
+    /// The run's state when it was reached.
+    pub(crate) state: crate::run::RunState,
+    /// Said to the person (continuing a stopped run).
+    pub(crate) note: Option<String>,
+}
+
+/// Writes a new run's directory (the approved bytes, run.json) and starts
+/// its supervisor unless one is running; waits for its socket.
+pub(crate) async fn launch(p: &Prepared) -> Result<Launched, InputError> {
+    let (id, run_dir) = (&p.id, &p.run_dir);
+    let mut spawned = None;
+    let mut note = None;
+    if !supervisor::is_running(run_dir) {
+        if p.new || !run_dir.join("run.json").exists() {
+            if p.resuming.is_some() {
+                return Err(InputError(format!(
+                    "run {id} was started but {} is gone: its approved bytes cannot be recovered; see `cutover audit show {id}`",
+                    run_dir.display()
+                )));
             }
-            spawned = Some(spawn_supervisor(&run_dir)?);
+            std::fs::create_dir_all(run_dir).map_err(input)?;
+            write_json(&run_dir.join("run.json"), &p.sup)?;
+            write_json(&run_dir.join("plan.json"), &p.plan)?;
+            crate::exec::stored::save(run_dir, &p.migrations, p.format).map_err(input)?;
+        } else if let Some(phase) = p.resuming {
+            let n = format!("continuing run {id} (it stopped while {phase})");
+            eprintln!("cutover: {n}");
+            note = Some(n);
         }
-        let sock = socket_path(&run_dir);
-        wait_for(&sock, &run_dir, spawned.as_mut()).await?;
-        let state = current_state(&sock).await?;
-        if state.phase == Phase::Planned {
-            let mut c = Client::connect(&sock).await.map_err(input)?;
-            let reply = c
-                .command(Surface::Cli, Command::Request, app::tty(), |_| {})
-                .await
-                .map_err(input)?;
-            if let Reply::Refused { reason } = reply {
-                eprintln!("cutover: request refused: {reason}");
-                if a.client.no_tui {
-                    // Nothing will happen to this run: say so by the exit code
-                    // (3 = refused), and leave no supervisor behind for it.
-                    if let Some(child) = spawned.as_mut() {
-                        stop_supervisor(child);
-                    }
-                    return Ok(3);
-                }
-            }
+        spawned = Some(spawn_supervisor(run_dir)?);
+    }
+    let sock = socket_path(run_dir);
+    wait_for(&sock, run_dir, spawned.as_mut()).await?;
+    let state = current_state(&sock).await?;
+    Ok(Launched {
+        sock,
+        spawned,
+        state,
+        note,
+    })
+}
+
+/// Requests a planned run, or continues an interrupted one (a start, with
+/// a first start's gates), as the client — or, for the service, as the
+/// user `behalf` names. `Some(reason)` when refused.
+pub(crate) async fn go(
+    sock: &Path,
+    state: &crate::run::RunState,
+    id: &str,
+    behalf: Option<u32>,
+) -> Result<Option<String>, InputError> {
+    let command = match state.phase {
+        Phase::Planned => Command::Request,
+        Phase::Interrupted => Command::Start,
+        _ => return Ok(None),
+    };
+    let mut c = Client::connect(sock).await.map_err(input)?;
+    if let Some(uid) = behalf {
+        c.on_behalf(uid).await.map_err(input)?;
+    }
+    let origin = if behalf.is_some() { None } else { app::tty() };
+    let reply = c
+        .command(Surface::Cli, command.clone(), origin, |_| {})
+        .await
+        .map_err(input)?;
+    Ok(match reply {
+        Reply::Refused { reason } if command == Command::Request => {
+            Some(format!("request refused: {reason}"))
         }
-        if state.phase == Phase::Interrupted
-            && !continue_run(&sock, &id).await?
-            && a.client.no_tui
-        {
-            // The run stays interrupted, recorded; the next `cutover run`
-            // re-checks with cutover.toml as it is then.
-            if let Some(child) = spawned.as_mut() {
-                stop_supervisor(child);
-            }
-            return Ok(3);
-        }
-        let console = Console::new(header(&spec, &cfg), Some(plan));
-        client(&sock, console, &cfg, &a.client, true).await
+        // The run stays interrupted, recorded; the next `cutover run`
+        // re-checks with cutover.toml as it is then.
+        Reply::Refused { reason } => Some(format!("run {id} cannot continue: {reason}")),
+        _ => None,
     })
 }
 
@@ -412,6 +518,9 @@ fn check_executor(name: &str, target: &TargetConfig) -> Result<(), InputError> {
 
 /// `cutover attach RUN`.
 pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
+    if let Some(service) = crate::serve::client::socket(&a.service, None) {
+        return attach_via_service(a, &service, false);
+    }
     let run_dir = a.runs.join(&a.run);
     let sock = socket_path(&run_dir);
     if !sock.exists() {
@@ -441,10 +550,48 @@ pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
     })
 }
 
+/// `cutover attach RUN` (and `resume`: `start`) through `cutover serve`:
+/// the service starts the run's supervisor when asked, relays this
+/// process's connections, and the same follow-up as a local run applies.
+fn attach_via_service(a: &AttachArgs, service: &Path, start: bool) -> Result<i32, InputError> {
+    use crate::serve::client::{Relay, plan};
+    let cfg = crate::config::discover()
+        .and_then(|p| Config::load(&p).ok())
+        .unwrap_or_default();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let sock =
+            crate::serve::client::Endpoint::Service(Relay::open(service, &a.run, start).await?);
+        let state = current_state(sock.path()).await?;
+        if start && state.phase.is_terminal() {
+            println!("run {} has ended: {}", a.run, state.phase);
+            return Ok(headless::exit_code(state.phase));
+        }
+        if start && state.phase == Phase::Interrupted {
+            if let Some(why) = go(sock.path(), &state, &a.run, None).await? {
+                eprintln!("cutover: {why}");
+                if a.client.no_tui {
+                    return Ok(3);
+                }
+            }
+        }
+        let h = state
+            .spec
+            .as_ref()
+            .map(|s| header(s, &cfg))
+            .unwrap_or_default();
+        let console = Console::new(h, plan(service, &a.run).await);
+        client(sock.path(), console, &cfg, &a.client, false).await
+    })
+}
+
 /// `cutover resume RUN`: re-opens a run whose supervisor is gone (it
 /// recovers, then continues through a first start's gates), or resumes a
 /// paused one, then follows it like `cutover run`.
 pub fn resume(a: &AttachArgs) -> Result<i32, InputError> {
+    if let Some(service) = crate::serve::client::socket(&a.service, None) {
+        return attach_via_service(a, &service, true);
+    }
     let run_dir = a.runs.join(&a.run);
     if !run_dir.join("run.json").exists() {
         return Err(InputError(format!(
@@ -520,10 +667,12 @@ pub fn resume(a: &AttachArgs) -> Result<i32, InputError> {
 
 /// `cutover approve RUN`: a local approval through the run's socket.
 pub fn approve(a: &ApproveArgs) -> Result<i32, InputError> {
-    let sock = socket_path(&a.runs.join(&a.run));
     let rt = runtime()?;
     rt.block_on(async {
-        let state = current_state(&sock).await?;
+        let endpoint =
+            crate::serve::client::Endpoint::open(&a.run, &a.runs, &a.service, false).await?;
+        let sock = endpoint.path();
+        let state = current_state(sock).await?;
         let digest = state
             .spec
             .as_ref()
@@ -537,7 +686,7 @@ pub fn approve(a: &ApproveArgs) -> Result<i32, InputError> {
             Some(seen) if !digest.starts_with(seen.as_str()) => seen.clone(),
             _ => digest,
         };
-        let mut c = Client::connect(&sock).await.map_err(input)?;
+        let mut c = Client::connect(sock).await.map_err(input)?;
         let reply = c
             .command(
                 Surface::Cli,
@@ -571,7 +720,7 @@ pub fn approve(a: &ApproveArgs) -> Result<i32, InputError> {
     })
 }
 
-async fn client(
+pub(crate) async fn client(
     sock: &Path,
     console: Console,
     cfg: &Config,
@@ -630,7 +779,7 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), InputError> {
     std::fs::write(path, text).map_err(|e| InputError(format!("{}: {e}", path.display())))
 }
 
-fn spawn_supervisor(run_dir: &Path) -> Result<std::process::Child, InputError> {
+pub(crate) fn spawn_supervisor(run_dir: &Path) -> Result<std::process::Child, InputError> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(input)?;
     let log = std::fs::OpenOptions::new()
@@ -653,7 +802,7 @@ fn spawn_supervisor(run_dir: &Path) -> Result<std::process::Child, InputError> {
 }
 
 /// Ends a supervisor this process started (for a run nothing will happen to).
-fn stop_supervisor(child: &mut std::process::Child) {
+pub(crate) fn stop_supervisor(child: &mut std::process::Child) {
     let _ = rustix::process::kill_process(
         rustix::process::Pid::from_child(child),
         rustix::process::Signal::TERM,
@@ -670,7 +819,7 @@ fn stop_supervisor(child: &mut std::process::Child) {
 
 /// Waits for the supervisor's socket. A supervisor that exits first refused
 /// the run: its last words (from supervisor.log) become this command's error.
-async fn wait_for(
+pub(crate) async fn wait_for(
     sock: &Path,
     run_dir: &Path,
     mut child: Option<&mut std::process::Child>,
@@ -704,7 +853,7 @@ async fn wait_for(
     )))
 }
 
-async fn current_state(sock: &Path) -> Result<crate::run::RunState, InputError> {
+pub(crate) async fn current_state(sock: &Path) -> Result<crate::run::RunState, InputError> {
     let mut c = Client::connect(sock).await.map_err(input)?;
     c.subscribe(16).await.map_err(input)?;
     loop {
@@ -957,9 +1106,10 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
                 }
             });
         }
-        let state = supervisor::supervise(&a.run_dir, core, (tx, rx), shutdown.clone())
-            .await
-            .map_err(input)?;
+        let state =
+            supervisor::supervise_with(&a.run_dir, core, (tx, rx), shutdown.clone(), sup.service)
+                .await
+                .map_err(input)?;
         // The run is over: let the relay deliver the final state before leaving.
         if let Some(relay) = relay {
             match tokio::time::timeout(Duration::from_secs(120), relay).await {

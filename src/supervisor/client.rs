@@ -51,6 +51,12 @@ impl Client {
         }
     }
 
+    /// Speaks for the OS user `uid` from here on (`cutover serve` relaying
+    /// its client; any other peer is refused and disconnected).
+    pub async fn on_behalf(&mut self, uid: u32) -> Result<(), SupervisorError> {
+        self.send(&ClientMsg::OnBehalf { uid }).await
+    }
+
     /// Starts streaming state, events and samples (`cutover attach`).
     pub async fn subscribe(&mut self, capacity: usize) -> Result<(), SupervisorError> {
         self.send(&ClientMsg::Subscribe {

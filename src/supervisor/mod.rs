@@ -19,7 +19,7 @@ pub mod server;
 
 pub use client::Client;
 pub use protocol::{ClientMsg, ServerMsg};
-pub use server::{bind, serve};
+pub use server::{bind, serve, serve_with};
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -163,12 +163,27 @@ pub async fn supervise(
     ),
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<crate::run::RunState, SupervisorError> {
+    supervise_with(run_dir, core, requests, shutdown, false).await
+}
+
+/// [`supervise`], for a run `cutover serve` opened when `service` (see
+/// [`serve_with`]).
+pub async fn supervise_with(
+    run_dir: &Path,
+    core: crate::run::core::RunCore,
+    requests: (
+        tokio::sync::mpsc::Sender<crate::run::core::Request>,
+        tokio::sync::mpsc::Receiver<crate::run::core::Request>,
+    ),
+    shutdown: tokio_util::sync::CancellationToken,
+    service: bool,
+) -> Result<crate::run::RunState, SupervisorError> {
     let path = socket_path(run_dir);
     prepare_socket_dir(&path)?;
     let listener = bind(&path)?;
     let (tx, rx) = requests;
     let serving = shutdown.child_token();
-    let server = tokio::spawn(serve(listener, tx, serving.clone()));
+    let server = tokio::spawn(serve_with(listener, tx, serving.clone(), service));
     let result = core.run(rx, shutdown).await;
     // Let clients drain the final events before the socket goes away.
     tokio::task::yield_now().await;

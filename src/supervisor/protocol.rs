@@ -25,6 +25,14 @@ pub enum ClientMsg {
         #[serde(default)]
         history: bool,
     },
+    /// The connection speaks for another OS user: only from `cutover serve`
+    /// (a peer with the supervisor's own uid, for a run the service opened),
+    /// and only as the first message. The service read `uid` from its own
+    /// client's peer credentials.
+    OnBehalf {
+        /// The client's uid.
+        uid: u32,
+    },
     /// A command; the actor is the peer's OS user.
     Command {
         /// `console` or `cli`.

@@ -44,22 +44,48 @@ pub async fn serve(
     core: mpsc::Sender<Request>,
     shutdown: CancellationToken,
 ) {
+    serve_with(listener, core, shutdown, false).await
+}
+
+/// Serves clients until `shutdown`. `service`: the run was opened by
+/// `cutover serve`, whose relayed connections (same uid as this process)
+/// may name their client's uid first ([`ClientMsg::OnBehalf`]).
+pub async fn serve_with(
+    listener: UnixListener,
+    core: mpsc::Sender<Request>,
+    shutdown: CancellationToken,
+    service: bool,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             conn = listener.accept() => {
                 let Ok((stream, _)) = conn else { continue };
-                tokio::spawn(connection(stream, core.clone(), shutdown.clone()));
+                tokio::spawn(connection(stream, core.clone(), shutdown.clone(), service));
             }
         }
     }
 }
 
-async fn connection(stream: UnixStream, core: mpsc::Sender<Request>, shutdown: CancellationToken) {
-    let user = match stream.peer_cred() {
-        Ok(c) => user_name(c.uid()),
+/// Whether a connection from `peer` may speak for another user: only in a
+/// service-opened run, only from this process's own uid (the service; the
+/// run directory and socket are its alone), and only as its first message.
+pub fn may_speak_for_others(service: bool, peer: u32, own: u32, first: bool) -> bool {
+    service && first && peer == own
+}
+
+async fn connection(
+    stream: UnixStream,
+    core: mpsc::Sender<Request>,
+    shutdown: CancellationToken,
+    service: bool,
+) {
+    let peer = match stream.peer_cred() {
+        Ok(c) => c.uid(),
         Err(_) => return,
     };
+    let mut user = user_name(peer);
+    let mut first = true;
     let (read, mut write) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<ServerMsg>(256);
     let writer = tokio::spawn(async move {
@@ -93,7 +119,21 @@ async fn connection(stream: UnixStream, core: mpsc::Sender<Request>, shutdown: C
                 continue;
             }
         };
+        let was_first = std::mem::replace(&mut first, false);
         match msg {
+            ClientMsg::OnBehalf { uid } => {
+                if !may_speak_for_others(service, peer, super::peer::current_uid(), was_first) {
+                    let _ = out_tx
+                        .send(ServerMsg::Error {
+                            message: format!(
+                                "{user} may not speak for another user on this socket"
+                            ),
+                        })
+                        .await;
+                    break;
+                }
+                user = user_name(uid);
+            }
             ClientMsg::Command {
                 surface,
                 command,
