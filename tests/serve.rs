@@ -1,0 +1,518 @@
+//! Service mode with real OS users (#9 item 6), and the target's executor in
+//! the plan digest (#9 item 2), end to end with the `cutover` binary on the
+//! throwaway PostgreSQL primary (`scripts/test`).
+//!
+//! The two-user test creates a group and three users (service, requester,
+//! second DBA) and needs root; without root it skips with one line, unless
+//! `CUTOVER_TEST_REQUIRE_DB` or `CI` says it must run.
+
+mod db_common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const KEY: &str = "an-audit-key-for-serve-tests-0123456789";
+const GROUP: &str = "cutover-t";
+const SVC: &str = "cutover-t-svc";
+const REQ: &str = "cutover-t-req";
+const DBA: &str = "cutover-t-dba";
+
+fn with_db(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
+    format!("{base}/{db}")
+}
+
+/// A fresh PostgreSQL database; its DSN, or `None` to skip.
+async fn fresh_pg(db: &str) -> Option<String> {
+    let admin = db_common::url("CUTOVER_TEST_PG_PRIMARY")?;
+    let c = db_common::pg(&admin).await;
+    let mut last = None;
+    // CREATE DATABASE fails while another test copies template1: retry.
+    for _ in 0..100 {
+        let res = match c
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .await
+        {
+            Ok(()) => c.batch_execute(&format!("CREATE DATABASE {db}")).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => return Some(with_db(&admin, db)),
+            Err(e) => last = Some(format!("{e:?}")),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("creating database {db}: {last:?}")
+}
+
+async fn table_exists(dsn: &str, table: &str) -> bool {
+    let c = db_common::pg(dsn).await;
+    c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(0)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sh(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn id_of(flag: &str, name: &str) -> u32 {
+    let o = sh("id", &[flag, name]);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The test's group and users; created idempotently, removed on drop.
+struct Users;
+
+impl Users {
+    fn create() -> Users {
+        let o = sh("groupadd", &["-f", GROUP]);
+        assert!(o.status.success(), "{}", text(&o));
+        for u in [SVC, REQ, DBA] {
+            if sh("id", &["-u", u]).status.success() {
+                continue;
+            }
+            let o = sh(
+                "useradd",
+                &["-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", u],
+            );
+            assert!(o.status.success(), "useradd {u}: {}", text(&o));
+        }
+        Users
+    }
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        for u in [SVC, REQ, DBA] {
+            let _ = sh("userdel", &[u]);
+        }
+        let _ = sh("groupdel", &[GROUP]);
+    }
+}
+
+fn chown(path: &Path, user: &str, mode: u32) {
+    let o = sh(
+        "chown",
+        &[&format!("{user}:{GROUP}"), &path.to_string_lossy()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `program args` as `user` (its uid, the test group, its supplementary
+/// groups), with a clean environment: no audit key is passed to anyone.
+fn as_user(user: &str, cwd: &Path, program: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={user}"))
+        .arg(format!("--regid={GROUP}"))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", cwd);
+    c
+}
+
+fn run_as(user: &str, cwd: &Path, program: &Path, args: &[&str]) -> Output {
+    as_user(user, cwd, program, args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Kills the service on drop (a failed assertion must not leave it behind).
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = sh("kill", &["-TERM", &self.0.id().to_string()]);
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("gave up waiting: {what}");
+}
+
+#[tokio::test]
+async fn pg_service_mode_separates_requester_and_approver() {
+    if cutover::supervisor::peer::current_uid() != 0 {
+        let demanded = std::env::var_os("CUTOVER_TEST_REQUIRE_DB").is_some()
+            || std::env::var_os("CI").is_some();
+        assert!(
+            !demanded,
+            "service-mode test needs root (to create OS users), and CI demands it"
+        );
+        eprintln!(
+            "skipping pg_service_mode_separates_requester_and_approver: needs root to create OS users"
+        );
+        return;
+    }
+    let Some(dsn) = fresh_pg("serve_users").await else {
+        return;
+    };
+    db_common::pg(&dsn)
+        .await
+        .batch_execute("CREATE TABLE serve_victim (id int); INSERT INTO serve_victim VALUES (1);")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _users = Users::create();
+
+    // Layout: a traversable base; the service's state (0700, its own); the
+    // socket directory (the group may enter); the requester's project.
+    let base = tempfile::Builder::new()
+        .prefix("cutover-serve-")
+        .tempdir_in("/tmp")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = base.path();
+    std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bin = b.join("cutover");
+    std::fs::copy(env!("CARGO_BIN_EXE_cutover"), &bin).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (state, sockdir, req, dba) = (b.join("svc"), b.join("sock"), b.join("req"), b.join("dba"));
+    for d in [&state, &sockdir, &req, &dba] {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let key = state.join("audit.key");
+    std::fs::write(&key, KEY).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        state.join("cutover.toml"),
+        format!(
+            r#"[[targets]]
+name = "prod"
+engine = "postgres"
+environment = "prod"
+primary = "{dsn}"
+executor = "native"
+
+[[policy.people]]
+id = "rita"
+role = "dba"
+local = ["{REQ}"]
+
+[[policy.people]]
+id = "bob"
+role = "dba"
+local = ["{DBA}"]
+
+[policy.promotion]
+require_staging_for_prod = false
+"#
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(req.join("db")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(req.join("db/V1__drop.sql"), "DROP TABLE serve_victim;\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    chown(&key, SVC, 0o600);
+    chown(&state.join("cutover.toml"), SVC, 0o600);
+    chown(&state, SVC, 0o700);
+    chown(&sockdir, SVC, 0o750);
+    chown(&req.join("db/V1__drop.sql"), REQ, 0o644);
+    chown(&req.join("db"), REQ, 0o755);
+    chown(&req, REQ, 0o700);
+    chown(&dba, DBA, 0o700);
+    let sock = sockdir.join("cutover.sock");
+    let sock_s = sock.to_string_lossy().to_string();
+    let (trail, runs) = (state.join("audit.jsonl"), state.join("runs"));
+    let (trail_s, key_s) = (
+        trail.to_string_lossy().to_string(),
+        key.to_string_lossy().to_string(),
+    );
+
+    let log = std::fs::File::create(b.join("serve.log")).unwrap_or_else(|e| panic!("{e}"));
+    let _service = Service(
+        as_user(
+            SVC,
+            &state,
+            &bin,
+            &[
+                "serve",
+                "--config",
+                "cutover.toml",
+                "--socket",
+                &sock_s,
+                "--group",
+                GROUP,
+                "--runs",
+                "runs",
+                "--trail",
+                "audit.jsonl",
+                "--key-file",
+                &key_s,
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let serve_log = || std::fs::read_to_string(b.join("serve.log")).unwrap_or_default();
+    wait_until("the service socket", || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    });
+
+    // The requester asks for a high-risk prod run through the service.
+    let requester = as_user(
+        REQ,
+        &req,
+        &bin,
+        &[
+            "run",
+            "db",
+            "--target",
+            "prod",
+            "--no-tui",
+            "--service",
+            &sock_s,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let show = || {
+        let o = run_as(
+            SVC,
+            &state,
+            &bin,
+            &["audit", "show", "--trail", &trail_s, "--key-file", &key_s],
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    wait_until("the request in the service's trail", || {
+        show().contains("approval requested by rita")
+    });
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .next()
+        .unwrap_or_else(|| panic!("no run directory; service log: {}", serve_log()));
+    let run = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+
+    // The requester can neither change what runs or what is recorded, nor
+    // read the key: the kernel says no.
+    let stored = run_dir.join("migrations.json");
+    for attempt in [
+        format!("echo 'DROP TABLE other;' >> {}", stored.display()),
+        format!("touch {}/evil", run_dir.display()),
+        format!("echo '{{}}' >> {}", trail.display()),
+        format!("cat {}", key.display()),
+        format!("ls {}", runs.display()),
+    ] {
+        let o = run_as(REQ, &req, Path::new("/bin/sh"), &["-c", &attempt]);
+        assert!(!o.status.success(), "{attempt}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+            "{attempt}: {}",
+            text(&o)
+        );
+    }
+
+    // Nor approve their own run: refused through the service, and recorded.
+    let o = run_as(REQ, &req, &bin, &["approve", &run, "--service", &sock_s]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("self-approval"),
+        "{}",
+        text(&o)
+    );
+    assert!(show().contains("self-approval"), "{}", show());
+
+    // A client of the service cannot name someone else on a relayed run.
+    forged_identity_is_refused(&sock, &run, id_of("-u", DBA)).await;
+    assert!(!show().contains("approved by bob"), "{}", show());
+
+    // Another DBA approves; the requester's run goes ahead and succeeds.
+    let o = run_as(DBA, &dba, &bin, &["approve", &run, "--service", &sock_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = requester
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        serve_log()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("SUCCEEDED"), "{stdout}");
+    assert!(!table_exists(&dsn, "serve_victim").await);
+    let shown = show();
+    assert!(shown.contains("approved by bob"), "{shown}");
+    assert!(shown.contains("started by rita"), "{shown}");
+
+    // The requester reads the head the service publishes; the service user
+    // verifies the trail with its key.
+    let o = run_as(REQ, &req, &bin, &["audit", "head", "--service", &sock_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let head = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let o = run_as(
+        SVC,
+        &state,
+        &bin,
+        &[
+            "audit",
+            "verify",
+            "--trail",
+            &trail_s,
+            "--key-file",
+            &key_s,
+            "--expect-head",
+            &head,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run_as(REQ, &req, &bin, &["audit", "verify", "--trail", &trail_s]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    wait_until("the supervisor to end", || {
+        !cutover::supervisor::is_running(&run_dir)
+    });
+}
+
+/// Through the service, a client tries to speak for `uid` after the
+/// service named the client: the supervisor refuses and hangs up.
+async fn forged_identity_is_refused(sock: &Path, run: &str, uid: u32) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let s = tokio::net::UnixStream::connect(sock)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (read, mut write) = s.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write
+        .write_all(format!("{{\"v\":1,\"op\":\"connect\",\"run\":\"{run}\"}}\n").as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ok = lines.next_line().await.ok().flatten().unwrap_or_default();
+    assert!(ok.contains("\"ok\":true"), "{ok}");
+    write
+        .write_all(format!("{{\"op\":\"on_behalf\",\"uid\":{uid}}}\n").as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refusal = lines.next_line().await.ok().flatten().unwrap_or_default();
+    assert!(
+        refusal.contains("may not speak for another user"),
+        "{refusal}"
+    );
+    assert_eq!(lines.next_line().await.ok().flatten(), None, "not hung up");
+}
+
+/// A project in a temp dir, run as this user (no service).
+fn cutover(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .current_dir(dir)
+        .env("CUTOVER_AUDIT_KEY", KEY)
+        .env_remove("CUTOVER_SERVICE")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn runs_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(".cutover/runs"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn pg_changing_the_targets_executor_voids_the_approval() {
+    let Some(dsn) = fresh_pg("serve_digest").await else {
+        return;
+    };
+    let p = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = p.path();
+    std::fs::create_dir(dir.join("db")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("db/V1__a.sql"),
+        "CREATE TABLE serve_digest_a (id int);\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = |executor: &str| {
+        // Nobody may request: the run stays planned, its plan recorded.
+        let t = format!(
+            "[[targets]]\nname = \"t\"\nengine = \"postgres\"\nenvironment = \"dev\"\nprimary = \"{dsn}\"\nexecutor = \"{executor}\"\n"
+        );
+        std::fs::write(dir.join("cutover.toml"), t).unwrap_or_else(|e| panic!("{e}"));
+    };
+    config("native");
+    let o = cutover(dir, &["run", "db", "--target", "t", "--no-tui"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let first = runs_in(dir);
+    assert_eq!(first.len(), 1);
+    let plan_digest = |dir: &Path| {
+        let o = cutover(dir, &["plan", "db", "--target", "t", "--format", "json"]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+        v["plan_digest"].as_str().unwrap_or_default().to_string()
+    };
+    let native = plan_digest(dir);
+
+    // The target's default executor changes after the plan was recorded:
+    // the plan is another plan.
+    config("gh-ost");
+    let ghost = plan_digest(dir);
+    assert_ne!(native, ghost, "the target's executor is not in the digest");
+    // The recorded run's supervisor refuses by its digest…
+    let o = cutover(
+        dir,
+        &["supervise", "--run-dir", &first[0].to_string_lossy()],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("plan digest"),
+        "{}",
+        text(&o)
+    );
+    // …and `cutover run` opens a new run for the new digest, with no
+    // approvals of its own: whatever the old one had does not carry over.
+    let o = cutover(dir, &["run", "db", "--target", "t", "--no-tui"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let now = runs_in(dir);
+    assert_eq!(now.len(), 2, "{now:?}");
+    let new = now
+        .iter()
+        .find(|r| **r != first[0])
+        .and_then(|r| r.file_name())
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    assert!(new.ends_with(&ghost[..12]), "{new} vs {ghost}");
+    assert!(!table_exists(&dsn, "serve_digest_a").await);
+}
