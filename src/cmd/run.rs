@@ -567,12 +567,13 @@ fn attach_via_service(a: &AttachArgs, service: &Path, start: bool) -> Result<i32
             println!("run {} has ended: {}", a.run, state.phase);
             return Ok(headless::exit_code(state.phase));
         }
-        if start && state.phase == Phase::Interrupted {
-            if let Some(why) = go(sock.path(), &state, &a.run, None).await? {
-                eprintln!("cutover: {why}");
-                if a.client.no_tui {
-                    return Ok(3);
-                }
+        if start
+            && state.phase == Phase::Interrupted
+            && let Some(why) = go(sock.path(), &state, &a.run, None).await?
+        {
+            eprintln!("cutover: {why}");
+            if a.client.no_tui {
+                return Ok(3);
             }
         }
         let h = state
