@@ -153,6 +153,18 @@ impl Drop for Service {
     }
 }
 
+/// Kills a client process on drop unless disarmed (a failed assertion
+/// must not leave it following the run).
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = sh("kill", &["-KILL", &pid.to_string()]);
+        }
+    }
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..600 {
         if f() {
@@ -302,6 +314,7 @@ require_staging_for_prod = false
     .stderr(Stdio::piped())
     .spawn()
     .unwrap_or_else(|e| panic!("{e}"));
+    let mut requester_guard = KillOnDrop(Some(requester.id()));
     let show = || {
         let o = run_as(
             SVC,
@@ -363,6 +376,7 @@ require_staging_for_prod = false
     let out = requester
         .wait_with_output()
         .unwrap_or_else(|e| panic!("{e}"));
+    requester_guard.0 = None;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -405,8 +419,9 @@ require_staging_for_prod = false
     });
 }
 
-/// Through the service, a client tries to speak for `uid` after the
-/// service named the client: the supervisor refuses and hangs up.
+/// Through the service, a client names `uid` (the second DBA) after the
+/// service named the client, and approves: the supervisor refuses the name
+/// and hangs up; nothing is approved.
 async fn forged_identity_is_refused(sock: &Path, run: &str, uid: u32) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let s = tokio::net::UnixStream::connect(sock)
@@ -420,16 +435,64 @@ async fn forged_identity_is_refused(sock: &Path, run: &str, uid: u32) {
         .unwrap_or_else(|e| panic!("{e}"));
     let ok = lines.next_line().await.ok().flatten().unwrap_or_default();
     assert!(ok.contains("\"ok\":true"), "{ok}");
+    let state = state_of(sock, run).await;
+    let digest = state["state"]["spec"]["binding"]["plan_digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     write
-        .write_all(format!("{{\"op\":\"on_behalf\",\"uid\":{uid}}}\n").as_bytes())
+        .write_all(
+            format!(
+                "{{\"op\":\"on_behalf\",\"uid\":{uid}}}\n{{\"op\":\"command\",\"surface\":\"cli\",\"command\":{{\"command\":\"approve\",\"plan_digest\":\"{digest}\"}}}}\n"
+            )
+            .as_bytes(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let refusal = lines.next_line().await.ok().flatten().unwrap_or_default();
-    assert!(
-        refusal.contains("may not speak for another user"),
-        "{refusal}"
-    );
-    assert_eq!(lines.next_line().await.ok().flatten(), None, "not hung up");
+    // Streamed events may come first; the answer to the forged name must be
+    // an error, and no reply to the approval may follow.
+    let mut refused = false;
+    while let Ok(Some(l)) = lines.next_line().await {
+        assert!(
+            !l.contains("\"msg\":\"reply\""),
+            "the forged approval was answered: {l}"
+        );
+        if l.contains("may not speak for another user") {
+            refused = true;
+        }
+    }
+    assert!(refused, "no refusal of the forged name");
+}
+
+/// The run's state message, through the service on a connection of its own.
+async fn state_of(sock: &Path, run: &str) -> serde_json::Value {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let s = tokio::net::UnixStream::connect(sock)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (read, mut write) = s.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write
+        .write_all(
+            format!(
+                "{{\"v\":1,\"op\":\"connect\",\"run\":\"{run}\"}}\n{{\"op\":\"subscribe\",\"capacity\":16}}\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    loop {
+        let l = lines
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("hung up before the state"));
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        if v["msg"] == "state" {
+            return v;
+        }
+    }
 }
 
 /// A project in a temp dir, run as this user (no service).

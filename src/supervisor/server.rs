@@ -86,6 +86,8 @@ async fn connection(
     };
     let mut user = user_name(peer);
     let mut first = true;
+    // Streams this connection subscribed to; cut when the peer is refused.
+    let mut streams = Vec::new();
     let (read, mut write) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<ServerMsg>(256);
     let writer = tokio::spawn(async move {
@@ -130,6 +132,7 @@ async fn connection(
                             ),
                         })
                         .await;
+                    streams.iter().for_each(tokio::task::JoinHandle::abort);
                     break;
                 }
                 user = user_name(uid);
@@ -177,7 +180,7 @@ async fn connection(
                     continue;
                 };
                 let out = out_tx.clone();
-                tokio::spawn(async move {
+                streams.push(tokio::spawn(async move {
                     let _ = out
                         .send(ServerMsg::State {
                             state: Box::new(state),
@@ -206,10 +209,27 @@ async fn connection(
                         }
                     }
                     let _ = out.send(ServerMsg::End).await;
-                });
+                }));
             }
         }
     }
     drop(out_tx);
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_speak_for_others;
+
+    #[test]
+    fn only_the_service_names_another_user_and_only_first() {
+        // The service (same uid as the supervisor) on a run it opened, first message.
+        assert!(may_speak_for_others(true, 990, 990, true));
+        // A requester who owns a single-user run: never.
+        assert!(!may_speak_for_others(false, 1000, 1000, true));
+        // Another uid, even on a service run: never.
+        assert!(!may_speak_for_others(true, 1001, 990, true));
+        // After the first message (a client behind the relay trying again): never.
+        assert!(!may_speak_for_others(true, 990, 990, false));
+    }
 }
