@@ -194,7 +194,9 @@ async fn pg_service_mode_separates_requester_and_approver() {
     };
     db_common::pg(&dsn)
         .await
-        .batch_execute("CREATE TABLE serve_victim (id int); INSERT INTO serve_victim VALUES (1);")
+        .batch_execute(
+            "CREATE TABLE serve_victim (id int); INSERT INTO serve_victim VALUES (1); CREATE TABLE serve_other (id int);",
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let _users = Users::create();
@@ -337,6 +339,35 @@ require_staging_for_prod = false
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
 
+    // What runs is what the service copied: the requester's files, changed
+    // after the request, do not matter.
+    std::fs::write(req.join("db/V1__drop.sql"), "DROP TABLE serve_other;\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Their own rules would change the verdict: refused.
+    let o = run_as(
+        REQ,
+        &req,
+        &bin,
+        &[
+            "run",
+            "db",
+            "--target",
+            "prod",
+            "--no-tui",
+            "--service",
+            &sock_s,
+            "--rules",
+            "lenient.toml",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("--rules cannot be used with the cutover service"),
+        "{}",
+        text(&o)
+    );
+
     // The requester can neither change what runs or what is recorded, nor
     // read the key: the kernel says no.
     let stored = run_dir.join("migrations.json");
@@ -370,13 +401,41 @@ require_staging_for_prod = false
     forged_identity_is_refused(&sock, &run, id_of("-u", DBA)).await;
     assert!(!show().contains("approved by bob"), "{}", show());
 
-    // Another DBA approves; the requester's run goes ahead and succeeds.
+    // Another DBA watches the run through the service (read-only, headless)…
+    let watcher = as_user(
+        DBA,
+        &dba,
+        &bin,
+        &[
+            "attach",
+            &run,
+            "--no-tui",
+            "--read-only",
+            "--service",
+            &sock_s,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut watcher_guard = KillOnDrop(Some(watcher.id()));
+
+    // …and approves; the requester's run goes ahead and succeeds.
     let o = run_as(DBA, &dba, &bin, &["approve", &run, "--service", &sock_s]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = requester
         .wait_with_output()
         .unwrap_or_else(|e| panic!("{e}"));
     requester_guard.0 = None;
+    let watched = watcher.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    watcher_guard.0 = None;
+    assert_eq!(watched.status.code(), Some(0), "{}", text(&watched));
+    assert!(
+        String::from_utf8_lossy(&watched.stdout).contains("SUCCEEDED"),
+        "{}",
+        text(&watched)
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -387,6 +446,10 @@ require_staging_for_prod = false
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SUCCEEDED"), "{stdout}");
     assert!(!table_exists(&dsn, "serve_victim").await);
+    assert!(
+        table_exists(&dsn, "serve_other").await,
+        "ran the edited file"
+    );
     let shown = show();
     assert!(shown.contains("approved by bob"), "{shown}");
     assert!(shown.contains("started by rita"), "{shown}");

@@ -567,6 +567,9 @@ fn attach_via_service(a: &AttachArgs, service: &Path, start: bool) -> Result<i32
             println!("run {} has ended: {}", a.run, state.phase);
             return Ok(headless::exit_code(state.phase));
         }
+        if start && state.phase == Phase::Paused {
+            return resume_paused(sock.path(), &a.run).await;
+        }
         if start
             && state.phase == Phase::Interrupted
             && let Some(why) = go(sock.path(), &state, &a.run, None).await?
@@ -623,32 +626,7 @@ pub fn resume(a: &AttachArgs) -> Result<i32, InputError> {
         }
         let go_on = match state.phase {
             Phase::Interrupted => continue_run(&sock, &a.run).await?,
-            Phase::Paused => {
-                // Resuming a paused run is a control, like `cutover pause`:
-                // sent, answered, and the command exits.
-                let mut c = Client::connect(&sock).await.map_err(input)?;
-                let reply = c
-                    .command(Surface::Cli, Command::Resume, app::tty(), |_| {})
-                    .await
-                    .map_err(input)?;
-                return Ok(match reply {
-                    Reply::Refused { reason } => {
-                        eprintln!("cutover: resume refused: {reason}");
-                        3
-                    }
-                    Reply::Error { message } => {
-                        eprintln!("cutover: {message}");
-                        1
-                    }
-                    _ => {
-                        println!(
-                            "resume accepted: run {} (`cutover attach {}` to watch)",
-                            a.run, a.run
-                        );
-                        0
-                    }
-                });
-            }
+            Phase::Paused => return resume_paused(&sock, &a.run).await,
             _ => true,
         };
         if !go_on && a.client.no_tui {
@@ -663,6 +641,30 @@ pub fn resume(a: &AttachArgs) -> Result<i32, InputError> {
             .map(|s| header(s, &cfg))
             .unwrap_or_default();
         client(&sock, Console::new(h, plan), &cfg, &a.client, false).await
+    })
+}
+
+/// Resuming a paused run is a control, like `cutover pause`: sent,
+/// answered, and the command exits.
+async fn resume_paused(sock: &Path, run: &str) -> Result<i32, InputError> {
+    let mut c = Client::connect(sock).await.map_err(input)?;
+    let reply = c
+        .command(Surface::Cli, Command::Resume, app::tty(), |_| {})
+        .await
+        .map_err(input)?;
+    Ok(match reply {
+        Reply::Refused { reason } => {
+            eprintln!("cutover: resume refused: {reason}");
+            3
+        }
+        Reply::Error { message } => {
+            eprintln!("cutover: {message}");
+            1
+        }
+        _ => {
+            println!("resume accepted: run {run} (`cutover attach {run}` to watch)");
+            0
+        }
     })
 }
 

@@ -166,8 +166,15 @@ impl Relay {
             .prefix("cutover-relay-")
             .tempdir_in(base)
             .map_err(|e| InputError(format!("creating a relay directory: {e}")))?;
+        // Whoever reaches this socket speaks to the run as this user: it
+        // lives in a directory only this user may enter.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| InputError(format!("{}: {e}", dir.path().display())))?;
         let path = dir.path().join("run.sock");
         let listener = tokio::net::UnixListener::bind(&path)
+            .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
         let (service, run) = (service.to_path_buf(), run.to_string());
         let task = tokio::spawn(async move {
