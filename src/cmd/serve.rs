@@ -77,6 +77,11 @@ pub fn run(a: &ServeArgs) -> Result<i32, InputError> {
     // Run directories, the trail, incoming files and every supervisor's
     // files: the service user's alone.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    if crate::supervisor::peer::current_uid() == 0 {
+        eprintln!(
+            "cutover serve: running as root; run it as a dedicated user (e.g. `cutover`) so that only that user owns runs, trail and key"
+        );
+    }
     let cfg_path = a
         .config
         .clone()
