@@ -446,6 +446,8 @@ pub struct RunsArgs {
     /// A table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = LineFormat::Text)]
     pub format: LineFormat,
+    #[command(flatten)]
+    pub service: ServiceOpt,
 }
 
 /// `cutover forget RUN`.

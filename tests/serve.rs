@@ -339,6 +339,12 @@ require_staging_for_prod = false
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
 
+    // Another DBA finds it among the service's runs.
+    let o = run_as(DBA, &dba, &bin, &["runs", "--service", &sock_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(listed.contains(&run) && listed.contains("rita"), "{listed}");
+
     // What runs is what the service copied: the requester's files, changed
     // after the request, do not matter.
     std::fs::write(req.join("db/V1__drop.sql"), "DROP TABLE serve_other;\n")

@@ -9,11 +9,11 @@ use super::plan::InputError;
 use crate::audit::{AuditKey, Entry, Trail};
 use crate::run::{Event, Phase, RunState};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// One row of `cutover runs`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
     pub id: String,
     pub target: String,
@@ -97,7 +97,7 @@ pub fn render(rows: &[RunRow]) -> String {
     s
 }
 
-fn records_by_run(
+pub(crate) fn records_by_run(
     trail: &Path,
     key: &AuditKey,
 ) -> Result<std::collections::BTreeMap<String, Vec<crate::run::EventRecord>>, InputError> {
@@ -124,8 +124,14 @@ fn records_by_run(
 
 /// `cutover runs`.
 pub fn list(a: &crate::cli::RunsArgs) -> Result<i32, InputError> {
-    let key = AuditKey::load(a.key_file.as_deref()).map_err(|e| InputError(e.to_string()))?;
-    let rows = rows(&records_by_run(&a.trail, &key)?, &a.runs);
+    let rows = match crate::serve::client::socket(&a.service, None) {
+        Some(service) => crate::serve::client::runs(&service)?,
+        None => {
+            let key =
+                AuditKey::load(a.key_file.as_deref()).map_err(|e| InputError(e.to_string()))?;
+            rows(&records_by_run(&a.trail, &key)?, &a.runs)
+        }
+    };
     if a.format == crate::cli::LineFormat::Json {
         println!(
             "{}",

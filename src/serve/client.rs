@@ -380,3 +380,15 @@ pub fn head(service: &Path) -> Result<i32, InputError> {
         }
     })
 }
+
+/// `cutover runs` of the service.
+pub fn runs(service: &Path) -> Result<Vec<crate::cmd::runs::RunRow>, InputError> {
+    let rt = crate::cmd::run::runtime()?;
+    rt.block_on(async {
+        let (_, reply) = call(service, Op::Runs).await?;
+        match (reply.ok, reply.rows.clone()) {
+            (true, Some(rows)) => Ok(rows),
+            _ => Err(refused(&reply)),
+        }
+    })
+}

@@ -3,8 +3,8 @@
 //!
 //! Without it, whoever runs `cutover run` owns the run directory and can
 //! read the key: local approval then separates well-meaning people only.
-//! With it, `cutover run`, `attach`, `resume`, `approve`, the run controls
-//! and `audit head` are clients of the service's socket. The service knows
+//! With it, `cutover run`, `attach`, `resume`, `approve`, the run controls,
+//! `runs` and `audit head` are clients of the service's socket. The service knows
 //! each client by the kernel's peer credentials (`SO_PEERCRED` uid → OS user
 //! name → the person of `[policy]`), copies the migration files a client
 //! submits into its own run directory, plans and digests them itself, and

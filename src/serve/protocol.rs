@@ -64,6 +64,8 @@ pub enum Op {
     },
     /// `cutover audit head` of the service's trail.
     Head,
+    /// `cutover runs`: the service's runs, from its trail.
+    Runs,
 }
 
 /// One path given on the command line: a file, or a directory with the
@@ -116,6 +118,9 @@ pub struct Reply {
     /// Something to tell the person (`run`: nothing to run, continuing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The runs (`runs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<crate::cmd::runs::RunRow>>,
     /// `<records> <tag>` (`head`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,

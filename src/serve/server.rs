@@ -156,6 +156,10 @@ async fn connection(svc: Arc<Service>, stream: UnixStream) {
             let reply = head(&svc);
             send(reader.get_mut(), &reply).await;
         }
+        Op::Runs => {
+            let reply = runs(&svc);
+            send(reader.get_mut(), &reply).await;
+        }
     }
 }
 
@@ -343,6 +347,20 @@ fn read_plan(svc: &Service, run: &str) -> Result<crate::model::Plan, String> {
     let path = dir.join("plan.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("run {run}: plan: {e}"))?;
     serde_json::from_str(&text).map_err(|e| format!("run {run}: plan: {e}"))
+}
+
+fn runs(svc: &Service) -> Reply {
+    let listed = crate::audit::AuditKey::load(svc.key_file.as_deref())
+        .map_err(|e| InputError(format!("the service's audit key: {e}")))
+        .and_then(|key| crate::cmd::runs::records_by_run(&svc.trail, &key))
+        .map(|records| crate::cmd::runs::rows(&records, &svc.runs));
+    match listed {
+        Ok(rows) => Reply {
+            rows: Some(rows),
+            ..Reply::ok()
+        },
+        Err(e) => Reply::error(e.0, 1),
+    }
 }
 
 fn head(svc: &Service) -> Reply {
