@@ -409,7 +409,13 @@ pub(crate) async fn launch(p: &Prepared) -> Result<Launched, InputError> {
         spawned = Some(spawn_supervisor(run_dir)?);
     }
     let sock = socket_path(run_dir);
-    wait_for(&sock, run_dir, spawned.as_mut()).await?;
+    if let Err(e) = wait_for(&sock, run_dir, spawned.as_mut()).await {
+        // A long-lived caller (`cutover serve`) must not keep a zombie.
+        if let Some(mut child) = spawned {
+            std::thread::spawn(move || child.wait());
+        }
+        return Err(e);
+    }
     let state = current_state(&sock).await?;
     Ok(Launched {
         sock,
