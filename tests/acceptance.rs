@@ -814,6 +814,23 @@ async fn from_plan_to_prod_only_through_the_gate(eng: Eng) {
         .await;
     assert_eq!(o.code, 3, "{o}");
     assert!(o.err.contains("superseded"), "{o}");
+    // The old run is closed in the trail (withdrawn, by the requester), not
+    // left approved for ever.
+    let rows = export_until(&p, "the old run's withdrawal", |rows| {
+        rows_of(rows, &run_old)
+            .iter()
+            .any(|r| r["event"] == "withdrawn")
+    })
+    .await;
+    let old_events: Vec<String> = rows_of(&rows, &run_old)
+        .iter()
+        .map(|r| r["event"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        old_events.last().map(String::as_str),
+        Some("withdrawn"),
+        "{old_events:?}"
+    );
     assert!(
         o.err.contains("has not succeeded on a staging target"),
         "{o}"

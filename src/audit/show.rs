@@ -69,6 +69,7 @@ pub fn describe(event: &Event) -> String {
             format!("approval complete ({})", approvers.join(", "))
         }
         Event::Rejected { person, reason } => format!("rejected by {person}: {reason}"),
+        Event::Withdrawn { person, reason } => format!("withdrawn by {person}: {reason}"),
         Event::Overridden {
             scope,
             person,

@@ -26,7 +26,7 @@ pub enum LineFormat {
 pub fn exit_code(phase: Phase) -> i32 {
     match phase {
         Phase::Succeeded => 0,
-        Phase::Rejected | Phase::Expired => 3,
+        Phase::Rejected | Phase::Withdrawn | Phase::Expired => 3,
         Phase::Aborted => 4,
         _ => 1,
     }

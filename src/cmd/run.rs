@@ -233,6 +233,7 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
     };
     let rt = runtime()?;
     rt.block_on(async {
+        withdraw_superseded(&p, None).await;
         let mut l = launch(&p).await?;
         if let Some(why) = go(&l.sock, &l.state, &p.id, None).await? {
             eprintln!("cutover: {why}");
@@ -272,6 +273,8 @@ pub(crate) struct Prepared {
     new: bool,
     /// The phase the run stopped in, when it was started before.
     resuming: Option<Phase>,
+    /// Runs of an older plan this one replaces (see [`withdraw_superseded`]).
+    superseded: Vec<(String, PathBuf, Phase)>,
 }
 
 /// Plans `a`'s files for its target, checks the trail and chooses the run.
@@ -333,7 +336,7 @@ pub(crate) fn prepare(a: &RunArgs, service: bool) -> Result<Prepare, InputError>
     let states = trail_runs(&a.trail, &key)?;
     let (id, new) = choose_run(&states, &spec)?;
     let run_dir = a.runs.join(&id);
-    supersede(&a.runs, &states, &spec, &id);
+    let superseded = superseded_by(&a.runs, &states, &spec, &id);
     let format = a
         .opts
         .source_format
@@ -368,6 +371,7 @@ pub(crate) fn prepare(a: &RunArgs, service: bool) -> Result<Prepare, InputError>
         format,
         new,
         resuming,
+        superseded,
     })))
 }
 
@@ -476,36 +480,79 @@ async fn continue_run(sock: &Path, id: &str) -> Result<bool, InputError> {
     })
 }
 
-/// Runs of an older plan on the same target that never started are
-/// superseded by a new plan: their supervisors are stopped (their records
-/// stay as they are, their approvals do not carry over to the new run).
-fn supersede(
+/// Runs of an older plan on the same target that never started, with a
+/// supervisor still waiting: a new plan supersedes them.
+fn superseded_by(
     runs: &Path,
     states: &std::collections::BTreeMap<String, crate::run::RunState>,
     spec: &RunSpec,
     chosen: &str,
-) {
-    for (id, st) in states {
-        let same_target = st
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.binding.target == spec.binding.target);
-        let dir = runs.join(id);
-        if id == chosen || !same_target || !st.phase.is_pre_start() || !supervisor::is_running(&dir)
-        {
-            continue;
-        }
-        let pid = std::fs::read_to_string(dir.join("supervisor.pid"))
+) -> Vec<(String, PathBuf, Phase)> {
+    states
+        .iter()
+        .filter(|(id, st)| {
+            id.as_str() != chosen
+                && st.phase.is_pre_start()
+                && st
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| s.binding.target == spec.binding.target)
+                && supervisor::is_running(&runs.join(id))
+        })
+        .map(|(id, st)| (id.clone(), runs.join(id), st.phase))
+        .collect()
+}
+
+/// Withdraws the runs `p` supersedes, through their supervisors, as the
+/// requester (or, for the service, as the user `behalf` names): the trail
+/// closes them as withdrawn, and their approvals do not carry over. A
+/// supervisor that does not take it (gone, or the person may not) is stopped,
+/// its run left as it was recorded.
+pub(crate) async fn withdraw_superseded(p: &Prepared, behalf: Option<u32>) {
+    for (id, dir, phase) in &p.superseded {
+        let reason = format!(
+            "superseded by run {}: the plan changed (now {})",
+            p.id,
+            &p.spec.binding.plan_digest[..12.min(p.spec.binding.plan_digest.len())]
+        );
+        let withdrawn = async {
+            let mut c = Client::connect(&socket_path(dir)).await.ok()?;
+            if let Some(uid) = behalf {
+                c.on_behalf(uid).await.ok()?;
+            }
+            c.command(
+                Surface::Cli,
+                Command::Withdraw {
+                    reason: reason.clone(),
+                },
+                None,
+                |_| {},
+            )
+            .await
             .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw);
-        if let Some(pid) = pid
-            && rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
-        {
-            eprintln!(
-                "cutover: run {id} ({}) is superseded by this plan: its supervisor was stopped, and its approvals do not carry over",
-                st.phase
-            );
+        }
+        .await;
+        match withdrawn {
+            Some(Reply::Accepted { .. }) => eprintln!(
+                "cutover: run {id} ({phase}) is withdrawn, {reason}; its approvals do not carry over"
+            ),
+            other => {
+                let why = match other {
+                    Some(Reply::Refused { reason }) => reason,
+                    _ => "its supervisor did not answer".into(),
+                };
+                let pid = std::fs::read_to_string(dir.join("supervisor.pid"))
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i32>().ok())
+                    .and_then(rustix::process::Pid::from_raw);
+                if let Some(pid) = pid
+                    && rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+                {
+                    eprintln!(
+                        "cutover: run {id} ({phase}) is superseded by this plan: its supervisor was stopped ({why}), and its approvals do not carry over"
+                    );
+                }
+            }
         }
     }
 }

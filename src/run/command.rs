@@ -61,6 +61,12 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// Withdraw a run that has not started, with a reason (a changed plan
+    /// superseded it): whoever may request may withdraw. Terminal.
+    Withdraw {
+        /// Why.
+        reason: String,
+    },
     /// Override a window or promotion block, with a reason.
     Override {
         /// What.
@@ -139,6 +145,8 @@ pub enum CommandKind {
     Approve,
     /// [`Command::Reject`].
     Reject,
+    /// [`Command::Withdraw`].
+    Withdraw,
     /// [`Command::Override`].
     Override,
     /// [`Command::Start`].
@@ -172,6 +180,7 @@ impl Command {
             Command::Request => CommandKind::Request,
             Command::Approve { .. } => CommandKind::Approve,
             Command::Reject { .. } => CommandKind::Reject,
+            Command::Withdraw { .. } => CommandKind::Withdraw,
             Command::Override { .. } => CommandKind::Override,
             Command::Start => CommandKind::Start,
             Command::Pause => CommandKind::Pause,

@@ -74,7 +74,9 @@ pub fn scrub(text: &str) -> String {
 /// The permission a command needs from a human, for a run of `risk`.
 pub fn permission_for(command: &Command, risk: Risk) -> Permission {
     match command {
-        Command::Request | Command::RevisePlan { .. } => Permission::Request,
+        Command::Request | Command::RevisePlan { .. } | Command::Withdraw { .. } => {
+            Permission::Request
+        }
         Command::Approve { .. } | Command::Reject { .. } => Permission::approve(risk),
         Command::Override { .. } => Permission::Override,
         Command::Start => Permission::Start,
@@ -216,6 +218,18 @@ impl Decider<'_> {
                     Phase::WaitingForWindow,
                 ])?;
                 Ok(vec![Event::Rejected {
+                    person: self.who.person.clone(),
+                    reason: need_reason(reason)?,
+                }])
+            }
+            Command::Withdraw { reason } => {
+                self.phase_in(&[
+                    Phase::Planned,
+                    Phase::AwaitingApproval,
+                    Phase::Approved,
+                    Phase::WaitingForWindow,
+                ])?;
+                Ok(vec![Event::Withdrawn {
                     person: self.who.person.clone(),
                     reason: need_reason(reason)?,
                 }])

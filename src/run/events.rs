@@ -178,6 +178,14 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The run was withdrawn before it started (a changed plan superseded
+    /// it); its approvals do not carry over. Terminal.
+    Withdrawn {
+        /// Person id.
+        person: String,
+        /// Why.
+        reason: String,
+    },
     /// A DBA overrode a window or promotion block.
     Overridden {
         /// What was overridden.
@@ -368,6 +376,7 @@ impl Event {
                 | Event::Failed { .. }
                 | Event::Aborted { .. }
                 | Event::Rejected { .. }
+                | Event::Withdrawn { .. }
                 | Event::Expired { .. }
         )
     }
@@ -380,6 +389,7 @@ impl Event {
             Event::Approved { .. } => "approved",
             Event::ApprovalSatisfied { .. } => "approval_satisfied",
             Event::Rejected { .. } => "rejected",
+            Event::Withdrawn { .. } => "withdrawn",
             Event::Overridden { .. } => "overridden",
             Event::WindowWarning { .. } => "window_warning",
             Event::WaitingForWindow { .. } => "waiting_for_window",

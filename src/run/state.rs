@@ -40,6 +40,8 @@ pub enum Phase {
     Aborted,
     /// Rejected by an approver.
     Rejected,
+    /// Withdrawn before it started (superseded by a changed plan).
+    Withdrawn,
     /// Approvals lapsed.
     Expired,
     /// The supervisor died mid-run.
@@ -51,7 +53,12 @@ impl Phase {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Phase::Succeeded | Phase::Failed | Phase::Aborted | Phase::Rejected | Phase::Expired
+            Phase::Succeeded
+                | Phase::Failed
+                | Phase::Aborted
+                | Phase::Rejected
+                | Phase::Withdrawn
+                | Phase::Expired
         )
     }
 
@@ -91,6 +98,7 @@ impl Phase {
             Phase::Failed => "failed",
             Phase::Aborted => "aborted",
             Phase::Rejected => "rejected",
+            Phase::Withdrawn => "withdrawn",
             Phase::Expired => "expired",
             Phase::Interrupted => "interrupted",
         }
@@ -239,6 +247,10 @@ impl RunState {
             }
             Event::Rejected { reason, .. } => {
                 self.phase = Phase::Rejected;
+                self.outcome = Some(reason.clone());
+            }
+            Event::Withdrawn { reason, .. } => {
+                self.phase = Phase::Withdrawn;
                 self.outcome = Some(reason.clone());
             }
             Event::Overridden {

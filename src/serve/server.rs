@@ -323,6 +323,7 @@ async fn run(svc: &Service, uid: u32, r: RunRequest) -> Result<Reply, InputError
         }
         Prepare::Ready(p) => p,
     };
+    runcmd::withdraw_superseded(&p, Some(uid)).await;
     let mut l = runcmd::launch(&p).await?;
     drop(incoming);
     let refused = runcmd::go(&l.sock, &l.state, &p.id, Some(uid)).await?;

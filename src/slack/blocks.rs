@@ -353,6 +353,8 @@ pub enum Decision {
     Approved,
     /// Rejected.
     Rejected,
+    /// Withdrawn before it started (superseded by a changed plan).
+    Withdrawn,
     /// Expired.
     Expired,
 }
@@ -367,6 +369,7 @@ impl Decision {
                 voided: s.voided.clone(),
             },
             Phase::Rejected => Decision::Rejected,
+            Phase::Withdrawn => Decision::Withdrawn,
             Phase::Expired => Decision::Expired,
             Phase::Aborted if s.started_at.is_none() && s.approvals.is_empty() => {
                 Decision::Rejected
@@ -673,6 +676,13 @@ pub fn preflight_with(
             };
             tail.push(context(&[line]));
         }
+        Decision::Withdrawn => {
+            let line = match view.state.outcome.as_deref() {
+                Some(r) => format!("↩️ Withdrawn — {}", fit(r, 1000)),
+                None => "↩️ Withdrawn".to_string(),
+            };
+            tail.push(context(&[line]));
+        }
         Decision::Expired => tail.push(context(&[
             "⏱ Expired — re-request from the console".to_string()
         ])),
@@ -735,6 +745,7 @@ pub fn preflight_with(
         Decision::Pending { .. } => text.push_str(" — approval needed"),
         Decision::Approved => text.push_str(" — approved"),
         Decision::Rejected => text.push_str(" — rejected"),
+        Decision::Withdrawn => text.push_str(" — withdrawn"),
         Decision::Expired => text.push_str(" — expired"),
         Decision::NotRequested => {}
     }
@@ -796,6 +807,7 @@ fn phase_label(view: &RunView) -> String {
         Phase::AwaitingApproval => "✋ Awaiting approval",
         Phase::Planned => "Planned",
         Phase::Rejected => "❌ Rejected",
+        Phase::Withdrawn => "↩️ Withdrawn",
         Phase::Expired => "⏱ Expired",
     };
     let mut out = base.to_string();
@@ -982,6 +994,7 @@ pub fn completion(view: &RunView, ctx: &RenderCtx<'_>) -> Message {
         Phase::Failed => ("❌", "failed"),
         Phase::Aborted => ("🛑", "aborted"),
         Phase::Rejected => ("❌", "rejected"),
+        Phase::Withdrawn => ("↩️", "withdrawn"),
         Phase::Expired => ("⏱", "expired"),
         _ => ("⚠️", "ended"),
     };

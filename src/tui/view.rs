@@ -98,9 +98,12 @@ pub fn phase_label(p: Phase, theme: &Theme) -> (String, ratatui::style::Color) {
     let c = match p {
         Phase::Succeeded => theme.ok,
         Phase::Running | Phase::CuttingOver => theme.ok,
-        Phase::Failed | Phase::Aborted | Phase::Rejected | Phase::Expired | Phase::Interrupted => {
-            theme.bad
-        }
+        Phase::Failed
+        | Phase::Aborted
+        | Phase::Rejected
+        | Phase::Withdrawn
+        | Phase::Expired
+        | Phase::Interrupted => theme.bad,
         _ => theme.warn,
     };
     (p.as_str().replace('_', " ").to_uppercase(), c)
