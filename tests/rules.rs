@@ -422,6 +422,25 @@ fn fulltext_index_forces_a_shared_lock_on_rebuilds() {
         stmt_lock("ALTER TABLE small ENGINE=InnoDB", 0),
         "INPLACE, LOCK=NONE"
     );
+    // A table's first FULLTEXT index rebuilds it (FTS_DOC_ID); a second does not.
+    let rewrites = |sql: &'static str| {
+        plan(&Case {
+            rule: "",
+            engine: My,
+            version: None,
+            file: "t.sql",
+            sql,
+            at: Stmt(0),
+            risk: Low,
+        })
+        .migrations[0]
+            .statements[0]
+            .rewrites_table
+    };
+    assert!(rewrites("CREATE FULLTEXT INDEX ft ON small (v)"));
+    assert!(rewrites("ALTER TABLE small ADD FULLTEXT INDEX ft (v)"));
+    assert!(!rewrites("CREATE FULLTEXT INDEX ft2 ON docs (body)"));
+    assert!(!rewrites("ALTER TABLE docs ADD FULLTEXT INDEX ft2 (body)"));
 }
 
 #[test]

@@ -234,7 +234,8 @@ fn action(
                     MyCost {
                         algo: Algo::Inplace,
                         lock: MyLock::Shared,
-                        rebuild: *k == IndexKind::Fulltext,
+                        // The first FULLTEXT index adds FTS_DOC_ID: a rebuild.
+                        rebuild: *k == IndexKind::Fulltext && !ev.has_fulltext(t),
                     },
                     format!("{what} index creation requires LOCK=SHARED"),
                 )

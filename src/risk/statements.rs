@@ -99,7 +99,13 @@ pub fn evaluate(ev: &mut Eval, op: &Op) {
                     &[("table", table), ("detail", what)],
                 );
                 ev.take_lock(table, "INPLACE, LOCK=SHARED", Blocks::Writes);
-                ev.work(WorkKind::Build, true);
+                // A table's first FULLTEXT index adds the hidden FTS_DOC_ID
+                // column: InnoDB rebuilds the table (seen on MariaDB 10.11).
+                if *kind == IndexKind::Fulltext && ev.exists(table) && !ev.has_fulltext(table) {
+                    ev.work(WorkKind::Rewrite, true);
+                } else {
+                    ev.work(WorkKind::Build, true);
+                }
             }
             if *concurrently {
                 pg14_concurrent_bug(ev, "CREATE INDEX CONCURRENTLY");
