@@ -89,6 +89,15 @@ pub enum Entry {
         /// `txid_current()` as text.
         xid: String,
     },
+    /// The executor opened this session on the server (PostgreSQL
+    /// `pid@backend_start`, MySQL/MariaDB connection id). The server goes on
+    /// with a statement after its client died (an index build, an ALTER):
+    /// a resume waits until no journaled session runs anything, else it
+    /// would judge a half-done statement and issue it again.
+    Session {
+        /// The server's identity of the session.
+        id: String,
+    },
 }
 
 /// Where an interrupted backfill stands.
@@ -579,10 +588,37 @@ pub fn journaled(
                     b.last_chunk = Some((*lo, *hi, xid.clone()));
                 }
             }
-            Entry::Backfill { .. } | Entry::Chunk { .. } => {}
+            Entry::Backfill { .. } | Entry::Chunk { .. } | Entry::Session { .. } => {}
         }
     }
     Ok(j)
+}
+
+/// Every session the journal names, oldest first, each once.
+pub fn sessions(entries: &[Entry]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in entries {
+        if let Entry::Session { id } = e
+            && !out.contains(id)
+        {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
+/// What a resume says while a session of the interrupted run still runs a
+/// statement on the server.
+pub fn orphan_note(session: &str, query: &str) -> String {
+    let q: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+    let q = if q.chars().count() > 120 {
+        format!("{}…", q.chars().take(120).collect::<String>())
+    } else {
+        q
+    };
+    format!(
+        "the interrupted run's session {session} is still running on the server: `{q}`; waiting for it to end before resuming (abort stops waiting)"
+    )
 }
 
 /// The live database as resuming asks it.
