@@ -366,11 +366,6 @@ async fn pg_primary_restarted_mid_backfill_and_mid_build_the_run_reconnects_and_
             &format!("{BACKFILL}CREATE INDEX CONCURRENTLY kf_v ON kf (v, c);\n"),
         )],
     );
-    let holder = db_common::pg(&dsn).await;
-    holder
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     let mut client = p.spawn_run();
     let d = dsn.clone();
     until(&mut client, &p, "backfill progress", async || {
@@ -378,6 +373,17 @@ async fn pg_primary_restarted_mid_backfill_and_mid_build_the_run_reconnects_and_
     })
     .await;
     topology("restart", "pg-primary").unwrap_or_else(|e| panic!("{e}"));
+    // An old snapshot (taken before the build starts, after the restart
+    // that would end it) holds the build in its last wait.
+    let holder = db_common::pg(&dsn).await;
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        updated(Eng::Pg, &dsn).await.is_some_and(|n| n < ROWS),
+        "the backfill ended before the snapshot was taken"
+    );
     until(&mut client, &p, "the build waiting mid-way", async || {
         try_int(
             Eng::Pg,

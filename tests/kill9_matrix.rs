@@ -554,7 +554,7 @@ async fn mariadb_supervisor_killed_mid_inplace_alter_resumes_with_cutover_run() 
         "V2 ran once"
     );
     history_once(Eng::My, &dsn, &["1", "2"]).await;
-    let shown = p.check_trail(&[]);
+    let shown = p.check_trail(&["resuming at step"]);
     assert!(
         shown.contains("by the live database") || shown.contains("by the journal"),
         "orphan ALTER still running at the kill: {orphan}\n{shown}"
@@ -622,7 +622,7 @@ async fn killed_between_steps(eng: Eng, db: &str) {
         0
     );
     history_once(eng, &dsn, &["1", "2"]).await;
-    p.check_trail(&["paused"]);
+    p.check_trail(&["paused", "resuming at step 2"]);
 }
 
 #[tokio::test]

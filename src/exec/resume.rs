@@ -899,6 +899,19 @@ mod tests {
     }
 
     #[test]
+    fn sessions_are_listed_once_in_order_and_the_wait_says_what_runs() {
+        let s = |id: &str| Entry::Session { id: id.into() };
+        let entries = vec![s("7@1.5"), Entry::Started, s("9@2.5"), s("7@1.5")];
+        assert_eq!(sessions(&entries), vec!["7@1.5", "9@2.5"]);
+        assert!(sessions(&[Entry::Started]).is_empty());
+        let note = orphan_note("pid 7", "CREATE INDEX CONCURRENTLY i\n  ON t (c)");
+        assert!(note.contains("still running on the server"), "{note}");
+        assert!(note.contains("`CREATE INDEX CONCURRENTLY i ON t (c)`"), "{note}");
+        let long = orphan_note("connection 3", &"x".repeat(500));
+        assert!(long.len() < 400 && long.contains('…'), "{long}");
+    }
+
+    #[test]
     fn journal_round_trip_and_reading() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(&dir.path().join("run"));
