@@ -1,6 +1,6 @@
 //! Server faults during a run, on the throwaway topology (`scripts/test`):
-//! the PostgreSQL primary restarted mid-backfill and mid-build, the primary
-//! down past the retry budget, and a replica stopped or frozen (SIGSTOP)
+//! the PostgreSQL primary restarted mid-backfill and mid-build, the MariaDB
+//! primary restarted mid-backfill, the primary down past the retry budget, and a replica stopped or frozen (SIGSTOP)
 //! mid-backfill on both engines. Each run reconnects or throttles with a
 //! clear reason, and ends consistent: every row of a non-idempotent backfill
 //! (`SET c = c + 1`) updated once, the index valid once, what was left
@@ -415,6 +415,57 @@ async fn pg_primary_restarted_mid_backfill_and_mid_build_the_run_reconnects_and_
     );
     assert_eq!(
         int(Eng::Pg, &dsn, "SELECT count(*) FROM flyway_schema_history WHERE version = '1' AND success").await,
+        1
+    );
+    p.verify();
+}
+
+/// The MariaDB primary restarts under a `cutover run` while a backfill
+/// chunk waits on a row lock a test session holds mid-table (so the restart
+/// lands mid-backfill on any machine): the run reconnects, asks the marker
+/// row whether the lost chunk committed, and finishes with every row
+/// updated once.
+#[tokio::test]
+async fn mariadb_primary_restarted_mid_backfill_the_run_reconnects_and_finishes() {
+    const ROWS: i64 = 200_000;
+    let _g = TOPOLOGY.lock().await;
+    let Some(dsn) = fresh_table(Eng::My, "faults_restart", ROWS).await else {
+        return;
+    };
+    let p = Project::new(Eng::My, &dsn, None, &[("V1__kf.sql", BACKFILL)]);
+    let mut holder = my(&dsn).await;
+    holder
+        .query_drop("START TRANSACTION")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    holder
+        .query_drop(format!("SELECT id FROM kf WHERE id = {} FOR UPDATE", ROWS / 2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut client = p.spawn_run();
+    let d = dsn.clone();
+    until(&mut client, &p, "a chunk waiting on the row lock", async || {
+        try_int(
+            Eng::My,
+            &d,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE kf%' AND TIME_MS > 100",
+        )
+        .await
+            == Some(1)
+    })
+    .await;
+    let before = updated(Eng::My, &dsn).await.unwrap_or(0);
+    assert!(before > 0 && before < ROWS, "mid-backfill: {before}");
+    topology("restart", "my-primary").unwrap_or_else(|e| panic!("{e}"));
+    drop(holder); // its session died with the server
+    let code = p.wait(client).await;
+    let out = p.output();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+    assert!(out.contains("reconnecting"), "{out}");
+    assert_eq!(not_once(Eng::My, &dsn).await, 0, "every row updated once");
+    assert_eq!(
+        int(Eng::My, &dsn, "SELECT COUNT(*) FROM flyway_schema_history WHERE version = '1' AND success = 1").await,
         1
     );
     p.verify();
