@@ -116,7 +116,9 @@ async fn fresh_table(eng: Eng, db: &str, rows: i64) -> Option<String> {
             for _ in 0..100 {
                 let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
                 if c.batch_execute(&drop).await.is_ok()
-                    && c.batch_execute(&format!("CREATE DATABASE {db}")).await.is_ok()
+                    && c.batch_execute(&format!("CREATE DATABASE {db}"))
+                        .await
+                        .is_ok()
                 {
                     made = true;
                     break;
@@ -341,7 +343,8 @@ async fn until(client: &mut Child, p: &Project, what: &str, mut ready: impl Asyn
     }
 }
 
-const BACKFILL: &str = "-- cutover: backfill table=kf set=\"c = c + 1\" key=id batch=20ms\nSELECT 1;\n";
+const BACKFILL: &str =
+    "-- cutover: backfill table=kf set=\"c = c + 1\" key=id batch=20ms\nSELECT 1;\n";
 
 // ------------------------------------------- PostgreSQL primary restarted --
 
@@ -369,7 +372,9 @@ async fn pg_primary_restarted_mid_backfill_and_mid_build_the_run_reconnects_and_
     let mut client = p.spawn_run();
     let d = dsn.clone();
     until(&mut client, &p, "backfill progress", async || {
-        updated(Eng::Pg, &d).await.is_some_and(|n| n >= 5_000 && n < ROWS / 2)
+        updated(Eng::Pg, &d)
+            .await
+            .is_some_and(|n| (5_000..ROWS / 2).contains(&n))
     })
     .await;
     topology("restart", "pg-primary").unwrap_or_else(|e| panic!("{e}"));
@@ -409,12 +414,22 @@ async fn pg_primary_restarted_mid_backfill_and_mid_build_the_run_reconnects_and_
         "the index exists once and is valid"
     );
     assert_eq!(
-        int(Eng::Pg, &dsn, "SELECT count(*) FROM pg_index WHERE NOT indisvalid").await,
+        int(
+            Eng::Pg,
+            &dsn,
+            "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+        )
+        .await,
         0,
         "no INVALID leftover"
     );
     assert_eq!(
-        int(Eng::Pg, &dsn, "SELECT count(*) FROM flyway_schema_history WHERE version = '1' AND success").await,
+        int(
+            Eng::Pg,
+            &dsn,
+            "SELECT count(*) FROM flyway_schema_history WHERE version = '1' AND success"
+        )
+        .await,
         1
     );
     p.verify();
@@ -439,7 +454,10 @@ async fn mariadb_primary_restarted_mid_backfill_the_run_reconnects_and_finishes(
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     holder
-        .query_drop(format!("SELECT id FROM kf WHERE id = {} FOR UPDATE", ROWS / 2))
+        .query_drop(format!(
+            "SELECT id FROM kf WHERE id = {} FOR UPDATE",
+            ROWS / 2
+        ))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut client = p.spawn_run();
@@ -465,7 +483,12 @@ async fn mariadb_primary_restarted_mid_backfill_the_run_reconnects_and_finishes(
     assert!(out.contains("reconnecting"), "{out}");
     assert_eq!(not_once(Eng::My, &dsn).await, 0, "every row updated once");
     assert_eq!(
-        int(Eng::My, &dsn, "SELECT COUNT(*) FROM flyway_schema_history WHERE version = '1' AND success = 1").await,
+        int(
+            Eng::My,
+            &dsn,
+            "SELECT COUNT(*) FROM flyway_schema_history WHERE version = '1' AND success = 1"
+        )
+        .await,
         1
     );
     p.verify();
@@ -534,9 +557,7 @@ async fn pg_primary_down_past_the_retry_budget_fails_and_reports_leftovers() {
                 {
                     attempts.push(reason.clone());
                 }
-                if down.is_none()
-                    && updated(Eng::Pg, &dsn).await.is_some_and(|n| n >= 5_000)
-                {
+                if down.is_none() && updated(Eng::Pg, &dsn).await.is_some_and(|n| n >= 5_000) {
                     down = Some(Broken::new("stop", "start", "pg-primary"));
                 }
             }
@@ -599,12 +620,20 @@ async fn replica_fault(eng: Eng, db: &str, verb: &str, undo: &'static str) {
     let Some(dsn) = fresh_table(eng, db, ROWS).await else {
         return;
     };
-    let p = Project::new(eng, &dsn, Some(&replica), &[("V1__sleep.sql", sleep), ("V2__kf.sql", BACKFILL)]);
+    let p = Project::new(
+        eng,
+        &dsn,
+        Some(&replica),
+        &[("V1__sleep.sql", sleep), ("V2__kf.sql", BACKFILL)],
+    );
     let mut client = p.spawn_run();
     let d = dsn.clone();
-    until(&mut client, &p, "the statement before the backfill", async || {
-        try_int(eng, &d, running).await == Some(1)
-    })
+    until(
+        &mut client,
+        &p,
+        "the statement before the backfill",
+        async || try_int(eng, &d, running).await == Some(1),
+    )
     .await;
     let at = p.records().len();
     let mut broken = Broken::new(verb, undo, server);

@@ -240,7 +240,10 @@ impl Project {
         let _ = tokio::task::spawn_blocking(move || client.wait()).await;
         let t0 = Instant::now();
         while cutover::supervisor::is_running(&run_dir) {
-            assert!(t0.elapsed() < DEADLINE, "the killed supervisor's lock stayed");
+            assert!(
+                t0.elapsed() < DEADLINE,
+                "the killed supervisor's lock stayed"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -279,15 +282,16 @@ async fn until(client: &mut Child, p: &Project, what: &str, mut ready: impl Asyn
     let t0 = Instant::now();
     loop {
         if let Ok(Some(st)) = client.try_wait() {
-            panic!(
-                "the run ended ({st}) before {what}:\n{}",
-                p.output("run")
-            );
+            panic!("the run ended ({st}) before {what}:\n{}", p.output("run"));
         }
         if ready().await {
             return;
         }
-        assert!(t0.elapsed() < DEADLINE, "never saw {what}:\n{}", p.output("run"));
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "never saw {what}:\n{}",
+            p.output("run")
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -360,7 +364,7 @@ async fn killed_mid_backfill(eng: Eng, db: &str) {
     let d = dsn.clone();
     until(&mut client, &p, "backfill progress", async || {
         let n = int(eng, &d, "SELECT count(*) FROM k9 WHERE c > 0").await;
-        n >= 5_000 && n < ROWS / 2
+        (5_000..ROWS / 2).contains(&n)
     })
     .await;
     p.kill_supervisor(client).await;
@@ -416,7 +420,10 @@ async fn pg_supervisor_killed_mid_concurrent_build_resumes_with_cutover_run() {
                 "V1__k9_idx.sql",
                 "CREATE INDEX CONCURRENTLY k9_expr ON k9 (md5(v || id::text));\n",
             ),
-            ("V2__k9_after.sql", "UPDATE k9 SET c = c + 1 WHERE id <= 10;\n"),
+            (
+                "V2__k9_after.sql",
+                "UPDATE k9 SET c = c + 1 WHERE id <= 10;\n",
+            ),
         ],
     );
     // An old snapshot in the same database: the build waits for it at its end.
@@ -478,12 +485,22 @@ async fn pg_supervisor_killed_mid_concurrent_build_resumes_with_cutover_run() {
         "the index exists once and is valid"
     );
     assert_eq!(
-        int(Eng::Pg, &dsn, "SELECT count(*) FROM pg_index WHERE NOT indisvalid").await,
+        int(
+            Eng::Pg,
+            &dsn,
+            "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+        )
+        .await,
         0,
         "no INVALID leftover"
     );
     assert_eq!(
-        int(Eng::Pg, &dsn, "SELECT count(*) FROM k9 WHERE c <> (CASE WHEN id <= 10 THEN 1 ELSE 0 END)").await,
+        int(
+            Eng::Pg,
+            &dsn,
+            "SELECT count(*) FROM k9 WHERE c <> (CASE WHEN id <= 10 THEN 1 ELSE 0 END)"
+        )
+        .await,
         0,
         "V2 ran once"
     );
@@ -512,7 +529,10 @@ async fn mariadb_supervisor_killed_mid_inplace_alter_resumes_with_cutover_run() 
                 "V1__k9_alter.sql",
                 "ALTER TABLE k9 ADD INDEX k9_v (v, c), ADD COLUMN w int NULL, ALGORITHM=INPLACE, LOCK=NONE;\n",
             ),
-            ("V2__k9_after.sql", "UPDATE k9 SET c = c + 1 WHERE id <= 10;\n"),
+            (
+                "V2__k9_after.sql",
+                "UPDATE k9 SET c = c + 1 WHERE id <= 10;\n",
+            ),
         ],
     );
     let mut client = p.spawn_run("run");
@@ -549,7 +569,12 @@ async fn mariadb_supervisor_killed_mid_inplace_alter_resumes_with_cutover_run() 
         1
     );
     assert_eq!(
-        int(Eng::My, &dsn, "SELECT CAST(COALESCE(SUM(c <> IF(id <= 10, 1, 0)), 0) AS SIGNED) FROM k9").await,
+        int(
+            Eng::My,
+            &dsn,
+            "SELECT CAST(COALESCE(SUM(c <> IF(id <= 10, 1, 0)), 0) AS SIGNED) FROM k9"
+        )
+        .await,
         0,
         "V2 ran once"
     );
@@ -582,13 +607,20 @@ async fn killed_between_steps(eng: Eng, db: &str) {
                 "V1__k9_one.sql",
                 &format!("UPDATE k9 SET c = c + 1 WHERE id <= 10;\n{sleep}\n"),
             ),
-            ("V2__k9_two.sql", "UPDATE k9 SET c = c + 10 WHERE id <= 10;\n"),
+            (
+                "V2__k9_two.sql",
+                "UPDATE k9 SET c = c + 10 WHERE id <= 10;\n",
+            ),
         ],
     );
     let mut client = p.spawn_run("run");
     let running = match eng {
-        Eng::Pg => "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%' AND state = 'active' AND pid <> pg_backend_pid()",
-        Eng::My => "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(5)%'",
+        Eng::Pg => {
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%' AND state = 'active' AND pid <> pg_backend_pid()"
+        }
+        Eng::My => {
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(5)%'"
+        }
     };
     let d = dsn.clone();
     until(&mut client, &p, "step 1 running", async || {
@@ -618,7 +650,12 @@ async fn killed_between_steps(eng: Eng, db: &str) {
         "each step applied once"
     );
     assert_eq!(
-        int(eng, &dsn, "SELECT count(*) FROM k9 WHERE c <> 0 AND c <> 11").await,
+        int(
+            eng,
+            &dsn,
+            "SELECT count(*) FROM k9 WHERE c <> 0 AND c <> 11"
+        )
+        .await,
         0
     );
     history_once(eng, &dsn, &["1", "2"]).await;

@@ -714,9 +714,7 @@ impl Task {
                     self.mon = mon;
                     self.id = id;
                     // A resume after a crash waits for what this session runs.
-                    match self.journal.append(&Entry::Session {
-                        id: id.to_string(),
-                    }) {
+                    match self.journal.append(&Entry::Session { id: id.to_string() }) {
                         Ok(()) => return Ok(()),
                         Err(e) => last = format!("writing the run journal: {e}"),
                     }
@@ -1442,9 +1440,8 @@ impl Executor for NativeMysql {
             let steps = plan_steps(&self.migrations, self.opts.record_history);
             // A statement the dead process left running (an ALTER) decides
             // where the run resumes only once it has ended.
-            let sessions = super::resume::sessions(
-                &Journal::new(&job.run_dir).read().unwrap_or_default(),
-            );
+            let sessions =
+                super::resume::sessions(&Journal::new(&job.run_dir).read().unwrap_or_default());
             let running = orphans(&mut mon, &sessions)
                 .await
                 .map_err(ExecError::Refused)?;

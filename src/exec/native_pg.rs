@@ -1727,12 +1727,9 @@ impl Executor for NativePg {
             let steps = self.steps();
             // A statement the dead process left running (an index build)
             // decides where the run resumes only once it has ended.
-            let sessions = super::resume::sessions(
-                &Journal::new(&job.run_dir).read().unwrap_or_default(),
-            );
-            let running = orphans(&c, &sessions)
-                .await
-                .map_err(ExecError::Refused)?;
+            let sessions =
+                super::resume::sessions(&Journal::new(&job.run_dir).read().unwrap_or_default());
+            let running = orphans(&c, &sessions).await.map_err(ExecError::Refused)?;
             if let Some((who, query)) = running.first() {
                 let status = ExecStatus {
                     phase: ExecPhase::NotRunning,

@@ -906,7 +906,10 @@ mod tests {
         assert!(sessions(&[Entry::Started]).is_empty());
         let note = orphan_note("pid 7", "CREATE INDEX CONCURRENTLY i\n  ON t (c)");
         assert!(note.contains("still running on the server"), "{note}");
-        assert!(note.contains("`CREATE INDEX CONCURRENTLY i ON t (c)`"), "{note}");
+        assert!(
+            note.contains("`CREATE INDEX CONCURRENTLY i ON t (c)`"),
+            "{note}"
+        );
         let long = orphan_note("connection 3", &"x".repeat(500));
         assert!(long.len() < 400 && long.contains('…'), "{long}");
     }
