@@ -508,6 +508,90 @@ async fn pg_supervisor_killed_mid_concurrent_build_resumes_with_cutover_run() {
     p.check_trail(&["still running on the server", "step 1 by the live database"]);
 }
 
+/// The DBA aborts while the resume waits for the interrupted run's build:
+/// the run ends aborted at once and reports the session still building,
+/// with the statement that cancels it.
+#[tokio::test]
+async fn pg_abort_while_waiting_for_the_interrupted_build_reports_the_session_left() {
+    const ROWS: i64 = 100_000;
+    let Some(dsn) = fresh_db(Eng::Pg, "k9m_cic_abort").await else {
+        return;
+    };
+    fill(Eng::Pg, &dsn, "k9", ROWS).await;
+    let p = Project::new(
+        Eng::Pg,
+        &dsn,
+        &[(
+            "V1__k9_idx.sql",
+            "CREATE INDEX CONCURRENTLY k9_expr ON k9 (md5(v || id::text));\n",
+        )],
+    );
+    let holder = db_common::pg(&dsn).await;
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut client = p.spawn_run("run");
+    let d = dsn.clone();
+    until(&mut client, &p, "the build waiting mid-way", async || {
+        int(
+            Eng::Pg,
+            &d,
+            "SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'k9'::regclass AND phase LIKE 'waiting for old snapshots%'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    p.kill_supervisor(client).await;
+    let mut rerun = p.spawn_run("rerun");
+    let t0 = Instant::now();
+    while !p.output("rerun").contains("still running on the server") {
+        assert!(
+            rerun.try_wait().ok().flatten().is_none(),
+            "{}",
+            p.output("rerun")
+        );
+        assert!(t0.elapsed() < DEADLINE, "{}", p.output("rerun"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out, err) = p.cutover(&["abort", &p.run_id(), "--reason", "test abort"]);
+    assert_eq!(code, 0, "abort: {out}{err}");
+    let code = tokio::task::spawn_blocking(move || rerun.wait())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .code()
+        .unwrap_or(-1);
+    let out = p.output("rerun");
+    assert_eq!(code, 4, "aborted: {out}");
+    assert!(
+        out.contains("of the interrupted run, still running `CREATE INDEX CONCURRENTLY k9_expr"),
+        "{out}"
+    );
+    let cleanup = p
+        .records()
+        .iter()
+        .find_map(|r| match &r.event {
+            cutover::run::Event::Aborted { leftovers, .. } => leftovers
+                .iter()
+                .find(|l| l.kind == "session")
+                .and_then(|l| l.cleanup.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(
+        cleanup.starts_with("SELECT pg_cancel_backend("),
+        "{cleanup}"
+    );
+    holder
+        .batch_execute("COMMIT")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = p.cutover(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 // ----------------------------------------------- (c) MariaDB in-place ALTER --
 
 /// The supervisor dies while its in-place `ALTER TABLE … ADD INDEX, ADD

@@ -28,8 +28,8 @@ use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Probe, ResumePoint, Seen, journaled,
-    probes, resume_from, settle,
+    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Orphan, Probe, ResumePoint, Seen,
+    journaled, probes, resume_from, settle,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -1176,42 +1176,36 @@ fn finish(o: Outcome, shared: &Arc<Mutex<Shared>>) -> Outcome {
 }
 
 impl Launch {
-    async fn end(&self, kind: OutcomeKind) {
-        let o = finish(
-            Outcome {
-                kind,
-                leftovers: Vec::new(),
-            },
-            &self.shared,
-        );
+    async fn end(&self, kind: OutcomeKind, leftovers: Vec<Leftover>) {
+        let o = finish(Outcome { kind, leftovers }, &self.shared);
         let _ = self.updates.send(ExecUpdate::Finished(o)).await;
     }
 
     /// Waits while a session of the interrupted run still runs a statement
-    /// (the server finishes an ALTER for a dead client); `Ok(false)` when
-    /// aborted meanwhile.
-    async fn wait_for_orphans(&mut self, run_dir: &std::path::Path) -> Result<bool, String> {
+    /// (the server finishes an ALTER for a dead client); when aborted
+    /// meanwhile, what still runs.
+    async fn wait_for_orphans(
+        &mut self,
+        run_dir: &std::path::Path,
+    ) -> Result<Option<Vec<Orphan>>, String> {
         let sessions = super::resume::sessions(
             &Journal::new(run_dir)
                 .read()
                 .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?,
         );
         if sessions.is_empty() {
-            return Ok(true);
+            return Ok(None);
         }
         let (_, mut c, _, _) = prepare(&self.dsn, &self.opts).await?;
         loop {
             let found = orphans(&mut c, &sessions).await?;
-            let Some((who, query)) = found.first() else {
+            let Some(first) = found.first() else {
                 let _ = c.disconnect().await;
-                return Ok(true);
+                return Ok(None);
             };
             let status = ExecStatus {
                 phase: ExecPhase::Starting,
-                progress: Some(detail_only(
-                    super::resume::orphan_note(who, query),
-                    self.ctl.max_lag_seconds,
-                )),
+                progress: Some(detail_only(first.note(), self.ctl.max_lag_seconds)),
                 at: Utc::now(),
             };
             lock(&self.shared).status = status.clone();
@@ -1221,20 +1215,26 @@ impl Launch {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             if self.ctl.abort {
-                return Ok(false);
+                return Ok(Some(found));
             }
         }
     }
 
     async fn run(mut self, job: ExecJob) {
         match self.wait_for_orphans(&job.run_dir).await {
-            Ok(true) => {}
-            Ok(false) => return self.end(OutcomeKind::Aborted).await,
+            Ok(None) => {}
+            Ok(Some(running)) => {
+                let left = running.iter().map(Orphan::leftover).collect();
+                return self.end(OutcomeKind::Aborted, left).await;
+            }
             Err(e) => {
                 return self
-                    .end(OutcomeKind::Failed {
-                        error: format!("refused before start: {e}"),
-                    })
+                    .end(
+                        OutcomeKind::Failed {
+                            error: format!("refused before start: {e}"),
+                        },
+                        Vec::new(),
+                    )
                     .await;
             }
         }
@@ -1285,7 +1285,7 @@ impl Launch {
         };
         let ((conn, mon, id, mariadb), from) = match prepared {
             Ok(x) => x,
-            Err(error) => return self.end(OutcomeKind::Failed { error }).await,
+            Err(error) => return self.end(OutcomeKind::Failed { error }, Vec::new()).await,
         };
         let shared = self.shared.clone();
         let updates = self.updates.clone();
@@ -1319,12 +1319,9 @@ impl Launch {
 }
 
 /// The statements sessions `sessions` (journaled connection ids) still run
-/// on the server, as (session, query); sleeping sessions are left out. Ids
+/// on the server; sleeping sessions are left out. Ids
 /// restart with the server, so only the run's own user's sessions count.
-async fn orphans(
-    c: &mut mysql_async::Conn,
-    sessions: &[String],
-) -> Result<Vec<(String, String)>, String> {
+async fn orphans(c: &mut mysql_async::Conn, sessions: &[String]) -> Result<Vec<Orphan>, String> {
     if sessions.is_empty() {
         return Ok(Vec::new());
     }
@@ -1339,7 +1336,11 @@ async fn orphans(
         .map_err(|e| my_error(&e))?;
     Ok(rows
         .into_iter()
-        .map(|(id, q)| (format!("connection {id}"), q.unwrap_or_default()))
+        .map(|(id, q)| Orphan {
+            session: format!("connection {id}"),
+            query: q.unwrap_or_default(),
+            cancel: format!("KILL QUERY {id};"),
+        })
         .collect())
 }
 
@@ -1445,10 +1446,10 @@ impl Executor for NativeMysql {
             let running = orphans(&mut mon, &sessions)
                 .await
                 .map_err(ExecError::Refused)?;
-            if let Some((who, query)) = running.first() {
+            if let Some(first) = running.first() {
                 let status = ExecStatus {
                     phase: ExecPhase::NotRunning,
-                    progress: Some(detail_only(super::resume::orphan_note(who, query), 0.0)),
+                    progress: Some(detail_only(first.note(), 0.0)),
                     at: Utc::now(),
                 };
                 lock(&self.shared).status = status.clone();

@@ -25,7 +25,7 @@ use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    BackfillResume, Entry, Inspect, Journal, Probe, ResumePoint, Seen, journaled, probes,
+    BackfillResume, Entry, Inspect, Journal, Orphan, Probe, ResumePoint, Seen, journaled, probes,
     resume_from, settle,
 };
 use super::{
@@ -1475,39 +1475,36 @@ fn finish(shared: &Arc<Mutex<Shared>>, o: &Outcome) {
 }
 
 impl Launch {
-    async fn end(&self, kind: OutcomeKind) {
-        let o = Outcome {
-            kind,
-            leftovers: Vec::new(),
-        };
+    async fn end(&self, kind: OutcomeKind, leftovers: Vec<Leftover>) {
+        let o = Outcome { kind, leftovers };
         finish(&self.shared, &o);
         let _ = self.updates.send(ExecUpdate::Finished(o)).await;
     }
 
     /// Waits while a session of the interrupted run still runs a statement
-    /// (the server finishes an index build for a dead client); `Ok(false)`
-    /// when aborted meanwhile.
-    async fn wait_for_orphans(&mut self, run_dir: &std::path::Path) -> Result<bool, String> {
+    /// (the server finishes an index build for a dead client); when aborted
+    /// meanwhile, what still runs.
+    async fn wait_for_orphans(
+        &mut self,
+        run_dir: &std::path::Path,
+    ) -> Result<Option<Vec<Orphan>>, String> {
         let sessions = super::resume::sessions(
             &Journal::new(run_dir)
                 .read()
                 .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?,
         );
         if sessions.is_empty() {
-            return Ok(true);
+            return Ok(None);
         }
         let c = connect(&self.dsn).await?;
         loop {
             let found = orphans(&c, &sessions).await?;
-            let Some((who, query)) = found.first() else {
-                return Ok(true);
+            let Some(first) = found.first() else {
+                return Ok(None);
             };
             let status = ExecStatus {
                 phase: ExecPhase::Starting,
-                progress: Some(detail_only(
-                    super::resume::orphan_note(who, query),
-                    self.ctl.max_lag_seconds,
-                )),
+                progress: Some(detail_only(first.note(), self.ctl.max_lag_seconds)),
                 at: Utc::now(),
             };
             lock(&self.shared).status = status.clone();
@@ -1517,22 +1514,28 @@ impl Launch {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             if self.ctl.abort {
-                return Ok(false);
+                return Ok(Some(found));
             }
         }
     }
 
     async fn run(mut self, job: ExecJob, steps: Vec<Step>) {
         match self.wait_for_orphans(&job.run_dir).await {
-            Ok(true) => {}
-            Ok(false) => return self.end(OutcomeKind::Aborted).await,
+            Ok(None) => {}
+            Ok(Some(running)) => {
+                let left = running.iter().map(Orphan::leftover).collect();
+                return self.end(OutcomeKind::Aborted, left).await;
+            }
             Err(e) => {
                 return self
-                    .end(OutcomeKind::Failed {
-                        error: crate::sql::redact::redact_dsn(&format!(
-                            "refused before start: {e}"
-                        )),
-                    })
+                    .end(
+                        OutcomeKind::Failed {
+                            error: crate::sql::redact::redact_dsn(&format!(
+                                "refused before start: {e}"
+                            )),
+                        },
+                        Vec::new(),
+                    )
                     .await;
             }
         }
@@ -1571,9 +1574,12 @@ impl Launch {
             Ok(x) => x,
             Err(error) => {
                 return self
-                    .end(OutcomeKind::Failed {
-                        error: crate::sql::redact::redact_dsn(&error),
-                    })
+                    .end(
+                        OutcomeKind::Failed {
+                            error: crate::sql::redact::redact_dsn(&error),
+                        },
+                        Vec::new(),
+                    )
                     .await;
             }
         };
@@ -1609,21 +1615,31 @@ impl Launch {
 }
 
 /// The statements sessions `sessions` (journaled `pid@backend_start`) still
-/// run on the server, as (session, query); idle sessions are left out.
-async fn orphans(c: &Client, sessions: &[String]) -> Result<Vec<(String, String)>, String> {
+/// run on the server; idle sessions are left out.
+async fn orphans(c: &Client, sessions: &[String]) -> Result<Vec<Orphan>, String> {
     if sessions.is_empty() {
         return Ok(Vec::new());
     }
     let rows = c
         .query(
-            "SELECT 'pid ' || pid::text, coalesce(query, '') FROM pg_stat_activity
+            "SELECT pid, coalesce(query, '') FROM pg_stat_activity
               WHERE pid::text || '@' || extract(epoch FROM backend_start)::text = ANY($1::text[])
                 AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'",
             &[&sessions],
         )
         .await
         .map_err(|e| pg_error(&e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let pid: i32 = r.get(0);
+            Orphan {
+                session: format!("pid {pid}"),
+                query: r.get(1),
+                cancel: format!("SELECT pg_cancel_backend({pid});"),
+            }
+        })
+        .collect())
 }
 
 /// This session's identity for [`Entry::Session`]: `pid@backend_start`.
@@ -1730,10 +1746,10 @@ impl Executor for NativePg {
             let sessions =
                 super::resume::sessions(&Journal::new(&job.run_dir).read().unwrap_or_default());
             let running = orphans(&c, &sessions).await.map_err(ExecError::Refused)?;
-            if let Some((who, query)) = running.first() {
+            if let Some(first) = running.first() {
                 let status = ExecStatus {
                     phase: ExecPhase::NotRunning,
-                    progress: Some(detail_only(super::resume::orphan_note(who, query), 0.0)),
+                    progress: Some(detail_only(first.note(), 0.0)),
                     at: Utc::now(),
                 };
                 lock(&self.shared).status = status.clone();

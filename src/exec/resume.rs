@@ -607,18 +607,48 @@ pub fn sessions(entries: &[Entry]) -> Vec<String> {
     out
 }
 
-/// What a resume says while a session of the interrupted run still runs a
-/// statement on the server.
-pub fn orphan_note(session: &str, query: &str) -> String {
-    let q: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
-    let q = if q.chars().count() > 120 {
-        format!("{}…", q.chars().take(120).collect::<String>())
-    } else {
-        q
-    };
-    format!(
-        "the interrupted run's session {session} is still running on the server: `{q}`; waiting for it to end before resuming (abort stops waiting)"
-    )
+/// A statement a session of the interrupted run still runs on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The session, as the server names it (`pid 4242`, `connection 17`).
+    pub session: String,
+    /// What it runs.
+    pub query: String,
+    /// The statement that cancels it (`SELECT pg_cancel_backend(4242);`).
+    pub cancel: String,
+}
+
+impl Orphan {
+    fn query_clipped(&self) -> String {
+        let q: String = self.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        if q.chars().count() > 120 {
+            format!("{}…", q.chars().take(120).collect::<String>())
+        } else {
+            q
+        }
+    }
+
+    /// What a resume says while it waits.
+    pub fn note(&self) -> String {
+        format!(
+            "the interrupted run's session {} is still running on the server: `{}`; waiting for it to end before resuming (abort stops waiting)",
+            self.session,
+            self.query_clipped()
+        )
+    }
+
+    /// What a run aborted while waiting leaves behind.
+    pub fn leftover(&self) -> super::Leftover {
+        super::Leftover {
+            kind: "session".into(),
+            name: format!(
+                "{} of the interrupted run, still running `{}`",
+                self.session,
+                self.query_clipped()
+            ),
+            cleanup: Some(self.cancel.clone()),
+        }
+    }
 }
 
 /// The live database as resuming asks it.
@@ -904,13 +934,33 @@ mod tests {
         let entries = vec![s("7@1.5"), Entry::Started, s("9@2.5"), s("7@1.5")];
         assert_eq!(sessions(&entries), vec!["7@1.5", "9@2.5"]);
         assert!(sessions(&[Entry::Started]).is_empty());
-        let note = orphan_note("pid 7", "CREATE INDEX CONCURRENTLY i\n  ON t (c)");
+        let o = Orphan {
+            session: "pid 7".into(),
+            query: "CREATE INDEX CONCURRENTLY i\n  ON t (c)".into(),
+            cancel: "SELECT pg_cancel_backend(7);".into(),
+        };
+        let note = o.note();
         assert!(note.contains("still running on the server"), "{note}");
         assert!(
             note.contains("`CREATE INDEX CONCURRENTLY i ON t (c)`"),
             "{note}"
         );
-        let long = orphan_note("connection 3", &"x".repeat(500));
+        let left = o.leftover();
+        assert_eq!(left.kind, "session");
+        assert!(
+            left.name.starts_with("pid 7 of the interrupted run"),
+            "{}",
+            left.name
+        );
+        assert_eq!(
+            left.cleanup.as_deref(),
+            Some("SELECT pg_cancel_backend(7);")
+        );
+        let long = Orphan {
+            query: "x".repeat(500),
+            ..o
+        }
+        .note();
         assert!(long.len() < 400 && long.contains('…'), "{long}");
     }
 
