@@ -544,6 +544,7 @@ async fn pg_primary_down_past_the_retry_budget_fails_and_reports_leftovers() {
         postpone_cut_over: false,
         chunk_size: Some(200),
         max_lag_millis: None,
+        running: None,
     };
     let (tx, mut rx) = mpsc::channel(65536);
     ex.start(job, tx).await.unwrap_or_else(|e| panic!("{e}"));
