@@ -28,8 +28,8 @@ use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Probe, ResumePoint, Seen, journaled,
-    probes, resume_from, settle,
+    BackfillResume, Entry, Inspect, Journal, MARKER_TABLE, Orphan, Probe, ResumePoint, Seen,
+    journaled, probes, resume_from, settle,
 };
 use super::{
     Capabilities, Control, ExecError, ExecJob, ExecPhase, ExecStatus, ExecUpdate, Executor,
@@ -713,7 +713,11 @@ impl Task {
                     self.conn = conn;
                     self.mon = mon;
                     self.id = id;
-                    return Ok(());
+                    // A resume after a crash waits for what this session runs.
+                    match self.journal.append(&Entry::Session { id: id.to_string() }) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = format!("writing the run journal: {e}"),
+                    }
                 }
                 Err(e) => last = e,
             }
@@ -845,6 +849,16 @@ impl Task {
         if !self.between(true).await {
             return Outcome {
                 kind: OutcomeKind::Aborted,
+                leftovers: Vec::new(),
+            };
+        }
+        if let Err(e) = self.journal.append(&Entry::Session {
+            id: self.id.to_string(),
+        }) {
+            return Outcome {
+                kind: OutcomeKind::Failed {
+                    error: format!("cannot write the run journal (needed to resume safely): {e}"),
+                },
                 leftovers: Vec::new(),
             };
         }
@@ -1127,6 +1141,209 @@ async fn prepare(
     ))
 }
 
+/// What a start hands to its task: it waits for the interrupted run's
+/// statements still on the server, prepares, finds where to resume, checks,
+/// then runs.
+struct Launch {
+    dsn: String,
+    migrations: Arc<Vec<Migration>>,
+    opts: MyExecOptions,
+    // A tokio mutex keeps the launch `Sync` (pollers are only `Send`).
+    lag: Option<tokio::sync::Mutex<Box<dyn LagPoller>>>,
+    shared: Arc<Mutex<Shared>>,
+    updates: mpsc::Sender<ExecUpdate>,
+    rx: mpsc::UnboundedReceiver<Control>,
+    ctl: Ctl,
+}
+
+/// Keeps a run's ending where `status`/`outcome`/`leftovers` read it.
+fn finish(o: Outcome, shared: &Arc<Mutex<Shared>>) -> Outcome {
+    let mut s = lock(shared);
+    s.leftovers = o.leftovers.clone();
+    s.status = ExecStatus {
+        phase: match &o.kind {
+            OutcomeKind::Succeeded => ExecPhase::Succeeded,
+            OutcomeKind::Aborted => ExecPhase::Aborted,
+            OutcomeKind::Failed { error } => ExecPhase::Failed {
+                error: error.clone(),
+            },
+        },
+        progress: s.status.progress.clone(),
+        at: Utc::now(),
+    };
+    s.outcome = Some(o.clone());
+    o
+}
+
+impl Launch {
+    async fn end(&self, kind: OutcomeKind, leftovers: Vec<Leftover>) {
+        let o = finish(Outcome { kind, leftovers }, &self.shared);
+        let _ = self.updates.send(ExecUpdate::Finished(o)).await;
+    }
+
+    /// Waits while a session of the interrupted run still runs a statement
+    /// (the server finishes an ALTER for a dead client); when aborted
+    /// meanwhile, what still runs.
+    async fn wait_for_orphans(
+        &mut self,
+        run_dir: &std::path::Path,
+    ) -> Result<Option<Vec<Orphan>>, String> {
+        let sessions = super::resume::sessions(
+            &Journal::new(run_dir)
+                .read()
+                .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?,
+        );
+        if sessions.is_empty() {
+            return Ok(None);
+        }
+        let (_, mut c, _, _) = prepare(&self.dsn, &self.opts).await?;
+        loop {
+            let found = orphans(&mut c, &sessions).await?;
+            let Some(first) = found.first() else {
+                let _ = c.disconnect().await;
+                return Ok(None);
+            };
+            let status = ExecStatus {
+                phase: ExecPhase::Starting,
+                progress: Some(detail_only(first.note(), self.ctl.max_lag_seconds)),
+                at: Utc::now(),
+            };
+            lock(&self.shared).status = status.clone();
+            let _ = self.updates.send(ExecUpdate::Status(status)).await;
+            tokio::select! {
+                c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            if self.ctl.abort {
+                return Ok(Some(found));
+            }
+        }
+    }
+
+    async fn run(mut self, job: ExecJob) {
+        match self.wait_for_orphans(&job.run_dir).await {
+            Ok(None) => {}
+            Ok(Some(running)) => {
+                let left = running.iter().map(Orphan::leftover).collect();
+                return self.end(OutcomeKind::Aborted, left).await;
+            }
+            Err(e) => {
+                return self
+                    .end(
+                        OutcomeKind::Failed {
+                            error: format!("refused before start: {e}"),
+                        },
+                        Vec::new(),
+                    )
+                    .await;
+            }
+        }
+        let steps = plan_steps(&self.migrations, self.opts.record_history);
+        let refusal = super::history::liquibase_refusal(&self.migrations)
+            .map(|r| format!("refused before start: {r}"));
+        let prepared = match refusal {
+            Some(r) => Err(r),
+            None => prepare(&self.dsn, &self.opts).await,
+        };
+        let prepared = match prepared {
+            Ok(mut p) => match earlier_run_leftovers(&mut p.1, &job.spec.tables).await {
+                Ok(Some(r)) | Err(r) => Err(format!("refused before start: {r}")),
+                Ok(None) => Ok(p),
+            },
+            Err(e) => Err(e),
+        };
+        let prepared = match prepared {
+            Ok(mut p) => resume_point(&mut p.1, &steps, &self.migrations, &job.run_dir)
+                .await
+                .map(|r| (p, r))
+                .map_err(|e| format!("refused before start: {e}")),
+            Err(e) => Err(e),
+        };
+        let mut warnings = Vec::new();
+        let mut prepared = match prepared {
+            Ok(mut p) => {
+                match preflight(
+                    &mut p.0.1,
+                    &self.dsn,
+                    &self.migrations,
+                    self.lag.as_mut().map(|m| m.get_mut()),
+                )
+                .await
+                {
+                    Ok(w) => {
+                        warnings = w;
+                        Ok(p)
+                    }
+                    Err(e) => Err(format!("refused before start: {e}")),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let stages_note = match &mut prepared {
+            Ok(((_, mon, _, _), _)) => enable_stages(mon).await.err(),
+            Err(_) => None,
+        };
+        let ((conn, mon, id, mariadb), from) = match prepared {
+            Ok(x) => x,
+            Err(error) => return self.end(OutcomeKind::Failed { error }, Vec::new()).await,
+        };
+        let shared = self.shared.clone();
+        let updates = self.updates.clone();
+        let task = Task {
+            dsn: self.dsn,
+            conn,
+            mon,
+            id,
+            mariadb,
+            opts: self.opts,
+            migrations: self.migrations,
+            ctl: self.ctl,
+            rx: self.rx,
+            updates: updates.clone(),
+            shared: shared.clone(),
+            where_: String::new(),
+            migration_started: Instant::now(),
+            journal: Journal::new(&job.run_dir),
+            stages_note,
+            lag: self.lag,
+            backfill_left: None,
+            warnings,
+            step_index: 0,
+            notes: Vec::new(),
+            rows_updated: 0,
+            markers: Vec::new(),
+        };
+        let o = finish(task.run(steps, from).await, &shared);
+        let _ = updates.send(ExecUpdate::Finished(o)).await;
+    }
+}
+
+/// The statements sessions `sessions` (journaled connection ids) still run
+/// on the server; sleeping sessions are left out. Ids
+/// restart with the server, so only the run's own user's sessions count.
+async fn orphans(c: &mut mysql_async::Conn, sessions: &[String]) -> Result<Vec<Orphan>, String> {
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(u64, Option<String>)> = c
+        .exec(
+            "SELECT ID, INFO FROM information_schema.PROCESSLIST
+              WHERE FIND_IN_SET(ID, ?) AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep'
+                AND USER = SUBSTRING_INDEX(USER(), '@', 1)",
+            (sessions.join(","),),
+        )
+        .await
+        .map_err(|e| my_error(&e))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, q)| Orphan {
+            session: format!("connection {id}"),
+            query: q.unwrap_or_default(),
+            cancel: format!("KILL QUERY {id};"),
+        })
+        .collect())
+}
+
 impl Executor for NativeMysql {
     fn name(&self) -> &'static str {
         "native"
@@ -1151,86 +1368,14 @@ impl Executor for NativeMysql {
             let (tx, rx) = mpsc::unbounded_channel();
             self.controls = Some(tx);
             *lock(&self.shared) = Shared::default();
-            let shared = self.shared.clone();
-            let finish = |o: Outcome, shared: &Arc<Mutex<Shared>>| {
-                let mut s = lock(shared);
-                s.leftovers = o.leftovers.clone();
-                s.status = ExecStatus {
-                    phase: match &o.kind {
-                        OutcomeKind::Succeeded => ExecPhase::Succeeded,
-                        OutcomeKind::Aborted => ExecPhase::Aborted,
-                        OutcomeKind::Failed { error } => ExecPhase::Failed {
-                            error: error.clone(),
-                        },
-                    },
-                    progress: s.status.progress.clone(),
-                    at: Utc::now(),
-                };
-                s.outcome = Some(o.clone());
-                o
-            };
-            let steps = plan_steps(&self.migrations, self.opts.record_history);
-            let refusal = super::history::liquibase_refusal(&self.migrations)
-                .map(|r| format!("refused before start: {r}"));
-            let prepared = match refusal {
-                Some(r) => Err(r),
-                None => prepare(&self.dsn, &self.opts).await,
-            };
-            let prepared = match prepared {
-                Ok(mut p) => match earlier_run_leftovers(&mut p.1, &job.spec.tables).await {
-                    Ok(Some(r)) | Err(r) => Err(format!("refused before start: {r}")),
-                    Ok(None) => Ok(p),
-                },
-                Err(e) => Err(e),
-            };
-            let prepared = match prepared {
-                Ok(mut p) => resume_point(&mut p.1, &steps, &self.migrations, &job.run_dir)
-                    .await
-                    .map(|r| (p, r))
-                    .map_err(|e| format!("refused before start: {e}")),
-                Err(e) => Err(e),
-            };
-            let mut warnings = Vec::new();
-            let mut prepared = match prepared {
-                Ok(mut p) => {
-                    match preflight(&mut p.0.1, &self.dsn, &self.migrations, self.lag.as_mut())
-                        .await
-                    {
-                        Ok(w) => {
-                            warnings = w;
-                            Ok(p)
-                        }
-                        Err(e) => Err(format!("refused before start: {e}")),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let stages_note = match &mut prepared {
-                Ok(((_, mon, _, _), _)) => enable_stages(mon).await.err(),
-                Err(_) => None,
-            };
-            let ((conn, mon, id, mariadb), from) = match prepared {
-                Ok(x) => x,
-                Err(error) => {
-                    let o = finish(
-                        Outcome {
-                            kind: OutcomeKind::Failed { error },
-                            leftovers: Vec::new(),
-                        },
-                        &shared,
-                    );
-                    let _ = updates.send(ExecUpdate::Finished(o)).await;
-                    return Ok(());
-                }
-            };
-            let task = Task {
+            let launch = Launch {
                 dsn: self.dsn.clone(),
-                conn,
-                mon,
-                id,
-                mariadb,
-                opts: self.opts.clone(),
                 migrations: self.migrations.clone(),
+                opts: self.opts.clone(),
+                lag: self.lag.take().map(tokio::sync::Mutex::new),
+                shared: self.shared.clone(),
+                updates,
+                rx,
                 ctl: Ctl {
                     max_lag_seconds: job
                         .max_lag_millis
@@ -1239,25 +1384,11 @@ impl Executor for NativeMysql {
                     chunk_rows: job.chunk_size,
                     ..Ctl::default()
                 },
-                rx,
-                updates: updates.clone(),
-                shared: shared.clone(),
-                where_: String::new(),
-                migration_started: Instant::now(),
-                journal: Journal::new(&job.run_dir),
-                stages_note,
-                lag: self.lag.take().map(tokio::sync::Mutex::new),
-                backfill_left: None,
-                warnings,
-                step_index: 0,
-                notes: Vec::new(),
-                rows_updated: 0,
-                markers: Vec::new(),
             };
-            tokio::spawn(async move {
-                let o = finish(task.run(steps, from).await, &shared);
-                let _ = updates.send(ExecUpdate::Finished(o)).await;
-            });
+            // Everything that may wait (an interrupted run's ALTER still
+            // running on the server) happens in the task: the run core stays
+            // free to take commands, abort included.
+            tokio::spawn(launch.run(job));
             Ok(())
         })
     }
@@ -1300,13 +1431,30 @@ impl Executor for NativeMysql {
         _updates: mpsc::Sender<ExecUpdate>,
     ) -> BoxFuture<'_, Result<ExecStatus, ExecError>> {
         Box::pin(async move {
-            // A killed client's ALTER is rolled back by the server (engines.md
-            // §6.4); what ran before it is read from the journal, the history
-            // and the live schema. Nothing is changed here.
+            // The server goes on with an ALTER whose client died (only KILL
+            // QUERY rolls it back, engines.md §6.4): while it runs, nothing
+            // can be judged. Then what ran is read from the journal, the
+            // history and the live schema. Nothing is changed here.
             let (_, mut mon, _, _) = prepare(&self.dsn, &self.opts)
                 .await
                 .map_err(|e| ExecError::Refused(format!("cannot inspect the target: {e}")))?;
             let steps = plan_steps(&self.migrations, self.opts.record_history);
+            // A statement the dead process left running (an ALTER) decides
+            // where the run resumes only once it has ended.
+            let sessions =
+                super::resume::sessions(&Journal::new(&job.run_dir).read().unwrap_or_default());
+            let running = orphans(&mut mon, &sessions)
+                .await
+                .map_err(ExecError::Refused)?;
+            if let Some(first) = running.first() {
+                let status = ExecStatus {
+                    phase: ExecPhase::NotRunning,
+                    progress: Some(detail_only(first.note(), 0.0)),
+                    at: Utc::now(),
+                };
+                lock(&self.shared).status = status.clone();
+                return Ok(status);
+            }
             let from = resume_point(&mut mon, &steps, &self.migrations, &job.run_dir)
                 .await
                 .map_err(ExecError::Refused)?;

@@ -25,7 +25,7 @@ use super::preflight::{
     Disk, Room, disk_verdict, is_local_host, local_free, replica_health, room_needed,
 };
 use super::resume::{
-    BackfillResume, Entry, Inspect, Journal, Probe, ResumePoint, Seen, journaled, probes,
+    BackfillResume, Entry, Inspect, Journal, Orphan, Probe, ResumePoint, Seen, journaled, probes,
     resume_from, settle,
 };
 use super::{
@@ -683,6 +683,15 @@ impl Task {
         Ok(())
     }
 
+    /// Journals the statement session, so that a resume after a crash
+    /// waits for whatever it still runs on the server.
+    async fn journal_session(&self) -> Result<(), String> {
+        let id = session_id(&self.client).await.map_err(|e| pg_error(&e))?;
+        self.journal
+            .append(&Entry::Session { id })
+            .map_err(|e| e.to_string())
+    }
+
     /// Opens new sessions after the old ones were lost, waiting (shown as
     /// throttled, with the reason) while the primary stays away; abortable.
     /// `Err` says why it gave up.
@@ -731,7 +740,10 @@ impl Task {
                     self.client = client;
                     self.mon = mon;
                     self.pid = pid;
-                    return Ok(());
+                    match self.journal_session().await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = e,
+                    }
                 }
                 Err(e) => last = e,
             }
@@ -1279,6 +1291,14 @@ impl Task {
                 leftovers: Vec::new(),
             };
         }
+        if let Err(e) = self.journal_session().await {
+            return Outcome {
+                kind: OutcomeKind::Failed {
+                    error: format!("cannot write the run journal (needed to resume safely): {e}"),
+                },
+                leftovers: Vec::new(),
+            };
+        }
         if let Err(e) = self.journal.append(&Entry::Started) {
             return Outcome {
                 kind: OutcomeKind::Failed {
@@ -1421,6 +1441,217 @@ async fn prepare(
     Ok((client, mon, pid, before))
 }
 
+/// What a start hands to its task: it prepares (waiting for the
+/// interrupted run's statements still on the server), finds where to resume,
+/// checks, then runs.
+struct Launch {
+    dsn: String,
+    migrations: Arc<Vec<Migration>>,
+    opts: PgExecOptions,
+    // A tokio mutex keeps the launch `Sync` (pollers are only `Send`).
+    lag: Option<tokio::sync::Mutex<Box<dyn LagPoller>>>,
+    shared: Arc<Mutex<Shared>>,
+    updates: mpsc::Sender<ExecUpdate>,
+    rx: mpsc::UnboundedReceiver<Control>,
+    ctl: Ctl,
+}
+
+/// Keeps a run's ending where `status`/`outcome`/`leftovers` read it.
+fn finish(shared: &Arc<Mutex<Shared>>, o: &Outcome) {
+    let mut s = lock(shared);
+    s.leftovers = o.leftovers.clone();
+    s.outcome = Some(o.clone());
+    s.status = ExecStatus {
+        phase: match &o.kind {
+            OutcomeKind::Succeeded => ExecPhase::Succeeded,
+            OutcomeKind::Aborted => ExecPhase::Aborted,
+            OutcomeKind::Failed { error } => ExecPhase::Failed {
+                error: error.clone(),
+            },
+        },
+        progress: s.status.progress.clone(),
+        at: Utc::now(),
+    };
+}
+
+impl Launch {
+    async fn end(&self, kind: OutcomeKind, leftovers: Vec<Leftover>) {
+        let o = Outcome { kind, leftovers };
+        finish(&self.shared, &o);
+        let _ = self.updates.send(ExecUpdate::Finished(o)).await;
+    }
+
+    /// Waits while a session of the interrupted run still runs a statement
+    /// (the server finishes an index build for a dead client); when aborted
+    /// meanwhile, what still runs.
+    async fn wait_for_orphans(
+        &mut self,
+        run_dir: &std::path::Path,
+    ) -> Result<Option<Vec<Orphan>>, String> {
+        let sessions = super::resume::sessions(
+            &Journal::new(run_dir)
+                .read()
+                .map_err(|e| format!("reading the run journal in {}: {e}", run_dir.display()))?,
+        );
+        if sessions.is_empty() {
+            return Ok(None);
+        }
+        let c = connect(&self.dsn).await?;
+        loop {
+            let found = orphans(&c, &sessions).await?;
+            let Some(first) = found.first() else {
+                return Ok(None);
+            };
+            let status = ExecStatus {
+                phase: ExecPhase::Starting,
+                progress: Some(detail_only(first.note(), self.ctl.max_lag_seconds)),
+                at: Utc::now(),
+            };
+            lock(&self.shared).status = status.clone();
+            let _ = self.updates.send(ExecUpdate::Status(status)).await;
+            tokio::select! {
+                c = self.rx.recv() => if let Some(c) = c { self.ctl.apply(c) },
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            if self.ctl.abort {
+                return Ok(Some(found));
+            }
+        }
+    }
+
+    async fn run(mut self, job: ExecJob, steps: Vec<Step>) {
+        match self.wait_for_orphans(&job.run_dir).await {
+            Ok(None) => {}
+            Ok(Some(running)) => {
+                let left = running.iter().map(Orphan::leftover).collect();
+                return self.end(OutcomeKind::Aborted, left).await;
+            }
+            Err(e) => {
+                return self
+                    .end(
+                        OutcomeKind::Failed {
+                            error: crate::sql::redact::redact_dsn(&format!(
+                                "refused before start: {e}"
+                            )),
+                        },
+                        Vec::new(),
+                    )
+                    .await;
+            }
+        }
+        let prepared = match super::history::liquibase_refusal(&self.migrations) {
+            Some(r) => Err(format!("refused before start: {r}")),
+            None => prepare(&self.dsn, &job, &self.opts).await,
+        };
+        let prepared = match prepared {
+            Ok(p) => resume_point(&p.1, &steps, &self.migrations, &job.run_dir)
+                .await
+                .map(|r| (p, r))
+                .map_err(|e| format!("refused before start: {e}")),
+            Err(e) => Err(e),
+        };
+        let mut warnings = Vec::new();
+        let prepared = match prepared {
+            Ok(p) => {
+                match preflight(
+                    &p.0.1,
+                    &self.dsn,
+                    &self.migrations[..],
+                    self.lag.as_mut().map(|m| m.get_mut()),
+                )
+                .await
+                {
+                    Ok(w) => {
+                        warnings = w;
+                        Ok(p)
+                    }
+                    Err(e) => Err(format!("refused before start: {e}")),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let ((client, mon, pid, before), from) = match prepared {
+            Ok(x) => x,
+            Err(error) => {
+                return self
+                    .end(
+                        OutcomeKind::Failed {
+                            error: crate::sql::redact::redact_dsn(&error),
+                        },
+                        Vec::new(),
+                    )
+                    .await;
+            }
+        };
+        let shared = self.shared.clone();
+        let updates = self.updates.clone();
+        let task = Task {
+            dsn: self.dsn,
+            client,
+            mon,
+            pid,
+            migrations: self.migrations,
+            opts: self.opts,
+            lag: self.lag,
+            ctl: self.ctl,
+            rx: self.rx,
+            updates: updates.clone(),
+            shared: shared.clone(),
+            where_: String::new(),
+            failed_at: None,
+            invalid_before: before,
+            backfill_left: None,
+            migration_started: Instant::now(),
+            journal: Journal::new(&job.run_dir),
+            step_index: 0,
+            warnings,
+            notes: Vec::new(),
+            rows_updated: 0,
+        };
+        let o = task.run(steps, job.chunk_size, from).await;
+        finish(&shared, &o);
+        let _ = updates.send(ExecUpdate::Finished(o)).await;
+    }
+}
+
+/// The statements sessions `sessions` (journaled `pid@backend_start`) still
+/// run on the server; idle sessions are left out.
+async fn orphans(c: &Client, sessions: &[String]) -> Result<Vec<Orphan>, String> {
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = c
+        .query(
+            "SELECT pid, coalesce(query, '') FROM pg_stat_activity
+              WHERE pid::text || '@' || extract(epoch FROM backend_start)::text = ANY($1::text[])
+                AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'",
+            &[&sessions],
+        )
+        .await
+        .map_err(|e| pg_error(&e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let pid: i32 = r.get(0);
+            Orphan {
+                session: format!("pid {pid}"),
+                query: r.get(1),
+                cancel: format!("SELECT pg_cancel_backend({pid});"),
+            }
+        })
+        .collect())
+}
+
+/// This session's identity for [`Entry::Session`]: `pid@backend_start`.
+async fn session_id(c: &Client) -> Result<String, tokio_postgres::Error> {
+    Ok(c.query_one(
+        "SELECT pid::text || '@' || extract(epoch FROM backend_start)::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        &[],
+    )
+    .await?
+    .get(0))
+}
+
 impl Executor for NativePg {
     fn name(&self) -> &'static str {
         "native"
@@ -1450,95 +1681,23 @@ impl Executor for NativePg {
                 .max_lag_millis
                 .map(|m| m as f64 / 1000.0)
                 .unwrap_or(self.opts.max_lag.as_secs_f64());
-            let shared = self.shared.clone();
-            let finish = |shared: &Arc<Mutex<Shared>>, o: &Outcome| {
-                let mut s = lock(shared);
-                s.leftovers = o.leftovers.clone();
-                s.outcome = Some(o.clone());
-                s.status = ExecStatus {
-                    phase: match &o.kind {
-                        OutcomeKind::Succeeded => ExecPhase::Succeeded,
-                        OutcomeKind::Aborted => ExecPhase::Aborted,
-                        OutcomeKind::Failed { error } => ExecPhase::Failed {
-                            error: error.clone(),
-                        },
-                    },
-                    progress: s.status.progress.clone(),
-                    at: Utc::now(),
-                };
-            };
-            let prepared = match super::history::liquibase_refusal(&self.migrations) {
-                Some(r) => Err(format!("refused before start: {r}")),
-                None => prepare(&self.dsn, &job, &self.opts).await,
-            };
-            let prepared = match prepared {
-                Ok(p) => resume_point(&p.1, &steps, &self.migrations, &job.run_dir)
-                    .await
-                    .map(|r| (p, r))
-                    .map_err(|e| format!("refused before start: {e}")),
-                Err(e) => Err(e),
-            };
-            let mut warnings = Vec::new();
-            let prepared = match prepared {
-                Ok(p) => {
-                    match preflight(&p.0.1, &self.dsn, &self.migrations[..], self.lag.as_mut())
-                        .await
-                    {
-                        Ok(w) => {
-                            warnings = w;
-                            Ok(p)
-                        }
-                        Err(e) => Err(format!("refused before start: {e}")),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let ((client, mon, pid, before), from) = match prepared {
-                Ok(x) => x,
-                Err(error) => {
-                    let o = Outcome {
-                        kind: OutcomeKind::Failed {
-                            error: crate::sql::redact::redact_dsn(&error),
-                        },
-                        leftovers: Vec::new(),
-                    };
-                    finish(&shared, &o);
-                    let _ = updates.send(ExecUpdate::Finished(o)).await;
-                    return Ok(());
-                }
-            };
-            let task = Task {
+            let launch = Launch {
                 dsn: self.dsn.clone(),
-                client,
-                mon,
-                pid,
                 migrations: self.migrations.clone(),
                 opts: self.opts.clone(),
                 lag: self.lag.take().map(tokio::sync::Mutex::new),
+                shared: self.shared.clone(),
+                updates,
+                rx,
                 ctl: Ctl {
                     max_lag_seconds: max_lag,
                     ..Ctl::default()
                 },
-                rx,
-                updates: updates.clone(),
-                shared: shared.clone(),
-                where_: String::new(),
-                failed_at: None,
-                invalid_before: before,
-                backfill_left: None,
-                migration_started: Instant::now(),
-                journal: Journal::new(&job.run_dir),
-                step_index: 0,
-                warnings,
-                notes: Vec::new(),
-                rows_updated: 0,
             };
-            let chunk = job.chunk_size;
-            tokio::spawn(async move {
-                let o = task.run(steps, chunk, from).await;
-                finish(&shared, &o);
-                let _ = updates.send(ExecUpdate::Finished(o)).await;
-            });
+            // Everything that may wait (an interrupted run's statement still
+            // running on the server) happens in the task: the run core stays
+            // free to take commands, abort included.
+            tokio::spawn(launch.run(job, steps));
             Ok(())
         })
     }
@@ -1582,6 +1741,20 @@ impl Executor for NativePg {
                 .await
                 .map_err(|e| ExecError::Refused(format!("cannot inspect the target: {e}")))?;
             let steps = self.steps();
+            // A statement the dead process left running (an index build)
+            // decides where the run resumes only once it has ended.
+            let sessions =
+                super::resume::sessions(&Journal::new(&job.run_dir).read().unwrap_or_default());
+            let running = orphans(&c, &sessions).await.map_err(ExecError::Refused)?;
+            if let Some(first) = running.first() {
+                let status = ExecStatus {
+                    phase: ExecPhase::NotRunning,
+                    progress: Some(detail_only(first.note(), 0.0)),
+                    at: Utc::now(),
+                };
+                lock(&self.shared).status = status.clone();
+                return Ok(status);
+            }
             let from = resume_point(&c, &steps, &self.migrations, &job.run_dir)
                 .await
                 .map_err(ExecError::Refused)?;

@@ -89,6 +89,15 @@ pub enum Entry {
         /// `txid_current()` as text.
         xid: String,
     },
+    /// The executor opened this session on the server (PostgreSQL
+    /// `pid@backend_start`, MySQL/MariaDB connection id). The server goes on
+    /// with a statement after its client died (an index build, an ALTER):
+    /// a resume waits until no journaled session runs anything, else it
+    /// would judge a half-done statement and issue it again.
+    Session {
+        /// The server's identity of the session.
+        id: String,
+    },
 }
 
 /// Where an interrupted backfill stands.
@@ -579,10 +588,67 @@ pub fn journaled(
                     b.last_chunk = Some((*lo, *hi, xid.clone()));
                 }
             }
-            Entry::Backfill { .. } | Entry::Chunk { .. } => {}
+            Entry::Backfill { .. } | Entry::Chunk { .. } | Entry::Session { .. } => {}
         }
     }
     Ok(j)
+}
+
+/// Every session the journal names, oldest first, each once.
+pub fn sessions(entries: &[Entry]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in entries {
+        if let Entry::Session { id } = e
+            && !out.contains(id)
+        {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
+/// A statement a session of the interrupted run still runs on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The session, as the server names it (`pid 4242`, `connection 17`).
+    pub session: String,
+    /// What it runs.
+    pub query: String,
+    /// The statement that cancels it (`SELECT pg_cancel_backend(4242);`).
+    pub cancel: String,
+}
+
+impl Orphan {
+    fn query_clipped(&self) -> String {
+        let q: String = self.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        if q.chars().count() > 120 {
+            format!("{}…", q.chars().take(120).collect::<String>())
+        } else {
+            q
+        }
+    }
+
+    /// What a resume says while it waits.
+    pub fn note(&self) -> String {
+        format!(
+            "the interrupted run's session {} is still running on the server: `{}`; waiting for it to end before resuming (abort stops waiting)",
+            self.session,
+            self.query_clipped()
+        )
+    }
+
+    /// What a run aborted while waiting leaves behind.
+    pub fn leftover(&self) -> super::Leftover {
+        super::Leftover {
+            kind: "session".into(),
+            name: format!(
+                "{} of the interrupted run, still running `{}`",
+                self.session,
+                self.query_clipped()
+            ),
+            cleanup: Some(self.cancel.clone()),
+        }
+    }
 }
 
 /// The live database as resuming asks it.
@@ -860,6 +926,42 @@ mod tests {
         );
         // An unnamed index cannot be found by name: a human must look.
         assert_eq!(m("ALTER TABLE t ADD INDEX (c)"), None);
+    }
+
+    #[test]
+    fn sessions_are_listed_once_in_order_and_the_wait_says_what_runs() {
+        let s = |id: &str| Entry::Session { id: id.into() };
+        let entries = vec![s("7@1.5"), Entry::Started, s("9@2.5"), s("7@1.5")];
+        assert_eq!(sessions(&entries), vec!["7@1.5", "9@2.5"]);
+        assert!(sessions(&[Entry::Started]).is_empty());
+        let o = Orphan {
+            session: "pid 7".into(),
+            query: "CREATE INDEX CONCURRENTLY i\n  ON t (c)".into(),
+            cancel: "SELECT pg_cancel_backend(7);".into(),
+        };
+        let note = o.note();
+        assert!(note.contains("still running on the server"), "{note}");
+        assert!(
+            note.contains("`CREATE INDEX CONCURRENTLY i ON t (c)`"),
+            "{note}"
+        );
+        let left = o.leftover();
+        assert_eq!(left.kind, "session");
+        assert!(
+            left.name.starts_with("pid 7 of the interrupted run"),
+            "{}",
+            left.name
+        );
+        assert_eq!(
+            left.cleanup.as_deref(),
+            Some("SELECT pg_cancel_backend(7);")
+        );
+        let long = Orphan {
+            query: "x".repeat(500),
+            ..o
+        }
+        .note();
+        assert!(long.len() < 400 && long.contains('…'), "{long}");
     }
 
     #[test]
