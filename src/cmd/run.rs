@@ -247,7 +247,11 @@ pub fn run(a: &RunArgs) -> Result<i32, InputError> {
             }
         }
         let console = Console::new(header(&p.spec, &p.cfg), Some(p.plan.clone()));
-        client(&l.sock, console, &p.cfg, &a.client, true).await
+        let ended = || {
+            let key = AuditKey::load(a.key_file.as_deref()).ok()?;
+            trail_runs(&a.trail, &key).ok()?.remove(&p.id)
+        };
+        client(&l.sock, console, &p.cfg, &a.client, true, &ended).await
     })
 }
 
@@ -599,7 +603,15 @@ pub fn attach(a: &AttachArgs) -> Result<i32, InputError> {
             .as_ref()
             .map(|s| header(s, &cfg))
             .unwrap_or_default();
-        client(&sock, Console::new(h, plan), &cfg, &a.client, false).await
+        client(
+            &sock,
+            Console::new(h, plan),
+            &cfg,
+            &a.client,
+            false,
+            &|| None,
+        )
+        .await
     })
 }
 
@@ -638,7 +650,7 @@ fn attach_via_service(a: &AttachArgs, service: &Path, start: bool) -> Result<i32
             .map(|s| header(s, &cfg))
             .unwrap_or_default();
         let console = Console::new(h, plan(service, &a.run).await);
-        client(sock.path(), console, &cfg, &a.client, false).await
+        client(sock.path(), console, &cfg, &a.client, false, &|| None).await
     })
 }
 
@@ -693,7 +705,15 @@ pub fn resume(a: &AttachArgs) -> Result<i32, InputError> {
             .as_ref()
             .map(|s| header(s, &cfg))
             .unwrap_or_default();
-        client(&sock, Console::new(h, plan), &cfg, &a.client, false).await
+        client(
+            &sock,
+            Console::new(h, plan),
+            &cfg,
+            &a.client,
+            false,
+            &|| None,
+        )
+        .await
     })
 }
 
@@ -776,12 +796,15 @@ pub fn approve(a: &ApproveArgs) -> Result<i32, InputError> {
     })
 }
 
+/// `ended`: the run's state from the trail, for a run that ended before this
+/// client could follow it (the headless output then says how it ended).
 pub(crate) async fn client(
     sock: &Path,
     console: Console,
     cfg: &Config,
     a: &crate::cli::ClientArgs,
     auto_start: bool,
+    ended: &(dyn Fn() -> Option<crate::run::RunState> + Sync),
 ) -> Result<i32, InputError> {
     if a.no_tui {
         let format = match a.format {
@@ -789,9 +812,21 @@ pub(crate) async fn client(
             crate::cli::LineFormat::Text => LineFormat::Text,
         };
         let mut out = std::io::stdout();
-        let c = headless::follow(sock, console, format, auto_start, &mut out)
-            .await
-            .map_err(input)?;
+        let header = console.header.clone();
+        // A stream that ended (or broke) before it said anything: the run
+        // ended first, and the trail says how.
+        let mut c = match headless::follow(sock, console, format, auto_start, &mut out).await {
+            Ok(c) => c,
+            Err(e) => match ended().filter(|s| s.phase.is_terminal()) {
+                Some(_) => Console::new(header, None),
+                None => return Err(input(e)),
+            },
+        };
+        if c.state.run.is_empty()
+            && let Some(st) = ended()
+        {
+            c.state = st;
+        }
         if format == LineFormat::Text {
             println!();
             for l in headless::summary(&c) {
@@ -1183,4 +1218,61 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
         eprintln!("run {} ended: {}", sup.run, state.phase);
         Ok(headless::exit_code(state.phase))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A supervisor that hangs up before saying anything: the run ended
+    /// before the client could follow it.
+    async fn silent_supervisor(dir: &Path) -> PathBuf {
+        let sock = dir.join("control.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                drop(s);
+            }
+        });
+        sock
+    }
+
+    fn headless() -> crate::cli::ClientArgs {
+        crate::cli::ClientArgs {
+            no_tui: true,
+            format: crate::cli::LineFormat::Text,
+            theme: None,
+            read_only: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_that_ended_before_it_was_followed_reports_its_end_from_the_trail() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sock = silent_supervisor(dir.path()).await;
+        let console = || Console::new(crate::tui::model::HeaderInfo::default(), None);
+        let cfg = Config::default();
+        // The trail says the run is still going: the broken stream is an error.
+        let going = || {
+            Some(crate::run::RunState {
+                run: "t-1".into(),
+                phase: Phase::Running,
+                ..Default::default()
+            })
+        };
+        let r = client(&sock, console(), &cfg, &headless(), false, &going).await;
+        assert!(r.is_err(), "a running run's broken stream was hidden");
+        // The trail says it succeeded: exit 0, not "run PLANNED" and exit 1.
+        let ended = || {
+            Some(crate::run::RunState {
+                run: "t-1".into(),
+                phase: Phase::Succeeded,
+                ..Default::default()
+            })
+        };
+        let code = client(&sock, console(), &cfg, &headless(), false, &ended)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(code, 0);
+    }
 }

@@ -353,7 +353,7 @@ pub fn run(a: &RunArgs, service: &Path) -> Result<i32, InputError> {
             .map(|s| crate::cmd::run::header(s, &cfg))
             .unwrap_or_default();
         let console = crate::tui::Console::new(header, reply.plan.map(|p| *p));
-        crate::cmd::run::client(&relay.path, console, &cfg, &a.client, true).await
+        crate::cmd::run::client(&relay.path, console, &cfg, &a.client, true, &|| None).await
     })
 }
 
