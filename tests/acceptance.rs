@@ -1011,12 +1011,10 @@ async fn mariadb_a_dangerous_migration_goes_from_plan_to_prod_only_through_the_g
 /// Two supervisors on one host (two runs, here of two projects) each open a
 /// Socket Mode link of the one Slack app, and Slack hands an envelope to one
 /// link of its choice: a DBA's approval of the waiting prod run lands in the
-/// other run's relay, is refused as "not served by this relay" and recorded in
-/// *that* project's relay trail; the prod run never hears of it. Fail-safe
-/// (nothing runs unapproved) but the approval is lost. This asserts what
-/// should happen; it fails today.
+/// other run's relay, which forwards it to the prod run's supervisor; the
+/// approval counts and the prod run goes ahead. (Before the fix it was
+/// refused as "not served by this relay" and the prod run never heard of it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: clicks are not routed between supervisors sharing one Slack app"]
 async fn pg_an_approval_reaches_its_run_while_another_run_is_live() {
     let eng = Eng::Pg;
     let Some(admin) = db_common::url(eng.admin_var()) else {

@@ -983,13 +983,21 @@ pub fn executor(
 /// (and Socket Mode with an app token) when `[slack]` has a bot token, otherwise
 /// a transcript of every payload in the run directory. The relay subscribes to
 /// the run core like any other view, and its clicks become commands to it.
+/// The relay, what the control socket hands forwarded Slack interactions to,
+/// and the run's entry among this user's live relays (kept while it runs).
+type SlackStarted = (
+    tokio::task::JoinHandle<crate::slack::relay::RelayReport>,
+    Arc<dyn supervisor::ForwardedInteractions>,
+    Option<crate::slack::route::Registration>,
+);
+
 fn start_slack(
     run_dir: &Path,
     sup: &SuperviseSpec,
     cfg: &Config,
     requests: &tokio::sync::mpsc::Sender<crate::run::core::Request>,
     shutdown: CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<crate::slack::relay::RelayReport>>, InputError> {
+) -> Result<SlackStarted, InputError> {
     use crate::slack::{
         SlackConfig, SlackHost,
         api::{HttpApi, SlackApi},
@@ -1010,6 +1018,7 @@ fn start_slack(
     let base = cfg.path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let tokens = sc.tokens(&base).map_err(input)?;
     let has_app = tokens.app.is_some();
+    let has_bot = tokens.bot.is_some();
     let api: Arc<dyn SlackApi> = match tokens.bot {
         Some(bot) => Arc::new(HttpApi::new(&sc.api_base, Some(bot), tokens.app)),
         None => Arc::new(Transcript::in_run_dir(run_dir)),
@@ -1026,7 +1035,23 @@ fn start_slack(
             interactions = interactions.with_audit(t);
         }
     }
-    let host = SlackHost::new(api, Arc::new(interactions));
+    // Slack may hand this relay clicks for this user's other live runs.
+    let router = crate::slack::route::Router::new(
+        run_dir.parent().unwrap_or(Path::new(".")),
+        &crate::slack::route::Router::default_registry(),
+        &sup.run,
+    );
+    let registration = if has_bot {
+        router
+            .register(&sup.run, run_dir)
+            .map_err(|e| eprintln!("slack: other runs' relays cannot forward clicks here: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let interactions = Arc::new(interactions.with_router(router));
+    let forwarded = interactions.forwarded();
+    let host = SlackHost::new(api, interactions);
     if has_app {
         host.spawn_socket_mode(shutdown.clone());
     }
@@ -1059,7 +1084,7 @@ fn start_slack(
         })
         .map_err(|e| InputError(format!("slack relay: cannot subscribe to the run: {e}")))?;
     let requests = requests.clone();
-    Ok(Some(tokio::spawn(async move {
+    let relay = tokio::spawn(async move {
         match rx.await {
             Ok((state, sub)) => host
                 .spawn_for_run(setup, requests, state, sub, shutdown)
@@ -1067,7 +1092,8 @@ fn start_slack(
                 .unwrap_or_default(),
             Err(_) => Default::default(),
         }
-    })))
+    });
+    Ok((relay, forwarded, registration))
 }
 
 /// `cutover supervise --run-dir DIR` (hidden): the per-run supervisor process.
@@ -1180,7 +1206,8 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
                 }
             }
         });
-        let relay = start_slack(&a.run_dir, &sup, &cfg, &tx, shutdown.clone())?;
+        let (relay, forwarded, _registered) =
+            start_slack(&a.run_dir, &sup, &cfg, &tx, shutdown.clone())?;
         if let Some(group) = cfg.policy.local_group.clone() {
             // Once the socket exists, let the group's members (a second local
             // approver) use it; they are still identified by their own uid.
@@ -1197,22 +1224,26 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
                 }
             });
         }
-        let state =
-            supervisor::supervise_with(&a.run_dir, core, (tx, rx), shutdown.clone(), sup.service)
-                .await
-                .map_err(input)?;
+        let state = supervisor::supervise_with(
+            &a.run_dir,
+            core,
+            (tx, rx),
+            shutdown.clone(),
+            sup.service,
+            Some(forwarded),
+        )
+        .await
+        .map_err(input)?;
         // The run is over: let the relay deliver the final state before leaving.
-        if let Some(relay) = relay {
-            match tokio::time::timeout(Duration::from_secs(120), relay).await {
-                Ok(Ok(report)) if !report.final_delivered => {
-                    eprintln!(
-                        "slack: the final state of run {} was not delivered",
-                        sup.run
-                    )
-                }
-                Ok(_) => {}
-                Err(_) => eprintln!("slack: gave up delivering the final state after 120 s"),
+        match tokio::time::timeout(Duration::from_secs(120), relay).await {
+            Ok(Ok(report)) if !report.final_delivered => {
+                eprintln!(
+                    "slack: the final state of run {} was not delivered",
+                    sup.run
+                )
             }
+            Ok(_) => {}
+            Err(_) => eprintln!("slack: gave up delivering the final state after 120 s"),
         }
         shutdown.cancel();
         eprintln!("run {} ended: {}", sup.run, state.phase);

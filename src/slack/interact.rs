@@ -12,9 +12,16 @@
 //! with no core to record it — not served here, or already ended — goes
 //! to the relay's own trail ([`Entry::Relay`]), because there is no run
 //! stream to append to and inventing one would break the run's sequence.
+//!
+//! Slack hands each Socket Mode envelope to one open link of the app, so a
+//! click for a run served by another supervisor of this user can land here:
+//! it is forwarded to that supervisor ([`super::route`]), whose relay takes
+//! it through [`Interactions::forwarded`] and handles it as its own. Only a
+//! click for a run that is not live, or not known, is answered here.
 
 use super::api::{Handling, SlackApi, methods};
 use super::blocks::{self, Action, ActionValue};
+use super::route::{Routed, Router};
 use super::view::RunView;
 use crate::audit::{Entry, RelayRecord, Trail};
 use crate::model::Risk;
@@ -215,6 +222,11 @@ pub struct Interactions {
     pub log: Mutex<Vec<(String, String)>>,
     /// The relay's own trail, for refusals no run can record.
     audit: Mutex<Option<Trail>>,
+    /// Reaches the supervisors of runs not served here.
+    router: Option<Router>,
+    /// Modals opened here (view ids): a forwarded submission is taken only
+    /// for a form this relay opened.
+    opened_views: Mutex<VecDeque<String>>,
 }
 
 fn kind_of(a: Action) -> CommandKind {
@@ -267,7 +279,60 @@ impl Interactions {
             refreshing: tokio::sync::Mutex::new(()),
             log: Mutex::new(Vec::new()),
             audit: Mutex::new(None),
+            router: None,
+            opened_views: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Forwards interactions for runs not served here through `router`.
+    pub fn with_router(mut self, router: Router) -> Interactions {
+        self.router = Some(router);
+        self
+    }
+
+    /// What the supervisor's control socket hands forwarded interactions to.
+    pub fn forwarded(self: &Arc<Self>) -> Arc<dyn crate::supervisor::ForwardedInteractions> {
+        Arc::new(TakeForwarded(self.clone()))
+    }
+
+    /// Whether an interaction another relay received is this relay's: its
+    /// run is served here, and (run ids of two projects may coincide) the
+    /// click is on one of this run's messages, the submission from a form
+    /// opened here.
+    pub fn owns(&self, i: &Interaction) -> Result<(), String> {
+        let run = &i.value().run;
+        let h = self
+            .handle(run)
+            .ok_or_else(|| format!("run {run} is not served by this supervisor's relay"))?;
+        let mine = match i {
+            Interaction::Click { message_ts, .. } => h
+                .view
+                .borrow()
+                .state
+                .messages
+                .values()
+                .any(|m| &m.id == message_ts),
+            Interaction::Submit { view_id, .. } => self
+                .opened_views
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(view_id),
+        };
+        if mine {
+            Ok(())
+        } else {
+            Err(format!(
+                "the interaction is not on a message or form of this relay's run {run}"
+            ))
+        }
+    }
+
+    fn opened(&self, view_id: &str) {
+        let mut v = self.opened_views.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() >= SEEN_KEYS {
+            v.pop_front();
+        }
+        v.push_back(view_id.to_string());
     }
 
     /// Records refusals that no run can record in `trail` (the relay's own,
@@ -562,6 +627,12 @@ impl Interactions {
 
     /// The work after the ack. `envelope` is the transport's id (Socket Mode envelope).
     pub async fn process(&self, payload: &Value, envelope: Option<&str>) {
+        self.process_as(payload, envelope, false).await
+    }
+
+    /// [`process`](Self::process); a `forwarded` interaction (another relay
+    /// received it) is never forwarded again.
+    async fn process_as(&self, payload: &Value, envelope: Option<&str>, forwarded: bool) {
         let Some(i) = Interaction::parse(payload) else {
             return;
         };
@@ -578,15 +649,43 @@ impl Interactions {
         };
         let value = i.value().clone();
         let Some(h) = self.handle(&value.run) else {
-            self.note(&key, "unknown run");
-            self.refuse_recorded(None, &i, "the run is not served by this relay", &key)
-                .await;
-            self.ephemeral(
-                &channel,
-                &user.id,
-                &format!("Run `{}` is not served by this relay (it may have ended or run on another host).", blocks::fit(&value.run, 80)),
-            )
-            .await;
+            let routed = match (&self.router, forwarded) {
+                (Some(r), false) => r.forward(payload, &value.run).await,
+                _ => Routed::Unknown,
+            };
+            let run = blocks::fit(&value.run, 80);
+            let (what, reason, answer) = match routed {
+                Routed::Taken => {
+                    // Its own relay answers and records it.
+                    self.note(&key, "forwarded");
+                    return;
+                }
+                Routed::NotLive => (
+                    "not live".to_string(),
+                    "the run is not live (its supervisor is not running)".to_string(),
+                    format!(
+                        "Run `{run}` is not live (its supervisor is not running): start it with `cutover resume {run}`. Nothing was done."
+                    ),
+                ),
+                Routed::NotTaken(why) => (
+                    format!("not taken: {}", why.join("; ")),
+                    format!("the run's supervisor did not take it: {}", why.join("; ")),
+                    format!(
+                        "Run `{run}` could not take this ({}); nothing was done.",
+                        blocks::fit(&why.join("; "), 300)
+                    ),
+                ),
+                Routed::Unknown => (
+                    "unknown run".to_string(),
+                    "the run is not served by this relay".to_string(),
+                    format!(
+                        "Run `{run}` is not served by this relay (it may have ended or run on another host)."
+                    ),
+                ),
+            };
+            self.note(&key, what);
+            self.refuse_recorded(None, &i, &reason, &key).await;
+            self.ephemeral(&channel, &user.id, &answer).await;
             return;
         };
         let channel = if channel.is_empty() {
@@ -667,7 +766,12 @@ impl Interactions {
                 if let Some(view) = modal {
                     let args = json!({"trigger_id": trigger_id, "view": view});
                     match self.api.call(methods::VIEWS_OPEN, args).await {
-                        Ok(_) => self.note(&key, "modal opened"),
+                        Ok(v) => {
+                            if let Some(id) = v["view"]["id"].as_str() {
+                                self.opened(id);
+                            }
+                            self.note(&key, "modal opened")
+                        }
                         Err(e) => {
                             self.note(&key, format!("modal failed: {e}"));
                             self.ephemeral(
@@ -744,6 +848,26 @@ impl Interactions {
                     .await;
             }
         }
+    }
+}
+
+/// The control socket's side of forwarding: takes what this relay owns
+/// and handles it in the background, as if Slack had delivered it here.
+struct TakeForwarded(Arc<Interactions>);
+
+impl crate::supervisor::ForwardedInteractions for TakeForwarded {
+    fn take(&self, payload: Value, received_by_run: &str) -> Result<(), String> {
+        let i = Interaction::parse(&payload)
+            .ok_or_else(|| "not a click or modal submission cutover understands".to_string())?;
+        self.0.owns(&i)?;
+        let me = self.0.clone();
+        let key = i.dedup_key();
+        me.note(
+            &key,
+            format!("received from the relay of run {received_by_run}"),
+        );
+        tokio::spawn(async move { me.process_as(&payload, None, true).await });
+        Ok(())
     }
 }
 

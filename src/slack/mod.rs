@@ -14,11 +14,13 @@
 //! - [`socket`]: the Socket Mode client;
 //! - [`http`]: `cutover relay serve`, the signed HTTP endpoint;
 //! - [`manifest`]: the app manifest;
+//! - [`route`]: forwarding a click Slack handed to this relay to the supervisor of its run;
 //! - [`host`]: what the supervisor calls — [`SlackHost::spawn_for_run`].
 //!
-//! Runs on several hosts need one Slack app per host (Slack hands each
-//! Socket Mode envelope to one connection of the app, so a relay would see
-//! clicks for runs it does not own), or the HTTP endpoint behind one address.
+//! Slack hands each Socket Mode envelope to one connection of the app, so a
+//! relay sees clicks for runs it does not own: on one host (one user) they
+//! are forwarded to their run's supervisor ([`route`]). Runs on several
+//! hosts need one Slack app per host, or the HTTP endpoint behind one address.
 
 pub mod api;
 pub mod blocks;
@@ -29,6 +31,7 @@ pub mod interact;
 pub mod manifest;
 pub mod pace;
 pub mod relay;
+pub mod route;
 pub mod signing;
 pub mod socket;
 pub mod transcript;

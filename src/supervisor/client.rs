@@ -76,6 +76,28 @@ impl Client {
         .await
     }
 
+    /// Hands a Slack interaction that this user's other relay received to
+    /// the run's supervisor ([`ClientMsg::SlackInteraction`]); `Accepted`
+    /// means its relay took it.
+    pub async fn forward_slack(
+        &mut self,
+        payload: serde_json::Value,
+        received_by_run: &str,
+    ) -> Result<Reply, SupervisorError> {
+        self.send(&ClientMsg::SlackInteraction {
+            payload,
+            received_by_run: received_by_run.to_string(),
+        })
+        .await?;
+        loop {
+            match self.next().await? {
+                Some(ServerMsg::Reply { reply }) => return Ok(reply),
+                Some(_) => {}
+                None => return Err(proto("the supervisor hung up")),
+            }
+        }
+    }
+
     /// Sends a command and waits for its reply (`cutover approve`, console keys).
     /// Streamed messages that arrive first are passed to `other`.
     pub async fn command(

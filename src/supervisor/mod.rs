@@ -19,7 +19,7 @@ pub mod server;
 
 pub use client::Client;
 pub use protocol::{ClientMsg, ServerMsg};
-pub use server::{bind, serve, serve_with};
+pub use server::{ForwardedInteractions, bind, serve, serve_with};
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -46,8 +46,9 @@ pub fn socket_path(run_dir: &Path) -> PathBuf {
     short_socket_dir().join(format!("{}.sock", &digest[..24]))
 }
 
-/// `$XDG_RUNTIME_DIR/cutover` or `/tmp/cutover-<uid>`, owner-only.
-fn short_socket_dir() -> PathBuf {
+/// `$XDG_RUNTIME_DIR/cutover` or `/tmp/cutover-<uid>`, owner-only (also
+/// where live Slack relays register, see `slack::route`).
+pub fn short_socket_dir() -> PathBuf {
     let uid = peer::current_uid();
     std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
@@ -163,11 +164,13 @@ pub async fn supervise(
     ),
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<crate::run::RunState, SupervisorError> {
-    supervise_with(run_dir, core, requests, shutdown, false).await
+    supervise_with(run_dir, core, requests, shutdown, false, None).await
 }
 
 /// [`supervise`], for a run `cutover serve` opened when `service` (see
-/// [`serve_with`]).
+/// [`serve_with`]), with the run's Slack relay taking interactions that
+/// other supervisors' relays received for this run (`forwarded`, see
+/// [`ClientMsg::SlackInteraction`]).
 pub async fn supervise_with(
     run_dir: &Path,
     core: crate::run::core::RunCore,
@@ -177,13 +180,20 @@ pub async fn supervise_with(
     ),
     shutdown: tokio_util::sync::CancellationToken,
     service: bool,
+    forwarded: Option<std::sync::Arc<dyn ForwardedInteractions>>,
 ) -> Result<crate::run::RunState, SupervisorError> {
     let path = socket_path(run_dir);
     prepare_socket_dir(&path)?;
     let listener = bind(&path)?;
     let (tx, rx) = requests;
     let serving = shutdown.child_token();
-    let server = tokio::spawn(serve_with(listener, tx, serving.clone(), service));
+    let server = tokio::spawn(serve_with(
+        listener,
+        tx,
+        serving.clone(),
+        service,
+        forwarded,
+    ));
     let result = core.run(rx, shutdown).await;
     // Let clients drain the final events before the socket goes away.
     tokio::task::yield_now().await;

@@ -3,6 +3,13 @@
 //! Client → supervisor: `subscribe` (then state, optionally the recent
 //! history, then events and samples stream back until the run ends) or `command` (answered by one `reply`). A
 //! connection may do both.
+//!
+//! `slack_interaction` is how another supervisor's Slack relay hands over a
+//! click or modal submission for this run that Slack delivered to *its*
+//! Socket Mode link (answered by one `reply`: `accepted`
+//! with no seqs when this supervisor's relay took it and answers the clicker
+//! itself, `refused` saying why not). Only a peer with the
+//! supervisor's own uid may send it.
 
 use crate::audit::Anchor;
 use crate::policy::Surface;
@@ -42,6 +49,14 @@ pub enum ClientMsg {
         /// The tty, for the approval record.
         #[serde(default)]
         origin: Option<String>,
+    },
+    /// A Slack interaction for this run, received by another run's relay.
+    SlackInteraction {
+        /// The Slack payload, as Socket Mode delivered it (`block_actions`
+        /// or `view_submission`).
+        payload: serde_json::Value,
+        /// The run whose relay received it (for logs).
+        received_by_run: String,
     },
 }
 

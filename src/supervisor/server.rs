@@ -1,7 +1,7 @@
 //! The supervisor's side of the control socket.
 
 use super::SupervisorError;
-use super::peer::user_name;
+use super::peer::{current_uid, user_name};
 use super::protocol::{ClientMsg, ServerMsg};
 use crate::policy::{Actor, Surface};
 use crate::run::CommandEnvelope;
@@ -9,6 +9,7 @@ use crate::run::core::{Reply, Request};
 use crate::run::fanout::Published;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -38,30 +39,57 @@ pub fn bind(path: &Path) -> Result<UnixListener, SupervisorError> {
     Ok(listener)
 }
 
+/// Takes Slack interactions for this run that another supervisor's relay
+/// received ([`ClientMsg::SlackInteraction`]): the supervisor's own relay.
+pub trait ForwardedInteractions: Send + Sync {
+    /// `Ok` when this supervisor's relay owns the interaction; it is then
+    /// handled in the background exactly as if Slack had delivered it here.
+    /// `Err` says why not (another run of that id, no relay).
+    fn take(&self, payload: serde_json::Value, received_by_run: &str) -> Result<(), String>;
+}
+
+/// Whether a peer may forward Slack interactions: only the supervisor's own
+/// user. A forwarded payload is trusted as Slack's word (who clicked), and a
+/// group member sharing the socket (`local_group`) must not be able to click
+/// in someone else's name.
+pub fn forward_allowed(peer_uid: u32, own_uid: u32) -> Result<(), String> {
+    if peer_uid == own_uid {
+        Ok(())
+    } else {
+        Err(format!(
+            "forwarded Slack interactions are accepted only from the supervisor's own user (uid {own_uid}), not from {} (uid {peer_uid})",
+            user_name(peer_uid)
+        ))
+    }
+}
+
 /// Serves clients until `shutdown`.
 pub async fn serve(
     listener: UnixListener,
     core: mpsc::Sender<Request>,
     shutdown: CancellationToken,
 ) {
-    serve_with(listener, core, shutdown, false).await
+    serve_with(listener, core, shutdown, false, None).await
 }
 
 /// Serves clients until `shutdown`. `service`: the run was opened by
 /// `cutover serve`, whose relayed connections (same uid as this process)
 /// may name their client's uid first ([`ClientMsg::OnBehalf`]).
+/// `forwarded`: the run's Slack relay, taking interactions other relays
+/// received (without it they are answered "no Slack relay here").
 pub async fn serve_with(
     listener: UnixListener,
     core: mpsc::Sender<Request>,
     shutdown: CancellationToken,
     service: bool,
+    forwarded: Option<Arc<dyn ForwardedInteractions>>,
 ) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             conn = listener.accept() => {
                 let Ok((stream, _)) = conn else { continue };
-                tokio::spawn(connection(stream, core.clone(), shutdown.clone(), service));
+                tokio::spawn(connection(stream, core.clone(), shutdown.clone(), service, forwarded.clone()));
             }
         }
     }
@@ -79,12 +107,18 @@ async fn connection(
     core: mpsc::Sender<Request>,
     shutdown: CancellationToken,
     service: bool,
+    forwarded: Option<Arc<dyn ForwardedInteractions>>,
 ) {
     let peer = match stream.peer_cred() {
         Ok(c) => c.uid(),
         Err(_) => return,
     };
     let mut user = user_name(peer);
+    // Whom the connection speaks for: the peer, or the client a service
+    // relays for (`OnBehalf`). Forwarded Slack payloads are taken only from
+    // this process's own user speaking for itself: the service relays its
+    // clients' lines verbatim, and its peer uid is the supervisor's.
+    let mut acting = peer;
     let mut first = true;
     // Streams this connection subscribed to; cut when the peer is refused.
     let mut streams = Vec::new();
@@ -136,6 +170,27 @@ async fn connection(
                     break;
                 }
                 user = user_name(uid);
+                acting = uid;
+            }
+            ClientMsg::SlackInteraction {
+                payload,
+                received_by_run,
+            } => {
+                let answer =
+                    forward_allowed(acting, current_uid()).and_then(|()| match &forwarded {
+                        Some(f) => f.take(payload, &received_by_run),
+                        None => Err("this supervisor runs no Slack relay".into()),
+                    });
+                if let Err(why) = &answer {
+                    eprintln!("cutover: forwarded Slack interaction not taken: {why}");
+                }
+                // Taken: its outcome is the relay's business (it answers the
+                // clicker and records the decision in this run's trail).
+                let reply = match answer {
+                    Ok(()) => Reply::Accepted { seqs: Vec::new() },
+                    Err(reason) => Reply::Refused { reason },
+                };
+                let _ = out_tx.send(ServerMsg::Reply { reply }).await;
             }
             ClientMsg::Command {
                 surface,
@@ -219,7 +274,7 @@ async fn connection(
 
 #[cfg(test)]
 mod tests {
-    use super::may_speak_for_others;
+    use super::*;
 
     #[test]
     fn only_the_service_names_another_user_and_only_first() {
@@ -231,5 +286,13 @@ mod tests {
         assert!(!may_speak_for_others(true, 1001, 990, true));
         // After the first message (a client behind the relay trying again): never.
         assert!(!may_speak_for_others(true, 990, 990, false));
+    }
+
+    #[test]
+    fn only_the_supervisors_own_user_may_forward_slack_interactions() {
+        assert!(forward_allowed(1000, 1000).is_ok());
+        let e = forward_allowed(1001, 1000).err().unwrap_or_default();
+        assert!(e.contains("only from the supervisor's own user"), "{e}");
+        assert!(forward_allowed(0, 1000).is_err(), "not even root's word");
     }
 }
