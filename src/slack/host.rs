@@ -10,9 +10,13 @@
 //! let report: RelayReport = relay.await?;                          // after the run ends
 //! ```
 //!
-//! Runs on several hosts need one Slack app per host (Slack hands each
-//! Socket Mode envelope to one connection of the app), or the HTTP endpoint
-//! behind one address.
+//! Slack hands each Socket Mode envelope to one connection of the app: give
+//! the click router a [`Router`](super::route::Router) so clicks for this
+//! user's other live runs reach their supervisors, and hand
+//! [`Interactions::forwarded`] to the control socket
+//! ([`supervise_with`](crate::supervisor::supervise_with)) so theirs reach
+//! this one. Runs on several hosts need one Slack app per host, or the HTTP
+//! endpoint behind one address.
 
 use super::api::SlackApi;
 use super::interact::{Interactions, RunHandle};
