@@ -316,14 +316,43 @@ async fn forwarded_clicks_are_authorized_and_recorded_by_their_own_run() {
     })
     .await;
     assert!(log(&a).contains(&"accepted".to_string()), "{:?}", log(&a));
-    // A form: the forwarded abort click opens it from run A's relay (the
-    // trigger is the app's, whichever link got the click) ...
+    // A form: the abort click lands in the relay of another project's run
+    // that happens to have the same id (run A is in the registry of live
+    // relays); not being on its messages, it goes to run A, whose relay
+    // opens the form (the trigger is the app's, whichever link got the click) ...
+    let _registered = Router::new(&runs, &dir.path().join("live"), "run-a")
+        .register("run-a", &run_dir)
+        .unwrap();
+    let (twin_tx, mut twin_rx) = mpsc::channel(16);
+    let twin = Interactions::new(Arc::new(Fake::default()), vec![], Duration::from_secs(300))
+        .with_router(Router::new(
+            &dir.path().join("other-project/runs"),
+            &dir.path().join("live"),
+            "run-a",
+        ));
+    twin.register(
+        "run-a",
+        RunHandle {
+            requests: twin_tx,
+            view: watch::channel(RunView::default()).1,
+            target: "orders-prod".into(),
+            channel: "C1".into(),
+        },
+    );
     let v = ActionValue {
         rev: vrx.borrow().rev,
         ..v
     };
-    b.process(&button("U1", "abort", &v, PREFLIGHT_TS, "2.5"), Some("e5"))
-        .await;
+    let twin_click = button("U1", "abort", &v, PREFLIGHT_TS, "2.5");
+    // (Handled as the twin's own, it would wait for a core that never answers.)
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        twin.process(&twin_click, Some("e5")),
+    )
+    .await
+    .expect("the twin relay handed the click on");
+    assert_eq!(log(&twin), ["forwarded"]);
+    assert!(twin_rx.try_recv().is_err(), "the twin run heard nothing");
     until("run A to open the form", || {
         log(&a).contains(&"modal opened".to_string())
     })
@@ -335,12 +364,12 @@ async fn forwarded_clicks_are_authorized_and_recorded_by_their_own_run() {
     };
     // ... a submission of a form run A never opened is not taken ...
     b.process(&submit("V0OTHER"), Some("e6")).await;
-    assert!(log(&b)[5].starts_with("not taken"), "{:?}", log(&b));
+    assert!(log(&b)[4].starts_with("not taken"), "{:?}", log(&b));
     assert_ne!(vrx.borrow().state.phase, Phase::Aborted);
     // ... and its own form's submission, handed to B, comes back to run A.
     assert_eq!(b.ack_payload(&submit("V0FORM1")), None);
     b.process(&submit("V0FORM1"), Some("e7")).await;
-    assert_eq!(log(&b)[6], "forwarded", "{:?}", log(&b));
+    assert_eq!(log(&b)[5], "forwarded", "{:?}", log(&b));
     until("run A's relay to take the submission", || {
         log(&a).iter().filter(|l| *l == "accepted").count() == 2
     })

@@ -688,6 +688,17 @@ impl Interactions {
             self.ephemeral(&channel, &user.id, &answer).await;
             return;
         };
+        // Run ids of two projects may coincide (copies of one repository):
+        // a click on a message (a form) that is not provably this run's goes
+        // first to another live run of that id that owns it, if any.
+        if !forwarded
+            && let Some(r) = &self.router
+            && self.owns(&i).is_err()
+            && r.forward(payload, &value.run).await == Routed::Taken
+        {
+            self.note(&key, "forwarded");
+            return;
+        }
         let channel = if channel.is_empty() {
             h.channel.clone()
         } else {

@@ -125,14 +125,15 @@ impl Router {
     }
 
     /// The run directories that may hold `run`: this project's first, then
-    /// the registered ones.
+    /// the registered ones; never this relay's own (no forwarding to itself).
     pub fn candidates(&self, run: &str) -> Vec<PathBuf> {
         if !valid_run_id(run) {
             return Vec::new();
         }
+        let me = absolute(&self.runs_dir.join(&self.own_run));
         let mut dirs = Vec::new();
         let own = self.runs_dir.join(run);
-        if own.join("run.json").exists() {
+        if own.join("run.json").exists() && absolute(&own) != me {
             dirs.push(absolute(&own));
         }
         let prefix = format!("{run}@");
@@ -146,7 +147,7 @@ impl Router {
                 .collect();
             listed.sort();
             for d in listed {
-                if !dirs.contains(&d) {
+                if d != me && !dirs.contains(&d) {
                     dirs.push(d);
                 }
             }
@@ -210,13 +211,22 @@ mod tests {
         }
         let a = Router::new(&runs_a, &registry, "r1");
         let b = Router::new(&runs_b, &registry, "r2");
-        assert_eq!(a.candidates("r1"), vec![absolute(&runs_a.join("r1"))]);
+        // Another run of project a finds r1 in the runs directory.
+        let a3 = Router::new(&runs_a, &registry, "r3");
+        assert_eq!(a3.candidates("r1"), vec![absolute(&runs_a.join("r1"))]);
+        assert!(a.candidates("r1").is_empty(), "never itself");
         assert!(a.candidates("r2").is_empty());
         let reg = b
             .register("r2", &runs_b.join("r2"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.candidates("r2"), vec![absolute(&runs_b.join("r2"))]);
         assert!(a.candidates("../b/runs/r2").is_empty());
+        // Never itself, even when registered (another project's run of the same id is fine).
+        let _own = a
+            .register("r1", &runs_a.join("r1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.candidates("r1").is_empty());
+        assert_eq!(b.candidates("r1"), vec![absolute(&runs_a.join("r1"))]);
         drop(reg);
         assert!(a.candidates("r2").is_empty());
     }
