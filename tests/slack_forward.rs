@@ -12,6 +12,7 @@ use cutover::exec::sim::{SimConfig, SimExecutor};
 use cutover::policy::authz::Role;
 use cutover::policy::config::PersonConfig;
 use cutover::policy::{Actor, Clock, Directory, PolicyConfig, Surface};
+use cutover::run::core::Reply;
 use cutover::run::core::{CoreDeps, Request, RunCore, TokioClock};
 use cutover::run::{Command, CommandEnvelope, Event, Phase};
 use cutover::slack::api::{ApiError, SlackApi};
@@ -19,7 +20,8 @@ use cutover::slack::blocks::ActionValue;
 use cutover::slack::interact::{Interactions, RunHandle};
 use cutover::slack::route::Router;
 use cutover::slack::view::RunView;
-use cutover::supervisor::{bind, serve_with, socket_path};
+use cutover::supervisor::peer::current_uid;
+use cutover::supervisor::{Client, bind, serve_with, socket_path};
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use slack_common::*;
@@ -232,11 +234,13 @@ async fn forwarded_clicks_are_authorized_and_recorded_by_their_own_run() {
         },
     );
     let listener = bind(&socket_path(&run_dir)).unwrap();
+    // Opened as by `cutover serve`: relayed clients may be named (`OnBehalf`).
     tokio::spawn(serve_with(
         listener,
         tx.clone(),
-        Some(a.forwarded()),
         shutdown.clone(),
+        true,
+        Some(a.forwarded()),
     ));
     let command = |actor: Actor, surface: Surface, c: Command| {
         let tx = tx.clone();
@@ -308,6 +312,21 @@ async fn forwarded_clicks_are_authorized_and_recorded_by_their_own_run() {
     );
     assert_eq!(relay_records(&relay_trail).len(), 1);
     assert_eq!(fake_b.ephemerals().len(), 1);
+    // A client the service relays for another user (its peer uid is the
+    // supervisor's own) cannot hand over a Slack payload: it would be
+    // trusted as Slack's word that Alice clicked.
+    let mut relayed = Client::connect(&socket_path(&run_dir)).await.unwrap();
+    relayed.on_behalf(current_uid() + 1).await.unwrap();
+    let forged = relayed
+        .forward_slack(click("U1", &v, PREFLIGHT_TS, "2.9"), "run-b")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&forged, Reply::Refused { reason } if reason.contains("only from the supervisor's own user")),
+        "{forged:?}"
+    );
+    assert_eq!(vrx.borrow().state.phase, Phase::AwaitingApproval);
+    assert!(!log(&a).contains(&"accepted".to_string()), "{:?}", log(&a));
     // Alice, a DBA, approves: the approval reaches run A.
     b.process(&click("U1", &v, PREFLIGHT_TS, "2.4"), Some("e4"))
         .await;
