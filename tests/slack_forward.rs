@@ -122,6 +122,53 @@ fn refusals(path: &Path, run: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+const SECRET: &str = "forward-test-signing-secret-0123";
+
+/// `cutover relay serve`: the signed HTTP endpoint, serving no run, routing
+/// through `runs` and the test's registry. Its address.
+async fn http_endpoint(root: &Path, runs: &Path) -> String {
+    use cutover::slack::config::Secret;
+    use cutover::slack::signing::Verifier;
+    let (t, _) = Trail::open(&root.join("http-relay-audit.jsonl"), key()).unwrap();
+    let handler = Arc::new(
+        Interactions::new(Arc::new(Fake::default()), vec![], Duration::from_secs(300))
+            .with_audit(t)
+            .with_router(Router::new(runs, &root.join("live"), "relay-serve")),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(cutover::slack::http::serve(
+        l,
+        Arc::new(Verifier::new(Secret::new(SECRET))),
+        handler,
+        CancellationToken::new(),
+    ));
+    addr
+}
+
+/// Posts an interaction payload as Slack would (form-encoded, signed now).
+async fn post_signed(addr: &str, payload: &Value) -> u16 {
+    let mut form = reqwest::Url::parse("http://form/").unwrap();
+    form.query_pairs_mut()
+        .append_pair("payload", &payload.to_string());
+    let body = form.query().unwrap_or("").as_bytes().to_vec();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    reqwest::Client::new()
+        .post(format!("http://{addr}/slack/interactivity"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Slack-Request-Timestamp", &ts)
+        .header(
+            "X-Slack-Signature",
+            cutover::slack::signing::sign(SECRET, &ts, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The relay that Slack picked: serves another run (`run-b`), routes
 /// through `runs` and a registry of its own, records in `relay-audit.jsonl`.
 fn receiving_relay(root: &Path, runs: &Path) -> (Arc<Fake>, Interactions, PathBuf) {
@@ -327,9 +374,13 @@ async fn forwarded_clicks_are_authorized_and_recorded_by_their_own_run() {
     );
     assert_eq!(vrx.borrow().state.phase, Phase::AwaitingApproval);
     assert!(!log(&a).contains(&"accepted".to_string()), "{:?}", log(&a));
-    // Alice, a DBA, approves: the approval reaches run A.
-    b.process(&click("U1", &v, PREFLIGHT_TS, "2.4"), Some("e4"))
-        .await;
+    // Alice, a DBA, approves — through the signed HTTP endpoint (`cutover
+    // relay serve`), which serves no run itself: the approval reaches run A.
+    let http = http_endpoint(dir.path(), &runs).await;
+    assert_eq!(
+        post_signed(&http, &click("U1", &v, PREFLIGHT_TS, "2.4")).await,
+        200
+    );
     until("run A approved", || {
         vrx.borrow().state.phase == Phase::Approved
     })
@@ -383,12 +434,12 @@ async fn forwarded_clicks_are_authorized_and_recorded_by_their_own_run() {
     };
     // ... a submission of a form run A never opened is not taken ...
     b.process(&submit("V0OTHER"), Some("e6")).await;
-    assert!(log(&b)[4].starts_with("not taken"), "{:?}", log(&b));
+    assert!(log(&b)[3].starts_with("not taken"), "{:?}", log(&b));
     assert_ne!(vrx.borrow().state.phase, Phase::Aborted);
     // ... and its own form's submission, handed to B, comes back to run A.
     assert_eq!(b.ack_payload(&submit("V0FORM1")), None);
     b.process(&submit("V0FORM1"), Some("e7")).await;
-    assert_eq!(log(&b)[5], "forwarded", "{:?}", log(&b));
+    assert_eq!(log(&b)[4], "forwarded", "{:?}", log(&b));
     until("run A's relay to take the submission", || {
         log(&a).iter().filter(|l| *l == "accepted").count() == 2
     })

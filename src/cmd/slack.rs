@@ -217,7 +217,14 @@ pub fn relay(c: &RelayCommand) -> Result<i32, InputError> {
                 Vec::new(),
                 std::time::Duration::from_secs(sc.group_ttl_seconds),
             )
-            .with_audit(trail),
+            .with_audit(trail)
+            // It serves no run itself: each click goes to its run's
+            // supervisor (this project's runs, or this user's live relays).
+            .with_router(crate::slack::route::Router::new(
+                &base.join(".cutover/runs"),
+                &crate::slack::route::Router::default_registry(),
+                "relay-serve",
+            )),
         );
         let verifier = Arc::new(crate::slack::signing::Verifier::new(secret));
         let shutdown = tokio_util::sync::CancellationToken::new();
