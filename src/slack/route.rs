@@ -163,7 +163,15 @@ impl Router {
         }
         let mut refused = Vec::new();
         for dir in dirs {
-            let sock = socket_path(&dir);
+            // Where the supervisor put it depends on the length of the path
+            // *it* was given (often relative): inside the run directory, or
+            // the short per-user name derived from the absolute path.
+            let inside = dir.join("control.sock");
+            let sock = if inside.exists() {
+                inside
+            } else {
+                socket_path(&dir)
+            };
             let attempt = async {
                 // No socket, or nobody listening: the supervisor is not running.
                 let mut c = Client::connect(&sock).await.ok()?;
