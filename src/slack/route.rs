@@ -118,10 +118,27 @@ impl Router {
                 self.registry.display()
             )));
         }
+        self.prune();
         let dir = absolute(run_dir);
         let path = self.registry.join(format!("{run}@{}", dir_hash(&dir)));
         std::fs::write(&path, dir.as_os_str().as_encoded_bytes())?;
         Ok(Registration { path })
+    }
+
+    /// Drops entries whose run directory is gone (a killed supervisor's
+    /// run, its directory removed since): they could never be reached.
+    fn prune(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.registry) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let gone = std::fs::read_to_string(e.path())
+                .map(|d| !Path::new(&d).join("run.json").exists())
+                .unwrap_or(false);
+            if gone {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     /// The run directories that may hold `run`: this project's first, then
@@ -237,5 +254,18 @@ mod tests {
         assert_eq!(b.candidates("r1"), vec![absolute(&runs_a.join("r1"))]);
         drop(reg);
         assert!(a.candidates("r2").is_empty());
+        // A registered run whose directory went away is dropped at the next registration.
+        let stale = b
+            .register("r2", &runs_b.join("r2"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::mem::forget(stale);
+        std::fs::remove_dir_all(runs_b.join("r2")).unwrap_or_else(|e| panic!("{e}"));
+        let _again = a
+            .register("r1", &runs_a.join("r1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let left: Vec<_> = std::fs::read_dir(&registry)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert_eq!(left.len(), 1, "{left:?}");
     }
 }
