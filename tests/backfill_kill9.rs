@@ -343,12 +343,10 @@ async fn backfill_killed_mid_run_on_mariadb_resumes_after_the_marker() {
         .ok()
         .and_then(|o| o.user().map(str::to_string))
         .unwrap_or_default();
+    // Count only once the killed sessions are gone: a count read before the
+    // last check can miss a COMMIT that lands in between.
     let mut before = -1;
     for _ in 0..500 {
-        let n: Option<i64> = c
-            .query_first("SELECT COUNT(*) FROM bk9 WHERE c > 0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
         let open: Option<i64> = c
             .exec_first(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER = ? AND COMMAND <> 'Daemon'",
@@ -357,6 +355,10 @@ async fn backfill_killed_mid_run_on_mariadb_resumes_after_the_marker() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         if open == Some(0) {
+            let n: Option<i64> = c
+                .query_first("SELECT COUNT(*) FROM bk9 WHERE c > 0")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             before = n.unwrap_or(0);
             break;
         }
@@ -578,7 +580,33 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
     ex.start(job(dir.path(), "rm"), tx)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut killed = false;
+    // Once chunks are committing, a watcher on its own connection polls the
+    // processlist every few milliseconds and kills the executor's connection
+    // while it runs a chunk's UPDATE (a status-driven check missed the short
+    // statements under load).
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = tokio::spawn({
+        let started = started.clone();
+        let o = mysql_async::Opts::from_url(&dsn).unwrap_or_else(|e| panic!("{e}"));
+        async move {
+            let mut k = mysql_async::Conn::new(o).await.ok()?;
+            while !started.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            loop {
+                let ids: Vec<u64> = k
+                    .query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE bkm%'")
+                    .await
+                    .unwrap_or_default();
+                if let Some(id) = ids.first()
+                    && k.query_drop(format!("KILL CONNECTION {id}")).await.is_ok()
+                {
+                    return Some(*id);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
     let mut reconnecting = false;
     let outcome = loop {
         match rx.recv().await {
@@ -587,20 +615,20 @@ async fn mariadb_connection_killed_mid_backfill_reconnects_and_finishes() {
                     reconnecting |= reason.contains("reconnecting");
                 }
                 let detail = s.progress.and_then(|p| p.detail).unwrap_or_default();
-                if !killed && detail.contains("backfill bkm (key") {
-                    let ids: Vec<u64> = c
-                        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE bkm%'")
-                        .await
-                        .unwrap_or_default();
-                    if let Some(id) = ids.first() {
-                        killed = c.query_drop(format!("KILL CONNECTION {id}")).await.is_ok();
-                    }
+                if detail.contains("backfill bkm (key") {
+                    started.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
             }
             Some(ExecUpdate::Finished(o)) => break o,
             Some(_) => {}
             None => panic!("the executor ended without an outcome"),
         }
+    };
+    let killed = if killer.is_finished() {
+        killer.await.ok().flatten().is_some()
+    } else {
+        killer.abort();
+        false
     };
     assert!(killed, "the kill landed mid-chunk");
     assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:?}");
