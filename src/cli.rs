@@ -283,6 +283,15 @@ pub struct PlanArgs {
     /// Exit 1 when the plan's risk is at or above this level.
     #[arg(long, value_parser = ["low", "medium", "high"])]
     pub fail_on: Option<String>,
+    /// The audit trail whose staging rehearsals calibrate `--target` prod estimates.
+    #[arg(long, default_value = ".cutover/audit.jsonl")]
+    pub trail: PathBuf,
+    /// The run directories of those rehearsals.
+    #[arg(long, default_value = ".cutover/runs")]
+    pub runs: PathBuf,
+    /// File holding the audit HMAC key (default: CUTOVER_AUDIT_KEY); without it no calibration.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

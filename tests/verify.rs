@@ -826,7 +826,9 @@ fn a_staging_run_calibrates_prod_estimates() {
         format!(
             "[[targets]]\nname = \"staging\"\nengine = \"postgres\"\nenvironment = \"staging\"\nprimary = \"{stg}\"\nexecutor = \"native\"\n\n\
              [[targets]]\nname = \"prod\"\nengine = \"postgres\"\nenvironment = \"prod\"\nprimary = \"{prod}\"\nexecutor = \"native\"\n\n\
-             [[policy.people]]\nid = \"me\"\nname = \"Me\"\nrole = \"dba\"\nlocal = [\"{me}\"]\n"
+             [[policy.people]]\nid = \"me\"\nname = \"Me\"\nrole = \"dba\"\nlocal = [\"{me}\"]\n\n\
+             # prod/medium needs no approval here: only the prod run's estimate matters.\n\
+             [[policy.approvals.rules]]\nenvironment = \"prod\"\nrisk = \"high\"\ncount = 1\nroles = [\"dba\"]\n"
         ),
     )
     .unwrap();
@@ -858,10 +860,19 @@ fn a_staging_run_calibrates_prod_estimates() {
     );
     assert!(!before.contains("calibrated from"), "{before}");
 
-    let (code, out, err) = cutover(&["run", "db", "--target", "staging", "--no-tui"], true);
+    // The rehearsal keeps its trail elsewhere than `.cutover/` (as a service
+    // does): calibration must read the trail the runs wrote, not the cwd's.
+    const REC: [&str; 4] = ["--trail", "rec/audit.jsonl", "--runs", "rec/runs"];
+    fn with_rec<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [args, &REC[..]].concat()
+    }
+    let (code, out, err) = cutover(
+        &with_rec(&["run", "db", "--target", "staging", "--no-tui"]),
+        true,
+    );
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
     // The run's id is its directory (whatever the id scheme).
-    let runs: Vec<String> = std::fs::read_dir(d.join(".cutover/runs"))
+    let runs: Vec<String> = std::fs::read_dir(d.join("rec/runs"))
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.path().join("plan.json").is_file())
@@ -870,8 +881,14 @@ fn a_staging_run_calibrates_prod_estimates() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     let run = &runs[0];
 
-    let (_, after, err) = cutover(
+    // The working directory's (empty) history calibrates nothing.
+    let (_, cwd_only, _) = cutover(
         &["plan", "db", "--target", "prod", "--format", "json"],
+        true,
+    );
+    assert!(!cwd_only.contains("calibrated from"), "{cwd_only}");
+    let (_, after, err) = cutover(
+        &with_rec(&["plan", "db", "--target", "prod", "--format", "json"]),
         true,
     );
     println!("{after}");
@@ -882,7 +899,7 @@ fn a_staging_run_calibrates_prod_estimates() {
         "{after}\n{err}"
     );
     assert_ne!(estimate(&before), estimate(&after));
-    let (_, text, _) = cutover(&["plan", "db", "--target", "prod"], true);
+    let (_, text, _) = cutover(&with_rec(&["plan", "db", "--target", "prod"]), true);
     assert!(
         text.contains(&format!(
             "note: estimates calibrated from staging run {run}"
@@ -892,11 +909,29 @@ fn a_staging_run_calibrates_prod_estimates() {
 
     // Without the audit key the staging history cannot be verified: no calibration.
     let (_, unkeyed, _) = cutover(
-        &["plan", "db", "--target", "prod", "--format", "json"],
+        &with_rec(&["plan", "db", "--target", "prod", "--format", "json"]),
         false,
     );
     assert!(!unkeyed.contains("calibrated from"), "{unkeyed}");
     assert_eq!(estimate(&before), estimate(&unkeyed));
+
+    // A prod run with that trail plans with the calibrated estimate too (its
+    // ETA and pre-flight come from the plan it stores).
+    let (code, out, err) = cutover(
+        &with_rec(&["run", "db", "--target", "prod", "--no-tui"]),
+        true,
+    );
+    assert_eq!(code, Some(0), "prod run: stdout: {out}\nstderr: {err}");
+    let prod_plan = std::fs::read_dir(d.join("rec/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with(run.as_str()))
+        .find_map(|p| std::fs::read_to_string(p.join("plan.json")).ok())
+        .expect("the prod run stored its plan");
+    assert!(
+        prod_plan.contains(&format!("calibrated from staging run {run}")),
+        "{prod_plan}"
+    );
 }
 
 /// A busy staging table: the probe gives up after its short lock_timeout and

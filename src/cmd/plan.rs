@@ -41,19 +41,45 @@ pub fn load_rules(cfg: Option<&Config>, cli: Option<&Path>) -> Result<RuleSet, I
     Ok(rs)
 }
 
-/// Builds the plan for the given options.
-pub fn build(opts: &PlanOpts) -> Result<(Plan, RuleSet), InputError> {
-    build_inner(opts, false).map(|(p, r, _)| (p, r))
+/// Where staging rehearsals are recorded: the trail, the run directories and
+/// the key that verifies the trail. Prod estimates are calibrated from them,
+/// so they must be the ones the runs wrote (a service's, or `--trail`'s), not
+/// whatever `.cutover/` happens to be in the working directory.
+#[derive(Debug, Clone)]
+pub struct StagingHistory {
+    pub trail: PathBuf,
+    pub runs: PathBuf,
+    pub key_file: Option<PathBuf>,
 }
 
-/// Builds the plan and returns the migrations it classified (what a run executes).
-pub fn build_all(opts: &PlanOpts) -> Result<(Plan, RuleSet, Vec<migrate::Migration>), InputError> {
-    build_inner(opts, true)
+impl Default for StagingHistory {
+    fn default() -> Self {
+        StagingHistory {
+            trail: ".cutover/audit.jsonl".into(),
+            runs: ".cutover/runs".into(),
+            key_file: None,
+        }
+    }
+}
+
+/// Builds the plan for the given options.
+pub fn build(opts: &PlanOpts) -> Result<(Plan, RuleSet), InputError> {
+    build_inner(opts, false, &StagingHistory::default()).map(|(p, r, _)| (p, r))
+}
+
+/// Builds the plan and returns the migrations it classified (what a run
+/// executes); estimates are calibrated from `history`.
+pub fn build_all(
+    opts: &PlanOpts,
+    history: &StagingHistory,
+) -> Result<(Plan, RuleSet, Vec<migrate::Migration>), InputError> {
+    build_inner(opts, true, history)
 }
 
 fn build_inner(
     opts: &PlanOpts,
     keep_text: bool,
+    history: &StagingHistory,
 ) -> Result<(Plan, RuleSet, Vec<migrate::Migration>), InputError> {
     let cfg_path = opts.config.clone().or_else(config::discover);
     let cfg = match &cfg_path {
@@ -78,13 +104,7 @@ fn build_inner(
     }
     // Prod estimates use what staging rehearsals measured (crate::verify::calibrate).
     let calibration = target.as_ref().and_then(|t| {
-        crate::verify::calibrate::for_target(
-            cfg.as_ref(),
-            t,
-            model_throughput,
-            Path::new(".cutover/audit.jsonl"),
-            Path::new(".cutover/runs"),
-        )
+        crate::verify::calibrate::for_target(cfg.as_ref(), t, model_throughput, history)
     });
     if let Some(c) = &calibration {
         rules.throughput = c.apply(rules.throughput);
@@ -323,7 +343,12 @@ pub fn render(plan: &Plan, rules: &RuleSet, format: Format) -> String {
 
 /// `cutover plan`: returns the exit code (0, or 1 when --fail-on is met).
 pub fn run(args: &PlanArgs) -> Result<i32, InputError> {
-    let (plan, rules) = build(&args.opts)?;
+    let history = StagingHistory {
+        trail: args.trail.clone(),
+        runs: args.runs.clone(),
+        key_file: args.key_file.clone(),
+    };
+    let (plan, rules, _) = build_inner(&args.opts, false, &history)?;
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());

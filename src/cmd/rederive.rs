@@ -61,6 +61,14 @@ pub struct Derived {
     pub migrations: Vec<Migration>,
 }
 
+/// Staging rehearsals recorded in a verified trail, and where their run
+/// directories are: what prod estimates are calibrated from.
+#[derive(Clone, Copy)]
+pub struct Rehearsals<'a> {
+    pub entries: &'a [crate::audit::Entry],
+    pub runs: &'a Path,
+}
+
 /// Derives the spec of running `versions` (stored in `run_dir`) on `target`.
 pub fn derive(
     run_dir: &Path,
@@ -68,6 +76,7 @@ pub fn derive(
     target: &str,
     versions: &[String],
     rules: Option<&PathBuf>,
+    rehearsals: Option<Rehearsals<'_>>,
 ) -> Result<Derived, InputError> {
     let target = cfg
         .target(target)
@@ -76,8 +85,23 @@ pub fn derive(
     let migrations =
         stored::load(run_dir, target.engine, versions).map_err(|e| InputError(e.to_string()))?;
     let mut rules = load_rules(Some(cfg), rules.map(|p| p.as_path()))?;
+    let model_throughput = rules.throughput;
     if let Some(tp) = target.throughput {
         rules.throughput = tp;
+    }
+    // The same staging calibration `cutover run` planned with, so the
+    // supervisor's pre-flight and window check use the estimates shown.
+    let calibration = rehearsals.and_then(|r| {
+        crate::verify::calibrate::from_trail(
+            Some(cfg),
+            &target,
+            model_throughput,
+            r.entries,
+            r.runs,
+        )
+    });
+    if let Some(c) = &calibration {
+        rules.throughput = c.apply(rules.throughput);
     }
     let dsn = crate::config::interpolate(&target.primary)
         .map_err(|m| InputError(format!("target '{}': {m}", target.name)))?;
@@ -103,6 +127,15 @@ pub fn derive(
         mysql_version,
     };
     let mut plan = risk::classify(&migrations, &ctx);
+    if let Some(c) = &calibration {
+        plan.history
+            .get_or_insert_with(|| crate::model::HistoryCheck {
+                target: target.name.clone(),
+                ..Default::default()
+            })
+            .notes
+            .push(c.describe());
+    }
     bind_target_executor(&mut plan, &target);
     let spec = RunSpec::from_plan(
         &plan,

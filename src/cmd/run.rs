@@ -313,7 +313,13 @@ pub(crate) fn prepare(a: &RunArgs, service: bool) -> Result<Prepare, InputError>
     let target = cfg.target(&target_name).map_err(input)?.clone();
     let executor = rederive::executor_name(&target);
     check_executor(&executor, &target)?;
-    let (plan, _, migrations) = super::plan::build_all(&a.opts)?;
+    // Calibrated from this run's own trail (the service's, or --trail's).
+    let history = super::plan::StagingHistory {
+        trail: a.trail.clone(),
+        runs: a.runs.clone(),
+        key_file: a.key_file.clone(),
+    };
+    let (plan, _, migrations) = super::plan::build_all(&a.opts, &history)?;
     if let Some(h) = &plan.history
         && !h.changed_after_apply.is_empty()
     {
@@ -1144,7 +1150,19 @@ pub fn supervise(a: &SuperviseArgs) -> Result<i32, InputError> {
             r.display()
         )));
     }
-    let derived = rederive::derive(&a.run_dir, &cfg, &sup.target, &sup.versions, None)?;
+    let runs_dir = a.run_dir.parent().unwrap_or(Path::new("."));
+    let rehearsals = rederive::Rehearsals {
+        entries: &entries,
+        runs: runs_dir,
+    };
+    let derived = rederive::derive(
+        &a.run_dir,
+        &cfg,
+        &sup.target,
+        &sup.versions,
+        None,
+        Some(rehearsals),
+    )?;
     if known {
         let recorded = crate::run::RunState::replay(&records);
         let started = !recorded.phase.is_pre_start();

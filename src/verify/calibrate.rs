@@ -318,18 +318,37 @@ pub fn for_target(
     cfg: Option<&crate::config::Config>,
     target: &crate::config::TargetConfig,
     default_tp: Throughput,
-    trail: &std::path::Path,
-    runs_dir: &std::path::Path,
+    history: &crate::cmd::plan::StagingHistory,
 ) -> Option<Calibration> {
-    if target.environment != crate::config::Stage::Prod || !trail.exists() {
+    if target.environment != crate::config::Stage::Prod || !history.trail.exists() {
         return None;
     }
-    let key = crate::audit::AuditKey::load(None).ok()?;
-    let (entries, report) = crate::audit::chain::read_file(trail, &key).ok()?;
+    let key = crate::audit::AuditKey::load(history.key_file.as_deref()).ok()?;
+    let (entries, report) = crate::audit::chain::read_file(&history.trail, &key).ok()?;
     if !report.ok() {
         return None;
     }
-    let runs = staging_runs(entries.iter().map(|v| &v.entry));
+    from_trail(
+        cfg,
+        target,
+        default_tp,
+        entries.iter().map(|v| &v.entry),
+        &history.runs,
+    )
+}
+
+/// [`for_target`] over entries already read and verified (the supervisor's).
+pub fn from_trail<'a>(
+    cfg: Option<&crate::config::Config>,
+    target: &crate::config::TargetConfig,
+    default_tp: Throughput,
+    entries: impl IntoIterator<Item = &'a Entry>,
+    runs_dir: &std::path::Path,
+) -> Option<Calibration> {
+    if target.environment != crate::config::Stage::Prod {
+        return None;
+    }
+    let runs = staging_runs(entries);
     from_history(
         &runs,
         |run| {
