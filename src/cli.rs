@@ -415,6 +415,8 @@ pub struct CleanupArgs {
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,
+    #[command(flatten)]
+    pub service: ServiceOpt,
 }
 
 /// `cutover abort RUN --reason …`.
@@ -473,6 +475,8 @@ pub struct ForgetArgs {
     /// Where run directories live.
     #[arg(long, default_value = ".cutover/runs")]
     pub runs: PathBuf,
+    #[command(flatten)]
+    pub service: ServiceOpt,
 }
 
 /// `cutover supervise` (hidden).

@@ -1,10 +1,12 @@
-//! Service mode with real OS users (#9 item 6), and the target's executor in
-//! the plan digest (#9 item 2), end to end with the `cutover` binary on the
-//! throwaway PostgreSQL primary (`scripts/test`).
+//! Service mode with real OS users (#9 item 6; cleanup and forget as the
+//! person), and the target's executor in the plan digest (#9 item 2), end to
+//! end with the `cutover` binary on the throwaway PostgreSQL and MariaDB
+//! primaries (`scripts/test`).
 //!
-//! The two-user test creates a group and three users (service, requester,
-//! second DBA) and needs root; without root it skips with one line, unless
-//! `CUTOVER_TEST_REQUIRE_DB` or `CI` says it must run.
+//! The service-mode tests create a group and three users (service,
+//! requester, second DBA), one test at a time, and need root; without root
+//! they skip with one line, unless `CUTOVER_TEST_REQUIRE_DB` or `CI` says
+//! they must run.
 
 mod db_common;
 
@@ -165,6 +167,164 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The tests that create the OS users run one at a time (one removes them
+/// when it ends).
+static USERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether this process may create OS users; without root the test skips
+/// with one line, unless CI says it must run.
+fn root_or_skip(test: &str) -> bool {
+    if cutover::supervisor::peer::current_uid() == 0 {
+        return true;
+    }
+    let demanded =
+        std::env::var_os("CUTOVER_TEST_REQUIRE_DB").is_some() || std::env::var_os("CI").is_some();
+    assert!(
+        !demanded,
+        "service-mode test needs root (to create OS users), and CI demands it"
+    );
+    eprintln!("skipping {test}: needs root to create OS users");
+    false
+}
+
+/// A service's layout: a traversable base; the service's state (0700, its
+/// own: cutover.toml, key, trail, runs); the socket directory (the group
+/// may enter); the requester's and the second DBA's working directories;
+/// the service running as `SVC`.
+struct Layout {
+    base: tempfile::TempDir,
+    bin: PathBuf,
+    state: PathBuf,
+    req: PathBuf,
+    dba: PathBuf,
+    sock: PathBuf,
+    key: PathBuf,
+    trail: PathBuf,
+    runs: PathBuf,
+    _service: Service,
+}
+
+impl Layout {
+    /// Lays out the directories with `config` as the service's cutover.toml
+    /// and `migration` (name, SQL) in the requester's `db/`, and starts the
+    /// service.
+    fn start(config: &str, migration: (&str, &str)) -> Layout {
+        let base = tempfile::Builder::new()
+            .prefix("cutover-serve-")
+            .tempdir_in("/tmp")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b = base.path();
+        std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bin = b.join("cutover");
+        std::fs::copy(env!("CARGO_BIN_EXE_cutover"), &bin).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (state, sockdir, req, dba) =
+            (b.join("svc"), b.join("sock"), b.join("req"), b.join("dba"));
+        for d in [&state, &sockdir, &req, &dba] {
+            std::fs::create_dir(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let key = state.join("audit.key");
+        std::fs::write(&key, KEY).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(state.join("cutover.toml"), config).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(req.join("db")).unwrap_or_else(|e| panic!("{e}"));
+        let file = req.join("db").join(migration.0);
+        std::fs::write(&file, migration.1).unwrap_or_else(|e| panic!("{e}"));
+        chown(&key, SVC, 0o600);
+        chown(&state.join("cutover.toml"), SVC, 0o600);
+        chown(&state, SVC, 0o700);
+        chown(&sockdir, SVC, 0o750);
+        chown(&file, REQ, 0o644);
+        chown(&req.join("db"), REQ, 0o755);
+        chown(&req, REQ, 0o700);
+        chown(&dba, DBA, 0o700);
+        let sock = sockdir.join("cutover.sock");
+        let log = std::fs::File::create(b.join("serve.log")).unwrap_or_else(|e| panic!("{e}"));
+        let service = Service(
+            as_user(
+                SVC,
+                &state,
+                &bin,
+                &[
+                    "serve",
+                    "--config",
+                    "cutover.toml",
+                    "--socket",
+                    &sock.to_string_lossy(),
+                    "--group",
+                    GROUP,
+                    "--runs",
+                    "runs",
+                    "--trail",
+                    "audit.jsonl",
+                    "--key-file",
+                    &key.to_string_lossy(),
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        wait_until("the service socket", || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
+        Layout {
+            bin,
+            trail: state.join("audit.jsonl"),
+            runs: state.join("runs"),
+            state,
+            req,
+            dba,
+            sock,
+            key,
+            base,
+            _service: service,
+        }
+    }
+
+    fn sock_s(&self) -> String {
+        self.sock.to_string_lossy().to_string()
+    }
+
+    fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.base.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// `cutover audit show` of the service's trail, as the service user.
+    fn show(&self) -> String {
+        let o = run_as(
+            SVC,
+            &self.state,
+            &self.bin,
+            &[
+                "audit",
+                "show",
+                "--trail",
+                &self.trail.to_string_lossy(),
+                "--key-file",
+                &self.key.to_string_lossy(),
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    /// The one run directory of the service, and its id.
+    fn the_run(&self) -> (PathBuf, String) {
+        let dir = std::fs::read_dir(&self.runs)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .next()
+            .unwrap_or_else(|| panic!("no run directory; service log: {}", self.serve_log()));
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        (dir, id)
+    }
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..600 {
         if f() {
@@ -177,16 +337,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn pg_service_mode_separates_requester_and_approver() {
-    if cutover::supervisor::peer::current_uid() != 0 {
-        let demanded = std::env::var_os("CUTOVER_TEST_REQUIRE_DB").is_some()
-            || std::env::var_os("CI").is_some();
-        assert!(
-            !demanded,
-            "service-mode test needs root (to create OS users), and CI demands it"
-        );
-        eprintln!(
-            "skipping pg_service_mode_separates_requester_and_approver: needs root to create OS users"
-        );
+    if !root_or_skip("pg_service_mode_separates_requester_and_approver") {
         return;
     }
     let Some(dsn) = fresh_pg("serve_users").await else {
@@ -199,30 +350,10 @@ async fn pg_service_mode_separates_requester_and_approver() {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let _one = USERS.lock().await;
     let _users = Users::create();
-
-    // Layout: a traversable base; the service's state (0700, its own); the
-    // socket directory (the group may enter); the requester's project.
-    let base = tempfile::Builder::new()
-        .prefix("cutover-serve-")
-        .tempdir_in("/tmp")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let b = base.path();
-    std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let bin = b.join("cutover");
-    std::fs::copy(env!("CARGO_BIN_EXE_cutover"), &bin).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (state, sockdir, req, dba) = (b.join("svc"), b.join("sock"), b.join("req"), b.join("dba"));
-    for d in [&state, &sockdir, &req, &dba] {
-        std::fs::create_dir(d).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let key = state.join("audit.key");
-    std::fs::write(&key, KEY).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        state.join("cutover.toml"),
-        format!(
+    let l = Layout::start(
+        &format!(
             r#"[[targets]]
 name = "prod"
 engine = "postgres"
@@ -244,58 +375,16 @@ local = ["{DBA}"]
 require_staging_for_prod = false
 "#
         ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::create_dir(req.join("db")).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(req.join("db/V1__drop.sql"), "DROP TABLE serve_victim;\n")
-        .unwrap_or_else(|e| panic!("{e}"));
-    chown(&key, SVC, 0o600);
-    chown(&state.join("cutover.toml"), SVC, 0o600);
-    chown(&state, SVC, 0o700);
-    chown(&sockdir, SVC, 0o750);
-    chown(&req.join("db/V1__drop.sql"), REQ, 0o644);
-    chown(&req.join("db"), REQ, 0o755);
-    chown(&req, REQ, 0o700);
-    chown(&dba, DBA, 0o700);
-    let sock = sockdir.join("cutover.sock");
-    let sock_s = sock.to_string_lossy().to_string();
-    let (trail, runs) = (state.join("audit.jsonl"), state.join("runs"));
+        ("V1__drop.sql", "DROP TABLE serve_victim;\n"),
+    );
+    let (bin, state, req, dba) = (l.bin.clone(), l.state.clone(), l.req.clone(), l.dba.clone());
+    let (sock, sock_s) = (l.sock.clone(), l.sock_s());
+    let (trail, runs, key) = (l.trail.clone(), l.runs.clone(), l.key.clone());
     let (trail_s, key_s) = (
         trail.to_string_lossy().to_string(),
         key.to_string_lossy().to_string(),
     );
-
-    let log = std::fs::File::create(b.join("serve.log")).unwrap_or_else(|e| panic!("{e}"));
-    let _service = Service(
-        as_user(
-            SVC,
-            &state,
-            &bin,
-            &[
-                "serve",
-                "--config",
-                "cutover.toml",
-                "--socket",
-                &sock_s,
-                "--group",
-                GROUP,
-                "--runs",
-                "runs",
-                "--trail",
-                "audit.jsonl",
-                "--key-file",
-                &key_s,
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let serve_log = || std::fs::read_to_string(b.join("serve.log")).unwrap_or_default();
-    wait_until("the service socket", || {
-        std::os::unix::net::UnixStream::connect(&sock).is_ok()
-    });
+    let serve_log = || l.serve_log();
 
     // The requester asks for a high-risk prod run through the service.
     let requester = as_user(
@@ -317,27 +406,11 @@ require_staging_for_prod = false
     .spawn()
     .unwrap_or_else(|e| panic!("{e}"));
     let mut requester_guard = KillOnDrop(Some(requester.id()));
-    let show = || {
-        let o = run_as(
-            SVC,
-            &state,
-            &bin,
-            &["audit", "show", "--trail", &trail_s, "--key-file", &key_s],
-        );
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
+    let show = || l.show();
     wait_until("the request in the service's trail", || {
         show().contains("approval requested by rita")
     });
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .next()
-        .unwrap_or_else(|| panic!("no run directory; service log: {}", serve_log()));
-    let run = run_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let (run_dir, run) = l.the_run();
 
     // Another DBA finds it among the service's runs.
     let o = run_as(DBA, &dba, &bin, &["runs", "--service", &sock_s]);
@@ -486,6 +559,174 @@ require_staging_for_prod = false
     wait_until("the supervisor to end", || {
         !cutover::supervisor::is_running(&run_dir)
     });
+}
+
+/// Housekeeping goes through the service as the person (the caller can
+/// read neither its run directories nor its key): a DBA cleans up what a
+/// MariaDB run left behind (listed, confirmed by the typed table name,
+/// recorded under their name) and forgets the run; the service's own user,
+/// who is no person of the policy, is refused both.
+#[tokio::test]
+async fn mariadb_service_mode_cleanup_and_forget_run_as_the_person() {
+    use mysql_async::prelude::Queryable;
+    if !root_or_skip("mariadb_service_mode_cleanup_and_forget_run_as_the_person") {
+        return;
+    }
+    let Some(admin) = db_common::url("CUTOVER_TEST_MY_PRIMARY") else {
+        return;
+    };
+    let mut c = mysql_async::Conn::from_url(admin.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for q in [
+        "DROP DATABASE IF EXISTS serve_clean",
+        "CREATE DATABASE serve_clean",
+        "CREATE TABLE serve_clean.serve_t (id INT PRIMARY KEY)",
+    ] {
+        c.query_drop(q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+    let dsn = with_db(&admin, "serve_clean");
+    let _one = USERS.lock().await;
+    let _users = Users::create();
+    let l = Layout::start(
+        &format!(
+            r#"[[targets]]
+name = "prod"
+engine = "mysql"
+environment = "prod"
+primary = "{dsn}"
+executor = "native"
+
+[[policy.people]]
+id = "rita"
+role = "dba"
+local = ["{REQ}"]
+
+[[policy.people]]
+id = "bob"
+role = "dba"
+local = ["{DBA}"]
+
+[policy.promotion]
+require_staging_for_prod = false
+
+# The run itself needs no approval here (prod/medium): housekeeping is the point.
+[[policy.approvals.rules]]
+environment = "prod"
+risk = "high"
+count = 1
+roles = ["dba"]
+"#
+        ),
+        ("V1__add.sql", "ALTER TABLE serve_t ADD COLUMN c2 INT;\n"),
+    );
+    let sock_s = l.sock_s();
+    let o = run_as(
+        REQ,
+        &l.req,
+        &l.bin,
+        &[
+            "run",
+            "db",
+            "--target",
+            "prod",
+            "--no-tui",
+            "--service",
+            &sock_s,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), l.serve_log());
+    let (run_dir, run) = l.the_run();
+    wait_until("the supervisor to end", || {
+        !cutover::supervisor::is_running(&run_dir)
+    });
+    // What an aborted gh-ost leaves: its ghost table.
+    c.query_drop("CREATE TABLE serve_clean._serve_t_gho (id INT PRIMARY KEY)")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    async fn ghost_left(c: &mut mysql_async::Conn) -> bool {
+        let q = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'serve_clean' AND TABLE_NAME = '_serve_t_gho'";
+        let n: Option<i64> = c.query_first(q).await.unwrap_or_else(|e| panic!("{e}"));
+        n == Some(1)
+    }
+
+    // The service's own user is no person of the policy: refused, nothing dropped.
+    let o = run_as(
+        SVC,
+        &l.state,
+        &l.bin,
+        &[
+            "cleanup",
+            &run,
+            "--confirm",
+            "serve_t",
+            "--service",
+            &sock_s,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cleanup needs a DBA"),
+        "{}",
+        text(&o)
+    );
+    assert!(ghost_left(&mut c).await);
+
+    // A DBA is shown the statement, types the table name, and it runs.
+    let mut cleaner = as_user(
+        DBA,
+        &l.dba,
+        &l.bin,
+        &["cleanup", &run, "--service", &sock_s],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap_or_else(|e| panic!("{e}"));
+    {
+        use std::io::Write;
+        let mut stdin = cleaner.stdin.take().unwrap_or_else(|| panic!("stdin"));
+        stdin
+            .write_all(b"serve_t\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let o = cleaner.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), l.serve_log());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("_serve_t_gho") && out.contains("DROP TABLE") && out.contains("Cleaned up"),
+        "{out}"
+    );
+    assert!(!ghost_left(&mut c).await, "the ghost table is still there");
+    assert!(
+        l.show().contains("leftovers cleaned up by bob"),
+        "{}",
+        l.show()
+    );
+
+    // Forgetting: refused to a non-person, done for a DBA (not the requester).
+    let o = run_as(
+        SVC,
+        &l.state,
+        &l.bin,
+        &["forget", &run, "--service", &sock_s],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs its requester or a DBA"),
+        "{}",
+        text(&o)
+    );
+    assert!(run_dir.exists());
+    let o = run_as(DBA, &l.dba, &l.bin, &["forget", &run, "--service", &sock_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!run_dir.exists(), "the run directory is still there");
+    assert!(
+        l.show().contains(&format!("{run}  forgotten by {DBA}")),
+        "{}",
+        l.show()
+    );
 }
 
 /// Through the service, a client names `uid` (the second DBA) after the

@@ -8,6 +8,7 @@
 //! with `--backups`. A tool still alive (its socket answers, its pid runs)
 //! stops the cleanup: its tables are in use.
 
+use super::Outcome;
 use super::plan::InputError;
 use super::run::SuperviseSpec;
 use crate::audit::{AuditKey, Entry, Trail, read_file};
@@ -19,6 +20,7 @@ use crate::policy::{Actor, Directory, Role};
 use crate::run::{Event, EventRecord};
 use mysql_async::prelude::*;
 use std::io::{BufRead, Write};
+use std::path::Path;
 
 fn input(e: impl std::fmt::Display) -> InputError {
     InputError(e.to_string())
@@ -37,9 +39,75 @@ pub fn confirms(typed: &str, table: &str) -> bool {
     !typed.trim().is_empty() && norm(typed) == norm(table)
 }
 
-/// `cutover cleanup RUN`: returns the exit code.
+/// `cutover cleanup RUN`: returns the exit code. Through the service when
+/// one is configured (its run directories and trail are not the caller's).
 pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
-    let run_dir = a.runs.join(&a.run);
+    if let Some(service) = crate::serve::client::socket(&a.service, None) {
+        return crate::serve::client::cleanup(&service, a);
+    }
+    let user = crate::supervisor::peer::current_user();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(input)?;
+    rt.block_on(async {
+        match survey(&a.runs.join(&a.run), &a.run, &user, a.backups).await? {
+            Surveyed::Stop(o) => Ok(o.print()),
+            Surveyed::Ready(s) => {
+                print!("{}", s.listing);
+                let typed = match &a.confirm {
+                    Some(t) => t.clone(),
+                    None => ask_table(&s.table)?,
+                };
+                Ok(carry_out(s, &typed).await?.print())
+            }
+        }
+    })
+}
+
+/// Asks on the terminal for the table name that confirms a cleanup.
+pub fn ask_table(table: &str) -> Result<String, InputError> {
+    print!("Type the table name ({table}) to run them: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(input)?;
+    Ok(line)
+}
+
+/// A cleanup that found leftovers and waits for the typed table name.
+pub struct Survey {
+    /// What the DBA is shown before confirming (leftovers, statements, kept backups).
+    pub listing: String,
+    /// The table name that confirms.
+    pub table: String,
+    statements: Vec<String>,
+    files: Vec<String>,
+    conn: mysql_async::Conn,
+    sup: SuperviseSpec,
+    run: String,
+    person: String,
+    user: String,
+}
+
+/// The first half of a cleanup.
+pub enum Surveyed {
+    /// Nothing to do, or not allowed: said and done.
+    Stop(Outcome),
+    /// Leftovers to remove once confirmed.
+    Ready(Box<Survey>),
+}
+
+/// Checks that `user` (an OS user name: the caller, or the service's peer)
+/// may clean up the ended run in `run_dir`, and finds what it left.
+pub async fn survey(
+    run_dir: &Path,
+    run: &str,
+    user: &str,
+    backups: bool,
+) -> Result<Surveyed, InputError> {
     let spec_path = run_dir.join("run.json");
     let text = std::fs::read_to_string(&spec_path)
         .map_err(|e| InputError(format!("{}: {e}", spec_path.display())))?;
@@ -51,7 +119,7 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
     let records: Vec<EventRecord> = entries
         .into_iter()
         .filter_map(|e| match e.entry {
-            Entry::Run { record } if record.run == a.run => Some(record),
+            Entry::Run { record } if record.run == run => Some(record),
             _ => None,
         })
         .collect();
@@ -60,12 +128,10 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
     // The tables come from the trail (HMAC-chained), not from the run
     // directory, which the requester can edit.
     let tables = state.spec.map(|s| s.tables).unwrap_or_default();
-    if !phase.is_terminal() && crate::supervisor::is_running(&run_dir) {
-        eprintln!(
-            "cutover: run {} is {phase} under its supervisor; abort it (or let it end) before cleaning up",
-            a.run
-        );
-        return Ok(3);
+    if !phase.is_terminal() && crate::supervisor::is_running(run_dir) {
+        return Ok(Surveyed::Stop(Outcome::refused(format!(
+            "run {run} is {phase} under its supervisor; abort it (or let it end) before cleaning up"
+        ))));
     }
     let cfg = Config::load(&sup.config).map_err(input)?;
     let target = cfg.target(&sup.target).map_err(input)?.clone();
@@ -75,112 +141,115 @@ pub fn run(a: &CleanupArgs) -> Result<i32, InputError> {
             target.name
         )));
     }
-    let user = crate::supervisor::peer::current_user();
-    let who = Directory::new(&cfg.policy).resolve(&Actor::local(user.clone()));
+    let who = Directory::new(&cfg.policy).resolve(&Actor::local(user.to_string()));
     if who.role != Some(Role::Dba) {
-        eprintln!(
-            "cutover: cleanup needs a DBA; {} ({user}) is not one",
+        return Ok(Surveyed::Stop(Outcome::refused(format!(
+            "cleanup needs a DBA; {} ({user}) is not one",
             who.name
-        );
-        return Ok(3);
+        ))));
     }
     let url = crate::config::interpolate(&target.primary)
         .map_err(|m| InputError(format!("target '{}': {m}", target.name)))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    if let Some(live) = live_tool(run_dir).await {
+        return Ok(Surveyed::Stop(Outcome::refused(format!(
+            "{live}; abort it (or let it end) before cleaning up"
+        ))));
+    }
+    let opts = mysql_async::Opts::from_url(&url).map_err(input)?;
+    let mut c = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| InputError(crate::sql::redact::redact_dsn(&e.to_string())))?;
+    let mut found = leftovers::find_mysql(&mut c, &tables)
+        .await
         .map_err(input)?;
-    rt.block_on(async {
-        if let Some(live) = live_tool(&run_dir).await {
-            eprintln!("cutover: {live}; abort it (or let it end) before cleaning up");
-            return Ok(3);
+    let current: Option<Option<String>> =
+        c.query_first("SELECT DATABASE()").await.map_err(input)?;
+    let current = current.flatten().unwrap_or_default();
+    let mut schemas: Vec<(String, Vec<String>)> = Vec::new();
+    for t in &tables {
+        let (s, t) = leftovers::split_name(t, &current);
+        match schemas.iter_mut().find(|(x, _)| *x == s) {
+            Some((_, v)) => v.push(t),
+            None => schemas.push((s, vec![t])),
         }
-        let opts = mysql_async::Opts::from_url(&url).map_err(input)?;
-        let mut c = mysql_async::Conn::new(opts)
+    }
+    for (schema, own) in &schemas {
+        if let Some(l) = leftovers::find_dsn_list(&mut c, schema, own)
             .await
-            .map_err(|e| InputError(crate::sql::redact::redact_dsn(&e.to_string())))?;
-        let mut found = leftovers::find_mysql(&mut c, &tables)
+            .map_err(input)?
+        {
+            found.push(l);
+        }
+    }
+    for d in crate::exec::select::segment_dirs(run_dir) {
+        found.extend(leftovers::files_in(&d));
+    }
+    let (act, kept) = chosen(found, backups);
+    if act.is_empty() {
+        let mut out = format!("Nothing left behind by run {run} on {}.\n", target.name);
+        out.push_str(&kept_lines(&kept));
+        return Ok(Surveyed::Stop(Outcome::said(out)));
+    }
+    let statements = leftovers::statements(&act);
+    let files: Vec<String> = act
+        .iter()
+        .filter(|l| leftovers::is_file(l))
+        .map(|l| l.name.clone())
+        .collect();
+    let mut listing = format!("Run {run} left on {}:\n", target.name);
+    for l in &act {
+        listing.push_str(&format!("  {} {}\n", l.kind, l.name));
+    }
+    listing.push_str("Statements:\n");
+    for s in &statements {
+        listing.push_str(&format!("  {s}\n"));
+    }
+    for f in &files {
+        listing.push_str(&format!("  rm {f}\n"));
+    }
+    listing.push_str(&kept_lines(&kept));
+    Ok(Surveyed::Ready(Box::new(Survey {
+        listing,
+        table: tables.first().cloned().unwrap_or_default(),
+        statements,
+        files,
+        conn: c,
+        sup,
+        run: run.to_string(),
+        person: who.person,
+        user: user.to_string(),
+    })))
+}
+
+/// The second half: runs the statements and removes the files when `typed`
+/// names the table, and records who did it.
+pub async fn carry_out(s: Box<Survey>, typed: &str) -> Result<Outcome, InputError> {
+    if !confirms(typed, &s.table) {
+        return Ok(Outcome::refused(format!(
+            "not confirmed (expected the table name {}); nothing was run",
+            s.table
+        )));
+    }
+    let mut c = s.conn;
+    let mut done = Vec::new();
+    for st in &s.statements {
+        c.query_drop(st.as_str())
             .await
-            .map_err(input)?;
-        let current: Option<Option<String>> =
-            c.query_first("SELECT DATABASE()").await.map_err(input)?;
-        let current = current.flatten().unwrap_or_default();
-        let mut schemas: Vec<(String, Vec<String>)> = Vec::new();
-        for t in &tables {
-            let (s, t) = leftovers::split_name(t, &current);
-            match schemas.iter_mut().find(|(x, _)| *x == s) {
-                Some((_, v)) => v.push(t),
-                None => schemas.push((s, vec![t])),
-            }
+            .map_err(|e| InputError(format!("{st}: {e}")))?;
+        done.push(st.clone());
+    }
+    for f in &s.files {
+        match std::fs::remove_file(f) {
+            Ok(()) => done.push(format!("rm {f}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(InputError(format!("{f}: {e}"))),
         }
-        for (schema, own) in &schemas {
-            if let Some(l) = leftovers::find_dsn_list(&mut c, schema, own)
-                .await
-                .map_err(input)?
-            {
-                found.push(l);
-            }
-        }
-        for d in crate::exec::select::segment_dirs(&run_dir) {
-            found.extend(leftovers::files_in(&d));
-        }
-        let (act, kept) = chosen(found, a.backups);
-        if act.is_empty() {
-            println!("Nothing left behind by run {} on {}.", a.run, target.name);
-            print_kept(&kept);
-            return Ok(0);
-        }
-        let statements = leftovers::statements(&act);
-        let files: Vec<&Leftover> = act.iter().filter(|l| leftovers::is_file(l)).collect();
-        println!("Run {} left on {}:", a.run, target.name);
-        for l in &act {
-            println!("  {} {}", l.kind, l.name);
-        }
-        println!("Statements:");
-        for s in &statements {
-            println!("  {s}");
-        }
-        for f in &files {
-            println!("  rm {}", f.name);
-        }
-        print_kept(&kept);
-        let table = tables.first().cloned().unwrap_or_default();
-        let typed = match &a.confirm {
-            Some(t) => t.clone(),
-            None => {
-                print!("Type the table name ({table}) to run them: ");
-                let _ = std::io::stdout().flush();
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .map_err(input)?;
-                line
-            }
-        };
-        if !confirms(&typed, &table) {
-            eprintln!("cutover: not confirmed (expected the table name {table}); nothing was run");
-            return Ok(3);
-        }
-        let mut done = Vec::new();
-        for s in &statements {
-            c.query_drop(s.as_str())
-                .await
-                .map_err(|e| InputError(format!("{s}: {e}")))?;
-            done.push(s.clone());
-        }
-        for f in &files {
-            match std::fs::remove_file(&f.name) {
-                Ok(()) => done.push(format!("rm {}", f.name)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(InputError(format!("{}: {e}", f.name))),
-            }
-        }
-        let n = done.len();
-        record(&sup, &a.run, &who.person, &user, done)?;
-        println!("Cleaned up: {n} statement(s) and file(s), recorded in the audit trail.");
-        Ok(0)
-    })
+    }
+    let n = done.len();
+    record(&s.sup, &s.run, &s.person, &s.user, done)?;
+    Ok(Outcome::said(format!(
+        "Cleaned up: {n} statement(s) and file(s), recorded in the audit trail.\n"
+    )))
 }
 
 /// What cleanup removes, and the kept backups it leaves (all of it with `backups`).
@@ -190,27 +259,28 @@ pub fn chosen(found: Vec<Leftover>, backups: bool) -> (Vec<Leftover>, Vec<Leftov
         .partition(|l| backups || !leftovers::is_backup(l))
 }
 
-fn print_kept(kept: &[Leftover]) {
+fn kept_lines(kept: &[Leftover]) -> String {
     if kept.is_empty() {
-        return;
+        return String::new();
     }
-    println!("Kept (rollback backups; add --backups to drop them too):");
+    let mut out = String::from("Kept (rollback backups; add --backups to drop them too):\n");
     for l in kept {
-        println!(
-            "  {} {}{}",
+        out.push_str(&format!(
+            "  {} {}{}\n",
             l.kind,
             l.name,
             l.cleanup
                 .as_ref()
                 .map(|c| format!(" ({c})"))
                 .unwrap_or_default()
-        );
+        ));
     }
+    out
 }
 
 /// A gh-ost or pt-osc of this run that still runs: its socket answers or
 /// its recorded pid is alive (then its tables are in use).
-async fn live_tool(run_dir: &std::path::Path) -> Option<String> {
+async fn live_tool(run_dir: &Path) -> Option<String> {
     for d in crate::exec::select::segment_dirs(run_dir) {
         let sock = d.join("gh-ost.sock");
         if sock.exists() && crate::exec::ghost::ask(&sock, "status").await.is_ok() {

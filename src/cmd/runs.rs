@@ -5,6 +5,7 @@
 //! state is a fold of its records, and a directory the requester can edit
 //! says nothing trustworthy about it.
 
+use super::Outcome;
 use super::plan::InputError;
 use crate::audit::{AuditKey, Entry, Trail};
 use crate::run::{Event, Phase, RunState};
@@ -150,38 +151,58 @@ pub fn may_forget(phase: Phase) -> bool {
     phase.is_terminal() || phase.is_pre_start()
 }
 
-/// `cutover forget RUN`.
+/// `cutover forget RUN`: through the service when one is configured.
 pub fn forget(a: &crate::cli::ForgetArgs) -> Result<i32, InputError> {
+    if let Some(service) = crate::serve::client::socket(&a.service, None) {
+        return crate::serve::client::forget(&service, &a.run);
+    }
     let key = AuditKey::load(a.key_file.as_deref()).map_err(|e| InputError(e.to_string()))?;
-    let records = records_by_run(&a.trail, &key)?;
-    let dir: PathBuf = a.runs.join(&a.run);
-    let Some(recs) = records.get(&a.run) else {
+    let by = crate::supervisor::peer::current_user();
+    // Single-user mode: whoever owns the files may remove them.
+    Ok(forget_in(&a.trail, key, &a.runs, &a.run, &by, |_| Ok(()))?.print())
+}
+
+/// Forgets `run` (recorded first, then its directory under `runs` removed)
+/// when it ended or never started and `may` allows `by` to.
+pub fn forget_in(
+    trail_path: &Path,
+    key: AuditKey,
+    runs: &Path,
+    run: &str,
+    by: &str,
+    may: impl FnOnce(&RunState) -> Result<(), String>,
+) -> Result<Outcome, InputError> {
+    let records = records_by_run(trail_path, &key)?;
+    let dir: PathBuf = runs.join(run);
+    let Some(recs) = records.get(run) else {
         return Err(InputError(format!(
-            "run {}: not in the trail {} (see `cutover runs`)",
-            a.run,
-            a.trail.display()
+            "run {run}: not in the trail {} (see `cutover runs`)",
+            trail_path.display()
         )));
     };
-    let phase = RunState::replay(recs).phase;
+    let state = RunState::replay(recs);
+    let phase = state.phase;
     if !may_forget(phase) {
-        eprintln!(
-            "cutover: run {} is {phase}: it may have work in progress on the database. Resume it (`cutover resume {}`) or abort it (`cutover abort {} --reason …`) first.",
-            a.run, a.run, a.run
-        );
-        return Ok(3);
+        return Ok(Outcome::refused(format!(
+            "run {run} is {phase}: it may have work in progress on the database. Resume it (`cutover resume {run}`) or abort it (`cutover abort {run} --reason …`) first."
+        )));
+    }
+    if let Err(why) = may(&state) {
+        return Ok(Outcome::refused(why));
     }
     if !dir.exists() {
-        println!("run {} ({phase}) has nothing left on this machine", a.run);
-        return Ok(0);
+        return Ok(Outcome::said(format!(
+            "run {run} ({phase}) has nothing left on this machine\n"
+        )));
     }
     // The supervisor of an ended or unstarted run exits when its directory
     // goes; the record comes first, so a removal is never unrecorded.
-    let (mut trail, _) = Trail::open(&a.trail, key).map_err(|e| InputError(e.to_string()))?;
+    let (mut trail, _) = Trail::open(trail_path, key).map_err(|e| InputError(e.to_string()))?;
     trail
         .append(&Entry::Forgotten {
             at: Utc::now(),
-            by: crate::supervisor::peer::current_user(),
-            run: a.run.clone(),
+            by: by.to_string(),
+            run: run.to_string(),
             phase: phase.to_string(),
             removed: dir.display().to_string(),
         })
@@ -193,12 +214,10 @@ pub fn forget(a: &crate::cli::ForgetArgs) -> Result<i32, InputError> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    println!(
-        "run {} ({phase}) forgotten: removed {}",
-        a.run,
+    Ok(Outcome::said(format!(
+        "run {run} ({phase}) forgotten: removed {}\n",
         dir.display()
-    );
-    Ok(0)
+    )))
 }
 
 #[cfg(test)]

@@ -392,3 +392,47 @@ pub fn runs(service: &Path) -> Result<Vec<crate::cmd::runs::RunRow>, InputError>
         }
     })
 }
+
+/// Prints what the service said a command printed; returns its exit code.
+fn print_outcome(r: &Reply) -> i32 {
+    if let Some(out) = &r.output {
+        print!("{out}");
+    }
+    if let Some(e) = &r.error {
+        eprintln!("cutover: {}", e.trim_end());
+    }
+    r.exit.unwrap_or(if r.ok { 0 } else { 1 })
+}
+
+/// `cutover cleanup RUN` through the service: it lists what it would
+/// remove, the person types the table name here, the service removes it
+/// (as the person, recorded in its trail).
+pub fn cleanup(service: &Path, a: &crate::cli::CleanupArgs) -> Result<i32, InputError> {
+    let rt = crate::cmd::run::runtime()?;
+    rt.block_on(async {
+        let op = |confirm: Option<String>, shown: Option<String>| Op::Cleanup {
+            run: a.run.clone(),
+            backups: a.backups,
+            confirm,
+            shown,
+        };
+        let (_, reply) = call(service, op(a.confirm.clone(), None)).await?;
+        let Some(table) = reply.confirm.clone() else {
+            return Ok(print_outcome(&reply));
+        };
+        let shown = reply.output.clone().unwrap_or_default();
+        print!("{shown}");
+        let typed = crate::cmd::cleanup::ask_table(&table)?;
+        let (_, done) = call(service, op(Some(typed), Some(shown))).await?;
+        Ok(print_outcome(&done))
+    })
+}
+
+/// `cutover forget RUN` through the service.
+pub fn forget(service: &Path, run: &str) -> Result<i32, InputError> {
+    let rt = crate::cmd::run::runtime()?;
+    rt.block_on(async {
+        let (_, reply) = call(service, Op::Forget { run: run.into() }).await?;
+        Ok(print_outcome(&reply))
+    })
+}

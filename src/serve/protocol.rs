@@ -66,6 +66,28 @@ pub enum Op {
     Head,
     /// `cutover runs`: the service's runs, from its trail.
     Runs,
+    /// `cutover cleanup RUN`, as the peer (a DBA). Without `confirm` the
+    /// service replies with what it would remove and the table name that
+    /// confirms; with it, it removes them, unless what it finds now differs
+    /// from `shown` (what the person confirmed).
+    Cleanup {
+        /// Run id.
+        run: String,
+        /// `--backups`.
+        #[serde(default)]
+        backups: bool,
+        /// The table name the person typed.
+        #[serde(default)]
+        confirm: Option<String>,
+        /// The listing the person saw before typing it.
+        #[serde(default)]
+        shown: Option<String>,
+    },
+    /// `cutover forget RUN`, as the peer (its requester or a DBA).
+    Forget {
+        /// Run id.
+        run: String,
+    },
 }
 
 /// One path given on the command line: a file, or a directory with the
@@ -124,6 +146,12 @@ pub struct Reply {
     /// `<records> <tag>` (`head`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
+    /// What the command prints on standard output (`cleanup`, `forget`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// The table name to type to confirm (`cleanup` without `confirm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
 }
 
 impl Reply {
@@ -132,6 +160,18 @@ impl Reply {
         Reply {
             v: VERSION,
             ok: true,
+            ..Reply::default()
+        }
+    }
+
+    /// What a command run in the service had to say.
+    pub fn outcome(o: crate::cmd::Outcome) -> Reply {
+        Reply {
+            v: VERSION,
+            ok: o.code == 0,
+            output: (!o.out.is_empty()).then_some(o.out),
+            error: (!o.err.is_empty()).then_some(o.err),
+            exit: Some(o.code),
             ..Reply::default()
         }
     }

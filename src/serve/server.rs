@@ -160,7 +160,101 @@ async fn connection(svc: Arc<Service>, stream: UnixStream) {
             let reply = runs(&svc);
             send(reader.get_mut(), &reply).await;
         }
+        Op::Cleanup {
+            run,
+            backups,
+            confirm,
+            shown,
+        } => {
+            let reply = cleanup(&svc, &user, &run, backups, confirm, shown)
+                .await
+                .unwrap_or_else(|e| Reply::error(e, 2));
+            eprintln!(
+                "serve: cleanup of {run} by {user}: exit {}",
+                reply.exit.unwrap_or(0)
+            );
+            send(reader.get_mut(), &reply).await;
+        }
+        Op::Forget { run } => {
+            let reply = forget(svc.clone(), user.clone(), run.clone())
+                .await
+                .unwrap_or_else(|e| Reply::error(e, 2));
+            eprintln!(
+                "serve: forget {run} by {user}: exit {}",
+                reply.exit.unwrap_or(0)
+            );
+            send(reader.get_mut(), &reply).await;
+        }
     }
+}
+
+/// `cutover cleanup` as the peer `user`: the same checks as a local one
+/// (a DBA, the run ended, no live tool), on the service's run directory.
+async fn cleanup(
+    svc: &Service,
+    user: &str,
+    run: &str,
+    backups: bool,
+    confirm: Option<String>,
+    shown: Option<String>,
+) -> Result<Reply, String> {
+    use crate::cmd::cleanup::{Surveyed, carry_out, survey};
+    let dir = run_dir(svc, run)?;
+    let survey = match survey(&dir, run, user, backups).await.map_err(|e| e.0)? {
+        Surveyed::Stop(o) => return Ok(Reply::outcome(o)),
+        Surveyed::Ready(s) => s,
+    };
+    let Some(typed) = confirm else {
+        return Ok(Reply {
+            output: Some(survey.listing.clone()),
+            confirm: Some(survey.table.clone()),
+            ..Reply::ok()
+        });
+    };
+    let listing = survey.listing.clone();
+    match shown {
+        // What was confirmed is what runs: a change in between (another
+        // cleanup, a tool that left more) is shown again first.
+        Some(seen) if seen != listing => Ok(Reply::outcome(crate::cmd::Outcome {
+            out: listing,
+            err: "what is left changed since it was shown (above now); nothing was run: run cutover cleanup again".into(),
+            code: 3,
+        })),
+        Some(_) => Ok(Reply::outcome(carry_out(survey, &typed).await.map_err(|e| e.0)?)),
+        None => {
+            let mut o = carry_out(survey, &typed).await.map_err(|e| e.0)?;
+            o.out = format!("{listing}{}", o.out);
+            Ok(Reply::outcome(o))
+        }
+    }
+}
+
+/// `cutover forget` as the peer `user`: only the run's requester or a DBA
+/// may remove a run's directory from the service.
+async fn forget(svc: Arc<Service>, user: String, run: String) -> Result<Reply, String> {
+    let _dir = run_dir(&svc, &run)?;
+    tokio::task::spawn_blocking(move || {
+        let cfg = crate::config::Config::load(&svc.config).map_err(|e| e.to_string())?;
+        let key = crate::audit::AuditKey::load(svc.key_file.as_deref())
+            .map_err(|e| format!("the service's audit key: {e}"))?;
+        let who = crate::policy::Directory::new(&cfg.policy)
+            .resolve(&crate::policy::Actor::local(user.clone()));
+        let o = crate::cmd::runs::forget_in(&svc.trail, key, &svc.runs, &run, &user, |state| {
+            let requester = state.requester.as_deref() == Some(who.person.as_str());
+            if requester || who.role == Some(crate::policy::Role::Dba) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "forgetting run {run} needs its requester or a DBA; {} ({user}) is neither",
+                    who.name
+                ))
+            }
+        })
+        .map_err(|e| e.0)?;
+        Ok(Reply::outcome(o))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 fn parse(line: &str) -> Result<Op, String> {
