@@ -236,6 +236,47 @@ fn two_writers_are_serialized_by_the_lock() {
     assert_eq!(r.records, 20);
 }
 
+/// A reader (verify, show, export, a supervisor's start) while another
+/// process appends sees a whole trail, never a line half written (a false
+/// "torn": the kernel extends a file page by page while a write copies in,
+/// and CI caught `audit export` reading 38 bytes of a Slack record). Here the
+/// writer is frozen mid-line, holding the trail's lock as an append does.
+#[test]
+fn a_reader_during_an_append_waits_for_the_whole_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = dir.path().join("audit.jsonl");
+    let head = PathBuf::from(format!("{}.head", p.display()));
+    let ev = events(2);
+    let (mut t, _) = Trail::open(&p, key()).unwrap_or_else(|e| panic!("{e}"));
+    t.append(&ev[0]).unwrap_or_else(|e| panic!("{e}"));
+    let one = std::fs::read(&p).unwrap_or_else(|e| panic!("{e}"));
+    let head_one = std::fs::read(&head).unwrap_or_else(|e| panic!("{e}"));
+    t.append(&ev[1]).unwrap_or_else(|e| panic!("{e}"));
+    drop(t);
+    let line = std::fs::read(&p).unwrap_or_else(|e| panic!("{e}"))[one.len()..].to_vec();
+    // Back to one record, then the second written in two halves under the lock.
+    std::fs::write(&p, &one).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&head, &head_one).unwrap_or_else(|e| panic!("{e}"));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.lock().unwrap_or_else(|e| panic!("{e}"));
+    let half = line.len() / 2;
+    f.write_all(&line[..half]).unwrap_or_else(|e| panic!("{e}"));
+    let reader = {
+        let p = p.clone();
+        std::thread::spawn(move || verify_file(&p, &key()).unwrap_or_else(|e| panic!("{e}")))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    f.write_all(&line[half..]).unwrap_or_else(|e| panic!("{e}"));
+    f.unlock().unwrap_or_else(|e| panic!("{e}"));
+    let r = reader.join().unwrap_or_else(|_| panic!("reader panicked"));
+    assert!(r.ok(), "{:?}", r.problem);
+    assert_eq!(r.records, 2);
+}
+
 #[test]
 fn show_filters_by_run_and_export_renders_json_and_csv() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -427,8 +427,7 @@ pub fn read_file(
     path: &Path,
     key: &AuditKey,
 ) -> Result<(Vec<VerifiedEntry>, VerifyReport), AuditError> {
-    let bytes = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
-    let head = read_head(path, key);
+    let (bytes, head) = read_locked(path, key)?;
     let anchor = match &head {
         HeadFile::Valid(a) => Some(a),
         _ => None,
@@ -444,6 +443,24 @@ pub fn read_file(
         };
     }
     Ok((entries, report))
+}
+
+/// The trail's bytes and its head side file, read under the trail's shared
+/// lock: an append holds the exclusive one while it writes, so a reader
+/// never sees a line half written (a false "torn") nor a head written after
+/// the bytes it read (a false "cut"). Where the file system has no locks,
+/// read as is.
+fn read_locked(path: &Path, key: &AuditKey) -> Result<(Vec<u8>, HeadFile), AuditError> {
+    let mut file = std::fs::File::open(path).map_err(|e| AuditError::io(path, e))?;
+    let locked = file.lock_shared().is_ok();
+    let mut bytes = Vec::new();
+    let read = file.read_to_end(&mut bytes);
+    let head = read_head(path, key);
+    if locked {
+        let _ = file.unlock();
+    }
+    read.map_err(|e| AuditError::io(path, e))?;
+    Ok((bytes, head))
 }
 
 /// `cutover audit verify`: checks the whole chain and names the first bad record.
