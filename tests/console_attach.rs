@@ -1,7 +1,7 @@
 //! `cutover attach` to a run started headless, on the throwaway PostgreSQL
 //! primary + replica, in a real terminal (tmux): the console shows the event
 //! log from before it attached and the lag chart's history at once, not an
-//! empty screen.
+//! empty screen; `attach --no-tui` prints the earlier events first.
 
 mod db_common;
 
@@ -143,6 +143,15 @@ async fn attach_to_a_headless_run_shows_its_history() {
         }
     }
     drop(w);
+    // A headless attach prints the events from before it attached too.
+    let lines = Command::new(bin)
+        .args(["attach", &run, "--no-tui", "--read-only"])
+        .current_dir(d)
+        .env("CUTOVER_AUDIT_KEY", KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let t = Tmux {
         server: format!("cutover-attach-{}", std::process::id()),
@@ -186,4 +195,22 @@ async fn attach_to_a_headless_run_shows_its_history() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(code.success(), "{printed}");
     assert!(printed.contains("SUCCEEDED"), "{printed}");
+    let followed = tokio::task::spawn_blocking(move || lines.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let followed = String::from_utf8_lossy(&followed.stdout).to_string();
+    assert!(
+        followed.contains("earlier:")
+            && followed.contains("approval requested")
+            && followed.contains("started by")
+            && followed.contains("SUCCEEDED"),
+        "attach --no-tui:\n{followed}"
+    );
+    // Each event once, though history and stream meet.
+    assert_eq!(
+        followed.matches("started by").count(),
+        1,
+        "attach --no-tui:\n{followed}"
+    );
 }

@@ -124,7 +124,10 @@ pub async fn follow(
     out: &mut (dyn Write + Send),
 ) -> Result<Console, SupervisorError> {
     let mut sub = Client::connect(socket).await?;
-    sub.subscribe(4096).await?;
+    // With the run's history: a client that attaches late (or re-opens a
+    // run) prints what happened before it too, as the console shows it.
+    sub.attach(4096).await?;
+    let mut printed_to = 0u64;
     let mut cmd = if auto_start {
         Some(Client::connect(socket).await?)
     } else {
@@ -135,8 +138,20 @@ pub async fn follow(
         let Some(m) = sub.next().await? else { break };
         console.apply(&m);
         match &m {
-            ServerMsg::Event { record, .. } => {
+            ServerMsg::History { backlog } => {
+                if format == LineFormat::Text && !backlog.events.is_empty() {
+                    let _ = writeln!(out, "earlier:");
+                }
+                for record in &backlog.events {
+                    let _ = writeln!(out, "{}", line(record, format));
+                    printed_to = printed_to.max(record.seq);
+                }
+                let _ = out.flush();
+            }
+            // An event of the history may also be streamed: printed once.
+            ServerMsg::Event { record, .. } if record.seq > printed_to => {
                 let _ = writeln!(out, "{}", line(record, format));
+                printed_to = record.seq;
                 let _ = out.flush();
             }
             ServerMsg::State { state } if format == LineFormat::Text => {
