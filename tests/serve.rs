@@ -167,6 +167,35 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The service's cutover.toml: one prod target on `engine` at `dsn`, the
+/// requester (rita) and the second DBA (bob), no staging rehearsal needed;
+/// `extra` is appended.
+fn service_config(engine: &str, dsn: &str, extra: &str) -> String {
+    format!(
+        r#"[[targets]]
+name = "prod"
+engine = "{engine}"
+environment = "prod"
+primary = "{dsn}"
+executor = "native"
+
+[[policy.people]]
+id = "rita"
+role = "dba"
+local = ["{REQ}"]
+
+[[policy.people]]
+id = "bob"
+role = "dba"
+local = ["{DBA}"]
+
+[policy.promotion]
+require_staging_for_prod = false
+
+{extra}"#
+    )
+}
+
 /// The tests that create the OS users run one at a time (one removes them
 /// when it ends).
 static USERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -353,28 +382,7 @@ async fn pg_service_mode_separates_requester_and_approver() {
     let _one = USERS.lock().await;
     let _users = Users::create();
     let l = Layout::start(
-        &format!(
-            r#"[[targets]]
-name = "prod"
-engine = "postgres"
-environment = "prod"
-primary = "{dsn}"
-executor = "native"
-
-[[policy.people]]
-id = "rita"
-role = "dba"
-local = ["{REQ}"]
-
-[[policy.people]]
-id = "bob"
-role = "dba"
-local = ["{DBA}"]
-
-[policy.promotion]
-require_staging_for_prod = false
-"#
-        ),
+        &service_config("postgres", &dsn, ""),
         ("V1__drop.sql", "DROP TABLE serve_victim;\n"),
     );
     let (bin, state, req, dba) = (l.bin.clone(), l.state.clone(), l.req.clone(), l.dba.clone());
@@ -589,34 +597,11 @@ async fn mariadb_service_mode_cleanup_and_forget_run_as_the_person() {
     let _one = USERS.lock().await;
     let _users = Users::create();
     let l = Layout::start(
-        &format!(
-            r#"[[targets]]
-name = "prod"
-engine = "mysql"
-environment = "prod"
-primary = "{dsn}"
-executor = "native"
-
-[[policy.people]]
-id = "rita"
-role = "dba"
-local = ["{REQ}"]
-
-[[policy.people]]
-id = "bob"
-role = "dba"
-local = ["{DBA}"]
-
-[policy.promotion]
-require_staging_for_prod = false
-
-# The run itself needs no approval here (prod/medium): housekeeping is the point.
-[[policy.approvals.rules]]
-environment = "prod"
-risk = "high"
-count = 1
-roles = ["dba"]
-"#
+        &service_config(
+            "mysql",
+            &dsn,
+            // The run itself needs no approval here (prod/medium): housekeeping is the point.
+            "[[policy.approvals.rules]]\nenvironment = \"prod\"\nrisk = \"high\"\ncount = 1\nroles = [\"dba\"]\n",
         ),
         ("V1__add.sql", "ALTER TABLE serve_t ADD COLUMN c2 INT;\n"),
     );

@@ -179,6 +179,15 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// A section field on one line: "*Label*\nA\nB" → "*Label*: A, B" (a field
+/// of several lines, such as one replica per line, stays readable).
+fn field_line(text: &str) -> String {
+    match text.split_once('\n') {
+        Some((label, rest)) => format!("{label}: {}", rest.replace('\n', ", ")),
+        None => text.to_string(),
+    }
+}
+
 /// A message's blocks as text lines.
 fn blocks_text(args: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -195,7 +204,7 @@ fn blocks_text(args: &Value) -> Vec<String> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|f| text_of(f).replace('\n', ": "))
+                    .map(|f| field_line(&text_of(f)))
                     .collect();
                 if !fields.is_empty() {
                     out.push(fields.join(" · "));
@@ -276,6 +285,17 @@ mod tests {
             .filter_map(|v| v["seq"].as_u64())
             .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_field_of_several_lines_reads_as_a_list() {
+        let lines = blocks_text(&json!({"blocks": [{"type": "section", "fields": [
+            {"type": "mrkdwn", "text": "*Rows*\n48,000"},
+            {"type": "mrkdwn", "text": "*Replica lag*\n🟢 `r1` 0.2s / 1.5s\n🔴 `r2` 1.9s / 1.5s"}]}]}));
+        assert_eq!(
+            lines,
+            vec!["*Rows*: 48,000 · *Replica lag*: 🟢 `r1` 0.2s / 1.5s, 🔴 `r2` 1.9s / 1.5s"]
+        );
     }
 
     #[tokio::test]
