@@ -27,6 +27,7 @@
 //! refuses as "applied with different content").
 
 mod db_common;
+use db_common::{my, with_db};
 mod slack_double;
 
 use mysql_async::prelude::Queryable;
@@ -238,18 +239,6 @@ impl Eng {
             }
         }
     }
-}
-
-async fn my(dsn: &str) -> mysql_async::Conn {
-    let opts = mysql_async::Opts::from_url(dsn).unwrap_or_else(|e| panic!("{e}"));
-    mysql_async::Conn::new(opts)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn with_db(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
-    format!("{base}/{db}")
 }
 
 fn os_user() -> String {

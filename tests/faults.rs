@@ -10,6 +10,7 @@
 //! restores what it broke (also when it fails) through `scripts/topology`.
 
 mod db_common;
+use db_common::{my, with_db};
 
 use cutover::audit::{AuditKey, Entry, read_file};
 use cutover::exec::native_pg::{NativePg, PgExecOptions};
@@ -92,17 +93,6 @@ impl Drop for Broken {
 }
 
 // ------------------------------------------------------------- databases --
-
-fn with_db(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
-    format!("{base}/{db}")
-}
-
-async fn my(dsn: &str) -> mysql_async::Conn {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(dsn).unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("{dsn}: {e}"))
-}
 
 /// A fresh database `db` holding `kf (id, c, v)` with `rows` rows; its DSN.
 async fn fresh_table(eng: Eng, db: &str, rows: i64) -> Option<String> {

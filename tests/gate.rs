@@ -32,49 +32,11 @@ impl Eng {
     }
 }
 
-fn with_db(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
-    format!("{base}/{db}")
-}
-
 /// A fresh database `db` on the engine's primary; its DSN, or `None` to skip.
 async fn fresh_db(eng: Eng, db: &str) -> Option<String> {
     match eng {
-        Eng::Pg => {
-            let admin = db_common::url("CUTOVER_TEST_PG_PRIMARY")?;
-            let c = db_common::pg(&admin).await;
-            // CREATE DATABASE copies template1, which fails while another
-            // test's CREATE DATABASE is copying it: retry.
-            let mut last = None;
-            for _ in 0..100 {
-                let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-                let create = format!("CREATE DATABASE {db}");
-                let res = match c.batch_execute(&drop).await {
-                    Ok(()) => c.batch_execute(&create).await,
-                    Err(e) => Err(e),
-                };
-                match res {
-                    Ok(()) => return Some(with_db(&admin, db)),
-                    Err(e) => last = Some(format!("{e:?}")),
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            panic!("creating database {db}: {last:?}")
-        }
-        Eng::My => {
-            use mysql_async::prelude::Queryable;
-            let admin = db_common::url("CUTOVER_TEST_MY_PRIMARY")?;
-            let opts = mysql_async::Opts::from_url(&admin).unwrap_or_else(|e| panic!("{e}"));
-            let mut c = mysql_async::Conn::new(opts)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            c.query_drop(format!(
-                "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-            Some(with_db(&admin, db))
-        }
+        Eng::Pg => db_common::fresh_pg(db).await,
+        Eng::My => db_common::fresh_my(db).await,
     }
 }
 

@@ -6,6 +6,7 @@
 //! binaries' history rows do not interfere.
 
 mod db_common;
+use db_common::with_db;
 use db_common::{pg, url};
 
 use cutover::exec::native_mysql::{MyExecOptions, NativeMysql};
@@ -20,12 +21,6 @@ use mysql_async::prelude::*;
 use std::path::Path;
 use std::process::Command;
 use tokio::sync::mpsc;
-
-/// The URL with its database replaced.
-fn with_db(dsn: &str, db: &str) -> String {
-    let (base, _) = dsn.rsplit_once('/').expect("URL with a database");
-    format!("{base}/{db}")
-}
 
 fn load(paths: &[&Path], engine: Engine) -> Vec<Migration> {
     load_paths(

@@ -13,6 +13,7 @@
 //! says the run was interrupted and what was resumed.
 
 mod db_common;
+use db_common::my;
 
 use cutover::audit::{AuditKey, Entry, read_file};
 use cutover::run::{EventRecord, Phase, RunState};
@@ -31,53 +32,12 @@ enum Eng {
     My,
 }
 
-fn with_db(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
-    format!("{base}/{db}")
-}
-
 /// A fresh database `db` on the engine's primary; its DSN, or `None` to skip.
 async fn fresh_db(eng: Eng, db: &str) -> Option<String> {
     match eng {
-        Eng::Pg => {
-            let admin = db_common::url("CUTOVER_TEST_PG_PRIMARY")?;
-            let c = db_common::pg(&admin).await;
-            // CREATE DATABASE copies template1, which fails while another
-            // test's CREATE DATABASE is copying it: retry.
-            let mut last = None;
-            for _ in 0..100 {
-                let res = match c
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                    .await
-                {
-                    Ok(()) => c.batch_execute(&format!("CREATE DATABASE {db}")).await,
-                    Err(e) => Err(e),
-                };
-                match res {
-                    Ok(()) => return Some(with_db(&admin, db)),
-                    Err(e) => last = Some(format!("{e:?}")),
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("creating database {db}: {last:?}")
-        }
-        Eng::My => {
-            let admin = db_common::url("CUTOVER_TEST_MY_PRIMARY")?;
-            let mut c = my(&admin).await;
-            c.query_drop(format!(
-                "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-            Some(with_db(&admin, db))
-        }
+        Eng::Pg => db_common::fresh_pg(db).await,
+        Eng::My => db_common::fresh_my(db).await,
     }
-}
-
-async fn my(dsn: &str) -> mysql_async::Conn {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(dsn).unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("{dsn}: {e}"))
 }
 
 /// One integer from `sql` on either engine.

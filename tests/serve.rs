@@ -9,6 +9,7 @@
 //! they must run.
 
 mod db_common;
+use db_common::with_db;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,34 +21,6 @@ const GROUP: &str = "cutover-t";
 const SVC: &str = "cutover-t-svc";
 const REQ: &str = "cutover-t-req";
 const DBA: &str = "cutover-t-dba";
-
-fn with_db(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
-    format!("{base}/{db}")
-}
-
-/// A fresh PostgreSQL database; its DSN, or `None` to skip.
-async fn fresh_pg(db: &str) -> Option<String> {
-    let admin = db_common::url("CUTOVER_TEST_PG_PRIMARY")?;
-    let c = db_common::pg(&admin).await;
-    let mut last = None;
-    // CREATE DATABASE fails while another test copies template1: retry.
-    for _ in 0..100 {
-        let res = match c
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-            .await
-        {
-            Ok(()) => c.batch_execute(&format!("CREATE DATABASE {db}")).await,
-            Err(e) => Err(e),
-        };
-        match res {
-            Ok(()) => return Some(with_db(&admin, db)),
-            Err(e) => last = Some(format!("{e:?}")),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("creating database {db}: {last:?}")
-}
 
 async fn table_exists(dsn: &str, table: &str) -> bool {
     let c = db_common::pg(dsn).await;
@@ -369,7 +342,7 @@ async fn pg_service_mode_separates_requester_and_approver() {
     if !root_or_skip("pg_service_mode_separates_requester_and_approver") {
         return;
     }
-    let Some(dsn) = fresh_pg("serve_users").await else {
+    let Some(dsn) = db_common::fresh_pg("serve_users").await else {
         return;
     };
     db_common::pg(&dsn)
@@ -812,7 +785,7 @@ fn runs_in(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn pg_changing_the_targets_executor_voids_the_approval() {
-    let Some(dsn) = fresh_pg("serve_digest").await else {
+    let Some(dsn) = db_common::fresh_pg("serve_digest").await else {
         return;
     };
     let p = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

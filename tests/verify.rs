@@ -5,6 +5,7 @@
 //! point of verify), not asserted away.
 
 mod db_common;
+use db_common::with_db;
 use db_common::{pg, url};
 
 use cutover::cli::{PlanOpts, VerifyArgs};
@@ -267,11 +268,6 @@ const MY_SETUP: &[&str] = &[
     "CREATE TABLE pr (id INT NOT NULL, c INT) ENGINE=InnoDB PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN (200))",
     "INSERT INTO pr SELECT seq, seq FROM seq_1_to_150",
 ];
-
-fn with_db(dsn: &str, db: &str) -> String {
-    let (base, _) = dsn.rsplit_once('/').unwrap();
-    format!("{base}/{db}")
-}
 
 fn write_fixture(dir: &Path, engine: &str, env: &str, dsn: &str, stmts: &[&str]) -> VerifyArgs {
     let mig = dir.join("migrations");

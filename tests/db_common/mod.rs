@@ -17,6 +17,57 @@ pub fn url(var: &str) -> Option<String> {
     }
 }
 
+/// The URL with its database replaced by `db`.
+pub fn with_db(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
+    format!("{base}/{db}")
+}
+
+/// A fresh database `db` on the PostgreSQL primary; its DSN, or `None` to skip.
+pub async fn fresh_pg(db: &str) -> Option<String> {
+    let admin = url("CUTOVER_TEST_PG_PRIMARY")?;
+    let c = pg(&admin).await;
+    // CREATE DATABASE copies template1, which fails while another test's
+    // CREATE DATABASE is copying it: retry.
+    let mut last = None;
+    for _ in 0..100 {
+        let res = match c
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .await
+        {
+            Ok(()) => c.batch_execute(&format!("CREATE DATABASE {db}")).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => return Some(with_db(&admin, db)),
+            Err(e) => last = Some(format!("{e:?}")),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("creating database {db}: {last:?}")
+}
+
+/// A fresh database `db` on the MariaDB primary; its DSN, or `None` to skip.
+pub async fn fresh_my(db: &str) -> Option<String> {
+    use mysql_async::prelude::Queryable;
+    let admin = url("CUTOVER_TEST_MY_PRIMARY")?;
+    let mut c = my(&admin).await;
+    c.query_drop(format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    Some(with_db(&admin, db))
+}
+
+/// A MariaDB connection.
+pub async fn my(dsn: &str) -> mysql_async::Conn {
+    let opts = mysql_async::Opts::from_url(dsn).unwrap_or_else(|e| panic!("{e}"));
+    mysql_async::Conn::new(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{dsn}: {e}"))
+}
+
 /// A PostgreSQL client whose connection task runs in the background.
 pub async fn pg(dsn: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
