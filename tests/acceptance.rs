@@ -27,7 +27,7 @@
 //! refuses as "applied with different content").
 
 mod db_common;
-use db_common::{my, with_db};
+use db_common::my;
 mod slack_double;
 
 use mysql_async::prelude::Queryable;
@@ -117,30 +117,7 @@ impl Eng {
         let rows = self.rows();
         match self {
             Eng::Pg => {
-                let c = db_common::pg(admin).await;
-                // CREATE DATABASE copies template1, which fails while another
-                // test's CREATE DATABASE is copying it: retry.
-                let mut last = None;
-                let mut made = false;
-                for _ in 0..100 {
-                    let res = match c
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                        .await
-                    {
-                        Ok(()) => c.batch_execute(&format!("CREATE DATABASE {db}")).await,
-                        Err(e) => Err(e),
-                    };
-                    match res {
-                        Ok(()) => {
-                            made = true;
-                            break;
-                        }
-                        Err(e) => last = Some(format!("{e:?}")),
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                assert!(made, "creating database {db}: {last:?}");
-                let dsn = with_db(admin, db);
+                let dsn = db_common::fresh_pg_on(admin, db).await;
                 let c = db_common::pg(&dsn).await;
                 c.batch_execute(&format!(
                     "CREATE TABLE acc_items (id bigint PRIMARY KEY, val int NOT NULL, note text);
@@ -155,13 +132,7 @@ impl Eng {
                 dsn
             }
             Eng::My => {
-                let mut c = my(admin).await;
-                c.query_drop(format!(
-                    "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
-                ))
-                .await
-                .unwrap_or_else(|e| panic!("creating {db}: {e}"));
-                let dsn = with_db(admin, db);
+                let dsn = db_common::fresh_my_on(admin, db).await;
                 let mut c = my(&dsn).await;
                 c.query_drop(format!(
                     "CREATE TABLE acc_items (id bigint PRIMARY KEY, val int NOT NULL, note varchar(64)) ENGINE=InnoDB;

@@ -41,26 +41,7 @@ pub fn load_rules(cfg: Option<&Config>, cli: Option<&Path>) -> Result<RuleSet, I
     Ok(rs)
 }
 
-/// Where staging rehearsals are recorded: the trail, the run directories and
-/// the key that verifies the trail. Prod estimates are calibrated from them,
-/// so they must be the ones the runs wrote (a service's, or `--trail`'s), not
-/// whatever `.cutover/` happens to be in the working directory.
-#[derive(Debug, Clone)]
-pub struct StagingHistory {
-    pub trail: PathBuf,
-    pub runs: PathBuf,
-    pub key_file: Option<PathBuf>,
-}
-
-impl Default for StagingHistory {
-    fn default() -> Self {
-        StagingHistory {
-            trail: ".cutover/audit.jsonl".into(),
-            runs: ".cutover/runs".into(),
-            key_file: None,
-        }
-    }
-}
+pub use crate::verify::calibrate::StagingHistory;
 
 /// Builds the plan for the given options.
 pub fn build(opts: &PlanOpts) -> Result<(Plan, RuleSet), InputError> {

@@ -311,6 +311,27 @@ pub fn from_history(
     })
 }
 
+/// Where staging rehearsals are recorded: the trail, the run directories and
+/// the key that verifies the trail. Prod estimates are calibrated from them,
+/// so they must be the ones the runs wrote (a service's, or `--trail`'s), not
+/// whatever `.cutover/` happens to be in the working directory.
+#[derive(Debug, Clone)]
+pub struct StagingHistory {
+    pub trail: std::path::PathBuf,
+    pub runs: std::path::PathBuf,
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+impl Default for StagingHistory {
+    fn default() -> Self {
+        StagingHistory {
+            trail: ".cutover/audit.jsonl".into(),
+            runs: ".cutover/runs".into(),
+            key_file: None,
+        }
+    }
+}
+
 /// Calibration for a plan on `target` (prod only), from the trail at
 /// `trail` (verified with the audit key) and run directories under `runs`.
 /// `None` when there is nothing trustworthy to calibrate from.
@@ -318,7 +339,7 @@ pub fn for_target(
     cfg: Option<&crate::config::Config>,
     target: &crate::config::TargetConfig,
     default_tp: Throughput,
-    history: &crate::cmd::plan::StagingHistory,
+    history: &StagingHistory,
 ) -> Option<Calibration> {
     if target.environment != crate::config::Stage::Prod || !history.trail.exists() {
         return None;

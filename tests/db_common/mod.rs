@@ -26,7 +26,12 @@ pub fn with_db(url: &str, db: &str) -> String {
 /// A fresh database `db` on the PostgreSQL primary; its DSN, or `None` to skip.
 pub async fn fresh_pg(db: &str) -> Option<String> {
     let admin = url("CUTOVER_TEST_PG_PRIMARY")?;
-    let c = pg(&admin).await;
+    Some(fresh_pg_on(&admin, db).await)
+}
+
+/// A fresh database `db` on the PostgreSQL server of `admin`; its DSN.
+pub async fn fresh_pg_on(admin: &str, db: &str) -> String {
+    let c = pg(admin).await;
     // CREATE DATABASE copies template1, which fails while another test's
     // CREATE DATABASE is copying it: retry.
     let mut last = None;
@@ -39,7 +44,7 @@ pub async fn fresh_pg(db: &str) -> Option<String> {
             Err(e) => Err(e),
         };
         match res {
-            Ok(()) => return Some(with_db(&admin, db)),
+            Ok(()) => return with_db(admin, db),
             Err(e) => last = Some(format!("{e:?}")),
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -49,15 +54,20 @@ pub async fn fresh_pg(db: &str) -> Option<String> {
 
 /// A fresh database `db` on the MariaDB primary; its DSN, or `None` to skip.
 pub async fn fresh_my(db: &str) -> Option<String> {
-    use mysql_async::prelude::Queryable;
     let admin = url("CUTOVER_TEST_MY_PRIMARY")?;
-    let mut c = my(&admin).await;
+    Some(fresh_my_on(&admin, db).await)
+}
+
+/// A fresh database `db` on the MariaDB server of `admin`; its DSN.
+pub async fn fresh_my_on(admin: &str, db: &str) -> String {
+    use mysql_async::prelude::Queryable;
+    let mut c = my(admin).await;
     c.query_drop(format!(
         "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
     ))
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    Some(with_db(&admin, db))
+    .unwrap_or_else(|e| panic!("creating {db}: {e}"));
+    with_db(admin, db)
 }
 
 /// A MariaDB connection.
