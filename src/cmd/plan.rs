@@ -79,16 +79,14 @@ fn build_inner(
         }
         None => None,
     };
-    let model_throughput = rules.throughput;
-    if let Some(tp) = target.as_ref().and_then(|t| t.throughput) {
-        rules.throughput = tp;
-    }
     // Prod estimates use what staging rehearsals measured (crate::verify::calibrate).
-    let calibration = target.as_ref().and_then(|t| {
-        crate::verify::calibrate::for_target(cfg.as_ref(), t, model_throughput, history)
-    });
-    if let Some(c) = &calibration {
-        rules.throughput = c.apply(rules.throughput);
+    let mut calibration = None;
+    if let Some(t) = &target {
+        let (tp, c) = crate::verify::calibrate::target_throughput(rules.throughput, t, |model| {
+            crate::verify::calibrate::for_target(cfg.as_ref(), t, model, history)
+        });
+        rules.throughput = tp;
+        calibration = c;
     }
     let version = opts
         .engine_version
@@ -205,8 +203,8 @@ fn build_inner(
             .unwrap_or(Risk::Low);
         plan.history = Some(h.0);
     }
-    if let (Some(c), Some(h)) = (&calibration, plan.history.as_mut()) {
-        h.notes.push(c.describe());
+    if let (Some(c), Some(t)) = (&calibration, &target) {
+        c.note(&mut plan, &t.name);
     }
     Ok((plan, rules, migrations))
 }

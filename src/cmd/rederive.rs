@@ -85,24 +85,14 @@ pub fn derive(
     let migrations =
         stored::load(run_dir, target.engine, versions).map_err(|e| InputError(e.to_string()))?;
     let mut rules = load_rules(Some(cfg), rules.map(|p| p.as_path()))?;
-    let model_throughput = rules.throughput;
-    if let Some(tp) = target.throughput {
-        rules.throughput = tp;
-    }
     // The same staging calibration `cutover run` planned with, so the
     // supervisor's pre-flight and window check use the estimates shown.
-    let calibration = rehearsals.and_then(|r| {
-        crate::verify::calibrate::from_trail(
-            Some(cfg),
-            &target,
-            model_throughput,
-            r.entries,
-            r.runs,
-        )
-    });
-    if let Some(c) = &calibration {
-        rules.throughput = c.apply(rules.throughput);
-    }
+    let (tp, calibration) =
+        crate::verify::calibrate::target_throughput(rules.throughput, &target, |model| {
+            let r = rehearsals?;
+            crate::verify::calibrate::from_trail(Some(cfg), &target, model, r.entries, r.runs)
+        });
+    rules.throughput = tp;
     let dsn = crate::config::interpolate(&target.primary)
         .map_err(|m| InputError(format!("target '{}': {m}", target.name)))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -128,13 +118,7 @@ pub fn derive(
     };
     let mut plan = risk::classify(&migrations, &ctx);
     if let Some(c) = &calibration {
-        plan.history
-            .get_or_insert_with(|| crate::model::HistoryCheck {
-                target: target.name.clone(),
-                ..Default::default()
-            })
-            .notes
-            .push(c.describe());
+        c.note(&mut plan, &target.name);
     }
     bind_target_executor(&mut plan, &target);
     let spec = RunSpec::from_plan(

@@ -264,6 +264,17 @@ impl Calibration {
         tp
     }
 
+    /// Says so in `plan`'s notes (those of its history check on `target`).
+    pub fn note(&self, plan: &mut Plan, target: &str) {
+        plan.history
+            .get_or_insert_with(|| crate::model::HistoryCheck {
+                target: target.to_string(),
+                ..Default::default()
+            })
+            .notes
+            .push(self.describe());
+    }
+
     /// "calibrated from staging run r1 (copy/rewrite 85.3 MB/s on staging)".
     pub fn describe(&self) -> String {
         let parts: Vec<String> = self
@@ -309,6 +320,22 @@ pub fn from_history(
     (!by_kind.is_empty()).then(|| Calibration {
         measured: by_kind.into_values().collect(),
     })
+}
+
+/// The throughput a target's estimates use: its own figures over the
+/// model's, then what staging measured (`measure` gets the model's figures
+/// and answers only for prod). One rule for `plan` and the supervisor, so a
+/// run estimates as its plan did.
+pub fn target_throughput(
+    model: Throughput,
+    target: &crate::config::TargetConfig,
+    measure: impl FnOnce(Throughput) -> Option<Calibration>,
+) -> (Throughput, Option<Calibration>) {
+    let own = target.throughput.unwrap_or(model);
+    match measure(model) {
+        Some(c) => (c.apply(own), Some(c)),
+        None => (own, None),
+    }
 }
 
 /// Where staging rehearsals are recorded: the trail, the run directories and
